@@ -1,0 +1,31 @@
+"""A master-key provider made of the current provider plus retired ones kept for decryption."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sprongus.domain.errors import KeyProviderError
+from sprongus.ports.crypto import MasterKeyProvider, WrappedKey
+
+
+class CompositeMasterKeyProvider:
+    """Wraps with the current provider; unwraps with whichever provider knows the key id (like MultiFernet)."""
+
+    def __init__(self, current: MasterKeyProvider, retired: Sequence[MasterKeyProvider] = ()) -> None:
+        self.current = current
+        self._all = [current, *retired]
+
+    def current_key_id(self) -> str:
+        return self.current.current_key_id()
+
+    def wrap(self, dek: bytes, aad: bytes) -> WrappedKey:
+        return self.current.wrap(dek, aad)
+
+    def unwrap(self, wrapped: bytes, key_id: str, aad: bytes) -> bytes:
+        for provider in self._all:
+            if provider.can_unwrap(key_id):
+                return provider.unwrap(wrapped, key_id, aad)
+        raise KeyProviderError(f"no configured key provider holds master key {key_id}")
+
+    def can_unwrap(self, key_id: str) -> bool:
+        return any(provider.can_unwrap(key_id) for provider in self._all)

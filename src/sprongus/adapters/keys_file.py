@@ -1,0 +1,62 @@
+"""The `file` key provider's storage: a 0600 keyring file in the user config dir (headless fallback)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from pathlib import Path
+
+from sprongus.adapters.keys_local import KeyVersions
+from sprongus.domain.errors import KeyProviderError
+
+
+class FileKeyStore:
+    """Loads the key versions, creating them on first use. Refuses a file that others can read."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load_or_create(self) -> tuple[KeyVersions, bool]:
+        """(versions, created_now)."""
+        try:
+            return self.load(), False
+        except FileNotFoundError:
+            pass
+        versions = KeyVersions.fresh()
+        try:
+            self._write(versions, exclusive=True)
+        except FileExistsError:  # another process created it first: use theirs
+            return self.load(), False
+        return versions, True
+
+    def load(self) -> KeyVersions:
+        fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "r", encoding="utf-8") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            if mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise KeyProviderError(f"key file {self.path} is accessible by other users "
+                                       f"(mode {stat.S_IMODE(mode):o}); run: chmod 600 {self.path}")
+            return KeyVersions.loads(handle.read(), f"key file {self.path}")
+
+    def add_master_key(self) -> KeyVersions:
+        versions = self.load().with_new_master()
+        self._write(versions, exclusive=False)
+        return versions
+
+    def _write(self, versions: KeyVersions, exclusive: bool) -> None:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(versions.dumps())
+                handle.flush()
+                os.fsync(handle.fileno())
+            if exclusive:
+                os.link(tmp, self.path)  # atomic create-if-absent: FileExistsError when we lost the race
+            else:
+                os.replace(tmp, self.path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)

@@ -1,0 +1,160 @@
+"""Local master keys: a small keyring of AES-256 key versions that wraps DEKs with AES-256-GCM.
+
+Used by the env, file and keychain providers, which differ only in where the key versions are kept.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from sprongus.domain.errors import ConfigError, IntegrityError, KeyProviderError
+from sprongus.ports.crypto import WrappedKey
+
+NONCE_BYTES = 12
+KEY_BYTES = 32
+KEYRING_FORMAT = "sprongus.keyring.v1"
+_KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+@dataclass(frozen=True)
+class KeyVersions:
+    """Key versions, newest (current) first, for master keys and for value-HMAC keys."""
+
+    master: list[tuple[str, bytes]]
+    hmac: list[tuple[str, bytes]] = field(default_factory=list)
+
+    @classmethod
+    def fresh(cls) -> KeyVersions:
+        return cls([("v1", os.urandom(KEY_BYTES))], [("h1", os.urandom(KEY_BYTES))])
+
+    def with_new_master(self) -> KeyVersions:
+        return KeyVersions([(_next_id(self.master, "v"), os.urandom(KEY_BYTES)), *self.master], self.hmac)
+
+    def with_new_hmac(self) -> KeyVersions:
+        return KeyVersions(self.master, [(_next_id(self.hmac, "h"), os.urandom(KEY_BYTES)), *self.hmac])
+
+    def dumps(self) -> str:
+        def encode(keys: list[tuple[str, bytes]]) -> list[dict[str, str]]:
+            return [{"id": kid, "key": base64.b64encode(key).decode()} for kid, key in keys]
+
+        return json.dumps({"format": KEYRING_FORMAT, "created": datetime.now(UTC).isoformat(),
+                           "master": encode(self.master), "hmac": encode(self.hmac)})
+
+    @classmethod
+    def loads(cls, text: str, where: str) -> KeyVersions:
+        try:
+            doc: Any = json.loads(text)
+            if doc.get("format") != KEYRING_FORMAT:
+                raise ValueError
+            master = [(_check_id(e["id"]), _decode_key(e["key"])) for e in doc["master"]]
+            hmac = [(_check_id(e["id"]), _decode_key(e["key"])) for e in doc.get("hmac", [])]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise KeyProviderError(f"{where} does not hold a valid sprongus keyring") from None
+        if not master:
+            raise KeyProviderError(f"{where} holds no master key")
+        return cls(master, hmac)
+
+
+def _next_id(keys: list[tuple[str, bytes]], letter: str) -> str:
+    numbers = [int(kid[1:]) for kid, _ in keys if kid.startswith(letter) and kid[1:].isdigit()]
+    return f"{letter}{max(numbers, default=0) + 1}"
+
+
+def _check_id(key_id: object) -> str:
+    if not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
+        raise ValueError("bad key id")
+    return key_id
+
+
+def _decode_key(text: object) -> bytes:
+    if not isinstance(text, str):
+        raise ValueError("bad key")
+    try:
+        key = base64.b64decode(text, validate=True)
+    except binascii.Error:
+        raise ValueError("bad key") from None
+    if len(key) != KEY_BYTES:
+        raise ValueError("bad key")
+    return key
+
+
+def parse_key_list(text: str, setting: str) -> list[tuple[str, bytes]]:
+    """Parse `id:base64key[,id:base64key...]`. Errors name the setting and entry, never the key."""
+    keys: list[tuple[str, bytes]] = []
+    for index, entry in enumerate(part.strip() for part in text.split(",")):
+        key_id, sep, encoded = entry.partition(":")
+        try:
+            if not sep:
+                raise ValueError
+            keys.append((_check_id(key_id), _decode_key(encoded)))
+        except ValueError:
+            raise ConfigError(f"{setting}: entry {index + 1} must be id:base64 of a 32-byte key "
+                              "(id of [A-Za-z0-9._-])") from None
+    if len({kid for kid, _ in keys}) != len(keys):
+        raise ConfigError(f"{setting}: key ids must be unique")
+    return keys
+
+
+class LocalMasterKeyProvider:
+    """Wraps with the newest key version, unwraps with any. Raises IntegrityError on tampering."""
+
+    def __init__(self, provider: str, keys: list[tuple[str, bytes]]) -> None:
+        if not keys:
+            raise ConfigError(f"{provider}: no master key configured")
+        self.provider = provider
+        self.reload(keys)
+
+    def reload(self, keys: list[tuple[str, bytes]]) -> None:
+        """Adopt a new list of key versions (newest first), e.g. after a new master key was added."""
+        self._keys = {kid: AESGCM(key) for kid, key in keys}
+        self._current = keys[0][0]
+
+    def current_key_id(self) -> str:
+        return f"{self.provider}:{self._current}"
+
+    def wrap(self, dek: bytes, aad: bytes) -> WrappedKey:
+        nonce = os.urandom(NONCE_BYTES)
+        return WrappedKey(self.current_key_id(), nonce + self._keys[self._current].encrypt(nonce, dek, aad))
+
+    def unwrap(self, wrapped: bytes, key_id: str, aad: bytes) -> bytes:
+        version = self._version(key_id)
+        try:
+            return self._keys[version].decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], aad)
+        except (InvalidTag, ValueError):
+            raise IntegrityError() from None
+
+    def can_unwrap(self, key_id: str) -> bool:
+        provider, _, version = key_id.partition(":")
+        return provider == self.provider and version in self._keys
+
+    def _version(self, key_id: str) -> str:
+        if not self.can_unwrap(key_id):
+            raise KeyProviderError(f"master key {key_id} is not available to the {self.provider} provider")
+        return key_id.partition(":")[2]
+
+
+class StaticHmacKeyring:
+    """Value-HMAC keys, newest first. An unknown key id is an integrity failure."""
+
+    def __init__(self, keys: list[tuple[str, bytes]]) -> None:
+        self._current = keys[0][0] if keys else None
+        self._keys = dict(keys)
+
+    def current_key_id(self) -> str | None:
+        return self._current
+
+    def key(self, key_id: str) -> bytes:
+        try:
+            return self._keys[key_id]
+        except KeyError:
+            raise IntegrityError() from None

@@ -1,0 +1,115 @@
+"""Envelope encryption rules (SPEC section 4): AAD binding, DEK wrapping, value HMAC and checksum."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac as hmac_lib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from sprongus.domain.errors import IntegrityError, KeyProviderError
+from sprongus.domain.scope import Scope
+from sprongus.domain.values import SecretValue
+from sprongus.ports.crypto import DataCipher, HmacKeyring, MasterKeyProvider, WrappedKey
+
+AAD_FORMAT_VERSION = "sprongus.aad.v1"
+
+
+def length_prefixed(parts: Iterable[bytes]) -> bytes:
+    """Unambiguous concatenation: each part is preceded by its 4-byte big-endian length."""
+    return b"".join(len(part).to_bytes(4, "big") + part for part in parts)
+
+
+def aad_for(scope: Scope, key: str, version: int) -> bytes:
+    """Binds a ciphertext to its place and version, so copied or rolled-back rows fail to decrypt."""
+    fields = [AAD_FORMAT_VERSION, scope.owner_type.value, scope.owner_id or "", key, str(version)]
+    return length_prefixed(field.encode("utf-8") for field in fields)
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    """The stored crypto fields of one secret version."""
+
+    ciphertext: bytes
+    dek_wrapped: bytes
+    nonce: bytes
+    alg: str
+    master_key_id: str
+    hmac: str | None
+
+
+def checksum(sealed: Sealed, aad: bytes) -> str:
+    """SHA-256 over the stored crypto fields and their place: detects bitrot without any key."""
+    parts = [aad, sealed.ciphertext, sealed.dek_wrapped, sealed.nonce, sealed.alg.encode(),
+             sealed.master_key_id.encode(), (sealed.hmac or "").encode()]
+    return "sha256:" + hashlib.sha256(length_prefixed(parts)).hexdigest()
+
+
+class Envelope:
+    """Seals values with a fresh DEK and nonce, wraps the DEK with the master key, opens with any known key."""
+
+    def __init__(self, ciphers: Mapping[str, DataCipher], current_alg: str, keys: MasterKeyProvider,
+                 hmac_keys: HmacKeyring | None = None) -> None:
+        if current_alg not in ciphers:
+            raise KeyProviderError(f"no data cipher for alg {current_alg}")
+        self._ciphers = dict(ciphers)
+        self._cipher = ciphers[current_alg]
+        self.cipher = self._cipher
+        self.keys = keys
+        self._hmac_keys = hmac_keys
+
+    def seal(self, value: SecretValue, aad: bytes) -> Sealed:
+        dek = self._cipher.new_key()
+        return self.seal_with_dek(dek, value, aad, self.keys.wrap(dek, aad))
+
+    def seal_with_dek(self, dek: bytes, value: SecretValue, aad: bytes, wrapped: WrappedKey) -> Sealed:
+        plaintext = value.encode()
+        nonce, ciphertext = self._cipher.encrypt(dek, plaintext, aad)
+        return Sealed(ciphertext, wrapped.blob, nonce, self._cipher.alg, wrapped.master_key_id,
+                      self._sign(plaintext, aad))
+
+    def unwrap_dek(self, sealed: Sealed, aad: bytes) -> bytes:
+        return self.keys.unwrap(sealed.dek_wrapped, sealed.master_key_id, aad)
+
+    def open(self, sealed: Sealed, aad: bytes, dek: bytes | None = None) -> SecretValue:
+        if dek is None:
+            dek = self.unwrap_dek(sealed, aad)
+        cipher = self._ciphers.get(sealed.alg)
+        if cipher is None:
+            raise IntegrityError()
+        plaintext = cipher.decrypt(dek, sealed.nonce, sealed.ciphertext, aad)
+        self._check_hmac(sealed.hmac, plaintext, aad)
+        try:
+            return SecretValue(plaintext.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise IntegrityError() from None
+
+    def rewrap(self, sealed: Sealed, aad: bytes) -> Sealed:
+        """Re-wrap the DEK under the current master key; ciphertext, nonce and value stay as they are."""
+        wrapped = self.keys.wrap(self.unwrap_dek(sealed, aad), aad)
+        return Sealed(sealed.ciphertext, wrapped.blob, sealed.nonce, sealed.alg, wrapped.master_key_id,
+                      sealed.hmac)
+
+    def _sign(self, plaintext: bytes, aad: bytes) -> str | None:
+        if self._hmac_keys is None:
+            return None
+        key_id = self._hmac_keys.current_key_id()
+        if key_id is None:
+            return None
+        return f"{key_id}:{_mac(self._hmac_keys.key(key_id), plaintext, aad)}"
+
+    def _check_hmac(self, tag: str | None, plaintext: bytes, aad: bytes) -> None:
+        if tag is None:
+            return
+        key_id, sep, expected = tag.rpartition(":")
+        if not sep or self._hmac_keys is None:
+            raise IntegrityError()
+        actual = _mac(self._hmac_keys.key(key_id), plaintext, aad)
+        if not hmac_lib.compare_digest(actual, expected):
+            raise IntegrityError()
+
+
+def _mac(key: bytes, plaintext: bytes, aad: bytes) -> str:
+    digest = hmac_lib.new(key, length_prefixed([aad, plaintext]), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")

@@ -1,0 +1,86 @@
+"""One error tree for the whole product.
+
+The CLI and the API each map these classes to an exit code / HTTP status through one table. No message here ever
+contains a secret value: messages name the field and the rule only.
+"""
+
+from __future__ import annotations
+
+
+class SprongusError(Exception):
+    """Base of every error the product raises on purpose."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ValidationError(SprongusError):
+    """Input broke a rule of SPEC section 2. `field` names the field, the message names the rule."""
+
+    def __init__(self, field: str, rule: str, *, errors: dict[str, list[str]] | None = None) -> None:
+        super().__init__(f"{field}: {rule}", field=field)
+        self.rule = rule
+        self.errors: dict[str, list[str]] = errors if errors is not None else {field: [rule]}
+
+
+class NotFound(SprongusError):
+    """The secret does not exist, or the caller may not know whether it exists."""
+
+
+class PermissionDenied(SprongusError):
+    """The caller is known but lacks the permission (token scope) for the action."""
+
+    def __init__(self, message: str, *, required: str | None = None) -> None:
+        super().__init__(message)
+        self.required = required
+
+
+class ConfirmationRequired(PermissionDenied):
+    """A reveal was not confirmed."""
+
+
+class Conflict(SprongusError):
+    """A concurrent or conditional write lost: the stored version is not the expected one."""
+
+    def __init__(self, message: str, *, current_version: int | None = None) -> None:
+        super().__init__(message)
+        self.current_version = current_version
+
+
+class RateLimited(SprongusError):
+    """The caller exceeded a rate-limit policy."""
+
+    def __init__(self, policy: str, *, limit: int, window_seconds: int, retry_after: int) -> None:
+        super().__init__(f"rate limit '{policy}' exceeded; retry after {retry_after} s")
+        self.policy = policy
+        self.limit = limit
+        self.window_seconds = window_seconds
+        self.retry_after = retry_after
+
+
+class IntegrityError(SprongusError):
+    """Decryption or an integrity check failed. Deliberately vague, like Fernet's InvalidToken."""
+
+    def __init__(self, message: str = "integrity check failed: data tampered, corrupted or wrong key") -> None:
+        super().__init__(message)
+
+
+class KeyProviderError(SprongusError):
+    """The master-key provider could not be used (missing key, locked keychain, KMS down)."""
+
+
+class KeyProviderUnavailable(KeyProviderError):
+    """The provider did not answer in time or is not reachable."""
+
+
+class AuditUnavailable(SprongusError):
+    """An audit event could not be recorded; the action it guards did not happen (fail closed)."""
+
+
+class ConfigError(SprongusError):
+    """A setting is missing, malformed or not allowed in this profile."""

@@ -1,0 +1,49 @@
+"""Meta: a small JSON object of non-secret tags attached to a secret (SPEC section 2)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from sprongus.domain.errors import ValidationError
+
+MAX_META_BYTES = 4096
+MAX_META_STRING = 256
+_META_KEY = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+MetaValue = str | int | float | bool | None
+
+
+def validate_meta(meta: object, field: str = "meta") -> dict[str, MetaValue]:
+    if meta is None:
+        return {}
+    if not isinstance(meta, Mapping):
+        raise ValidationError(field, "must be a JSON object")
+    clean: dict[str, MetaValue] = {}
+    for key, value in meta.items():
+        if not isinstance(key, str) or not _META_KEY.fullmatch(key):
+            raise ValidationError(field, "keys must match ^[a-z][a-z0-9_.-]{0,63}$")
+        clean[key] = _validate_meta_value(key, value, field)
+    if len(dump_meta(clean).encode()) > MAX_META_BYTES:
+        raise ValidationError(field, f"must be at most {MAX_META_BYTES} bytes serialized")
+    return clean
+
+
+def _validate_meta_value(key: str, value: Any, field: str) -> MetaValue:
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValidationError(field, f"'{key}' must be a finite number")
+        return value
+    if isinstance(value, str):
+        if len(value) > MAX_META_STRING:
+            raise ValidationError(field, f"'{key}' must be at most {MAX_META_STRING} chars")
+        return value
+    raise ValidationError(field, f"'{key}' must be a string, number, boolean or null")
+
+
+def dump_meta(meta: Mapping[str, MetaValue]) -> str:
+    """Canonical serialization (sorted keys, compact) used for storage, size checks and MACs."""
+    return json.dumps(meta, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

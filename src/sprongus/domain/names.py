@@ -1,0 +1,28 @@
+"""Key names and key-name prefixes (SPEC section 2). Key names are not secret and may be logged."""
+
+from __future__ import annotations
+
+import re
+
+from sprongus.domain.errors import ValidationError
+
+KEY_NAME_RULE = "1-128 chars matching ^[A-Za-z][A-Za-z0-9_-]*(\\.[A-Za-z0-9_-]+)*$"
+PREFIX_RULE = "at most 128 chars of [A-Za-z0-9._-], starting with a letter"
+_KEY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*")
+_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9._-]*")
+MAX_KEY_NAME = 128
+
+
+def validate_key_name(name: object, field: str = "key") -> str:
+    if not isinstance(name, str) or len(name) > MAX_KEY_NAME or not _KEY_NAME.fullmatch(name):
+        raise ValidationError(field, KEY_NAME_RULE)
+    return name
+
+
+def validate_prefix(prefix: object, field: str = "prefix") -> str:
+    """A prefix filters key names; empty means no filter."""
+    if prefix is None or prefix == "":
+        return ""
+    if not isinstance(prefix, str) or len(prefix) > MAX_KEY_NAME or not _PREFIX.fullmatch(prefix):
+        raise ValidationError(field, PREFIX_RULE)
+    return prefix

@@ -1,0 +1,120 @@
+"""The records the service stores and returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sprongus.domain.meta import MetaValue
+from sprongus.domain.scope import Scope
+from sprongus.domain.values import MASK, SecretValue
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRecord:
+    """One stored secret: the current version of (scope, key), encrypted. Holds no plaintext."""
+
+    id: str
+    scope: Scope
+    key: str
+    ciphertext: bytes
+    dek_wrapped: bytes
+    nonce: bytes
+    alg: str
+    master_key_id: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    last_rotated_at: datetime | None
+    meta: dict[str, MetaValue]
+    hmac: str | None
+    checksum: str
+
+    def __repr__(self) -> str:
+        # Ciphertext is not plaintext, but there is no reason to put it in logs either.
+        return f"SecretRecord(scope='{self.scope}', key='{self.key}', version={self.version}, alg='{self.alg}')"
+
+
+@dataclass(frozen=True, slots=True)
+class SecretView:
+    """What callers see: masked unless `value` was explicitly revealed."""
+
+    scope: Scope
+    key: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    last_rotated_at: datetime | None
+    meta: dict[str, MetaValue]
+    master_key_id: str
+    value: SecretValue | None = None
+
+    @property
+    def masked(self) -> bool:
+        return self.value is None
+
+    def to_dict(self, *, with_meta: bool = True) -> dict[str, Any]:
+        """JSON-ready form shared by the CLI and the API. Plaintext appears only for a revealed view."""
+        data: dict[str, Any] = {
+            "ownerType": self.scope.owner_type.value,
+            "ownerId": self.scope.owner_id,
+            "scope": str(self.scope),
+            "keyName": self.key,
+            "value": MASK if self.value is None else self.value.reveal(),
+            "masked": self.value is None,
+            "version": self.version,
+            "createdAt": _iso(self.created_at),
+            "updatedAt": _iso(self.updated_at),
+            "lastRotatedAt": _iso(self.last_rotated_at),
+        }
+        if with_meta:
+            data["meta"] = dict(self.meta)
+        return data
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+class AuditAction(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    READ = "read"
+    REVEAL = "reveal"
+    REDEEM = "redeem"
+    DELETE = "delete"
+    LIST = "list"
+    ROTATE = "rotate"
+    ROTATE_MASTER = "rotate_master"
+    IMPORT = "import"
+    EXPORT = "export"
+    VERIFY = "verify"
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"
+    DENIED = "denied"
+    NOT_FOUND = "not_found"
+    INVALID = "invalid"
+    CONFLICT = "conflict"
+    RATE_LIMITED = "rate_limited"
+    INTEGRITY_ERROR = "integrity_error"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One audited action. Never carries a value: only names, versions and outcomes."""
+
+    time: datetime
+    actor: str
+    action: AuditAction
+    scope: str | None
+    key_name: str | None
+    version: int | None
+    outcome: Outcome
+    request_id: str | None = None
+    client_address: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,75 @@
+"""Audit events for every action, including denied and failed attempts. Never a value."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sprongus.domain.errors import (
+    AuditUnavailable,
+    Conflict,
+    IntegrityError,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    SprongusError,
+    ValidationError,
+)
+from sprongus.domain.principal import Principal, ScopeHidden
+from sprongus.domain.records import AuditAction, AuditEvent, Outcome
+from sprongus.domain.scope import Scope
+from sprongus.ports import AuditSink, Clock
+
+log = logging.getLogger("sprongus.audit")
+
+_OUTCOMES: list[tuple[type[SprongusError], Outcome]] = [
+    (ScopeHidden, Outcome.DENIED),
+    (PermissionDenied, Outcome.DENIED),
+    (NotFound, Outcome.NOT_FOUND),
+    (ValidationError, Outcome.INVALID),
+    (Conflict, Outcome.CONFLICT),
+    (RateLimited, Outcome.RATE_LIMITED),
+    (IntegrityError, Outcome.INTEGRITY_ERROR),
+]
+
+
+def outcome_of(exc: BaseException) -> Outcome:
+    for kind, outcome in _OUTCOMES:
+        if isinstance(exc, kind):
+            return outcome
+    return Outcome.ERROR
+
+
+class Auditor:
+    def __init__(self, sink: AuditSink, clock: Clock) -> None:
+        self._sink = sink
+        self._clock = clock
+
+    def record(self, principal: Principal, action: AuditAction, scope: Scope | None, key: str | None,
+               version: int | None = None, outcome: Outcome = Outcome.SUCCESS, **detail: Any) -> None:
+        """Record or raise AuditUnavailable: actions that must be audited then do not happen."""
+        event = AuditEvent(self._clock.now(), principal.subject, action, None if scope is None else str(scope),
+                           key, version, outcome, principal.request_id, principal.client_address, detail)
+        try:
+            self._sink.record(event)
+        except AuditUnavailable:
+            raise
+        except Exception as exc:
+            raise AuditUnavailable("audit event could not be recorded; action refused") from exc
+
+    @contextmanager
+    def failures(self, principal: Principal, action: AuditAction, scope: Scope | None,
+                 key: str | None = None) -> Iterator[None]:
+        """Audit the failed attempt of whatever runs inside, then re-raise the original error."""
+        try:
+            yield
+        except AuditUnavailable:
+            raise
+        except SprongusError as exc:
+            try:
+                self.record(principal, action, scope, key, None, outcome_of(exc))
+            except AuditUnavailable:
+                log.error("could not audit a failed %s on %s", action.value, scope)
+            raise

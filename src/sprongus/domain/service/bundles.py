@@ -1,0 +1,85 @@
+"""Builds and opens `sprongus.bundle.v1` documents with the service's envelope and master key."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from sprongus.domain import bundle as fmt
+from sprongus.domain.envelope import aad_for
+from sprongus.domain.errors import IntegrityError, ValidationError
+from sprongus.domain.records import SecretRecord
+from sprongus.domain.service.deps import ServiceDeps, sealed_of, utc_iso
+from sprongus.domain.values import SecretValue
+
+if TYPE_CHECKING:
+    from sprongus.domain.service.transfer import ImportItem
+
+NONCE_BYTES = 12
+
+
+class BundleCodec:
+    def __init__(self, deps: ServiceDeps) -> None:
+        self._d = deps
+
+    def build(self, records: list[SecretRecord], passphrase: SecretValue | None) -> dict[str, Any]:
+        envelope = self._d.envelope
+        items = [fmt.BundleItem(r.scope, r.key, r.version, dict(r.meta), sealed_of(r)) for r in records]
+        if passphrase is None:
+            bundle_key = self._d.random_bytes(32)
+            wrapped = envelope.keys.wrap(bundle_key, fmt.BUNDLE_KEY_AAD)
+            protection: dict[str, Any] = {"type": "master-key", "masterKeyId": wrapped.master_key_id,
+                                          "wrappedKey": fmt.b64(wrapped.blob)}
+            mac_key = bundle_key
+        else:
+            salt = self._d.random_bytes(16)
+            protection = {"type": "passphrase", "kdf": "scrypt", "salt": fmt.b64(salt), "n": fmt.SCRYPT_N,
+                          "r": fmt.SCRYPT_R, "p": fmt.SCRYPT_P}
+            mac_key, wrap_key = fmt.scrypt_keys(passphrase.encode(), salt, fmt.SCRYPT_N, fmt.SCRYPT_R, fmt.SCRYPT_P)
+            items = [self._rewrap_for_passphrase(item, wrap_key) for item in items]
+        doc: dict[str, Any] = {"format": fmt.BUNDLE_FORMAT, "createdAt": utc_iso(self._d.clock.now()),
+                               "protection": protection, "count": len(items),
+                               "items": [fmt.item_to_json(item) for item in items]}
+        doc["mac"] = fmt.document_mac(mac_key, doc)
+        return doc
+
+    def _rewrap_for_passphrase(self, item: fmt.BundleItem, wrap_key: bytes) -> fmt.BundleItem:
+        aad = aad_for(item.scope, item.key, item.version)
+        dek = self._d.envelope.unwrap_dek(item.sealed, aad)
+        nonce, wrapped = self._d.envelope.cipher.encrypt(wrap_key, dek, aad)
+        sealed = replace(item.sealed, dek_wrapped=nonce + wrapped, master_key_id=fmt.PASSPHRASE_KEY_ID)
+        return replace(item, sealed=sealed)
+
+    def open(self, doc: object, passphrase: SecretValue | None) -> list[ImportItem]:
+        from sprongus.domain.service.transfer import ImportItem
+
+        protection = fmt.protection_of(doc)
+        assert isinstance(doc, dict)
+        wrap_key = None
+        if protection["type"] == "master-key":
+            blob = fmt.unb64(protection.get("wrappedKey"), "bundle.protection.wrappedKey")
+            key_id = protection.get("masterKeyId")
+            if not isinstance(key_id, str):
+                raise ValidationError("bundle.protection.masterKeyId", "must be text")
+            mac_key = self._d.envelope.keys.unwrap(blob, key_id, fmt.BUNDLE_KEY_AAD)
+        else:
+            if passphrase is None:
+                raise ValidationError("passphrase", "this bundle is protected by a passphrase")
+            salt, n, r, p = fmt.scrypt_params(protection)
+            mac_key, wrap_key = fmt.scrypt_keys(passphrase.encode(), salt, n, r, p)
+        fmt.check_document_mac(mac_key, doc)
+        if doc.get("count") != len(doc["items"]):
+            raise IntegrityError()
+        entries = []
+        for i, raw in enumerate(doc["items"]):
+            item = fmt.item_from_json(raw, f"bundle.items[{i}]")
+            aad = aad_for(item.scope, item.key, item.version)
+            # The document MAC and the AEAD authenticate the value; the source's value HMAC key may not exist here.
+            sealed = replace(item.sealed, hmac=None)
+            dek = None
+            if wrap_key is not None:
+                blob = sealed.dek_wrapped
+                dek = self._d.envelope.cipher.decrypt(wrap_key, blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
+            value = self._d.envelope.open(sealed, aad, dek=dek)
+            entries.append(ImportItem(item.scope, item.key, value, item.meta))
+        return entries

@@ -1,0 +1,133 @@
+"""Single-secret operations: set, get (masked or revealed), unset, list."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+from sprongus.domain.errors import Conflict, NotFound, ValidationError
+from sprongus.domain.meta import MetaValue, validate_meta
+from sprongus.domain.names import validate_key_name, validate_prefix
+from sprongus.domain.principal import Permission, Principal, authorize
+from sprongus.domain.records import AuditAction, SecretView
+from sprongus.domain.scope import Scope
+from sprongus.domain.service.deps import ServiceDeps, view_of
+from sprongus.domain.values import SecretValue
+
+MAX_PAGE = 500
+DEFAULT_PAGE = 50
+# An unconditional set retries a lost compare-and-set a few times: every writer gets its own version.
+SET_ATTEMPTS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[SecretView]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SetResult:
+    view: SecretView
+    created: bool
+
+
+def encode_cursor(key: str) -> str:
+    return base64.urlsafe_b64encode(f"k1:{key}".encode()).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        text = ""
+    if not text.startswith("k1:"):
+        raise ValidationError("cursor", "must be a nextCursor returned by a previous page")
+    return validate_key_name(text[3:], "cursor")
+
+
+class SecretOps:
+    def __init__(self, deps: ServiceDeps) -> None:
+        self._d = deps
+
+    def set(self, principal: Principal, scope: Scope, key: str, value: SecretValue,
+            meta: object = None, expected_version: int | None = None) -> SetResult:
+        """Write a new version. `expected_version` (If-Match) turns a lost race into Conflict."""
+        with self._d.auditor.failures(principal, AuditAction.UPDATE, scope, key if isinstance(key, str) else None):
+            validate_key_name(key)
+            clean_meta = None if meta is None else validate_meta(meta)
+            if not isinstance(value, SecretValue):
+                raise ValidationError("value", "must be a SecretValue")
+            authorize(principal, scope, Permission.WRITE)
+            self._d.throttle(principal, "write")
+            attempts = 1 if expected_version is not None else SET_ATTEMPTS
+            for attempt in range(attempts):
+                try:
+                    return self._set_once(principal, scope, key, value, clean_meta, expected_version)
+                except Conflict:
+                    if attempt == attempts - 1:
+                        raise
+            raise AssertionError("unreachable")
+
+    def _set_once(self, principal: Principal, scope: Scope, key: str, value: SecretValue,
+                  meta: dict[str, MetaValue] | None, expected_version: int | None) -> SetResult:
+        with self._d.uow.transaction(principal) as repo:
+            previous = repo.get(scope, key)
+            current = None if previous is None else previous.version
+            if expected_version is not None and expected_version != current:
+                raise Conflict("version does not match If-Match", current_version=current)
+            record = self._d.seal_record(previous, scope, key, value, meta)
+            repo.save(record, current)
+            action = AuditAction.CREATE if previous is None else AuditAction.UPDATE
+            self._d.auditor.record(principal, action, scope, key, record.version)
+        return SetResult(view_of(record), previous is None)
+
+    def get(self, principal: Principal, scope: Scope, key: str, reveal: bool = False) -> SecretView:
+        action = AuditAction.REVEAL if reveal else AuditAction.READ
+        with self._d.auditor.failures(principal, action, scope, key if isinstance(key, str) else None):
+            validate_key_name(key)
+            authorize(principal, scope, Permission.REVEAL if reveal else Permission.READ)
+            if reveal:
+                self._d.throttle(principal, "reveal")
+            with self._d.uow.transaction(principal) as repo:
+                record = repo.get(scope, key)
+            if record is None:
+                raise NotFound(f"secret {key} not found in {scope}")
+            if not reveal:
+                return view_of(record)
+            value = self._d.open_record(record)
+            # Fail closed: no audit row, no plaintext.
+            self._d.auditor.record(principal, AuditAction.REVEAL, scope, key, record.version)
+            return view_of(record, value)
+
+    def unset(self, principal: Principal, scope: Scope, key: str) -> None:
+        with self._d.auditor.failures(principal, AuditAction.DELETE, scope, key if isinstance(key, str) else None):
+            validate_key_name(key)
+            authorize(principal, scope, Permission.WRITE)
+            self._d.throttle(principal, "write")
+            with self._d.uow.transaction(principal) as repo:
+                record = repo.get(scope, key)
+                if record is None or not repo.delete(scope, key):
+                    raise NotFound(f"secret {key} not found in {scope}")
+                self._d.auditor.record(principal, AuditAction.DELETE, scope, key, record.version)
+
+    def list(self, principal: Principal, scope: Scope, prefix: str = "", with_meta: bool = False,
+             cursor: str | None = None, limit: int = DEFAULT_PAGE) -> Page:
+        with self._d.auditor.failures(principal, AuditAction.LIST, scope):
+            prefix = validate_prefix(prefix)
+            if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+                raise ValidationError("limit", f"must be an integer between 1 and {MAX_PAGE}")
+            after = None if not cursor else decode_cursor(cursor)
+            authorize(principal, scope, Permission.READ)
+            with self._d.uow.transaction(principal) as repo:
+                rows = repo.list_page(scope, prefix, after, limit + 1)
+            more = len(rows) > limit
+            rows = rows[:limit]
+            items = [view_of(r) if with_meta else _without_meta(view_of(r)) for r in rows]
+            return Page(items, encode_cursor(rows[-1].key) if more else None)
+
+
+def _without_meta(view: SecretView) -> SecretView:
+    return SecretView(view.scope, view.key, view.version, view.created_at, view.updated_at,
+                      view.last_rotated_at, {}, view.master_key_id, None)

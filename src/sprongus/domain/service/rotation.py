@@ -1,0 +1,149 @@
+"""Per-secret rotation, master-key rotation and verification. Batched, streaming and resumable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from sprongus.domain.envelope import aad_for, checksum
+from sprongus.domain.errors import Conflict, IntegrityError, KeyProviderError, NotFound, PermissionDenied
+from sprongus.domain.names import validate_key_name, validate_prefix
+from sprongus.domain.principal import Permission, Principal, authorize
+from sprongus.domain.records import AuditAction, SecretRecord
+from sprongus.domain.scope import Scope
+from sprongus.domain.service.deps import Progress, ServiceDeps, sealed_of
+
+
+@dataclass
+class RotationReport:
+    rotated: int = 0
+    skipped: int = 0
+    keys: list[str] = field(default_factory=list)
+
+
+@dataclass
+class VerifyReport:
+    checked: int = 0
+    failures: list[tuple[str, str, str]] = field(default_factory=list)  # (scope, key, reason)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+class RotationOps:
+    def __init__(self, deps: ServiceDeps) -> None:
+        self._d = deps
+
+    def rotate(self, principal: Principal, scope: Scope, key: str | None = None, prefix: str = "",
+               rotated_before: datetime | None = None, progress: Progress | None = None) -> RotationReport:
+        """New DEK and nonce, version+1. `rotated_before` skips rows already rotated since then (resume)."""
+        with self._d.auditor.failures(principal, AuditAction.ROTATE, scope, key):
+            if key is not None:
+                validate_key_name(key)
+            prefix = validate_prefix(prefix)
+            authorize(principal, scope, Permission.WRITE)
+            self._d.throttle(principal, "write")
+            report = RotationReport()
+            if key is not None:
+                if not self._rotate_one(principal, scope, key, None):
+                    raise NotFound(f"secret {key} not found in {scope}")
+                report.rotated, report.keys = 1, [key]
+                return report
+            after = None
+            while True:
+                with self._d.uow.transaction(principal) as repo:
+                    rows = repo.list_page(scope, prefix, after, self._d.batch_size)
+                for row in rows:
+                    if rotated_before and row.last_rotated_at and row.last_rotated_at >= rotated_before:
+                        report.skipped += 1
+                    elif self._rotate_one(principal, scope, row.key, row.version):
+                        report.rotated += 1
+                        report.keys.append(row.key)
+                if progress:
+                    progress(report.rotated + report.skipped, None)
+                if len(rows) < self._d.batch_size:
+                    return report
+                after = rows[-1].key
+
+    def _rotate_one(self, principal: Principal, scope: Scope, key: str, seen_version: int | None) -> bool:
+        with self._d.uow.transaction(principal) as repo:
+            current = repo.get(scope, key)
+            if current is None:
+                return False
+            if seen_version is not None and current.version != seen_version:
+                return True  # a writer made a new version (fresh DEK) meanwhile: that counts as rotated
+            value = self._d.open_record(current)
+            record = self._d.seal_record(current, scope, key, value, None, rotated=True)
+            repo.save(record, current.version)
+            self._d.auditor.record(principal, AuditAction.ROTATE, scope, key, record.version)
+        return True
+
+    def rotate_master(self, principal: Principal, progress: Progress | None = None) -> RotationReport:
+        """Re-wrap every DEK not on the current master key. Values and versions stay; reruns finish the job."""
+        with self._d.auditor.failures(principal, AuditAction.ROTATE_MASTER, None):
+            _require_admin(principal)
+            current = self._d.envelope.keys.current_key_id()
+            total = sum(n for key_id, n in self._d.uow.count_by_master_key(principal).items() if key_id != current)
+            report, after = RotationReport(), None
+            while True:
+                with self._d.uow.transaction(principal) as repo:
+                    rows = repo.scan(after, self._d.batch_size, not_on_master_key=current)
+                    for row in rows:
+                        try:
+                            repo.save(self._rewrapped(row), row.version)
+                            report.rotated += 1
+                        except Conflict:
+                            report.skipped += 1  # rewritten meanwhile; a rerun picks it up if still old
+                if progress:
+                    progress(report.rotated + report.skipped, total)
+                if len(rows) < self._d.batch_size:
+                    break
+                after = rows[-1].id
+            self._d.auditor.record(principal, AuditAction.ROTATE_MASTER, None, None, None,
+                                   rotated=report.rotated, master_key_id=current)
+            return report
+
+    def _rewrapped(self, row: SecretRecord) -> SecretRecord:
+        aad = aad_for(row.scope, row.key, row.version)
+        sealed = self._d.envelope.rewrap(sealed_of(row), aad)
+        return replace(row, dek_wrapped=sealed.dek_wrapped, master_key_id=sealed.master_key_id,
+                       checksum=checksum(sealed, aad))
+
+    def verify(self, principal: Principal, progress: Progress | None = None) -> VerifyReport:
+        """Check every row's checksum (no key needed), then decrypt it and check its HMAC."""
+        with self._d.auditor.failures(principal, AuditAction.VERIFY, None):
+            _require_admin(principal)
+            report, after = VerifyReport(), None
+            while True:
+                with self._d.uow.transaction(principal) as repo:
+                    rows = repo.scan(after, self._d.batch_size)
+                for row in rows:
+                    report.checked += 1
+                    reason = self._problem(row)
+                    if reason:
+                        report.failures.append((str(row.scope), row.key, reason))
+                if progress:
+                    progress(report.checked, None)
+                if len(rows) < self._d.batch_size:
+                    break
+                after = rows[-1].id
+            self._d.auditor.record(principal, AuditAction.VERIFY, None, None, None, checked=report.checked,
+                                   failed=len(report.failures))
+            return report
+
+    def _problem(self, row: SecretRecord) -> str | None:
+        if checksum(sealed_of(row), aad_for(row.scope, row.key, row.version)) != row.checksum:
+            return "checksum mismatch"
+        try:
+            self._d.open_record(row)
+        except IntegrityError:
+            return "decryption or hmac failed"
+        except KeyProviderError:
+            return "master key unavailable"
+        return None
+
+
+def _require_admin(principal: Principal) -> None:
+    if not (principal.owner or principal.has(Permission.ADMIN)):
+        raise PermissionDenied("missing permission secrets:admin", required=Permission.ADMIN.value)

@@ -1,0 +1,180 @@
+"""Import and export: plaintext items or encrypted bundles in, metadata or bundles out. Imports are atomic."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sprongus.domain.errors import ValidationError
+from sprongus.domain.meta import MetaValue, validate_meta
+from sprongus.domain.names import validate_key_name, validate_prefix
+from sprongus.domain.principal import Permission, Principal, authorize
+from sprongus.domain.records import AuditAction, SecretRecord, SecretView
+from sprongus.domain.scope import Scope
+from sprongus.domain.service.bundles import BundleCodec
+from sprongus.domain.service.deps import Progress, ServiceDeps, view_of
+from sprongus.domain.values import SecretValue
+from sprongus.ports import SecretRepository
+
+MODES = ("merge", "replace")
+
+
+@dataclass(frozen=True, slots=True)
+class ImportItem:
+    scope: Scope
+    key: str
+    value: SecretValue
+    meta: dict[str, MetaValue] | None = None
+
+
+@dataclass
+class ImportReport:
+    added: list[tuple[str, str]] = field(default_factory=list)
+    updated: list[tuple[str, str]] = field(default_factory=list)
+    removed: list[tuple[str, str]] = field(default_factory=list)
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        def names(pairs: list[tuple[str, str]]) -> list[dict[str, str]]:
+            return [{"scope": s, "keyName": k} for s, k in pairs]
+
+        return {"added": len(self.added), "updated": len(self.updated), "removed": len(self.removed),
+                "dryRun": self.dry_run, "changes": {"added": names(self.added), "updated": names(self.updated),
+                                                    "removed": names(self.removed)}}
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    items: list[SecretView]
+    bundle: dict[str, Any] | None = None
+
+
+def parse_items(raw: object, default_scope: Scope | None = None) -> list[ImportItem]:
+    """Validate plaintext items (`[{"scope", "key", "value", "meta"}]`); errors name the item's index."""
+    if not isinstance(raw, list):
+        raise ValidationError("items", "must be a list")
+    items = []
+    for i, entry in enumerate(raw):
+        where = f"items[{i}]"
+        if not isinstance(entry, dict):
+            raise ValidationError(where, "must be an object with scope, key and value")
+        scope_text = entry.get("scope")
+        if scope_text is None and default_scope is not None:
+            scope = default_scope
+        elif isinstance(scope_text, str):
+            try:
+                scope = Scope.parse(scope_text)
+            except ValidationError as exc:
+                raise ValidationError(f"{where}.scope", exc.rule) from None
+        else:
+            raise ValidationError(f"{where}.scope", "must be user:<id>, project:<id> or system")
+        value = entry.get("value")
+        if not isinstance(value, str):
+            raise ValidationError(f"{where}.value", "must be a string")
+        try:
+            secret = SecretValue(value)
+        except ValidationError as exc:
+            raise ValidationError(f"{where}.value", exc.rule) from None
+        items.append(ImportItem(scope, validate_key_name(entry.get("key"), f"{where}.key"), secret,
+                                None if entry.get("meta") is None else validate_meta(entry["meta"], f"{where}.meta")))
+    return items
+
+
+class TransferOps:
+    def __init__(self, deps: ServiceDeps) -> None:
+        self._d = deps
+        self._codec = BundleCodec(deps)
+
+    def export(self, principal: Principal, scope: Scope, prefix: str = "", bundle: bool = False,
+               passphrase: SecretValue | None = None, progress: Progress | None = None) -> ExportResult:
+        with self._d.auditor.failures(principal, AuditAction.EXPORT, scope):
+            prefix = validate_prefix(prefix)
+            authorize(principal, scope, Permission.REVEAL if bundle else Permission.READ)
+            records = list(self._records(principal, scope, prefix, progress))
+            document = self._codec.build(records, passphrase) if bundle else None
+            self._d.auditor.record(principal, AuditAction.EXPORT, scope, None, None, count=len(records),
+                                   bundle=bundle, prefix=prefix)
+            return ExportResult([view_of(r) for r in records], document)
+
+    def _records(self, principal: Principal, scope: Scope, prefix: str,
+                 progress: Progress | None) -> Iterator[SecretRecord]:
+        after, done = None, 0
+        while True:
+            with self._d.uow.transaction(principal) as repo:
+                rows = repo.list_page(scope, prefix, after, self._d.batch_size)
+            yield from rows
+            done += len(rows)
+            if progress:
+                progress(done, None)
+            if len(rows) < self._d.batch_size:
+                return
+            after = rows[-1].key
+
+    def import_(self, principal: Principal, items: list[ImportItem] | None = None,
+                bundle: dict[str, Any] | None = None, mode: str = "merge", allow_plaintext: bool = False,
+                passphrase: SecretValue | None = None, prefix: str = "", dry_run: bool = False,
+                progress: Progress | None = None) -> ImportReport:
+        with self._d.auditor.failures(principal, AuditAction.IMPORT, None):
+            if mode not in MODES:
+                raise ValidationError("mode", "must be merge or replace")
+            prefix = validate_prefix(prefix)
+            if (items is None) == (bundle is None):
+                raise ValidationError("items", "give either plaintext items or a bundle")
+            if items is not None and not allow_plaintext:
+                raise ValidationError("plaintext", "plaintext import is refused unless explicitly allowed "
+                                      "(--allow-plaintext / allowPlaintext)")
+            entries = items if items is not None else self._codec.open(bundle, passphrase)
+            _check_unique_and_prefix(entries, prefix)
+            for scope in sorted({e.scope for e in entries}):
+                authorize(principal, scope, Permission.WRITE)
+            self._d.throttle(principal, "write")
+            return self._apply(principal, entries, mode, prefix, dry_run, progress)
+
+    def _apply(self, principal: Principal, entries: list[ImportItem], mode: str, prefix: str, dry_run: bool,
+               progress: Progress | None) -> ImportReport:
+        report = ImportReport(dry_run=dry_run)
+        with self._d.uow.transaction(principal) as repo:
+            existing = {(e.scope, e.key): repo.get(e.scope, e.key) for e in entries}
+            if mode == "replace":
+                report.removed = self._stale(repo, entries, prefix)
+            for done, entry in enumerate(entries, 1):
+                previous = existing[(entry.scope, entry.key)]
+                (report.added if previous is None else report.updated).append((str(entry.scope), entry.key))
+                if not dry_run:
+                    record = self._d.seal_record(previous, entry.scope, entry.key, entry.value, entry.meta)
+                    repo.save(record, None if previous is None else previous.version)
+                if progress:
+                    progress(done, len(entries))
+            if not dry_run:
+                for scope_text, key in report.removed:
+                    repo.delete(Scope.parse(scope_text), key)
+                self._d.auditor.record(principal, AuditAction.IMPORT, None, None, None, mode=mode,
+                                       added=len(report.added), updated=len(report.updated),
+                                       removed=len(report.removed))
+        return report
+
+    def _stale(self, repo: SecretRepository, entries: list[ImportItem], prefix: str) -> list[tuple[str, str]]:
+        """Keys of the named scopes (under the prefix) that the import does not contain."""
+        wanted = {(e.scope, e.key) for e in entries}
+        stale = []
+        for scope in sorted({e.scope for e in entries}):
+            after = None
+            while True:
+                rows = repo.list_page(scope, prefix, after, self._d.batch_size)
+                stale += [(str(r.scope), r.key) for r in rows if (r.scope, r.key) not in wanted]
+                if len(rows) < self._d.batch_size:
+                    break
+                after = rows[-1].key
+        return stale
+
+
+def _check_unique_and_prefix(entries: list[ImportItem], prefix: str) -> None:
+    seen: set[tuple[Scope, str]] = set()
+    for i, entry in enumerate(entries):
+        if (entry.scope, entry.key) in seen:
+            raise ValidationError(f"items[{i}].key", f"duplicate key {entry.key} in {entry.scope}")
+        if prefix and not entry.key.startswith(prefix):
+            raise ValidationError(f"items[{i}].key", f"must start with the prefix {prefix}")
+        seen.add((entry.scope, entry.key))
+

@@ -1,0 +1,78 @@
+"""SecretValue: plaintext held in memory, masked in every repr, str and format."""
+
+from __future__ import annotations
+
+import hmac
+import weakref
+from typing import Any, ClassVar
+
+from sprongus.domain.errors import ValidationError
+
+MASK = "********"
+MAX_VALUE_BYTES = 65536
+VALUE_RULE = f"must be UTF-8 text of at most {MAX_VALUE_BYTES} bytes"
+
+
+class SecretValue:
+    """A secret in flight. Only `reveal()` gives the plaintext; everything else shows `********`.
+
+    Live instances are tracked weakly so the logging filter can scrub their plaintext from any log line,
+    even one built by accident with an f-string.
+    """
+
+    __slots__ = ("__weakref__", "_text")
+    _live: ClassVar[weakref.WeakSet[SecretValue]] = weakref.WeakSet()
+
+    def __init__(self, text: str) -> None:
+        if not isinstance(text, str):
+            raise ValidationError("value", VALUE_RULE)
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise ValidationError("value", VALUE_RULE) from None
+        if size > MAX_VALUE_BYTES:
+            raise ValidationError("value", VALUE_RULE)
+        self._text = text
+        SecretValue._live.add(self)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, field: str = "value") -> SecretValue:
+        try:
+            return cls(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ValidationError(field, VALUE_RULE) from None
+        except ValidationError:
+            raise ValidationError(field, VALUE_RULE) from None
+
+    @classmethod
+    def live_plaintexts(cls) -> list[str]:
+        return [value._text for value in list(cls._live)]
+
+    def reveal(self) -> str:
+        return self._text
+
+    def encode(self) -> bytes:
+        return self._text.encode("utf-8")
+
+    def __len__(self) -> int:
+        return len(self._text)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SecretValue):
+            return NotImplemented
+        return hmac.compare_digest(self.encode(), other.encode())
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __repr__(self) -> str:
+        return f"SecretValue('{MASK}')"
+
+    def __str__(self) -> str:
+        return MASK
+
+    def __format__(self, spec: str) -> str:
+        return MASK
+
+    def __reduce__(self) -> Any:
+        raise TypeError("SecretValue cannot be pickled")

@@ -1,0 +1,113 @@
+"""Settings: the one place that reads `SPRONGUS_*` (and a `.env` file in dev)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sprongus.domain.errors import ConfigError
+
+PROFILES = ("test", "dev", "prod")
+APP_NAME = "sprongus"
+DEFAULT_RATE_LIMITS = {"reveal": "10/minute", "write": "120/minute", "redeem": "30/minute"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "dev"
+    home: Path | None = None
+    database_url: str | None = None
+    key_provider: str | None = None
+    master_keys: str | None = field(default=None, repr=False)
+    hmac_keys: str | None = field(default=None, repr=False)
+    key_file: Path | None = None
+    retired_key_providers: tuple[str, ...] = ()
+    keychain_timeout: float = 5.0
+    rate_limits: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    rate_limit_storage: str = "memory://"
+    reveal_max_age: int = 900
+    batch_size: int = 500
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, read_dotenv: bool = True) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        profile = env.get("SPRONGUS_ENV", "dev")
+        if read_dotenv and profile == "dev":
+            env = {**_dotenv_values(), **env}  # the real environment wins over .env
+        return cls.from_mapping(env)
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> Settings:
+        profile = env.get("SPRONGUS_ENV", "dev")
+        if profile not in PROFILES:
+            raise ConfigError("SPRONGUS_ENV: must be one of test, dev, prod")
+        limits = {name: env.get(f"SPRONGUS_RATE_LIMIT_{name.upper()}", default)
+                  for name, default in DEFAULT_RATE_LIMITS.items()}
+        home = env.get("SPRONGUS_HOME")
+        key_file = env.get("SPRONGUS_KEY_FILE")
+        retired = env.get("SPRONGUS_KEY_PROVIDERS_RETIRED", "")
+        return cls(
+            env=profile,
+            home=Path(home).expanduser() if home else None,
+            database_url=env.get("SPRONGUS_DATABASE_URL") or None,
+            key_provider=env.get("SPRONGUS_KEY_PROVIDER") or None,
+            master_keys=env.get("SPRONGUS_MASTER_KEYS") or None,
+            hmac_keys=env.get("SPRONGUS_HMAC_KEYS") or None,
+            key_file=Path(key_file).expanduser() if key_file else None,
+            retired_key_providers=tuple(p.strip() for p in retired.split(",") if p.strip()),
+            keychain_timeout=_number(env, "SPRONGUS_KEYCHAIN_TIMEOUT", 5.0, 0.1, 120.0),
+            rate_limits=limits,
+            rate_limit_storage=env.get("SPRONGUS_RATE_LIMIT_STORAGE", "memory://"),
+            reveal_max_age=int(_number(env, "SPRONGUS_REVEAL_MAX_AGE", 900, 1, 86400 * 30)),
+            batch_size=int(_number(env, "SPRONGUS_BATCH_SIZE", 500, 1, 100_000)),
+        )
+
+    @property
+    def data_dir(self) -> Path:
+        if self.home:
+            return self.home
+        from platformdirs import user_data_path
+
+        return user_data_path(APP_NAME)
+
+    @property
+    def key_file_path(self) -> Path:
+        if self.key_file:
+            return self.key_file
+        if self.home:
+            return self.home / "master.key"
+        from platformdirs import user_config_path
+
+        return user_config_path(APP_NAME) / "master.key"
+
+    @property
+    def vault_id(self) -> str:
+        """Names this vault's keychain item: one per SPRONGUS_HOME, so separate homes get separate keys."""
+        if not self.home:
+            return "default"
+        return hashlib.sha256(str(self.home.resolve()).encode()).hexdigest()[:16]
+
+
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: must be a number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}: must be between {low:g} and {high:g}")
+    return value
+
+
+def _dotenv_values() -> dict[str, str]:
+    from dotenv import dotenv_values, find_dotenv
+
+    path = find_dotenv(usecwd=True)
+    if not path:
+        return {}
+    return {k: v for k, v in dotenv_values(path).items() if k.startswith("SPRONGUS_") and v is not None}

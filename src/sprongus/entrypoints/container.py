@@ -1,0 +1,121 @@
+"""The composition root: the only non-test module that chooses adapters.
+
+One Selector per port, keyed on configuration; `build_container` resolves every port once, so a bad setting
+fails at start-up with a clear message rather than on the first request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from dependency_injector import containers, providers
+
+from sprongus.adapters.clock_system import SystemClock
+from sprongus.adapters.crypto_aesgcm import AesGcmDataCipher
+from sprongus.adapters.keys_composite import CompositeMasterKeyProvider
+from sprongus.adapters.memory import InMemoryAuditSink, InMemoryUnitOfWork
+from sprongus.adapters.rate_limit_limits import LimitsRateLimiter
+from sprongus.domain.envelope import Envelope
+from sprongus.domain.errors import ConfigError, SprongusError
+from sprongus.domain.service import SecretsService, ServiceDeps
+from sprongus.entrypoints import key_material as km
+from sprongus.entrypoints.config import Settings
+from sprongus.entrypoints.profiles import container_config
+
+log = logging.getLogger("sprongus")
+
+
+def _unavailable(what: str) -> Callable[..., Any]:
+    def fail(*_: Any, **__: Any) -> Any:
+        raise ConfigError(f"{what} is not available in this build of sprongus")
+
+    return fail
+
+
+def _key_material_selector(config: Any, notice: Any, backend: Any) -> providers.Selector[Any]:
+    return providers.Selector(
+        backend,
+        memory=providers.Singleton(km.memory_keys),
+        env=providers.Singleton(km.env_keys, config.keys.master_keys, config.keys.hmac_keys),
+        file=providers.Singleton(km.file_keys, config.keys.file, notice, "the file key provider is in use"),
+        keychain=providers.Singleton(km.keychain_keys, config.keys.vault_id, config.keys.keychain_timeout,
+                                     config.keys.file, notice),
+        gcp=providers.Singleton(_unavailable("the gcp:// key provider")),
+        azure=providers.Singleton(_unavailable("the azure:// key provider")),
+        aws=providers.Singleton(_unavailable("the aws:// key provider")),
+        vault=providers.Singleton(_unavailable("the vault:// key provider")),
+    )
+
+
+def _retired(config: dict[str, Any], notice: Any) -> list[Any]:
+    build = {"env": lambda: km.env_keys(config["master_keys"], config["hmac_keys"]),
+             "file": lambda: km.file_keys(config["file"]),
+             "keychain": lambda: km.keychain_keys(config["vault_id"], config["keychain_timeout"], config["file"],
+                                                  notice)}
+    providers_ = []
+    for backend in config["retired"]:
+        if backend not in build:
+            raise ConfigError(f"SPRONGUS_KEY_PROVIDERS_RETIRED: {backend} is not available in this build")
+        providers_.append(build[backend]().master)
+    return providers_
+
+
+class Container(containers.DeclarativeContainer):
+    config = providers.Configuration(strict=True)
+    notice = providers.Object(log.warning)
+
+    clock = providers.Singleton(SystemClock)
+    data_cipher = providers.Singleton(AesGcmDataCipher)
+    key_material = _key_material_selector(config, notice, config.keys.backend)
+    master_keys = providers.Singleton(
+        CompositeMasterKeyProvider, key_material.provided.master,
+        providers.Callable(_retired, config.keys, notice))
+    envelope = providers.Singleton(
+        Envelope, providers.Dict({AesGcmDataCipher.alg: data_cipher}), AesGcmDataCipher.alg,
+        master_keys, key_material.provided.hmac)
+
+    unit_of_work = providers.Selector(
+        config.database.backend,
+        memory=providers.Singleton(InMemoryUnitOfWork),
+        sqlite=providers.Singleton(_unavailable("the sqlite:// database backend")),
+        postgres=providers.Singleton(_unavailable("the postgresql:// database backend")),
+    )
+    audit_sink = providers.Selector(
+        config.audit.backend,
+        memory=providers.Singleton(InMemoryAuditSink),
+        sqlite=providers.Singleton(_unavailable("the sqlite audit sink")),
+        postgres=providers.Singleton(_unavailable("the postgres audit sink")),
+    )
+    rate_limiter = providers.Selector(
+        config.rate_limit.backend,
+        memory=providers.Singleton(LimitsRateLimiter, config.rate_limit.policies, "memory://"),
+        shared=providers.Singleton(LimitsRateLimiter, config.rate_limit.policies, config.rate_limit.storage),
+    )
+
+    service_deps = providers.Singleton(
+        ServiceDeps, uow=unit_of_work, envelope=envelope, audit=audit_sink, clock=clock, limiter=rate_limiter,
+        batch_size=config.batch_size)
+    secrets_service = providers.Singleton(SecretsService, service_deps)
+
+
+PORTS = ("clock", "data_cipher", "key_material", "envelope", "unit_of_work", "audit_sink", "rate_limiter",
+         "secrets_service")
+
+
+def build_container(settings: Settings | None = None, notice: Callable[[str], None] | None = None) -> Container:
+    """A container for these settings (default: the environment) with every port resolved."""
+    settings = settings or Settings.from_env()
+    container = Container()
+    container.config.from_dict(container_config(settings))
+    if notice is not None:
+        container.notice.override(providers.Object(notice))
+    for port in PORTS:
+        try:
+            getattr(container, port)()
+        except SprongusError:
+            raise
+        except Exception as exc:  # a driver or SDK failing at start-up: say which port, not a traceback
+            raise ConfigError(f"cannot start {port.replace('_', ' ')}: {type(exc).__name__}: {exc}") from exc
+    return container

@@ -1,0 +1,82 @@
+"""Profiles turn Settings into the container's configuration: which adapter serves each port.
+
+A profile only sets defaults; every explicit setting overrides it. `prod` refuses what is unsafe there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sprongus.domain.errors import ConfigError
+from sprongus.entrypoints.config import Settings
+
+LOCAL_KEY_BACKENDS = ("memory", "env", "file", "keychain")
+KMS_SCHEMES = ("gcp", "azure", "aws", "vault")
+
+
+def database_backend(settings: Settings) -> str:
+    url = settings.database_url
+    if url is None:
+        if settings.env == "prod":
+            raise ConfigError("SPRONGUS_DATABASE_URL: required when SPRONGUS_ENV=prod (postgresql://...)")
+        return "memory"  # the embedded SQLite vault replaces this default for dev when persistence lands
+    scheme = url.split(":", 1)[0]
+    backends = {"memory": "memory", "sqlite": "sqlite", "postgresql": "postgres", "postgres": "postgres"}
+    if scheme not in backends:
+        raise ConfigError("SPRONGUS_DATABASE_URL: must start with sqlite:///, postgresql:// or memory://")
+    return backends[scheme]
+
+
+def key_backend(settings: Settings) -> str:
+    provider = settings.key_provider
+    if provider is None:
+        if settings.master_keys:
+            return "env"
+        if settings.env == "prod":
+            raise ConfigError("SPRONGUS_KEY_PROVIDER: required when SPRONGUS_ENV=prod (a KMS URI)")
+        return "memory" if settings.env == "test" else "keychain"
+    return key_backend_of(provider)
+
+
+def key_backend_of(provider: str) -> str:
+    if provider in LOCAL_KEY_BACKENDS:
+        return provider
+    scheme = provider.split("://", 1)[0]
+    if scheme in KMS_SCHEMES and "://" in provider:
+        return scheme
+    raise ConfigError("SPRONGUS_KEY_PROVIDER: must be env, keychain, file, memory or a gcp://, azure://, "
+                      "aws:// or vault:// URI")
+
+
+def rate_limit_backend(settings: Settings) -> str:
+    scheme = settings.rate_limit_storage.split("://", 1)[0]
+    if scheme not in ("memory", "redis", "rediss", "redis+sentinel"):
+        raise ConfigError("SPRONGUS_RATE_LIMIT_STORAGE: must be memory:// or a redis:// URL")
+    return "memory" if scheme == "memory" else "shared"
+
+
+def container_config(settings: Settings) -> dict[str, Any]:
+    """The container's configuration tree; raises ConfigError for anything unsafe or malformed."""
+    db, keys, limits = database_backend(settings), key_backend(settings), rate_limit_backend(settings)
+    if settings.env == "prod":
+        if keys in ("env", "memory"):
+            raise ConfigError(f"SPRONGUS_KEY_PROVIDER: the {keys} key provider is refused when SPRONGUS_ENV=prod; "
+                              "use a KMS provider")
+        if db == "memory":
+            raise ConfigError("SPRONGUS_DATABASE_URL: in-memory storage is refused when SPRONGUS_ENV=prod")
+        if limits == "memory":
+            raise ConfigError("SPRONGUS_RATE_LIMIT_STORAGE: in-memory rate limits are refused when "
+                              "SPRONGUS_ENV=prod (several workers would not share them); use redis://")
+    retired = [key_backend_of(p) for p in settings.retired_key_providers]
+    return {
+        "env": settings.env,
+        "database": {"backend": db, "url": settings.database_url or ""},
+        "audit": {"backend": db},
+        "keys": {"backend": keys, "provider": settings.key_provider or keys, "retired": retired,
+                 "master_keys": settings.master_keys or "", "hmac_keys": settings.hmac_keys or "",
+                 "file": str(settings.key_file_path), "vault_id": settings.vault_id,
+                 "keychain_timeout": settings.keychain_timeout},
+        "rate_limit": {"backend": limits, "storage": settings.rate_limit_storage,
+                       "policies": dict(settings.rate_limits)},
+        "batch_size": settings.batch_size,
+    }

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitDecision:
+    allowed: bool
+    policy: str
+    limit: int
+    window_seconds: int
+    remaining: int
+    reset_after: int  # seconds until the window frees a slot
+
+
+class RateLimiter(Protocol):
+    """Counts hits per (policy, identity). Policies: `reveal`, `write`, `redeem`."""
+
+    def hit(self, policy: str, identity: str) -> RateLimitDecision: ...
