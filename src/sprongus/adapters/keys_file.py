@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from sprongus.adapters.keys_local import KeyVersions
@@ -37,7 +38,11 @@ class FileKeyStore:
             if mode & (stat.S_IRWXG | stat.S_IRWXO):
                 raise KeyProviderError(f"key file {self.path} is accessible by other users "
                                        f"(mode {stat.S_IMODE(mode):o}); run: chmod 600 {self.path}")
-            return KeyVersions.loads(handle.read(), f"key file {self.path}")
+            try:
+                text = handle.read()
+            except UnicodeDecodeError:
+                raise KeyProviderError(f"key file {self.path} does not hold a valid sprongus keyring") from None
+            return KeyVersions.loads(text, f"key file {self.path}")
 
     def add_master_key(self) -> KeyVersions:
         versions = self.load().with_new_master()
@@ -46,8 +51,8 @@ class FileKeyStore:
 
     def _write(self, versions: KeyVersions, exclusive: bool) -> None:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # A unique 0600 temp file per writer: threads of one process must not share (and truncate) one.
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(versions.dumps())

@@ -100,8 +100,8 @@ def parse_key_list(text: str, setting: str) -> list[tuple[str, bytes]]:
         except ValueError:
             raise ConfigError(f"{setting}: entry {index + 1} must be id:base64 of a 32-byte key "
                               "(id of [A-Za-z0-9._-])") from None
-    if len({kid for kid, _ in keys}) != len(keys):
-        raise ConfigError(f"{setting}: key ids must be unique")
+        if any(kid == key_id for kid, _ in keys[:-1]):
+            raise ConfigError(f"{setting}: entry {index + 1} repeats a key id; key ids must be unique")
     return keys
 
 

@@ -80,7 +80,7 @@ class InMemoryUnitOfWork:
         self._lock = threading.RLock()
 
     @contextmanager
-    def transaction(self, caller: Principal) -> Iterator[InMemorySecretRepository]:
+    def transaction(self, caller: Principal, readonly: bool = False) -> Iterator[InMemorySecretRepository]:
         with self._lock:
             self.repository.begin()
             try:

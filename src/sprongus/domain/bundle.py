@@ -29,6 +29,7 @@ SCRYPT_N = 2**15
 SCRYPT_MIN_N = 2**14
 SCRYPT_R = 8
 SCRYPT_P = 1
+SCRYPT_MAXMEM = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,7 @@ def unb64(text: object, field: str) -> bytes:
 
 def scrypt_keys(passphrase: bytes, salt: bytes, n: int, r: int, p: int) -> tuple[bytes, bytes]:
     """(mac key, wrap key) derived from a passphrase."""
-    derived = hashlib.scrypt(passphrase, salt=salt, n=n, r=r, p=p, dklen=64, maxmem=256 * 1024 * 1024)
+    derived = hashlib.scrypt(passphrase, salt=salt, n=n, r=r, p=p, dklen=64, maxmem=SCRYPT_MAXMEM)
     return derived[:32], derived[32:]
 
 
@@ -118,4 +119,7 @@ def scrypt_params(protection: dict[str, Any]) -> tuple[bytes, int, int, int]:
     ok = all(isinstance(x, int) and not isinstance(x, bool) for x in (n, r, p))
     if not ok or not (SCRYPT_MIN_N <= n <= 2**20 and 1 <= r <= 32 and 1 <= p <= 16):  # type: ignore[operator]
         raise ValidationError("bundle.protection", "scrypt parameters out of range")
+    # OpenSSL's scrypt needs 128*r*(n+p+2) bytes; more than maxmem would fail with a bare ValueError.
+    if 128 * r * (n + p + 2) > SCRYPT_MAXMEM:  # type: ignore[operator]
+        raise ValidationError("bundle.protection", "scrypt parameters need too much memory")
     return unb64(protection.get("salt"), "bundle.protection.salt"), n, r, p  # type: ignore[return-value]

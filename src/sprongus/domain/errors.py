@@ -82,5 +82,9 @@ class AuditUnavailable(SprongusError):
     """An audit event could not be recorded; the action it guards did not happen (fail closed)."""
 
 
+class StorageError(SprongusError):
+    """The database could not be reached or failed; nothing was changed by the failed transaction."""
+
+
 class ConfigError(SprongusError):
     """A setting is missing, malformed or not allowed in this profile."""

@@ -16,13 +16,19 @@ from sprongus.adapters.clock_system import SystemClock
 from sprongus.adapters.crypto_aesgcm import AesGcmDataCipher
 from sprongus.adapters.keys_composite import CompositeMasterKeyProvider
 from sprongus.adapters.memory import InMemoryAuditSink, InMemoryUnitOfWork
-from sprongus.adapters.rate_limit_limits import LimitsRateLimiter
+from sprongus.adapters.rate_limit_limits import LimitsRateLimiter, UnlimitedRateLimiter
 from sprongus.domain.envelope import Envelope
 from sprongus.domain.errors import ConfigError, SprongusError
 from sprongus.domain.service import SecretsService, ServiceDeps
 from sprongus.entrypoints import key_material as km
 from sprongus.entrypoints.config import Settings
 from sprongus.entrypoints.profiles import container_config
+from sprongus.entrypoints.storage import (
+    open_embedded_vault,
+    open_server_vault,
+    peewee_audit_sink,
+    peewee_unit_of_work,
+)
 
 log = logging.getLogger("sprongus")
 
@@ -76,39 +82,59 @@ class Container(containers.DeclarativeContainer):
         Envelope, providers.Dict({AesGcmDataCipher.alg: data_cipher}), AesGcmDataCipher.alg,
         master_keys, key_material.provided.hmac)
 
+    database = providers.Selector(
+        config.database.backend,
+        memory=providers.Object(None),
+        sqlite=providers.Singleton(open_embedded_vault, config.database.url),
+        postgres=providers.Singleton(open_server_vault, config.database.url),
+    )
     unit_of_work = providers.Selector(
         config.database.backend,
         memory=providers.Singleton(InMemoryUnitOfWork),
-        sqlite=providers.Singleton(_unavailable("the sqlite:// database backend")),
-        postgres=providers.Singleton(_unavailable("the postgresql:// database backend")),
+        sqlite=providers.Singleton(peewee_unit_of_work, database),
+        postgres=providers.Singleton(peewee_unit_of_work, database),
     )
     audit_sink = providers.Selector(
         config.audit.backend,
         memory=providers.Singleton(InMemoryAuditSink),
-        sqlite=providers.Singleton(_unavailable("the sqlite audit sink")),
-        postgres=providers.Singleton(_unavailable("the postgres audit sink")),
+        sqlite=providers.Singleton(peewee_audit_sink, database),
+        postgres=providers.Singleton(peewee_audit_sink, database),
+    )
+    audit_trail = providers.Selector(
+        config.audit.backend,
+        memory=providers.Object(None),
+        sqlite=audit_sink,
+        postgres=audit_sink,
     )
     rate_limiter = providers.Selector(
         config.rate_limit.backend,
         memory=providers.Singleton(LimitsRateLimiter, config.rate_limit.policies, "memory://"),
         shared=providers.Singleton(LimitsRateLimiter, config.rate_limit.policies, config.rate_limit.storage),
+        off=providers.Singleton(UnlimitedRateLimiter),
     )
 
     service_deps = providers.Singleton(
         ServiceDeps, uow=unit_of_work, envelope=envelope, audit=audit_sink, clock=clock, limiter=rate_limiter,
-        batch_size=config.batch_size)
+        batch_size=config.batch_size, audit_trail=audit_trail)
     secrets_service = providers.Singleton(SecretsService, service_deps)
 
 
-PORTS = ("clock", "data_cipher", "key_material", "envelope", "unit_of_work", "audit_sink", "rate_limiter",
-         "secrets_service")
+PORTS = ("clock", "data_cipher", "key_material", "envelope", "database", "unit_of_work", "audit_sink",
+         "rate_limiter", "secrets_service")
 
 
-def build_container(settings: Settings | None = None, notice: Callable[[str], None] | None = None) -> Container:
-    """A container for these settings (default: the environment) with every port resolved."""
+def build_container(settings: Settings | None = None, notice: Callable[[str], None] | None = None,
+                    *, local_owner: bool = False) -> Container:
+    """A container for these settings (default: the environment) with every port resolved.
+
+    `local_owner`: the CLI's local mode, whose only caller is the vault's owner and is never rate limited.
+    """
     settings = settings or Settings.from_env()
     container = Container()
-    container.config.from_dict(container_config(settings))
+    config = container_config(settings)
+    if local_owner:
+        config["rate_limit"]["backend"] = "off"
+    container.config.from_dict(config)
     if notice is not None:
         container.notice.override(providers.Object(notice))
     for port in PORTS:

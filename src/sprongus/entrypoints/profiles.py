@@ -14,12 +14,19 @@ LOCAL_KEY_BACKENDS = ("memory", "env", "file", "keychain")
 KMS_SCHEMES = ("gcp", "azure", "aws", "vault")
 
 
+def database_url(settings: Settings) -> str:
+    """The explicit URL, or the profile's default: in memory for test, the embedded SQLite vault for dev."""
+    if settings.database_url:
+        return settings.database_url
+    if settings.env == "prod":
+        raise ConfigError("SPRONGUS_DATABASE_URL: required when SPRONGUS_ENV=prod (postgresql://...)")
+    if settings.env == "test":
+        return "memory://"
+    return f"sqlite:///{settings.data_dir / 'vault.db'}"
+
+
 def database_backend(settings: Settings) -> str:
-    url = settings.database_url
-    if url is None:
-        if settings.env == "prod":
-            raise ConfigError("SPRONGUS_DATABASE_URL: required when SPRONGUS_ENV=prod (postgresql://...)")
-        return "memory"  # the embedded SQLite vault replaces this default for dev when persistence lands
+    url = database_url(settings)
     scheme = url.split(":", 1)[0]
     backends = {"memory": "memory", "sqlite": "sqlite", "postgresql": "postgres", "postgres": "postgres"}
     if scheme not in backends:
@@ -70,7 +77,7 @@ def container_config(settings: Settings) -> dict[str, Any]:
     retired = [key_backend_of(p) for p in settings.retired_key_providers]
     return {
         "env": settings.env,
-        "database": {"backend": db, "url": settings.database_url or ""},
+        "database": {"backend": db, "url": database_url(settings)},
         "audit": {"backend": db},
         "keys": {"backend": keys, "provider": settings.key_provider or keys, "retired": retired,
                  "master_keys": settings.master_keys or "", "hmac_keys": settings.hmac_keys or "",

@@ -31,6 +31,8 @@ class SecretRepository(Protocol):
 class UnitOfWork(Protocol):
     """Opens transactions on behalf of a caller: commit on success, roll back on any exception."""
 
-    def transaction(self, caller: Principal) -> AbstractContextManager[SecretRepository]: ...
+    def transaction(self, caller: Principal, readonly: bool = False) -> AbstractContextManager[SecretRepository]:
+        """`readonly` lets an engine skip write locks; writing inside one is a programming error."""
+        ...
 
     def count_by_master_key(self, caller: Principal) -> dict[str, int]: ...

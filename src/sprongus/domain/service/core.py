@@ -90,7 +90,7 @@ class SecretOps:
             authorize(principal, scope, Permission.REVEAL if reveal else Permission.READ)
             if reveal:
                 self._d.throttle(principal, "reveal")
-            with self._d.uow.transaction(principal) as repo:
+            with self._d.uow.transaction(principal, readonly=True) as repo:
                 record = repo.get(scope, key)
             if record is None:
                 raise NotFound(f"secret {key} not found in {scope}")
@@ -120,7 +120,7 @@ class SecretOps:
                 raise ValidationError("limit", f"must be an integer between 1 and {MAX_PAGE}")
             after = None if not cursor else decode_cursor(cursor)
             authorize(principal, scope, Permission.READ)
-            with self._d.uow.transaction(principal) as repo:
+            with self._d.uow.transaction(principal, readonly=True) as repo:
                 rows = repo.list_page(scope, prefix, after, limit + 1)
             more = len(rows) > limit
             rows = rows[:limit]

@@ -16,7 +16,7 @@ from sprongus.domain.records import SecretRecord, SecretView
 from sprongus.domain.scope import Scope
 from sprongus.domain.service.auditing import Auditor
 from sprongus.domain.values import SecretValue
-from sprongus.ports import AuditSink, Clock, RateLimiter, UnitOfWork
+from sprongus.ports import AuditSink, AuditTrail, Clock, RateLimiter, UnitOfWork
 
 Progress = Callable[[int, int | None], None]
 """Called with (done, total or None) as bulk work advances."""
@@ -36,6 +36,7 @@ class ServiceDeps:
     new_id: Callable[[], str] = _new_id
     random_bytes: Callable[[int], bytes] = secrets.token_bytes
     batch_size: int = 500
+    audit_trail: AuditTrail | None = None
     auditor: Auditor = field(init=False)
 
     def __post_init__(self) -> None:

@@ -25,10 +25,11 @@ class RotationReport:
 class VerifyReport:
     checked: int = 0
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (scope, key, reason)
+    audit_problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.failures
+        return not self.failures and not self.audit_problems
 
 
 class RotationOps:
@@ -52,7 +53,7 @@ class RotationOps:
                 return report
             after = None
             while True:
-                with self._d.uow.transaction(principal) as repo:
+                with self._d.uow.transaction(principal, readonly=True) as repo:
                     rows = repo.list_page(scope, prefix, after, self._d.batch_size)
                 for row in rows:
                     if rotated_before and row.last_rotated_at and row.last_rotated_at >= rotated_before:
@@ -116,7 +117,7 @@ class RotationOps:
             _require_admin(principal)
             report, after = VerifyReport(), None
             while True:
-                with self._d.uow.transaction(principal) as repo:
+                with self._d.uow.transaction(principal, readonly=True) as repo:
                     rows = repo.scan(after, self._d.batch_size)
                 for row in rows:
                     report.checked += 1
@@ -128,8 +129,10 @@ class RotationOps:
                 if len(rows) < self._d.batch_size:
                     break
                 after = rows[-1].id
+            if self._d.audit_trail is not None:
+                report.audit_problems = self._d.audit_trail.verify_chain().problems
             self._d.auditor.record(principal, AuditAction.VERIFY, None, None, None, checked=report.checked,
-                                   failed=len(report.failures))
+                                   failed=len(report.failures), audit_problems=len(report.audit_problems))
             return report
 
     def _problem(self, row: SecretRecord) -> str | None:

@@ -101,7 +101,7 @@ class TransferOps:
                  progress: Progress | None) -> Iterator[SecretRecord]:
         after, done = None, 0
         while True:
-            with self._d.uow.transaction(principal) as repo:
+            with self._d.uow.transaction(principal, readonly=True) as repo:
                 rows = repo.list_page(scope, prefix, after, self._d.batch_size)
             yield from rows
             done += len(rows)
@@ -125,7 +125,7 @@ class TransferOps:
                 raise ValidationError("plaintext", "plaintext import is refused unless explicitly allowed "
                                       "(--allow-plaintext / allowPlaintext)")
             entries = items if items is not None else self._codec.open(bundle, passphrase)
-            _check_unique_and_prefix(entries, prefix)
+            _check_items(entries, prefix)
             for scope in sorted({e.scope for e in entries}):
                 authorize(principal, scope, Permission.WRITE)
             self._d.throttle(principal, "write")
@@ -169,9 +169,17 @@ class TransferOps:
         return stale
 
 
-def _check_unique_and_prefix(entries: list[ImportItem], prefix: str) -> None:
+def _check_items(entries: list[ImportItem], prefix: str) -> None:
     seen: set[tuple[Scope, str]] = set()
     for i, entry in enumerate(entries):
+        # Items built in code skip parse_items: validate here too, so nothing invalid is ever written.
+        if not isinstance(entry.scope, Scope):
+            raise ValidationError(f"items[{i}].scope", "must be user:<id>, project:<id> or system")
+        validate_key_name(entry.key, f"items[{i}].key")
+        if not isinstance(entry.value, SecretValue):
+            raise ValidationError(f"items[{i}].value", "must be a SecretValue")
+        if entry.meta is not None:
+            validate_meta(entry.meta, f"items[{i}].meta")
         if (entry.scope, entry.key) in seen:
             raise ValidationError(f"items[{i}].key", f"duplicate key {entry.key} in {entry.scope}")
         if prefix and not entry.key.startswith(prefix):

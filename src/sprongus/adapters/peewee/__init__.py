@@ -1,0 +1,1 @@
+"""Peewee persistence: SQLite (embedded default) and Postgres (production, row-level security)."""

@@ -1,0 +1,77 @@
+"""A durable audit trail: append-only rows, each chained to the previous one by a SHA-256 hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC
+from typing import Any
+
+from sprongus.adapters.peewee.db import is_postgres
+from sprongus.adapters.peewee.models import BoundModels
+from sprongus.domain.errors import AuditUnavailable
+from sprongus.domain.records import AuditChainReport, AuditEvent
+
+GENESIS = "sha256:" + "0" * 64
+AUDIT_LOCK_ID = 0x53505241  # serializes chain appends on Postgres ("SPRA")
+
+
+def chain_hash(prev_hash: str, fields: list[Any]) -> str:
+    body = json.dumps([prev_hash, *fields], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def _fields(time: Any, actor: str, action: str, scope: str | None, key_name: str | None, version: int | None,
+            outcome: str, request_id: str | None, client_address: str | None, detail: Any) -> list[Any]:
+    return [time.astimezone(UTC).isoformat(), actor, action, scope, key_name, version, outcome, request_id,
+            client_address, detail]
+
+
+class PeeweeAuditSink:
+    """Joins the caller's open transaction, so an action and its audit row commit or roll back together."""
+
+    def __init__(self, models: BoundModels) -> None:
+        self._m = models.audit
+        self._db = models.db
+
+    def record(self, event: AuditEvent) -> None:
+        try:
+            self._append(event)
+        except Exception as exc:
+            raise AuditUnavailable("audit event could not be recorded; action refused") from exc
+
+    def _append(self, event: AuditEvent) -> None:
+        m = self._m
+        outer = self._db.in_transaction()
+        with self._db.atomic() if (outer or is_postgres(self._db)) else self._db.atomic("IMMEDIATE"):
+            if is_postgres(self._db):
+                self._db.execute_sql("SELECT pg_advisory_xact_lock(%s)",  # type: ignore[no-untyped-call]
+                                     (AUDIT_LOCK_ID,))
+            last = m.select(m.hash).order_by(m.seq.desc()).first()
+            prev = last.hash if last is not None else GENESIS
+            detail = json.loads(json.dumps(event.detail, default=str))
+            fields = _fields(event.time, event.actor, event.action.value, event.scope, event.key_name,
+                             event.version, event.outcome.value, event.request_id, event.client_address, detail)
+            m.insert(time=event.time, actor=event.actor, action=event.action.value, scope=event.scope,
+                     key_name=event.key_name, version=event.version, outcome=event.outcome.value,
+                     request_id=event.request_id, client_address=event.client_address, detail=detail,
+                     prev_hash=prev, hash=chain_hash(prev, fields)).execute()
+
+    def verify_chain(self, batch: int = 1000) -> AuditChainReport:
+        """Recompute the chain: an edited, deleted (but the last) or reordered row shows up as a problem."""
+        m = self._m
+        problems: list[str] = []
+        prev, after, checked = GENESIS, 0, 0
+        while True:
+            rows = list(m.select().where(m.seq > after).order_by(m.seq).limit(batch))
+            for row in rows:
+                checked += 1
+                fields = _fields(row.time, row.actor, row.action, row.scope, row.key_name, row.version,
+                                 row.outcome, row.request_id, row.client_address, row.detail)
+                if row.prev_hash != prev:
+                    problems.append(f"audit row {row.seq}: does not follow the previous row (deleted or reordered)")
+                if row.hash != chain_hash(row.prev_hash, fields):
+                    problems.append(f"audit row {row.seq}: contents do not match its hash (edited)")
+                prev, after = row.hash, row.seq
+            if len(rows) < batch:
+                return AuditChainReport(checked, problems)

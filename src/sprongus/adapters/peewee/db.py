@@ -1,0 +1,51 @@
+"""Opens the database named by a URL, with the pragmas and file modes the vault needs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import peewee
+
+from sprongus.domain.errors import ConfigError
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",  # readers never block the writer
+    "busy_timeout": 30_000,  # ms: wait for the write lock instead of failing with "database is locked"
+    "synchronous": "normal",  # safe with WAL: a power cut may lose the last commits, never corrupt
+    "foreign_keys": 1,
+}
+
+
+def is_postgres(db: peewee.Database) -> bool:
+    return isinstance(db, peewee.PostgresqlDatabase)
+
+
+def sqlite_path(url: str) -> Path:
+    """`sqlite:///relative/or/absolute` (SQLAlchemy style: four slashes for an absolute path)."""
+    if not url.startswith("sqlite:///"):
+        raise ConfigError("SPRONGUS_DATABASE_URL: a SQLite URL must look like sqlite:////absolute/path.db")
+    return Path(unquote(url[len("sqlite:///"):])).expanduser()
+
+
+def open_sqlite(path: Path) -> peewee.SqliteDatabase:
+    """The vault file is created 0600 in a 0700 directory before SQLite touches it; WAL files inherit the mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    return peewee.SqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS, check_same_thread=False)
+
+
+def open_postgres(url: str) -> peewee.PostgresqlDatabase:
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres") or not parts.path.strip("/"):
+        raise ConfigError("SPRONGUS_DATABASE_URL: a Postgres URL must look like postgresql://user@host:5432/dbname")
+    conninfo = url.replace("postgres://", "postgresql://", 1)
+    return peewee.PostgresqlDatabase(conninfo, prefer_psycopg3=True, autorollback=True)
+
+
+def open_database(url: str) -> peewee.Database:
+    if url.startswith("sqlite:"):
+        return open_sqlite(sqlite_path(url))
+    return open_postgres(url)

@@ -1,0 +1,69 @@
+"""Columns whose storage differs by dialect (SPEC section 3): bytes and JSON, timestamps in UTC."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import peewee
+
+from sprongus.adapters.peewee.db import is_postgres
+
+
+class CryptoBytesField(peewee.Field):
+    """BYTEA on Postgres, base64 TEXT on SQLite."""
+
+    field_type = "BLOB"
+
+    def db_value(self, value: bytes | None) -> Any:
+        if value is None:
+            return None
+        if is_postgres(self.model._meta.database):
+            return bytes(value)
+        return base64.b64encode(value).decode("ascii")
+
+    def python_value(self, value: Any) -> bytes | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return base64.b64decode(value)
+        return bytes(value)
+
+
+class MetaField(peewee.Field):
+    """JSONB on Postgres, JSON TEXT on SQLite."""
+
+    field_type = "TEXT"
+
+    def db_value(self, value: Any) -> Any:
+        text = json.dumps(value if value is not None else {}, sort_keys=True, separators=(",", ":"))
+        if is_postgres(self.model._meta.database):
+            from psycopg.types.json import Jsonb
+
+            return Jsonb(value if value is not None else {})
+        return text
+
+    def python_value(self, value: Any) -> Any:
+        if value is None:
+            return {}
+        return json.loads(value) if isinstance(value, str) else value
+
+
+class UtcDateTimeField(peewee.Field):
+    """TIMESTAMPTZ on Postgres, ISO-8601 TEXT with offset on SQLite; always aware UTC in Python."""
+
+    field_type = "TEXT"
+
+    def db_value(self, value: datetime | None) -> Any:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value if is_postgres(self.model._meta.database) else value.isoformat()
+
+    def python_value(self, value: Any) -> datetime | None:
+        if value is None:
+            return None
+        moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,69 @@
+"""Peewee models of the live schema. Migrations keep their own copy of the DDL and never import these."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import peewee
+
+from sprongus.adapters.peewee.fields import CryptoBytesField, MetaField, UtcDateTimeField
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        legacy_table_names = False
+
+
+class SecretKV(BaseModel):
+    id = peewee.TextField(primary_key=True)
+    owner_type = peewee.TextField()
+    owner_id = peewee.TextField(null=True)
+    key_name = peewee.TextField()
+    ciphertext = CryptoBytesField()
+    dek_wrapped = CryptoBytesField()
+    nonce = CryptoBytesField()
+    alg = peewee.TextField()
+    master_key_id = peewee.TextField()
+    version = peewee.IntegerField()
+    created_at = UtcDateTimeField()
+    updated_at = UtcDateTimeField()
+    last_rotated_at = UtcDateTimeField(null=True)
+    meta = MetaField()
+    hmac = peewee.TextField(null=True)
+    checksum = peewee.TextField()
+
+    class Meta:
+        table_name = "secret_kv"
+
+
+class AuditEventRow(BaseModel):
+    seq = peewee.BigAutoField()
+    time = UtcDateTimeField()
+    actor = peewee.TextField()
+    action = peewee.TextField()
+    scope = peewee.TextField(null=True)
+    key_name = peewee.TextField(null=True)
+    version = peewee.IntegerField(null=True)
+    outcome = peewee.TextField()
+    request_id = peewee.TextField(null=True)
+    client_address = peewee.TextField(null=True)
+    detail = MetaField()
+    prev_hash = peewee.TextField()
+    hash = peewee.TextField()
+
+    class Meta:
+        table_name = "audit_event"
+
+
+class BoundModels:
+    """Model classes bound to one database, so several vaults (tests, restore drills) live in one process."""
+
+    def __init__(self, db: peewee.Database) -> None:
+        self.db = db
+        self.secret: type[SecretKV] = _bind(SecretKV, db)
+        self.audit: type[AuditEventRow] = _bind(AuditEventRow, db)
+
+
+def _bind(model: type[peewee.Model], db: peewee.Database) -> Any:
+    meta = type("Meta", (), {"database": db, "table_name": model._meta.table_name})
+    return type(model.__name__, (model,), {"Meta": meta, "__module__": model.__module__})

@@ -1,0 +1,3 @@
+from sprongus.entrypoints.cli.root import main
+
+main()

@@ -1,0 +1,31 @@
+"""`sprongus db upgrade`: apply the schema migrations for the configured database."""
+
+from __future__ import annotations
+
+import click
+
+from sprongus.entrypoints.config import Settings
+
+
+@click.group("db")
+def db_group() -> None:
+    """Database schema management."""
+
+
+@db_group.command("upgrade")
+def upgrade_command() -> None:
+    """Apply pending migrations (Postgres: run it as the maintenance role)."""
+    from sprongus.adapters.peewee.db import open_database
+    from sprongus.adapters.peewee.migrate import upgrade
+    from sprongus.entrypoints.profiles import database_url
+
+    url = database_url(Settings.from_env())
+    if url.startswith("memory:"):
+        click.echo("in-memory storage: nothing to migrate")
+        return
+    db = open_database(url)
+    try:
+        applied = upgrade(db)
+    finally:
+        db.close()
+    click.echo(f"applied: {', '.join(applied)}" if applied else "schema is current")

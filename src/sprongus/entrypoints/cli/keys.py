@@ -1,0 +1,57 @@
+"""`sprongus keys status|rotate-master`."""
+
+from __future__ import annotations
+
+import click
+
+from sprongus.entrypoints.cli.output import emit_json, progress, table
+from sprongus.entrypoints.cli.state import CliState, pass_state
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Master keys: status and rotation."""
+
+
+@keys_group.command("status")
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+def status_command(state: CliState, as_json: bool) -> None:
+    """The key provider, the current master key and how many secrets each master key wraps."""
+    container = state.get_container()
+    material = container.key_material()
+    current = container.master_keys().current_key_id()
+    counts = container.unit_of_work().count_by_master_key(state.principal)
+    if as_json:
+        emit_json({"provider": material.backend, "location": material.location, "currentKeyId": current,
+                   "secretsByMasterKey": counts})
+        return
+    click.echo(f"provider:    {material.backend} ({material.location})")
+    click.echo(f"current key: {current}")
+    rows = [[key_id, str(n), "current" if key_id == current else "old: run keys rotate-master"]
+            for key_id, n in sorted(counts.items())]
+    click.echo(table(["master key", "secrets", "state"], rows) if rows else "no secrets yet")
+
+
+@keys_group.command("rotate-master")
+@pass_state
+def rotate_master_command(state: CliState) -> None:
+    """Re-wrap every data key onto the current master key.
+
+    When every secret already sits on the current key and the provider keeps its own keys (file, keychain),
+    a new master key version is created first. When some secrets still sit on older keys (an interrupted
+    rotation, or a new key put first in SPRONGUS_MASTER_KEYS), it finishes re-wrapping them.
+    """
+    container = state.get_container()
+    material = container.key_material()
+    current = container.master_keys().current_key_id()
+    counts = container.unit_of_work().count_by_master_key(state.principal)
+    behind = sum(n for key_id, n in counts.items() if key_id != current)
+    if behind:
+        click.echo(f"{behind} secrets are not on {current} yet: re-wrapping them", err=True)
+    elif material.add_master_key is not None:
+        material.add_master_key()
+        click.echo(f"new master key {container.master_keys().current_key_id()}", err=True)
+    with progress("re-wrapping") as report:
+        result = state.service.rotate_master(state.principal, progress=report)
+    click.echo(f"re-wrapped {result.rotated} secrets onto {container.master_keys().current_key_id()}")

@@ -1,0 +1,106 @@
+"""`sprongus secrets set|get|unset|list`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from sprongus.domain.errors import ConfirmationRequired
+from sprongus.domain.scope import Scope
+from sprongus.entrypoints.cli.output import describe, emit_json, format_meta, table
+from sprongus.entrypoints.cli.params import KEY, PREFIX, SCOPE
+from sprongus.entrypoints.cli.state import CliState, pass_state
+from sprongus.entrypoints.cli.values import parse_meta, read_value
+
+PAGE = 500
+
+
+@click.command("set")
+@click.argument("scope", type=SCOPE)
+@click.argument("key", type=KEY)
+@click.argument("value", required=False)
+@click.option("--file", "file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Read the value from a file, byte for byte.")
+@click.option("--json", "as_json", is_flag=True, help="The value must parse as JSON (stored as given).")
+@click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE", help="A non-secret tag; repeatable.")
+@pass_state
+def set_command(state: CliState, scope: Scope, key: str, value: str | None, file: Path | None, as_json: bool,
+                meta: tuple[str, ...]) -> None:
+    """Store a new version of a secret. VALUE, `-` (stdin), piped stdin, --file, or a hidden prompt."""
+    tags = parse_meta(meta)
+    secret = read_value(value, file, as_json)
+    result = state.service.set(state.principal, scope, key, secret, tags)
+    verb = "created" if result.created else "updated"
+    click.echo(f"{verb} {scope} {key} (version {result.view.version})")
+
+
+@click.command("get")
+@click.argument("scope", type=SCOPE)
+@click.argument("key", type=KEY)
+@click.option("--reveal", is_flag=True, help="Print the plaintext value (asks for confirmation).")
+@click.option("--yes", is_flag=True, help="Confirm --reveal without a prompt (required without a terminal).")
+@click.option("--json", "as_json", is_flag=True, help="The record as JSON.")
+@click.option("--no-newline", is_flag=True, help="With --reveal: no newline after the value.")
+@pass_state
+def get_command(state: CliState, scope: Scope, key: str, reveal: bool, yes: bool, as_json: bool,
+                no_newline: bool) -> None:
+    """Show a secret's record, masked; --reveal prints the value alone."""
+    if not reveal:
+        view = state.service.get(state.principal, scope, key)
+        emit_json(view.to_dict()) if as_json else click.echo(describe(view))
+        return
+    confirm_reveal(f"Reveal the value of {key} in {scope}?", yes)
+    view = state.service.get(state.principal, scope, key, reveal=True)
+    if as_json:
+        emit_json(view.to_dict())
+        return
+    assert view.value is not None
+    click.echo(view.value.reveal(), nl=not no_newline)
+
+
+def confirm_reveal(question: str, yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfirmationRequired("reveal: confirmation required; pass --yes when not on a terminal")
+    if not click.confirm(question, default=False, err=True):
+        raise ConfirmationRequired("reveal: confirmation refused")
+
+
+@click.command("unset")
+@click.argument("scope", type=SCOPE)
+@click.argument("key", type=KEY)
+@pass_state
+def unset_command(state: CliState, scope: Scope, key: str) -> None:
+    """Delete a secret (every version)."""
+    state.service.unset(state.principal, scope, key)
+    click.echo(f"deleted {scope} {key}")
+
+
+@click.command("list")
+@click.argument("scope", type=SCOPE)
+@click.option("--prefix", type=PREFIX, default="", help="Only key names starting with this prefix.")
+@click.option("--meta", "with_meta", is_flag=True, help="Include meta tags.")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@pass_state
+def list_command(state: CliState, scope: Scope, prefix: str, with_meta: bool, as_json: bool) -> None:
+    """List key names of a scope (never values)."""
+    views, cursor = [], None
+    while True:
+        page = state.service.list(state.principal, scope, prefix, with_meta, cursor, PAGE)
+        views += page.items
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    if as_json:
+        emit_json({"scope": str(scope), "items": [v.to_dict(with_meta=with_meta) for v in views]})
+        return
+    if not views:
+        click.echo(f"no secrets in {scope}" + (f" with prefix {prefix}" if prefix else ""), err=True)
+        return
+    headers = ["key", "version", "updated"] + (["meta"] if with_meta else [])
+    rows = [[v.key, str(v.version), v.to_dict()["updatedAt"]] + ([format_meta(v.meta)] if with_meta else [])
+            for v in views]
+    click.echo(table(headers, rows))

@@ -1,0 +1,95 @@
+"""`sprongus secrets import|export`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sprongus.domain.errors import ValidationError
+from sprongus.domain.scope import Scope
+from sprongus.entrypoints.cli import import_formats as fmt
+from sprongus.entrypoints.cli.output import emit_json, progress
+from sprongus.entrypoints.cli.params import PREFIX, SCOPE
+from sprongus.entrypoints.cli.state import CliState, pass_state
+from sprongus.entrypoints.cli.values import read_passphrase
+
+
+@click.command("import")
+@click.option("--file", "file", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@click.option("--format", "format_", type=click.Choice(fmt.FORMATS), help="Default: from the file.")
+@click.option("--scope", type=SCOPE, help="Scope for dotenv and {KEY: value} JSON files.")
+@click.option("--merge", "mode", flag_value="merge", default=True, help="Upsert the items (default).")
+@click.option("--replace", "mode", flag_value="replace", help="Also delete keys of the scope the file lacks.")
+@click.option("--prefix", type=PREFIX, default="", help="With --replace: only delete under this prefix.")
+@click.option("--allow-plaintext", is_flag=True, help="Accept a plaintext (dotenv/JSON) file.")
+@click.option("--dry-run", is_flag=True, help="Show what would be added, changed and removed; write nothing.")
+@click.option("--passphrase-file", type=click.Path(path_type=Path, dir_okay=False), help="For a passphrase bundle.")
+@pass_state
+def import_command(state: CliState, file: Path, format_: str | None, scope: Scope | None, mode: str, prefix: str,
+                   allow_plaintext: bool, dry_run: bool, passphrase_file: Path | None) -> None:
+    """Import secrets from a dotenv, JSON or bundle file (all or nothing)."""
+    text = fmt.read_text(file)
+    kind = format_ or fmt.guess_format(file, text)
+    items, bundle = None, None
+    if kind == "bundle":
+        bundle = fmt.parse_bundle(text)
+    else:
+        if not allow_plaintext:  # refuse before parsing: nothing of the file's values is touched
+            raise ValidationError("plaintext", f"{kind} files hold plaintext; pass --allow-plaintext to import")
+        items = fmt.parse_dotenv(text, scope) if kind == "dotenv" else fmt.parse_json_items(text, scope)
+    with progress("importing") as report:
+        result = state.service.import_(state.principal, items=items, bundle=bundle, mode=mode,
+                                       allow_plaintext=allow_plaintext, passphrase=read_passphrase(passphrase_file),
+                                       prefix=prefix, dry_run=dry_run, progress=report)
+    if dry_run:
+        for sign, pairs in (("+", result.added), ("~", result.updated), ("-", result.removed)):
+            for scope_text, key in pairs:
+                click.echo(f"{sign} {scope_text} {key}")
+    summary = f"{len(result.added)} added, {len(result.updated)} changed, {len(result.removed)} removed"
+    click.echo(("dry run: would import " if dry_run else "imported: ") + summary, err=dry_run)
+
+
+@click.command("export")
+@click.argument("scope", type=SCOPE)
+@click.option("--prefix", type=PREFIX, default="")
+@click.option("--bundle", is_flag=True, help="An encrypted bundle (values stay encrypted) instead of metadata.")
+@click.option("--passphrase-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="With --bundle: protect with a passphrase, so another installation can import it.")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write here (mode 0600) instead of stdout.")
+@pass_state
+def export_command(state: CliState, scope: Scope, prefix: str, bundle: bool, passphrase_file: Path | None,
+                   out: Path | None) -> None:
+    """Export metadata (default, never values) or an encrypted bundle."""
+    if passphrase_file and not bundle:
+        raise ValidationError("passphrase-file", "only goes with --bundle")
+    with progress("exporting") as report:
+        result = state.service.export(state.principal, scope, prefix, bundle, read_passphrase(passphrase_file),
+                                      progress=report)
+    document: Any = result.bundle if bundle else {
+        "format": "sprongus.metadata.v1", "scope": str(scope), "prefix": prefix,
+        "items": [_metadata(v.to_dict()) for v in result.items]}
+    if out is None:
+        emit_json(document)
+        return
+    _write_private(out, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    click.echo(f"exported {len(result.items)} secret{'s' if len(result.items) != 1 else ''} to {out}", err=True)
+
+
+def _metadata(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in ("value", "masked")}
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ValidationError("out", f"cannot write {path}: {exc.strerror or type(exc).__name__}") from None

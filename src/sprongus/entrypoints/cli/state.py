@@ -1,0 +1,69 @@
+"""What every command receives through `ctx.obj`: the container (built lazily) and the local principal."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from sprongus.domain.principal import Principal
+    from sprongus.domain.service import SecretsService
+    from sprongus.entrypoints.container import Container
+
+
+def _stderr_notice(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _default_container(skip_unused_drivers: bool) -> Container:
+    from sprongus.entrypoints.config import Settings
+    from sprongus.entrypoints.container import build_container
+    from sprongus.entrypoints.profiles import database_backend
+
+    settings = Settings.from_env()
+    if skip_unused_drivers and database_backend(settings) != "postgres" and "peewee" not in sys.modules:
+        # Peewee imports psycopg eagerly (~70 ms); this process will never talk to Postgres.
+        for driver in ("psycopg", "psycopg2"):
+            sys.modules.setdefault(driver, None)  # type: ignore[arg-type]
+    return build_container(settings, notice=_stderr_notice, local_owner=True)
+
+
+@dataclass
+class CliState:
+    """Tests pass a ready container; the real CLI builds one from the environment on first use."""
+
+    container: Container | None = None
+    build: Callable[[bool], Container] = field(default=_default_container)
+    skip_unused_drivers: bool = False  # only the real CLI process: a test process may need both engines
+
+    def get_container(self) -> Container:
+        if self.container is None:
+            self.container = self.build(self.skip_unused_drivers)
+        return self.container
+
+    @property
+    def service(self) -> SecretsService:
+        service: SecretsService = self.get_container().secrets_service()
+        return service
+
+    @property
+    def principal(self) -> Principal:
+        """Local mode acts as the vault's owner; audit events name the OS user."""
+        from sprongus.domain.principal import Principal
+
+        return Principal.local_owner(_os_user())
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "local"
+
+
+pass_state = click.make_pass_decorator(CliState, ensure=True)
