@@ -40,7 +40,7 @@ def make_harness(versions: KeyVersions | None = None, *, batch_size: int = 500, 
     master = LocalMasterKeyProvider("memory", versions.master)
     cipher = AesGcmDataCipher()
     envelope = Envelope({cipher.alg: cipher}, cipher.alg, CompositeMasterKeyProvider(master),
-                        StaticHmacKeyring(versions.hmac) if hmac else None)
+                        StaticHmacKeyring(versions.hmac, "memory") if hmac else None)
     uow, audit, clock = InMemoryUnitOfWork(), InMemoryAuditSink(), ManualClock()
     limiter = LimitsRateLimiter({"reveal": reveal_limit, "write": write_limit, "redeem": "30/minute"})
     deps = ServiceDeps(uow=uow, envelope=envelope, audit=audit, clock=clock, limiter=limiter,

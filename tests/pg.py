@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg
@@ -66,35 +67,46 @@ class PgDatabase:
         return psycopg.connect(self.admin_url, autocommit=True)
 
 
-@pytest.fixture
-def pg_empty() -> Iterator[PgDatabase]:
-    """A new, empty database (no migrations run) plus login roles for the app and for maintenance."""
+@contextmanager
+def fresh_database(migrated: bool) -> Iterator[PgDatabase]:
+    """A new database (dropped afterwards), migrated with login roles for the app and maintenance if asked."""
     require_postgres()
     name = f"sprongus_t_{uuid.uuid4().hex[:12]}"
     db = PgDatabase(name, f"{name}_app", f"{name}_maint")
     with DatabaseJanitor(user=SUPERUSER, host=HOST, port=PORT, dbname=name):
         try:
+            if migrated:
+                migrate_and_create_roles(db)
             yield db
         finally:
             _drop_roles(db)
 
 
 @pytest.fixture
-def pg_db(pg_empty: PgDatabase) -> PgDatabase:
+def pg_empty() -> Iterator[PgDatabase]:
+    """A new, empty database (no migrations run)."""
+    with fresh_database(migrated=False) as db:
+        yield db
+
+
+@pytest.fixture
+def pg_db() -> Iterator[PgDatabase]:
     """A migrated database: the app role is a member of sprongus_app, maintenance of sprongus_maintenance."""
-    migrate_and_create_roles(pg_empty)
-    return pg_empty
+    with fresh_database(migrated=True) as db:
+        yield db
 
 
 def migrate_and_create_roles(db: PgDatabase) -> None:
+    """Migrate as the superuser; the roles are created only if absent (pg_empty tests may have made them)."""
     database = open_postgres(db.admin_url)
     try:
         upgrade(database)
     finally:
         database.close()
     with db.admin() as conn:
-        conn.execute(f'CREATE ROLE "{db.app_role}" LOGIN NOBYPASSRLS IN ROLE sprongus_app')
-        conn.execute(f'CREATE ROLE "{db.maintenance_role}" LOGIN IN ROLE sprongus_maintenance')
+        for role, group in ((db.app_role, "sprongus_app"), (db.maintenance_role, "sprongus_maintenance")):
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
+                conn.execute(f'CREATE ROLE "{role}" LOGIN NOBYPASSRLS IN ROLE {group}')
 
 
 def _drop_roles(db: PgDatabase) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sprongus.domain.errors import KeyProviderError
-from sprongus.ports.crypto import MasterKeyProvider, WrappedKey
+from sprongus.domain.errors import IntegrityError, KeyProviderError
+from sprongus.ports.crypto import HmacKeyring, MasterKeyProvider, WrappedKey
 
 
 class CompositeMasterKeyProvider:
@@ -29,3 +29,22 @@ class CompositeMasterKeyProvider:
 
     def can_unwrap(self, key_id: str) -> bool:
         return any(provider.can_unwrap(key_id) for provider in self._all)
+
+
+class CompositeHmacKeyring:
+    """Signs with the current provider's HMAC key; verifies with any provider's, retired ones included."""
+
+    def __init__(self, current: HmacKeyring | None, retired: Sequence[HmacKeyring | None] = ()) -> None:
+        self._current = current
+        self._all = [k for k in (current, *retired) if k is not None]
+
+    def current_key_id(self) -> str | None:
+        return None if self._current is None else self._current.current_key_id()
+
+    def key(self, key_id: str) -> bytes:
+        for keyring in self._all:
+            try:
+                return keyring.key(key_id)
+            except IntegrityError:
+                continue
+        raise IntegrityError()

@@ -8,8 +8,16 @@ import stat
 import tempfile
 from pathlib import Path
 
+from filelock import FileLock
+
 from sprongus.adapters.keys_local import KeyVersions
 from sprongus.domain.errors import KeyProviderError
+
+
+def key_update_lock(path: Path) -> FileLock:
+    """An inter-process lock beside the key storage, held while a new key version is added."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return FileLock(str(path.with_name(path.name + ".lock")), timeout=30, mode=0o600)
 
 
 class FileKeyStore:
@@ -31,8 +39,20 @@ class FileKeyStore:
             return self.load(), False
         return versions, True
 
+    def load_existing(self) -> KeyVersions:
+        """Load without ever creating: a missing or unreadable file is a KeyProviderError."""
+        try:
+            return self.load()
+        except FileNotFoundError:
+            raise KeyProviderError(f"key file {self.path} does not exist") from None
+
     def load(self) -> KeyVersions:
-        fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            raise
+        except OSError as exc:  # a symlink (O_NOFOLLOW), a directory, no permission
+            raise KeyProviderError(f"key file {self.path} cannot be read: {exc.strerror or exc}") from None
         with os.fdopen(fd, "r", encoding="utf-8") as handle:
             mode = os.fstat(handle.fileno()).st_mode
             if mode & (stat.S_IRWXG | stat.S_IRWXO):
@@ -45,9 +65,11 @@ class FileKeyStore:
             return KeyVersions.loads(text, f"key file {self.path}")
 
     def add_master_key(self) -> KeyVersions:
-        versions = self.load().with_new_master()
-        self._write(versions, exclusive=False)
-        return versions
+        # Read-modify-write under a lock: two concurrent rotations must not both write a different "v2".
+        with key_update_lock(self.path):
+            versions = self.load().with_new_master()
+            self._write(versions, exclusive=False)
+            return versions
 
     def _write(self, versions: KeyVersions, exclusive: bool) -> None:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

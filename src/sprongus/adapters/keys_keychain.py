@@ -5,10 +5,13 @@ Every keyring call runs with a timeout on a daemon thread, so a locked or hung k
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
+from sprongus.adapters.keys_file import key_update_lock
 from sprongus.adapters.keys_local import KeyVersions
 from sprongus.domain.errors import KeyProviderError, KeyProviderUnavailable
 
@@ -53,8 +56,10 @@ def has_real_backend(backend: Any) -> bool:
 class KeychainKeyStore:
     """Loads the key versions from the keychain, creating them on first use."""
 
-    def __init__(self, backend: Any, vault_id: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, backend: Any, vault_id: str, timeout: float = DEFAULT_TIMEOUT,
+                 lock_path: Path | None = None) -> None:
         self._backend = backend
+        self._lock_path = lock_path
         self._username = f"keyring:{vault_id}"
         self._timeout = timeout
 
@@ -69,13 +74,18 @@ class KeychainKeyStore:
             raise KeyProviderError("the OS keychain did not keep the new master key")
         return KeyVersions.loads(again, "the OS keychain item"), again == versions.dumps()
 
-    def add_master_key(self) -> KeyVersions:
+    def load_existing(self) -> KeyVersions:
         text = self._get()
         if text is None:
             raise KeyProviderError("no sprongus keyring in the OS keychain")
-        versions = KeyVersions.loads(text, "the OS keychain item").with_new_master()
-        self._set(versions)
-        return versions
+        return KeyVersions.loads(text, "the OS keychain item")
+
+    def add_master_key(self) -> KeyVersions:
+        lock = key_update_lock(self._lock_path) if self._lock_path else contextlib.nullcontext()
+        with lock:
+            versions = self.load_existing().with_new_master()
+            self._set(versions)
+            return versions
 
     def _get(self) -> str | None:
         text = call_with_timeout(lambda: self._backend.get_password(SERVICE, self._username),

@@ -144,11 +144,15 @@ class LocalMasterKeyProvider:
 
 
 class StaticHmacKeyring:
-    """Value-HMAC keys, newest first. An unknown key id is an integrity failure."""
+    """Value-HMAC keys, newest first, ids prefixed by the provider (`file:h1`) so providers never clash.
 
-    def __init__(self, keys: list[tuple[str, bytes]]) -> None:
-        self._current = keys[0][0] if keys else None
-        self._keys = dict(keys)
+    An unknown key id is an integrity failure.
+    """
+
+    def __init__(self, keys: list[tuple[str, bytes]], namespace: str) -> None:
+        named = [(f"{namespace}:{kid}", key) for kid, key in keys]
+        self._current = named[0][0] if named else None
+        self._keys = dict(named)
 
     def current_key_id(self) -> str | None:
         return self._current

@@ -117,7 +117,7 @@ def protection_of(doc: object) -> dict[str, Any]:
 def scrypt_params(protection: dict[str, Any]) -> tuple[bytes, int, int, int]:
     n, r, p = protection.get("n"), protection.get("r"), protection.get("p")
     ok = all(isinstance(x, int) and not isinstance(x, bool) for x in (n, r, p))
-    if not ok or not (SCRYPT_MIN_N <= n <= 2**20 and 1 <= r <= 32 and 1 <= p <= 16):  # type: ignore[operator]
+    if not ok or not (SCRYPT_MIN_N <= n <= 2**20 and 1 <= r <= 16 and 1 <= p <= 4):  # type: ignore[operator]
         raise ValidationError("bundle.protection", "scrypt parameters out of range")
     # OpenSSL's scrypt needs 128*r*(n+p+2) bytes; more than maxmem would fail with a bare ValueError.
     if 128 * r * (n + p + 2) > SCRYPT_MAXMEM:  # type: ignore[operator]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sprongus.domain.errors import NotFound, PermissionDenied
+from sprongus.domain.errors import NotFound, PermissionDenied, ValidationError
 from sprongus.domain.scope import OwnerType, Scope
 
 
@@ -54,6 +54,8 @@ class ScopeHidden(NotFound):
 
 def authorize(principal: Principal, scope: Scope, permission: Permission) -> None:
     """Out-of-tenant scopes look absent (no existence oracle); a missing permission is a plain denial."""
+    if not isinstance(scope, Scope):
+        raise ValidationError("scope", "must be user:<id>, project:<id> or system")
     if not principal.can_see(scope):
         raise ScopeHidden(f"scope {scope} not found")
     if not principal.has(permission):

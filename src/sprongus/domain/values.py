@@ -24,25 +24,18 @@ class SecretValue:
     _live: ClassVar[weakref.WeakSet[SecretValue]] = weakref.WeakSet()
 
     def __init__(self, text: str) -> None:
-        if not isinstance(text, str):
-            raise ValidationError("value", VALUE_RULE)
-        try:
-            size = len(text.encode("utf-8"))
-        except UnicodeEncodeError:
-            raise ValidationError("value", VALUE_RULE) from None
-        if size > MAX_VALUE_BYTES:
+        if not isinstance(text, str) or _utf8_size(text) > MAX_VALUE_BYTES:
             raise ValidationError("value", VALUE_RULE)
         self._text = text
         SecretValue._live.add(self)
 
     @classmethod
     def from_bytes(cls, data: bytes, field: str = "value") -> SecretValue:
-        try:
-            return cls(data.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise ValidationError(field, VALUE_RULE) from None
-        except ValidationError:
-            raise ValidationError(field, VALUE_RULE) from None
+        text = _utf8_decode(data)
+        if text is None or _utf8_size(text) > MAX_VALUE_BYTES:
+            # Raised outside any `except`: a chained Unicode error would carry the plaintext in `.object`.
+            raise ValidationError(field, VALUE_RULE)
+        return cls(text)
 
     @classmethod
     def live_plaintexts(cls) -> list[str]:
@@ -63,7 +56,7 @@ class SecretValue:
         return hmac.compare_digest(self.encode(), other.encode())
 
     def __hash__(self) -> int:
-        return id(self)
+        return hash(self._text)  # consistent with __eq__; Python's str hash is salted per process
 
     def __repr__(self) -> str:
         return f"SecretValue('{MASK}')"
@@ -76,3 +69,20 @@ class SecretValue:
 
     def __reduce__(self) -> Any:
         raise TypeError("SecretValue cannot be pickled")
+
+
+def _utf8_size(text: str) -> int:
+    """Byte length in UTF-8, or past the limit for text that cannot be encoded (lone surrogates)."""
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        pass
+    return MAX_VALUE_BYTES + 1
+
+
+def _utf8_decode(data: bytes) -> str | None:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    return None

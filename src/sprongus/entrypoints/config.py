@@ -105,9 +105,11 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
 
 
 def _dotenv_values() -> dict[str, str]:
-    from dotenv import dotenv_values, find_dotenv
-
-    path = find_dotenv(usecwd=True)
-    if not path:
+    """`./.env` only (not a parent directory's), and never the profile: a file must not switch dev to prod."""
+    path = Path.cwd() / ".env"
+    if not path.is_file():
         return {}
-    return {k: v for k, v in dotenv_values(path).items() if k.startswith("SPRONGUS_") and v is not None}
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items()
+            if k.startswith("SPRONGUS_") and k != "SPRONGUS_ENV" and v is not None}

@@ -14,7 +14,7 @@ from dependency_injector import containers, providers
 
 from sprongus.adapters.clock_system import SystemClock
 from sprongus.adapters.crypto_aesgcm import AesGcmDataCipher
-from sprongus.adapters.keys_composite import CompositeMasterKeyProvider
+from sprongus.adapters.keys_composite import CompositeHmacKeyring, CompositeMasterKeyProvider
 from sprongus.adapters.memory import InMemoryAuditSink, InMemoryUnitOfWork
 from sprongus.adapters.rate_limit_limits import LimitsRateLimiter, UnlimitedRateLimiter
 from sprongus.domain.envelope import Envelope
@@ -55,17 +55,26 @@ def _key_material_selector(config: Any, notice: Any, backend: Any) -> providers.
     )
 
 
-def _retired(config: dict[str, Any], notice: Any) -> list[Any]:
+def _retired(config: dict[str, Any], notice: Any) -> list[km.KeyMaterial]:
+    """Providers kept for decryption during a provider switch; they never create keys."""
     build = {"env": lambda: km.env_keys(config["master_keys"], config["hmac_keys"]),
-             "file": lambda: km.file_keys(config["file"]),
+             "file": lambda: km.file_keys(config["file"], create=False),
              "keychain": lambda: km.keychain_keys(config["vault_id"], config["keychain_timeout"], config["file"],
-                                                  notice)}
-    providers_ = []
+                                                  notice, create=False)}
+    materials = []
     for backend in config["retired"]:
         if backend not in build:
             raise ConfigError(f"SPRONGUS_KEY_PROVIDERS_RETIRED: {backend} is not available in this build")
-        providers_.append(build[backend]().master)
-    return providers_
+        materials.append(build[backend]())
+    return materials
+
+
+def _master_keys(current: km.KeyMaterial, retired: list[km.KeyMaterial]) -> CompositeMasterKeyProvider:
+    return CompositeMasterKeyProvider(current.master, [m.master for m in retired])
+
+
+def _hmac_keys(current: km.KeyMaterial, retired: list[km.KeyMaterial]) -> CompositeHmacKeyring:
+    return CompositeHmacKeyring(current.hmac, [m.hmac for m in retired])
 
 
 class Container(containers.DeclarativeContainer):
@@ -75,12 +84,11 @@ class Container(containers.DeclarativeContainer):
     clock = providers.Singleton(SystemClock)
     data_cipher = providers.Singleton(AesGcmDataCipher)
     key_material = _key_material_selector(config, notice, config.keys.backend)
-    master_keys = providers.Singleton(
-        CompositeMasterKeyProvider, key_material.provided.master,
-        providers.Callable(_retired, config.keys, notice))
+    retired_key_material = providers.Singleton(_retired, config.keys, notice)
+    master_keys = providers.Singleton(_master_keys, key_material, retired_key_material)
+    hmac_keys = providers.Singleton(_hmac_keys, key_material, retired_key_material)
     envelope = providers.Singleton(
-        Envelope, providers.Dict({AesGcmDataCipher.alg: data_cipher}), AesGcmDataCipher.alg,
-        master_keys, key_material.provided.hmac)
+        Envelope, providers.Dict({AesGcmDataCipher.alg: data_cipher}), AesGcmDataCipher.alg, master_keys, hmac_keys)
 
     database = providers.Selector(
         config.database.backend,

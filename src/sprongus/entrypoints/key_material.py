@@ -39,20 +39,23 @@ def memory_keys() -> KeyMaterial:
         versions = versions.with_new_master()
         master.reload(versions.master)
 
-    return KeyMaterial(master, StaticHmacKeyring(versions.hmac), "memory", "process memory", add_master_key)
+    return KeyMaterial(master, StaticHmacKeyring(versions.hmac, "memory"), "memory", "process memory",
+                       add_master_key)
 
 
 def env_keys(master_keys: str | None, hmac_keys: str | None) -> KeyMaterial:
     if not master_keys:
         raise ConfigError("SPRONGUS_MASTER_KEYS: required by the env key provider (id:base64key[,...])")
-    hmac = StaticHmacKeyring(parse_key_list(hmac_keys, "SPRONGUS_HMAC_KEYS")) if hmac_keys else None
+    hmac = StaticHmacKeyring(parse_key_list(hmac_keys, "SPRONGUS_HMAC_KEYS"), "env") if hmac_keys else None
     return KeyMaterial(LocalMasterKeyProvider("env", parse_key_list(master_keys, "SPRONGUS_MASTER_KEYS")), hmac,
                        "env", "SPRONGUS_MASTER_KEYS")
 
 
-def file_keys(path: str, notice: Notice | None = None, reason: str | None = None) -> KeyMaterial:
+def file_keys(path: str, notice: Notice | None = None, reason: str | None = None,
+              create: bool = True) -> KeyMaterial:
+    """`create=False` for a retired provider: it only decrypts, so it must never mint a key of its own."""
     store = FileKeyStore(Path(path))
-    versions, created = store.load_or_create()
+    versions, created = store.load_or_create() if create else (store.load_existing(), False)
     if created and notice and reason:
         notice(f"warning: {reason}; the master key is kept in {path} (mode 0600). Back it up: without it "
                "the vault cannot be decrypted.")
@@ -60,25 +63,25 @@ def file_keys(path: str, notice: Notice | None = None, reason: str | None = None
 
 
 def keychain_keys(vault_id: str, timeout: float, fallback_path: str, notice: Notice | None = None,
-                  backend: Any = None) -> KeyMaterial:
+                  backend: Any = None, create: bool = True) -> KeyMaterial:
     """The OS keychain, or the key file when there is no real keychain (or this vault already uses the file)."""
     if os.path.exists(fallback_path):
-        return file_keys(fallback_path)
+        return file_keys(fallback_path, create=create)
     if backend is None:
         import keyring
 
         backend = call_with_timeout(keyring.get_keyring, timeout, "open")
     if not has_real_backend(backend):
-        return file_keys(fallback_path, notice, "no OS keychain is available")
-    store = KeychainKeyStore(backend, vault_id, timeout)
-    versions, _ = store.load_or_create()
+        return file_keys(fallback_path, notice, "no OS keychain is available", create=create)
+    store = KeychainKeyStore(backend, vault_id, timeout, lock_path=Path(fallback_path))
+    versions, _ = store.load_or_create() if create else (store.load_existing(), False)
     return _local("keychain", versions, f"OS keychain ({type(backend).__name__})", store.add_master_key)
 
 
 def _local(provider: str, versions: KeyVersions, location: str,
            add_version: Callable[[], KeyVersions]) -> KeyMaterial:
     master = LocalMasterKeyProvider(provider, versions.master)
-    hmac = StaticHmacKeyring(versions.hmac)
+    hmac = StaticHmacKeyring(versions.hmac, provider)
 
     def add_master_key() -> None:
         master.reload(add_version().master)

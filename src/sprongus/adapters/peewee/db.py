@@ -42,7 +42,7 @@ def open_postgres(url: str) -> peewee.PostgresqlDatabase:
     if parts.scheme not in ("postgresql", "postgres") or not parts.path.strip("/"):
         raise ConfigError("SPRONGUS_DATABASE_URL: a Postgres URL must look like postgresql://user@host:5432/dbname")
     conninfo = url.replace("postgres://", "postgresql://", 1)
-    return peewee.PostgresqlDatabase(conninfo, prefer_psycopg3=True, autorollback=True)
+    return peewee.PostgresqlDatabase(conninfo, prefer_psycopg3=True)
 
 
 def open_database(url: str) -> peewee.Database:

@@ -25,8 +25,11 @@ def prefix_upper_bound(prefix: str) -> str:
 
 
 class PeeweeSecretRepository:
-    def __init__(self, models: BoundModels) -> None:
+    def __init__(self, models: BoundModels, lock_rows: bool = False) -> None:
         self._m = models.secret
+        # Postgres writers read with FOR UPDATE: a concurrent writer of the same row waits for this transaction
+        # instead of losing its compare-and-set (SQLite's IMMEDIATE transactions already serialize writers).
+        self._lock_rows = lock_rows
 
     def _place(self, scope: Scope) -> Any:
         m = self._m
@@ -34,7 +37,8 @@ class PeeweeSecretRepository:
         return (m.owner_type == scope.owner_type.value) & owner
 
     def get(self, scope: Scope, key: str) -> SecretRecord | None:
-        row = self._m.select().where(self._place(scope) & (self._m.key_name == key)).first()
+        query = self._m.select().where(self._place(scope) & (self._m.key_name == key))
+        row = (query.for_update() if self._lock_rows else query).first()
         return None if row is None else _record(row)
 
     def save(self, record: SecretRecord, expected_version: int | None) -> None:
@@ -93,6 +97,7 @@ class PeeweeUnitOfWork:
         self.models = models
         self.db = models.db
         self._repo = PeeweeSecretRepository(models)
+        self._writer_repo = PeeweeSecretRepository(models, lock_rows=is_postgres(self.db))
 
     @contextmanager
     def transaction(self, caller: Principal, readonly: bool = False) -> Iterator[PeeweeSecretRepository]:
@@ -104,7 +109,7 @@ class PeeweeUnitOfWork:
         if is_postgres(self.db):
             with self.db.atomic():
                 set_caller(self.db, caller)
-                yield self._repo
+                yield self._repo if readonly else self._writer_repo
         else:
             # IMMEDIATE takes the write lock up front: a deferred read-then-write transaction can fail with
             # "database is locked" without waiting, when another writer got there first.

@@ -30,15 +30,21 @@ def guess_format(path: Path, text: str) -> str:
     try:
         doc = json.loads(text)
     except ValueError:
-        return "dotenv"
+        # Broken JSON must fail as JSON: read as dotenv, it would import nothing (or, with --replace, delete).
+        return "json" if path.suffix.lower() == ".json" or text.lstrip().startswith(("{", "[")) else "dotenv"
     return "bundle" if isinstance(doc, dict) and doc.get("format") == BUNDLE_FORMAT else "json"
 
 
 def parse_dotenv(text: str, scope: Scope | None) -> list[ImportItem]:
     from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
 
     if scope is None:
         raise ValidationError("scope", "a dotenv import needs --scope")
+    # python-dotenv skips a statement it cannot parse; an import is all or nothing, so refuse the file instead.
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            raise ValidationError("dotenv", f"cannot parse the statement at line {binding.original.line}")
     values = dotenv_values(stream=io.StringIO(text), interpolate=False)
     raw = []
     for index, (key, value) in enumerate(values.items()):

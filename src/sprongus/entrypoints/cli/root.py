@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import logging
+import os
+
 import click
 
 from sprongus import __version__
+from sprongus.domain.redaction import install_log_redaction
 from sprongus.entrypoints.cli.db import db_group
 from sprongus.entrypoints.cli.errors import GuardedGroup
 from sprongus.entrypoints.cli.keys import keys_group
@@ -21,4 +25,13 @@ for group in (secrets_group, keys_group, db_group):
 
 
 def main() -> None:
+    _configure_logging()
     cli(prog_name="sprongus", obj=CliState(skip_unused_drivers=True))
+
+
+def _configure_logging() -> None:
+    """Warnings to stderr, every record scrubbed of live plaintexts first (SPRONGUS_LOG_LEVEL overrides)."""
+    level = os.environ.get("SPRONGUS_LOG_LEVEL", "WARNING").upper()
+    logging.basicConfig(level=level if level in logging.getLevelNamesMapping() else "WARNING",
+                        format="%(levelname)s %(name)s: %(message)s")
+    install_log_redaction()

@@ -1,0 +1,60 @@
+"""Switching the current key provider keeps old secrets readable through the retired one, then rotation moves them."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+import pytest
+
+from sprongus.domain.errors import KeyProviderError
+from sprongus.domain.principal import Principal
+from sprongus.domain.scope import Scope
+from sprongus.domain.values import SecretValue
+from sprongus.entrypoints.config import Settings
+from sprongus.entrypoints.container import build_container
+from tests.harness import CANARY
+
+OWNER = Principal.local_owner("owner")
+SCOPE = Scope.project("p1")
+
+
+def _settings(home: Path, **extra: str) -> Settings:
+    return Settings.from_mapping({"SPRONGUS_ENV": "dev", "SPRONGUS_HOME": str(home), **extra})
+
+
+def _env_keys() -> dict[str, str]:
+    key = base64.b64encode(os.urandom(32)).decode()
+    return {"SPRONGUS_KEY_PROVIDER": "env", "SPRONGUS_MASTER_KEYS": f"k1:{key}", "SPRONGUS_HMAC_KEYS": f"h1:{key}"}
+
+
+def test_file_to_env_switch_reads_old_rows_and_rotation_moves_them(tmp_path: Path) -> None:
+    old = build_container(_settings(tmp_path, SPRONGUS_KEY_PROVIDER="file"))
+    old.secrets_service().set(OWNER, SCOPE, "notion.api_token", SecretValue(CANARY))
+    old.database().db.close()
+
+    new = build_container(_settings(tmp_path, SPRONGUS_KEY_PROVIDERS_RETIRED="file", **_env_keys()))
+    service = new.secrets_service()
+    revealed = service.get(OWNER, SCOPE, "notion.api_token", reveal=True).value
+    assert revealed is not None and revealed.reveal() == CANARY  # retired provider's DEK wrap *and* HMAC key work
+
+    assert service.rotate_master(OWNER).rotated == 1
+    assert new.unit_of_work().count_by_master_key(OWNER) == {"env:k1": 1}
+    assert service.verify(OWNER).ok
+
+
+def test_without_the_retired_provider_old_rows_are_refused_not_garbled(tmp_path: Path) -> None:
+    old = build_container(_settings(tmp_path, SPRONGUS_KEY_PROVIDER="file"))
+    old.secrets_service().set(OWNER, SCOPE, "k", SecretValue(CANARY))
+    old.database().db.close()
+
+    new = build_container(_settings(tmp_path, **_env_keys()))
+    with pytest.raises(KeyProviderError, match="file:v1"):
+        new.secrets_service().get(OWNER, SCOPE, "k", reveal=True)
+
+
+def test_a_retired_file_provider_never_creates_a_key_file(tmp_path: Path) -> None:
+    with pytest.raises(KeyProviderError, match="does not exist"):
+        build_container(_settings(tmp_path, SPRONGUS_KEY_PROVIDERS_RETIRED="file", **_env_keys()))
+    assert not (tmp_path / "master.key").exists()

@@ -1,0 +1,260 @@
+"""Import, export and encrypted bundles (SPEC section 5)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from sprongus.domain.errors import IntegrityError, KeyProviderError, ValidationError
+from sprongus.domain.scope import Scope
+from sprongus.domain.service import ImportItem, parse_items
+from sprongus.domain.values import SecretValue
+from tests.harness import CANARY, Harness, make_harness, owner
+
+P1, P2 = Scope.project("p1"), Scope.project("p2")
+
+
+def put(h: Harness, scope: Scope, key: str, value: str = "v") -> None:
+    h.service.set(owner(), scope, key, SecretValue(value))
+
+
+def value_of(h: Harness, scope: Scope, key: str) -> str:
+    view = h.service.get(owner(), scope, key, reveal=True)
+    assert view.value is not None
+    return view.value.reveal()
+
+
+def state(h: Harness) -> dict[tuple[str, str], int]:
+    return {(str(s), k): r.version for s, rows in h.uow.repository.rows.items() for k, r in rows.items()}
+
+
+def item(scope: Scope, key: str, value: str = "new", meta: dict[str, Any] | None = None) -> ImportItem:
+    return ImportItem(scope, key, SecretValue(value), meta)
+
+
+def test_plaintext_import_is_refused_unless_allowed(harness: Harness) -> None:
+    with pytest.raises(ValidationError) as err:
+        harness.service.import_(owner(), [item(P1, "a")])
+    assert err.value.field == "plaintext"
+    assert state(harness) == {}
+    harness.service.import_(owner(), [item(P1, "a")], allow_plaintext=True)
+    assert value_of(harness, P1, "a") == "new"
+
+
+def test_merge_upserts_and_keeps_the_rest(harness: Harness) -> None:
+    put(harness, P1, "a", "old-a")
+    put(harness, P1, "b", "old-b")
+    report = harness.service.import_(owner(), [item(P1, "a", "new-a"), item(P1, "c", "new-c")],
+                                     allow_plaintext=True)
+    assert report.added == [("project:p1", "c")] and report.updated == [("project:p1", "a")]
+    assert report.removed == []
+    assert (value_of(harness, P1, "a"), value_of(harness, P1, "b"), value_of(harness, P1, "c")) == \
+        ("new-a", "old-b", "new-c")
+    assert state(harness)[("project:p1", "a")] == 2
+
+
+def test_replace_deletes_only_inside_the_named_scopes_and_prefix(harness: Harness) -> None:
+    for key in ("notion.a", "notion.b", "gdocs.x"):
+        put(harness, P1, key)
+    put(harness, P2, "notion.b")
+    report = harness.service.import_(owner(), [item(P1, "notion.a")], mode="replace", prefix="notion.",
+                                     allow_plaintext=True)
+    assert report.removed == [("project:p1", "notion.b")]
+    assert set(state(harness)) == {("project:p1", "notion.a"), ("project:p1", "gdocs.x"),
+                                   ("project:p2", "notion.b")}
+    harness.service.import_(owner(), [item(P1, "only")], mode="replace", allow_plaintext=True)
+    assert set(state(harness)) == {("project:p1", "only"), ("project:p2", "notion.b")}
+
+
+@pytest.mark.parametrize(("bad", "field"), [
+    ([{"scope": "project:p1", "key": "ok", "value": "v"}, {"scope": "project:p1", "key": "9bad", "value": "v"}],
+     "items[1].key"),
+    ([{"scope": "project:p1", "key": "ok", "value": "v"}, {"scope": "project:p1", "key": "big", "value": "x" * 65537}],
+     "items[1].value"),
+    ([{"scope": "project:p1", "key": "ok", "value": "v"}, {"scope": "project:p1", "key": "ok", "value": "w"}],
+     "items[1].key"),
+    ([{"scope": "project:p1", "key": "ok", "value": "v"}, {"scope": "project:p1", "key": "m", "value": "v",
+                                                          "meta": {"BAD": 1}}], "items[1].meta"),
+])
+def test_one_bad_item_aborts_the_whole_import(harness: Harness, bad: list[dict[str, Any]], field: str) -> None:
+    put(harness, P1, "ok", "original")
+    before = state(harness)
+    with pytest.raises(ValidationError) as err:
+        harness.service.import_(owner(), parse_items(bad), mode="replace", allow_plaintext=True)
+    assert err.value.field == field
+    assert state(harness) == before
+    assert value_of(harness, P1, "ok") == "original"
+
+
+@pytest.mark.parametrize(("entry", "field"), [
+    (ImportItem(P1, "9bad", SecretValue("v")), "items[1].key"),
+    (ImportItem(P1, "m", SecretValue("v"), {"BAD": 1}), "items[1].meta"),
+])
+def test_unparsed_items_are_validated_by_the_service_too(harness: Harness, entry: ImportItem, field: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        harness.service.import_(owner(), [item(P1, "ok"), entry], allow_plaintext=True)
+    assert err.value.field == field
+    assert state(harness) == {}
+
+
+def test_a_failure_while_writing_leaves_nothing_half_imported(harness: Harness,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    put(harness, P1, "a", "old-a")
+    put(harness, P1, "stale")
+    before, real_wrap, calls = state(harness), harness.master.wrap, []
+
+    def flaky_wrap(dek: bytes, aad: bytes) -> Any:
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyProviderError("KMS down")
+        return real_wrap(dek, aad)
+
+    monkeypatch.setattr(harness.master, "wrap", flaky_wrap)
+    with pytest.raises(KeyProviderError):
+        harness.service.import_(owner(), [item(P1, "a"), item(P1, "b"), item(P1, "c")], mode="replace",
+                                allow_plaintext=True)
+    assert state(harness) == before
+    assert value_of(harness, P1, "a") == "old-a"
+
+
+def test_dry_run_reports_changes_and_writes_nothing(harness: Harness) -> None:
+    put(harness, P1, "keep")
+    put(harness, P1, "stale")
+    before = state(harness)
+    report = harness.service.import_(owner(), [item(P1, "keep"), item(P1, "fresh")], mode="replace",
+                                     allow_plaintext=True, dry_run=True)
+    assert report.to_dict() == {
+        "added": 1, "updated": 1, "removed": 1, "dryRun": True,
+        "changes": {"added": [{"scope": "project:p1", "keyName": "fresh"}],
+                    "updated": [{"scope": "project:p1", "keyName": "keep"}],
+                    "removed": [{"scope": "project:p1", "keyName": "stale"}]}}
+    assert state(harness) == before
+
+
+def test_parse_items_errors_name_the_item_and_field() -> None:
+    cases: list[tuple[object, str]] = [
+        ({"k": "v"}, "items"),
+        (["nope"], "items[0]"),
+        ([{"scope": "team:x", "key": "k", "value": "v"}], "items[0].scope"),
+        ([{"key": "k", "value": "v"}], "items[0].scope"),
+        ([{"scope": "system", "key": "k", "value": 3}], "items[0].value"),
+        ([{"scope": "system", "key": "k", "value": "v"}, {"scope": "system", "key": "", "value": "v"}],
+         "items[1].key"),
+    ]
+    for raw, field in cases:
+        with pytest.raises(ValidationError) as err:
+            parse_items(raw)
+        assert err.value.field == field
+    parsed = parse_items([{"key": "k", "value": "v", "meta": {"a": 1}}], default_scope=P1)
+    assert (parsed[0].scope, parsed[0].key, parsed[0].value.reveal(), parsed[0].meta) == (P1, "k", "v", {"a": 1})
+
+
+def test_export_is_metadata_only_by_default(harness: Harness) -> None:
+    harness.service.set(owner(), P1, "token", SecretValue(CANARY), {"provider": "notion"})
+    result = harness.service.export(owner(), P1)
+    assert result.bundle is None
+    assert [v.key for v in result.items] == ["token"]
+    for view in result.items:
+        assert view.masked and view.meta == {"provider": "notion"}
+        assert CANARY not in repr(view) and CANARY not in str(view.to_dict())
+    assert CANARY not in repr(result)
+
+
+def bundle_of(h: Harness, passphrase: str | None = None, scope: Scope = P1) -> dict[str, Any]:
+    doc = h.service.export(owner(), scope, bundle=True,
+                           passphrase=None if passphrase is None else SecretValue(passphrase)).bundle
+    assert doc is not None
+    return doc
+
+
+@pytest.fixture
+def source() -> Harness:
+    h = make_harness()
+    h.service.set(owner(), P1, "a", SecretValue("alpha"), {"t": 1})
+    h.service.set(owner(), P1, "b", SecretValue(""))
+    h.service.set(owner(), P1, "c", SecretValue("gamma"))
+    return h
+
+
+def test_bundle_round_trip_with_the_same_master_key(source: Harness) -> None:
+    doc = bundle_of(source)
+    assert doc["format"] == "sprongus.bundle.v1" and doc["count"] == 3
+    assert "alpha" not in str(doc) and "gamma" not in str(doc)
+    target = make_harness(source.versions)
+    report = target.service.import_(owner(), bundle=doc)
+    assert len(report.added) == 3
+    assert [value_of(target, P1, k) for k in ("a", "b", "c")] == ["alpha", "", "gamma"]
+    assert target.service.get(owner(), P1, "a").meta == {"t": 1}
+
+
+TAMPERS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "item dropped": lambda d: d["items"].pop(1),
+    "items reordered": lambda d: d["items"].reverse(),
+    "meta edited": lambda d: d["items"][0]["meta"].update(t=2),
+    "key edited": lambda d: d["items"][0].update(key="z"),
+    "version edited": lambda d: d["items"][0].update(version=2),
+    "ciphertext edited": lambda d: d["items"][0].update(ciphertext=d["items"][2]["ciphertext"]),
+    "count changed": lambda d: d.update(count=2),
+    "mac removed": lambda d: d.pop("mac"),
+    "item dropped and count fixed": lambda d: (d["items"].pop(), d.update(count=2)),
+}
+
+
+@pytest.mark.parametrize("tamper", list(TAMPERS))
+@pytest.mark.parametrize("passphrase", [None, "correct horse"])
+def test_bundle_tampering_is_detected(source: Harness, tamper: str, passphrase: str | None) -> None:
+    doc = copy.deepcopy(bundle_of(source, passphrase))
+    TAMPERS[tamper](doc)
+    target = make_harness(source.versions)
+    with pytest.raises(IntegrityError):
+        target.service.import_(owner(), bundle=doc,
+                               passphrase=None if passphrase is None else SecretValue(passphrase))
+    assert state(target) == {}
+
+
+def test_passphrase_bundle_moves_to_another_master_key(source: Harness) -> None:
+    doc = bundle_of(source, "correct horse")
+    assert all(i["masterKeyId"] == "passphrase" for i in doc["items"])
+    other = make_harness()
+    with pytest.raises(IntegrityError):
+        other.service.import_(owner(), bundle=doc, passphrase=SecretValue("wrong horse"))
+    with pytest.raises(ValidationError) as err:
+        other.service.import_(owner(), bundle=doc)
+    assert err.value.field == "passphrase"
+    assert state(other) == {}
+    other.service.import_(owner(), bundle=doc, passphrase=SecretValue("correct horse"))
+    assert [value_of(other, P1, k) for k in ("a", "b", "c")] == ["alpha", "", "gamma"]
+
+
+@pytest.mark.parametrize("params", [{"n": 2**18}, {"n": 2**20, "r": 32}, {"n": 1024}, {"p": 0}, {"r": "8"}])
+def test_crafted_scrypt_parameters_are_refused_cleanly(source: Harness, params: dict[str, Any]) -> None:
+    doc = bundle_of(source, "correct horse")
+    doc["protection"].update(params)
+    target = make_harness()
+    with pytest.raises(ValidationError) as err:
+        target.service.import_(owner(), bundle=doc, passphrase=SecretValue("correct horse"))
+    assert err.value.field == "bundle.protection"
+    assert state(target) == {}
+
+
+def test_master_key_bundle_fails_cleanly_elsewhere(source: Harness) -> None:
+    other = make_harness()
+    other.service.set(owner(), P1, "a", SecretValue("mine"))
+    with pytest.raises((KeyProviderError, IntegrityError)):
+        other.service.import_(owner(), bundle=bundle_of(source), mode="replace")
+    assert state(other) == {("project:p1", "a"): 1}
+    assert value_of(other, P1, "a") == "mine"
+
+
+def test_bundle_import_replace_uses_the_bundle_scopes(source: Harness) -> None:
+    doc = bundle_of(source)
+    target = make_harness(source.versions)
+    put(target, P1, "extra")
+    put(target, P2, "other")
+    report = target.service.import_(owner(), bundle=doc, mode="replace")
+    assert report.removed == [("project:p1", "extra")]
+    assert set(state(target)) == {("project:p1", "a"), ("project:p1", "b"), ("project:p1", "c"),
+                                  ("project:p2", "other")}
