@@ -58,3 +58,15 @@ def test_a_retired_file_provider_never_creates_a_key_file(tmp_path: Path) -> Non
     with pytest.raises(KeyProviderError, match="does not exist"):
         build_container(_settings(tmp_path, SPRONGUS_KEY_PROVIDERS_RETIRED="file", **_env_keys()))
     assert not (tmp_path / "master.key").exists()
+
+
+def test_a_new_local_master_key_also_rotates_the_hmac_key_and_old_rows_still_verify(tmp_path: Path) -> None:
+    container = build_container(_settings(tmp_path, SPRONGUS_KEY_PROVIDER="file"))
+    service = container.secrets_service()
+    service.set(OWNER, SCOPE, "old", SecretValue(CANARY))
+    container.key_material().add_master_key()
+    service.set(OWNER, SCOPE, "new", SecretValue(CANARY))
+    with container.unit_of_work().transaction(OWNER) as repo:
+        tags = {key: (repo.get(SCOPE, key).hmac or "").rsplit(":", 1)[0] for key in ("old", "new")}  # type: ignore[union-attr]
+    assert tags == {"old": "file:h1", "new": "file:h2"}
+    assert service.verify(OWNER).ok

@@ -214,3 +214,14 @@ def test_writes_roll_back_when_audit_is_down(harness: Harness, action: Callable[
     harness.audit.available = True
     view = harness.service.get(owner(), ALICE, "k", reveal=True)
     assert view.version == 1 and view.value is not None and view.value.reveal() == "old"
+
+
+def test_bundle_export_counts_as_a_reveal_for_rate_limits() -> None:
+    h = make_harness(reveal_limit="2/minute")
+    alice = tenant()
+    h.service.set(alice, Scope.user("alice"), "k", SecretValue("v"))
+    h.service.export(alice, Scope.user("alice"), bundle=True)
+    h.service.get(alice, Scope.user("alice"), "k", reveal=True)
+    with pytest.raises(RateLimited):
+        h.service.export(alice, Scope.user("alice"), bundle=True)
+    h.service.export(alice, Scope.user("alice"))  # metadata is not a reveal

@@ -7,15 +7,19 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-
-from filelock import FileLock
+from typing import TYPE_CHECKING
 
 from sprongus.adapters.keys_local import KeyVersions
 from sprongus.domain.errors import KeyProviderError
 
+if TYPE_CHECKING:
+    from filelock import FileLock
+
 
 def key_update_lock(path: Path) -> FileLock:
     """An inter-process lock beside the key storage, held while a new key version is added."""
+    from filelock import FileLock
+
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     return FileLock(str(path.with_name(path.name + ".lock")), timeout=30, mode=0o600)
 
@@ -67,7 +71,7 @@ class FileKeyStore:
     def add_master_key(self) -> KeyVersions:
         # Read-modify-write under a lock: two concurrent rotations must not both write a different "v2".
         with key_update_lock(self.path):
-            versions = self.load().with_new_master()
+            versions = self.load().with_new_master().with_new_hmac()
             self._write(versions, exclusive=False)
             return versions
 

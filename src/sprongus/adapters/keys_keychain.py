@@ -83,7 +83,7 @@ class KeychainKeyStore:
     def add_master_key(self) -> KeyVersions:
         lock = key_update_lock(self._lock_path) if self._lock_path else contextlib.nullcontext()
         with lock:
-            versions = self.load_existing().with_new_master()
+            versions = self.load_existing().with_new_master().with_new_hmac()
             self._set(versions)
             return versions
 

@@ -150,7 +150,11 @@ class StaticHmacKeyring:
     """
 
     def __init__(self, keys: list[tuple[str, bytes]], namespace: str) -> None:
-        named = [(f"{namespace}:{kid}", key) for kid, key in keys]
+        self._namespace = namespace
+        self.reload(keys)
+
+    def reload(self, keys: list[tuple[str, bytes]]) -> None:
+        named = [(f"{self._namespace}:{kid}", key) for kid, key in keys]
         self._current = named[0][0] if named else None
         self._keys = dict(named)
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from types import TracebackType
 
 from sprongus.domain.errors import AuditUnavailable, Conflict
 from sprongus.domain.principal import Principal
@@ -32,7 +30,8 @@ class InMemorySecretRepository:
             raise Conflict(f"secret {record.key} changed concurrently",
                            current_version=None if current is None else current.version)
         self._remember(record.scope, record.key, current)
-        self.rows.setdefault(record.scope, {})[record.key] = replace(record, meta=dict(record.meta))
+        # Records are frozen and the service builds a fresh meta dict for each one: no copy needed.
+        self.rows.setdefault(record.scope, {})[record.key] = record
 
     def delete(self, scope: Scope, key: str) -> bool:
         current = self.get(scope, key)
@@ -79,16 +78,8 @@ class InMemoryUnitOfWork:
         self.repository = repository or InMemorySecretRepository()
         self._lock = threading.RLock()
 
-    @contextmanager
-    def transaction(self, caller: Principal, readonly: bool = False) -> Iterator[InMemorySecretRepository]:
-        with self._lock:
-            self.repository.begin()
-            try:
-                yield self.repository
-            except BaseException:
-                self.repository.rollback()
-                raise
-            self.repository.commit()
+    def transaction(self, caller: Principal, readonly: bool = False) -> _Transaction:
+        return _Transaction(self.repository, self._lock)
 
     def count_by_master_key(self, caller: Principal) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -97,6 +88,30 @@ class InMemoryUnitOfWork:
                 for record in rows.values():
                     counts[record.master_key_id] = counts.get(record.master_key_id, 0) + 1
         return counts
+
+
+class _Transaction:
+    """A class, not a generator context manager: this sits on the hot path of every call."""
+
+    __slots__ = ("_lock", "_repo")
+
+    def __init__(self, repository: InMemorySecretRepository, lock: threading.RLock) -> None:
+        self._repo = repository
+        self._lock = lock
+
+    def __enter__(self) -> InMemorySecretRepository:
+        self._lock.acquire()
+        self._repo.begin()
+        return self._repo
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        try:
+            if kind is None:
+                self._repo.commit()
+            else:
+                self._repo.rollback()
+        finally:
+            self._lock.release()
 
 
 class InMemoryAuditSink:

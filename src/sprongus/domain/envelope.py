@@ -14,17 +14,22 @@ from sprongus.domain.values import SecretValue
 from sprongus.ports.crypto import DataCipher, HmacKeyring, MasterKeyProvider, WrappedKey
 
 AAD_FORMAT_VERSION = "sprongus.aad.v1"
+_AAD_PREFIX = AAD_FORMAT_VERSION.encode()
 
 
 def length_prefixed(parts: Iterable[bytes]) -> bytes:
     """Unambiguous concatenation: each part is preceded by its 4-byte big-endian length."""
-    return b"".join(len(part).to_bytes(4, "big") + part for part in parts)
+    out = bytearray()
+    for part in parts:
+        out += len(part).to_bytes(4, "big")
+        out += part
+    return bytes(out)
 
 
 def aad_for(scope: Scope, key: str, version: int) -> bytes:
     """Binds a ciphertext to its place and version, so copied or rolled-back rows fail to decrypt."""
-    fields = [AAD_FORMAT_VERSION, scope.owner_type.value, scope.owner_id or "", key, str(version)]
-    return length_prefixed(field.encode("utf-8") for field in fields)
+    return length_prefixed((_AAD_PREFIX, scope.owner_type.value.encode(), (scope.owner_id or "").encode(),
+                            key.encode(), str(version).encode()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +96,10 @@ class Envelope:
         return Sealed(sealed.ciphertext, wrapped.blob, sealed.nonce, sealed.alg, wrapped.master_key_id,
                       sealed.hmac)
 
+    @property
+    def signs_values(self) -> bool:
+        return self._hmac_keys is not None and self._hmac_keys.current_key_id() is not None
+
     def _sign(self, plaintext: bytes, aad: bytes) -> str | None:
         if self._hmac_keys is None:
             return None
@@ -111,5 +120,5 @@ class Envelope:
 
 
 def _mac(key: bytes, plaintext: bytes, aad: bytes) -> str:
-    digest = hmac_lib.new(key, length_prefixed([aad, plaintext]), hashlib.sha256).digest()
+    digest = hmac_lib.digest(key, length_prefixed((aad, plaintext)), "sha256")
     return base64.b64encode(digest).decode("ascii")

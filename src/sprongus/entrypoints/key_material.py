@@ -84,6 +84,9 @@ def _local(provider: str, versions: KeyVersions, location: str,
     hmac = StaticHmacKeyring(versions.hmac, provider)
 
     def add_master_key() -> None:
-        master.reload(add_version().master)
+        # Local keyrings rotate the value-HMAC key together with the master key; old HMAC keys keep verifying.
+        versions = add_version()
+        master.reload(versions.master)
+        hmac.reload(versions.hmac)
 
     return KeyMaterial(master, hmac, provider, location, add_master_key)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 from typing import Any
 
 from sprongus.domain.errors import (
@@ -59,17 +58,28 @@ class Auditor:
         except Exception as exc:
             raise AuditUnavailable("audit event could not be recorded; action refused") from exc
 
-    @contextmanager
     def failures(self, principal: Principal, action: AuditAction, scope: Scope | None,
-                 key: str | None = None) -> Iterator[None]:
+                 key: str | None = None) -> _FailureAudit:
         """Audit the failed attempt of whatever runs inside, then re-raise the original error."""
+        return _FailureAudit(self, principal, action, scope, key)
+
+
+class _FailureAudit:
+    """A class, not a generator context manager: it wraps every service call."""
+
+    __slots__ = ("_action", "_auditor", "_key", "_principal", "_scope")
+
+    def __init__(self, auditor: Auditor, principal: Principal, action: AuditAction, scope: Scope | None,
+                 key: str | None) -> None:
+        self._auditor, self._principal, self._action, self._scope, self._key = auditor, principal, action, scope, key
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if exc is None or isinstance(exc, AuditUnavailable) or not isinstance(exc, SprongusError):
+            return
         try:
-            yield
+            self._auditor.record(self._principal, self._action, self._scope, self._key, None, outcome_of(exc))
         except AuditUnavailable:
-            raise
-        except SprongusError as exc:
-            try:
-                self.record(principal, action, scope, key, None, outcome_of(exc))
-            except AuditUnavailable:
-                log.error("could not audit a failed %s on %s", action.value, scope)
-            raise
+            log.error("could not audit a failed %s on %s", self._action.value, self._scope)

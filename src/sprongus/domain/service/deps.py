@@ -81,4 +81,4 @@ def view_of(record: SecretRecord, value: SecretValue | None = None) -> SecretVie
 
 
 def utc_iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")

@@ -16,9 +16,10 @@ from sprongus.domain.service.deps import Progress, ServiceDeps, sealed_of
 
 @dataclass
 class RotationReport:
+    """Counts only: a bulk rotation's memory must not grow with the number of secrets."""
+
     rotated: int = 0
     skipped: int = 0
-    keys: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -49,7 +50,7 @@ class RotationOps:
             if key is not None:
                 if not self._rotate_one(principal, scope, key, None):
                     raise NotFound(f"secret {key} not found in {scope}")
-                report.rotated, report.keys = 1, [key]
+                report.rotated = 1
                 return report
             after = None
             while True:
@@ -60,7 +61,6 @@ class RotationOps:
                         report.skipped += 1
                     elif self._rotate_one(principal, scope, row.key, row.version):
                         report.rotated += 1
-                        report.keys.append(row.key)
                 if progress:
                     progress(report.rotated + report.skipped, None)
                 if len(rows) < self._d.batch_size:
@@ -138,6 +138,8 @@ class RotationOps:
     def _problem(self, row: SecretRecord) -> str | None:
         if checksum(sealed_of(row), aad_for(row.scope, row.key, row.version)) != row.checksum:
             return "checksum mismatch"
+        if row.hmac is None and self._d.envelope.signs_values:
+            return "hmac missing (written before HMAC keys existed, or stripped): rotate it to sign it"
         try:
             self._d.open_record(row)
         except IntegrityError:
@@ -148,5 +150,10 @@ class RotationOps:
 
 
 def _require_admin(principal: Principal) -> None:
-    if not (principal.owner or principal.has(Permission.ADMIN)):
-        raise PermissionDenied("missing permission secrets:admin", required=Permission.ADMIN.value)
+    """Whole-vault operations are for the vault's operator: they see every tenant's rows and key names.
+
+    A token's secrets:admin covers the system scope, not other tenants, so it is not enough.
+    """
+    if not principal.owner:
+        raise PermissionDenied("only the vault operator (local mode) may verify or rotate the master key",
+                               required=Permission.ADMIN.value)

@@ -91,6 +91,8 @@ class TransferOps:
         with self._d.auditor.failures(principal, AuditAction.EXPORT, scope):
             prefix = validate_prefix(prefix)
             authorize(principal, scope, Permission.REVEAL if bundle else Permission.READ)
+            if bundle:  # with a passphrase, a bundle is a bulk reveal: limit it like one
+                self._d.throttle(principal, "reveal")
             records = list(self._records(principal, scope, prefix, progress))
             document = self._codec.build(records, passphrase) if bundle else None
             self._d.auditor.record(principal, AuditAction.EXPORT, scope, None, None, count=len(records),

@@ -48,10 +48,14 @@ def rotate_master_command(state: CliState) -> None:
     counts = container.unit_of_work().count_by_master_key(state.principal)
     behind = sum(n for key_id, n in counts.items() if key_id != current)
     if behind:
-        click.echo(f"{behind} secrets are not on {current} yet: re-wrapping them", err=True)
+        click.echo(f"{_count(behind)} not on {current} yet: re-wrapping them", err=True)
     elif material.add_master_key is not None:
         material.add_master_key()
         click.echo(f"new master key {container.master_keys().current_key_id()}", err=True)
     with progress("re-wrapping") as report:
         result = state.service.rotate_master(state.principal, progress=report)
-    click.echo(f"re-wrapped {result.rotated} secrets onto {container.master_keys().current_key_id()}")
+    click.echo(f"re-wrapped {_count(result.rotated)} onto {container.master_keys().current_key_id()}")
+
+
+def _count(n: int) -> str:
+    return f"{n} secret{'' if n == 1 else 's'}"

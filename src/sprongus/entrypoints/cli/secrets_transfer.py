@@ -11,7 +11,6 @@ import click
 
 from sprongus.domain.errors import ValidationError
 from sprongus.domain.scope import Scope
-from sprongus.entrypoints.cli import import_formats as fmt
 from sprongus.entrypoints.cli.output import emit_json, progress
 from sprongus.entrypoints.cli.params import PREFIX, SCOPE
 from sprongus.entrypoints.cli.state import CliState, pass_state
@@ -20,11 +19,12 @@ from sprongus.entrypoints.cli.values import read_passphrase
 
 @click.command("import")
 @click.option("--file", "file", type=click.Path(path_type=Path, dir_okay=False), required=True)
-@click.option("--format", "format_", type=click.Choice(fmt.FORMATS), help="Default: from the file.")
+@click.option("--format", "format_", type=click.Choice(["json", "dotenv", "bundle"]), help="Default: from the file.")
 @click.option("--scope", type=SCOPE, help="Scope for dotenv and {KEY: value} JSON files.")
 @click.option("--merge", "mode", flag_value="merge", default=True, help="Upsert the items (default).")
 @click.option("--replace", "mode", flag_value="replace", help="Also delete keys of the scope the file lacks.")
-@click.option("--prefix", type=PREFIX, default="", help="With --replace: only delete under this prefix.")
+@click.option("--prefix", type=PREFIX, default="",
+              help="Every imported key must start with it; --replace deletes only under it.")
 @click.option("--allow-plaintext", is_flag=True, help="Accept a plaintext (dotenv/JSON) file.")
 @click.option("--dry-run", is_flag=True, help="Show what would be added, changed and removed; write nothing.")
 @click.option("--passphrase-file", type=click.Path(path_type=Path, dir_okay=False), help="For a passphrase bundle.")
@@ -32,6 +32,8 @@ from sprongus.entrypoints.cli.values import read_passphrase
 def import_command(state: CliState, file: Path, format_: str | None, scope: Scope | None, mode: str, prefix: str,
                    allow_plaintext: bool, dry_run: bool, passphrase_file: Path | None) -> None:
     """Import secrets from a dotenv, JSON or bundle file (all or nothing)."""
+    from sprongus.entrypoints.cli import import_formats as fmt  # the parsers load the domain: not for --help
+
     text = fmt.read_text(file)
     kind = format_ or fmt.guess_format(file, text)
     items, bundle = None, None
