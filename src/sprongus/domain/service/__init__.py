@@ -55,6 +55,9 @@ class SecretsService:
                rotated_before: datetime | None = None, progress: Progress | None = None) -> RotationReport:
         return self._rotation.rotate(principal, scope, key, prefix, rotated_before, progress)
 
+    def check_master_key(self, principal: Principal) -> None:
+        self._rotation.check_master_key(principal)
+
     def rotate_master(self, principal: Principal, progress: Progress | None = None) -> RotationReport:
         return self._rotation.rotate_master(principal, progress)
 

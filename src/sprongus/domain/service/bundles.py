@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sprongus.domain import bundle as fmt
-from sprongus.domain.envelope import aad_for
+from sprongus.domain.envelope import aad_for, checksum
 from sprongus.domain.errors import IntegrityError, ValidationError
 from sprongus.domain.records import SecretRecord
 from sprongus.domain.service.deps import ServiceDeps, sealed_of, utc_iso
@@ -24,6 +24,9 @@ class BundleCodec:
 
     def build(self, records: list[SecretRecord], passphrase: SecretValue | None) -> dict[str, Any]:
         envelope = self._d.envelope
+        for record in records:  # a rotten row must fail here, not on the far side of a migration
+            if checksum(sealed_of(record), aad_for(record.scope, record.key, record.version)) != record.checksum:
+                raise IntegrityError(f"secret {record.key} in {record.scope} failed its checksum; not exported")
         items = [fmt.BundleItem(r.scope, r.key, r.version, dict(r.meta), sealed_of(r)) for r in records]
         if passphrase is None:
             bundle_key = self._d.random_bytes(32)

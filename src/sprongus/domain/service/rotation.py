@@ -80,6 +80,14 @@ class RotationOps:
             self._d.auditor.record(principal, AuditAction.ROTATE, scope, key, record.version)
         return True
 
+    def check_master_key(self, principal: Principal) -> None:
+        """Unwrap one stored data key: a wrong or missing master key fails here, before anything changes."""
+        _require_admin(principal)
+        with self._d.uow.transaction(principal, readonly=True) as repo:
+            sample = repo.scan(None, 1)
+        for row in sample:
+            self._d.envelope.unwrap_dek(sealed_of(row), aad_for(row.scope, row.key, row.version))
+
     def rotate_master(self, principal: Principal, progress: Progress | None = None) -> RotationReport:
         """Re-wrap every DEK not on the current master key. Values and versions stay; reruns finish the job."""
         with self._d.auditor.failures(principal, AuditAction.ROTATE_MASTER, None):

@@ -56,6 +56,10 @@ class GuardedGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:  # `sprongus secrets list | head -1`: the reader left, nothing to report
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(EXIT_ERROR)
         except Exception as exc:  # never a traceback: it could carry a value from a local variable's repr
             if os.environ.get("SPRONGUS_DEBUG") == "1":
                 click.echo(scrub_text(traceback.format_exc()), err=True)

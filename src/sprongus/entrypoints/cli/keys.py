@@ -50,6 +50,7 @@ def rotate_master_command(state: CliState) -> None:
     if behind:
         click.echo(f"{_count(behind)} not on {current} yet: re-wrapping them", err=True)
     elif material.add_master_key is not None:
+        state.service.check_master_key(state.principal)  # never mint a new version over an unreadable vault
         material.add_master_key()
         click.echo(f"new master key {container.master_keys().current_key_id()}", err=True)
     with progress("re-wrapping") as report:
