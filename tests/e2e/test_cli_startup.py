@@ -1,0 +1,51 @@
+"""CLI start-up stays light: `--help` and a local `secrets get` never import web frameworks or cloud SDKs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROBE = """
+import json, sys
+from sprongus.entrypoints.cli.root import main
+sys.argv = ["sprongus", *json.loads(sys.argv[1])]
+try:
+    main()
+except SystemExit:
+    pass
+print(json.dumps(sorted({name.split(".")[0] for name, module in sys.modules.items() if module})), file=sys.stderr)
+"""
+NEVER = {"flask", "flask_smorest", "marshmallow", "google", "azure", "boto3", "botocore", "hvac"}
+
+
+def _loaded(args: list[str], home: Path, stdin: str = "") -> set[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPRONGUS_")}
+    env.update(SPRONGUS_HOME=str(home), SPRONGUS_KEY_PROVIDER="file")
+    done = subprocess.run([sys.executable, "-c", PROBE, json.dumps(args)], input=stdin, capture_output=True,
+                          text=True, env=env, timeout=60, check=True)
+    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("startup")
+    _loaded(["secrets", "set", "project:p1", "k", "-"], home, stdin="v\n")
+    return home
+
+
+def test_help_loads_neither_storage_nor_crypto(home: Path) -> None:
+    loaded = _loaded(["--help"], home)
+    assert not loaded & (NEVER | {"peewee", "psycopg", "cryptography", "dependency_injector", "limits"})
+
+
+@pytest.mark.parametrize("args", [["secrets", "get", "project:p1", "k"],
+                                  ["secrets", "get", "project:p1", "k", "--reveal", "--yes"]])
+def test_local_get_loads_no_web_framework_cloud_sdk_or_postgres_driver(home: Path, args: list[str]) -> None:
+    loaded = _loaded(args, home)
+    assert "peewee" in loaded  # the probe really ran the command against the SQLite vault
+    assert not loaded & (NEVER | {"psycopg", "psycopg2", "limits", "keyring"})
