@@ -11,8 +11,9 @@ import peewee
 from sprongus.domain.errors import ConfigError
 
 SQLITE_PRAGMAS = {
-    "journal_mode": "wal",  # readers never block the writer
+    # First: every later pragma (journal_mode needs a lock) and statement then waits instead of failing.
     "busy_timeout": 30_000,  # ms: wait for the write lock instead of failing with "database is locked"
+    "journal_mode": "wal",  # readers never block the writer
     "synchronous": "normal",  # safe with WAL: a power cut may lose the last commits, never corrupt
     "foreign_keys": 1,
 }
