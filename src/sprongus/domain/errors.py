@@ -78,6 +78,14 @@ class KeyProviderUnavailable(KeyProviderError):
     """The provider did not answer in time or is not reachable."""
 
 
+class KeyAccessDenied(KeyProviderError):
+    """The KMS refused this caller (IAM / RBAC / policy): fix the service identity's permissions."""
+
+
+class KeyDisabled(KeyProviderError):
+    """The master key (version) is disabled, scheduled for destruction or destroyed at the KMS."""
+
+
 class AuditUnavailable(SprongusError):
     """An audit event could not be recorded; the action it guards did not happen (fail closed)."""
 

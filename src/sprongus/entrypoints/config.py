@@ -30,6 +30,10 @@ class Settings:
     rate_limit_storage: str = "memory://"
     reveal_max_age: int = 900
     batch_size: int = 500
+    kms_endpoint: str | None = None
+    kms_ca_file: str | None = None
+    kms_timeout: float = 10.0
+    kms_concurrency: int = 8
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, read_dotenv: bool = True) -> Settings:
@@ -63,6 +67,10 @@ class Settings:
             rate_limit_storage=env.get("SPRONGUS_RATE_LIMIT_STORAGE", "memory://"),
             reveal_max_age=int(_number(env, "SPRONGUS_REVEAL_MAX_AGE", 900, 1, 86400 * 30)),
             batch_size=int(_number(env, "SPRONGUS_BATCH_SIZE", 500, 1, 100_000)),
+            kms_endpoint=env.get("SPRONGUS_KMS_ENDPOINT") or None,
+            kms_ca_file=env.get("SPRONGUS_KMS_CA_FILE") or None,
+            kms_timeout=_number(env, "SPRONGUS_KMS_TIMEOUT", 10.0, 0.1, 300.0),
+            kms_concurrency=int(_number(env, "SPRONGUS_KMS_CONCURRENCY", 8, 1, 256)),
         )
 
     @property

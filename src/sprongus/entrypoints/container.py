@@ -22,7 +22,8 @@ from sprongus.domain.errors import ConfigError, SprongusError
 from sprongus.domain.service import SecretsService, ServiceDeps
 from sprongus.entrypoints import key_material as km
 from sprongus.entrypoints.config import Settings
-from sprongus.entrypoints.profiles import container_config
+from sprongus.entrypoints.kms import KmsOptions
+from sprongus.entrypoints.profiles import KMS_SCHEMES, container_config
 from sprongus.entrypoints.storage import (
     open_embedded_vault,
     open_server_vault,
@@ -33,13 +34,6 @@ from sprongus.entrypoints.storage import (
 log = logging.getLogger("sprongus")
 
 
-def _unavailable(what: str) -> Callable[..., Any]:
-    def fail(*_: Any, **__: Any) -> Any:
-        raise ConfigError(f"{what} is not available in this build of sprongus")
-
-    return fail
-
-
 def _key_material_selector(config: Any, notice: Any, backend: Any) -> providers.Selector[Any]:
     return providers.Selector(
         backend,
@@ -48,24 +42,35 @@ def _key_material_selector(config: Any, notice: Any, backend: Any) -> providers.
         file=providers.Singleton(km.file_keys, config.keys.file, notice, "the file key provider is in use"),
         keychain=providers.Singleton(km.keychain_keys, config.keys.vault_id, config.keys.keychain_timeout,
                                      config.keys.file, notice),
-        gcp=providers.Singleton(_unavailable("the gcp:// key provider")),
-        azure=providers.Singleton(_unavailable("the azure:// key provider")),
-        aws=providers.Singleton(_unavailable("the aws:// key provider")),
-        vault=providers.Singleton(_unavailable("the vault:// key provider")),
+        **{vendor: providers.Singleton(_kms_keys, config.keys.provider, config.kms, config.keys.hmac_keys)
+           for vendor in KMS_SCHEMES},
     )
 
 
-def _retired(config: dict[str, Any], notice: Any) -> list[km.KeyMaterial]:
-    """Providers kept for decryption during a provider switch; they never create keys."""
+def _kms_options(kms: dict[str, Any]) -> KmsOptions:
+    return KmsOptions(kms["endpoint"], kms["ca_file"], kms["timeout"], kms["allow_http"])
+
+
+def _kms_keys(uri: str, kms: dict[str, Any], hmac_keys: str) -> km.KeyMaterial:
+    from sprongus.entrypoints.kms import kms_keys
+
+    return kms_keys(uri, _kms_options(kms), hmac_keys or None)
+
+
+def _retired(config: dict[str, Any], kms: dict[str, Any], notice: Any) -> list[km.KeyMaterial]:
+    """Providers kept for decryption during a provider switch (local names or KMS URIs); they never create keys."""
     build = {"env": lambda: km.env_keys(config["master_keys"], config["hmac_keys"]),
              "file": lambda: km.file_keys(config["file"], create=False),
              "keychain": lambda: km.keychain_keys(config["vault_id"], config["keychain_timeout"], config["file"],
                                                   notice, create=False)}
     materials = []
-    for backend in config["retired"]:
-        if backend not in build:
-            raise ConfigError(f"SPRONGUS_KEY_PROVIDERS_RETIRED: {backend} is not available in this build")
-        materials.append(build[backend]())
+    for provider in config["retired"]:
+        if provider in build:
+            materials.append(build[provider]())
+        elif provider == "memory":
+            raise ConfigError("SPRONGUS_KEY_PROVIDERS_RETIRED: memory keys die with their process")
+        else:
+            materials.append(_kms_keys(provider, kms, ""))
     return materials
 
 
@@ -84,7 +89,7 @@ class Container(containers.DeclarativeContainer):
     clock = providers.Singleton(SystemClock)
     data_cipher = providers.Singleton(AesGcmDataCipher)
     key_material = _key_material_selector(config, notice, config.keys.backend)
-    retired_key_material = providers.Singleton(_retired, config.keys, notice)
+    retired_key_material = providers.Singleton(_retired, config.keys, config.kms, notice)
     master_keys = providers.Singleton(_master_keys, key_material, retired_key_material)
     hmac_keys = providers.Singleton(_hmac_keys, key_material, retired_key_material)
     envelope = providers.Singleton(
@@ -123,7 +128,7 @@ class Container(containers.DeclarativeContainer):
 
     service_deps = providers.Singleton(
         ServiceDeps, uow=unit_of_work, envelope=envelope, audit=audit_sink, clock=clock, limiter=rate_limiter,
-        batch_size=config.batch_size, audit_trail=audit_trail)
+        batch_size=config.batch_size, audit_trail=audit_trail, concurrency=config.kms.concurrency)
     secrets_service = providers.Singleton(SecretsService, service_deps)
 
 

@@ -74,16 +74,20 @@ def container_config(settings: Settings) -> dict[str, Any]:
         if limits == "memory":
             raise ConfigError("SPRONGUS_RATE_LIMIT_STORAGE: in-memory rate limits are refused when "
                               "SPRONGUS_ENV=prod (several workers would not share them); use redis://")
-    retired = [key_backend_of(p) for p in settings.retired_key_providers]
+    for provider in settings.retired_key_providers:
+        key_backend_of(provider)  # validate each now: a typo must fail at start-up
     return {
         "env": settings.env,
         "database": {"backend": db, "url": database_url(settings)},
         "audit": {"backend": db},
-        "keys": {"backend": keys, "provider": settings.key_provider or keys, "retired": retired,
+        "keys": {"backend": keys, "provider": settings.key_provider or keys,
+                 "retired": list(settings.retired_key_providers),
                  "master_keys": settings.master_keys or "", "hmac_keys": settings.hmac_keys or "",
                  "file": str(settings.key_file_path), "vault_id": settings.vault_id,
                  "keychain_timeout": settings.keychain_timeout},
         "rate_limit": {"backend": limits, "storage": settings.rate_limit_storage,
                        "policies": dict(settings.rate_limits)},
         "batch_size": settings.batch_size,
+        "kms": {"endpoint": settings.kms_endpoint, "ca_file": settings.kms_ca_file, "timeout": settings.kms_timeout,
+                "allow_http": settings.env != "prod", "concurrency": settings.kms_concurrency},
     }

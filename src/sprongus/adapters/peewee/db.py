@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
+from contextlib import closing
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -35,7 +38,22 @@ def open_sqlite(path: Path) -> peewee.SqliteDatabase:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     os.close(fd)
+    _use_wal(path)
     return peewee.SqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS, check_same_thread=False)
+
+
+def _use_wal(path: Path, attempts: int = 100) -> None:
+    """Switch the file to WAL (a lasting setting) before any other use. Two first connections converting a new
+    file at once can get "database is locked" without the busy timeout applying (SQLite's deadlock avoidance)."""
+    for attempt in range(attempts):
+        try:
+            with closing(sqlite3.connect(path, timeout=30)) as conn:
+                conn.execute("PRAGMA journal_mode = wal")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+        time.sleep(0.01)
 
 
 def open_postgres(url: str) -> peewee.PostgresqlDatabase:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from sprongus.domain.envelope import Envelope, Sealed, aad_for, checksum
 from sprongus.domain.errors import RateLimited
@@ -18,6 +20,8 @@ from sprongus.domain.service.auditing import Auditor
 from sprongus.domain.values import SecretValue
 from sprongus.ports import AuditSink, AuditTrail, Clock, RateLimiter, UnitOfWork
 
+T = TypeVar("T")
+R = TypeVar("R")
 Progress = Callable[[int, int | None], None]
 """Called with (done, total or None) as bulk work advances."""
 
@@ -37,10 +41,19 @@ class ServiceDeps:
     random_bytes: Callable[[int], bytes] = secrets.token_bytes
     batch_size: int = 500
     audit_trail: AuditTrail | None = None
+    concurrency: int = 1  # parallel master-key calls in bulk work: a slow KMS must not make it serial
     auditor: Auditor = field(init=False)
 
     def __post_init__(self) -> None:
         self.auditor = Auditor(self.audit, self.clock)
+
+    def parallel_map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        """`fn` over items with at most `concurrency` calls in flight; results in order, first error raised."""
+        if self.concurrency <= 1 or len(items) <= 1:
+            return [fn(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(items)),
+                                thread_name_prefix="sprongus-kms") as pool:
+            return list(pool.map(fn, items))
 
     def throttle(self, principal: Principal, policy: str) -> None:
         if not principal.rate_limited:

@@ -48,7 +48,9 @@ class RotationOps:
             self._d.throttle(principal, "write")
             report = RotationReport()
             if key is not None:
-                if not self._rotate_one(principal, scope, key, None):
+                with self._d.uow.transaction(principal, readonly=True) as repo:
+                    seen = repo.get(scope, key)
+                if seen is None or not self._rotate_one(principal, seen):
                     raise NotFound(f"secret {key} not found in {scope}")
                 report.rotated = 1
                 return report
@@ -56,28 +58,25 @@ class RotationOps:
             while True:
                 with self._d.uow.transaction(principal, readonly=True) as repo:
                     rows = repo.list_page(scope, prefix, after, self._d.batch_size)
-                for row in rows:
-                    if rotated_before and row.last_rotated_at and row.last_rotated_at >= rotated_before:
-                        report.skipped += 1
-                    elif self._rotate_one(principal, scope, row.key, row.version):
-                        report.rotated += 1
+                due = [r for r in rows if not (rotated_before and r.last_rotated_at
+                                               and r.last_rotated_at >= rotated_before)]
+                report.skipped += len(rows) - len(due)
+                report.rotated += sum(self._d.parallel_map(lambda r: self._rotate_one(principal, r), due))
                 if progress:
                     progress(report.rotated + report.skipped, None)
                 if len(rows) < self._d.batch_size:
                     return report
                 after = rows[-1].key
 
-    def _rotate_one(self, principal: Principal, scope: Scope, key: str, seen_version: int | None) -> bool:
+    def _rotate_one(self, principal: Principal, seen: SecretRecord) -> bool:
+        """Decrypt and re-seal outside the transaction (KMS calls hold no lock), then compare-and-set."""
+        record = self._d.seal_record(seen, seen.scope, seen.key, self._d.open_record(seen), None, rotated=True)
         with self._d.uow.transaction(principal) as repo:
-            current = repo.get(scope, key)
-            if current is None:
-                return False
-            if seen_version is not None and current.version != seen_version:
-                return True  # a writer made a new version (fresh DEK) meanwhile: that counts as rotated
-            value = self._d.open_record(current)
-            record = self._d.seal_record(current, scope, key, value, None, rotated=True)
-            repo.save(record, current.version)
-            self._d.auditor.record(principal, AuditAction.ROTATE, scope, key, record.version)
+            try:
+                repo.save(record, seen.version)
+            except Conflict:
+                return repo.get(seen.scope, seen.key) is not None  # a writer made a new version: fresh DEK too
+            self._d.auditor.record(principal, AuditAction.ROTATE, seen.scope, seen.key, record.version)
         return True
 
     def check_master_key(self, principal: Principal) -> None:
@@ -96,14 +95,16 @@ class RotationOps:
             total = sum(n for key_id, n in self._d.uow.count_by_master_key(principal).items() if key_id != current)
             report, after = RotationReport(), None
             while True:
-                with self._d.uow.transaction(principal) as repo:
+                with self._d.uow.transaction(principal, readonly=True) as repo:
                     rows = repo.scan(after, self._d.batch_size, not_on_master_key=current)
-                    for row in rows:
+                rewrapped = self._d.parallel_map(self._rewrapped, rows)  # KMS calls, outside any lock
+                with self._d.uow.transaction(principal) as repo:
+                    for row in rewrapped:
                         try:
-                            repo.save(self._rewrapped(row), row.version)
+                            repo.save(row, row.version)
                             report.rotated += 1
                         except Conflict:
-                            report.skipped += 1  # rewritten meanwhile; a rerun picks it up if still old
+                            report.skipped += 1  # rewritten meanwhile (with a fresh DEK on the current key)
                 if progress:
                     progress(report.rotated + report.skipped, total)
                 if len(rows) < self._d.batch_size:

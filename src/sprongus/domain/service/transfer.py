@@ -140,14 +140,19 @@ class TransferOps:
             existing = {(e.scope, e.key): repo.get(e.scope, e.key) for e in entries}
             if mode == "replace":
                 report.removed = self._stale(repo, entries, prefix)
-            for done, entry in enumerate(entries, 1):
+            for entry in entries:
                 previous = existing[(entry.scope, entry.key)]
                 (report.added if previous is None else report.updated).append((str(entry.scope), entry.key))
-                if not dry_run:
-                    record = self._d.seal_record(previous, entry.scope, entry.key, entry.value, entry.meta)
+            for start in range(0, 0 if dry_run else len(entries), self._d.batch_size):
+                batch = entries[start:start + self._d.batch_size]
+                records = self._d.parallel_map(  # each seal wraps a fresh DEK: a KMS call
+                    lambda e: self._d.seal_record(existing[(e.scope, e.key)], e.scope, e.key, e.value, e.meta),
+                    batch)
+                for record in records:
+                    previous = existing[(record.scope, record.key)]
                     repo.save(record, None if previous is None else previous.version)
                 if progress:
-                    progress(done, len(entries))
+                    progress(start + len(batch), len(entries))
             if not dry_run:
                 for scope_text, key in report.removed:
                     repo.delete(Scope.parse(scope_text), key)
