@@ -32,6 +32,10 @@ class NotFound(SprongusError):
     """The secret does not exist, or the caller may not know whether it exists."""
 
 
+class Gone(SprongusError):
+    """A single-use reveal token that was used, expired or never existed: all alike (HTTP 410)."""
+
+
 class PermissionDenied(SprongusError):
     """The caller is known but lacks the permission (token scope) for the action."""
 

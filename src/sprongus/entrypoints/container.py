@@ -7,6 +7,7 @@ fails at start-up with a clear message rather than on the first request.
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -20,14 +21,17 @@ from sprongus.adapters.rate_limit_limits import LimitsRateLimiter, UnlimitedRate
 from sprongus.domain.envelope import Envelope
 from sprongus.domain.errors import ConfigError, SprongusError
 from sprongus.domain.service import SecretsService, ServiceDeps
+from sprongus.domain.tokens import AuthTimeVerifier, TokenService
 from sprongus.entrypoints import key_material as km
 from sprongus.entrypoints.config import Settings
 from sprongus.entrypoints.kms import KmsOptions
 from sprongus.entrypoints.profiles import KMS_SCHEMES, container_config
 from sprongus.entrypoints.storage import (
+    memory_token_stores,
     open_embedded_vault,
     open_server_vault,
     peewee_audit_sink,
+    peewee_token_stores,
     peewee_unit_of_work,
 )
 
@@ -126,14 +130,27 @@ class Container(containers.DeclarativeContainer):
         off=providers.Singleton(UnlimitedRateLimiter),
     )
 
+    token_stores = providers.Selector(
+        config.database.backend,
+        memory=providers.Singleton(memory_token_stores),
+        sqlite=providers.Singleton(peewee_token_stores, database),
+        postgres=providers.Singleton(peewee_token_stores, database),
+    )
+    api_token_store = providers.Callable(operator.itemgetter(0), token_stores)
+    reveal_token_store = providers.Callable(operator.itemgetter(1), token_stores)
+    idempotency_store = providers.Callable(operator.itemgetter(2), token_stores)
+    token_service = providers.Singleton(TokenService, api_token_store, clock)
+    recent_auth = providers.Singleton(AuthTimeVerifier, config.api.reveal_max_age, clock)
+
     service_deps = providers.Singleton(
         ServiceDeps, uow=unit_of_work, envelope=envelope, audit=audit_sink, clock=clock, limiter=rate_limiter,
-        batch_size=config.batch_size, audit_trail=audit_trail, concurrency=config.kms.concurrency)
+        batch_size=config.batch_size, audit_trail=audit_trail, concurrency=config.kms.concurrency,
+        reveal_tokens=reveal_token_store)
     secrets_service = providers.Singleton(SecretsService, service_deps)
 
 
 PORTS = ("clock", "data_cipher", "key_material", "envelope", "database", "unit_of_work", "audit_sink",
-         "rate_limiter", "secrets_service")
+         "rate_limiter", "token_stores", "token_service", "secrets_service")
 
 
 def build_container(settings: Settings | None = None, notice: Callable[[str], None] | None = None,

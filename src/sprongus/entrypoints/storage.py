@@ -52,3 +52,19 @@ def peewee_audit_sink(models: BoundModels) -> Any:
     from sprongus.adapters.peewee.audit import PeeweeAuditSink
 
     return PeeweeAuditSink(models)
+
+
+def peewee_token_stores(models: BoundModels) -> Any:
+    from sprongus.adapters.peewee.tokens import PeeweeApiTokenStore, PeeweeIdempotencyStore, PeeweeRevealTokenStore
+
+    return PeeweeApiTokenStore(models), PeeweeRevealTokenStore(models), PeeweeIdempotencyStore(models)
+
+
+def memory_token_stores() -> Any:
+    from sprongus.adapters.memory_tokens import (
+        InMemoryApiTokenStore,
+        InMemoryIdempotencyStore,
+        InMemoryRevealTokenStore,
+    )
+
+    return InMemoryApiTokenStore(), InMemoryRevealTokenStore(), InMemoryIdempotencyStore()

@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlsplit
 
 import peewee
 
-from sprongus.domain.errors import ConfigError
+from sprongus.domain.errors import ConfigError, StorageError
 
 SQLITE_PRAGMAS = {
     # First: every later pragma (journal_mode needs a lock) and statement then waits instead of failing.
@@ -52,7 +52,9 @@ def _use_wal(path: Path, attempts: int = 100) -> None:
             return
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or attempt == attempts - 1:
-                raise
+                raise StorageError(f"database error: {exc}") from None
+        except sqlite3.DatabaseError as exc:  # not a database at all, or corrupt
+            raise StorageError(f"database error: {exc}") from None
         time.sleep(0.01)
 
 

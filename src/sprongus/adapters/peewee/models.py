@@ -55,6 +55,49 @@ class AuditEventRow(BaseModel):
         table_name = "audit_event"
 
 
+class ApiTokenRow(BaseModel):
+    id = peewee.TextField(primary_key=True)
+    token_hash = peewee.TextField(unique=True)
+    subject = peewee.TextField()
+    scopes = peewee.TextField()
+    projects = peewee.TextField()
+    created_at = UtcDateTimeField()
+    expires_at = UtcDateTimeField()
+    auth_time = UtcDateTimeField()
+    revoked_at = UtcDateTimeField(null=True)
+
+    class Meta:
+        table_name = "api_token"
+
+
+class RevealTokenRow(BaseModel):
+    token_hash = peewee.TextField(primary_key=True)
+    subject = peewee.TextField()
+    projects = peewee.TextField()
+    admin = peewee.BooleanField()
+    owner_type = peewee.TextField()
+    owner_id = peewee.TextField(null=True)
+    key_name = peewee.TextField()
+    expires_at = UtcDateTimeField()
+
+    class Meta:
+        table_name = "reveal_token"
+
+
+class IdempotencyRow(BaseModel):
+    subject = peewee.TextField()
+    key = peewee.TextField()
+    fingerprint = peewee.TextField()
+    created_at = UtcDateTimeField()
+    status = peewee.IntegerField(null=True)
+    body = peewee.TextField(null=True)
+    headers = peewee.TextField(null=True)
+
+    class Meta:
+        table_name = "idempotency_key"
+        primary_key = peewee.CompositeKey("subject", "key")
+
+
 class BoundModels:
     """Model classes bound to one database, so several vaults (tests, restore drills) live in one process."""
 
@@ -62,6 +105,9 @@ class BoundModels:
         self.db = db
         self.secret: type[SecretKV] = _bind(SecretKV, db)
         self.audit: type[AuditEventRow] = _bind(AuditEventRow, db)
+        self.api_token: type[ApiTokenRow] = _bind(ApiTokenRow, db)
+        self.reveal_token: type[RevealTokenRow] = _bind(RevealTokenRow, db)
+        self.idempotency: type[IdempotencyRow] = _bind(IdempotencyRow, db)
 
 
 def _bind(model: type[peewee.Model], db: peewee.Database) -> Any:

@@ -11,6 +11,7 @@ from sprongus.domain.records import SecretView
 from sprongus.domain.scope import Scope
 from sprongus.domain.service.core import Page, SecretOps, SetResult
 from sprongus.domain.service.deps import Progress, ServiceDeps
+from sprongus.domain.service.reveal_tokens import RevealTokenOps
 from sprongus.domain.service.rotation import RotationOps, RotationReport, VerifyReport
 from sprongus.domain.service.transfer import ExportResult, ImportItem, ImportReport, TransferOps, parse_items
 from sprongus.domain.values import SecretValue
@@ -25,6 +26,7 @@ class SecretsService:
         self._ops = SecretOps(deps)
         self._transfer = TransferOps(deps)
         self._rotation = RotationOps(deps)
+        self._reveal_tokens = RevealTokenOps(deps, deps.reveal_tokens)
 
     def set(self, principal: Principal, scope: Scope, key: str, value: SecretValue, meta: object = None,
             expected_version: int | None = None) -> SetResult:
@@ -63,3 +65,9 @@ class SecretsService:
 
     def verify(self, principal: Principal, progress: Progress | None = None) -> VerifyReport:
         return self._rotation.verify(principal, progress)
+
+    def mint_reveal_token(self, principal: Principal, scope: Scope, key: str, ttl_seconds: int) -> tuple[str, str]:
+        return self._reveal_tokens.mint(principal, scope, key, ttl_seconds)
+
+    def redeem(self, token: object, client_address: str | None, request_id: str | None = None) -> SecretView:
+        return self._reveal_tokens.redeem(token, client_address, request_id)

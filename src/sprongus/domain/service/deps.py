@@ -19,6 +19,7 @@ from sprongus.domain.scope import Scope
 from sprongus.domain.service.auditing import Auditor
 from sprongus.domain.values import SecretValue
 from sprongus.ports import AuditSink, AuditTrail, Clock, RateLimiter, UnitOfWork
+from sprongus.ports.tokens import RevealTokenStore
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -42,6 +43,7 @@ class ServiceDeps:
     batch_size: int = 500
     audit_trail: AuditTrail | None = None
     concurrency: int = 1  # parallel master-key calls in bulk work: a slow KMS must not make it serial
+    reveal_tokens: RevealTokenStore | None = None
     auditor: Auditor = field(init=False)
 
     def __post_init__(self) -> None:

@@ -1,0 +1,119 @@
+"""AWS KMS master keys: a symmetric KMS key wraps DEKs, the AAD bound as encryption context.
+
+AWS rotates a key's backing material internally and keeps every old one for Decrypt, so the key ARN is the whole
+key id: `aws:arn:aws:kms:REGION:ACCOUNT:key/ID`. Switching to another key is a provider switch (the old URI goes to
+SPRONGUS_KEY_PROVIDERS_RETIRED). botocore is imported only to classify a failure; the client is built by
+entrypoints/kms_clients/aws.py.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from sprongus.domain.errors import (
+    IntegrityError,
+    KeyAccessDenied,
+    KeyDisabled,
+    KeyProviderError,
+    KeyProviderUnavailable,
+)
+from sprongus.ports.crypto import WrappedKey
+
+PREFIX = "aws"
+CONTEXT_KEY = "sprongus:aad"  # encryption-context values are strings, so the AAD travels as base64
+
+_INTEGRITY = {"InvalidCiphertextException", "IncorrectKeyException"}
+_DENIED = {"AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException",
+           "ExpiredTokenException", "IncompleteSignature", "InvalidClientTokenId"}
+_DISABLED = {"DisabledException", "KMSInvalidStateException"}
+_UNAVAILABLE = {"KeyUnavailableException", "DependencyTimeoutException", "KMSInternalException",
+                "ThrottlingException", "ServiceUnavailableException", "InternalFailure"}
+
+
+class AwsKmsMasterKeyProvider:
+    """Wraps and unwraps with one KMS key. Raises IntegrityError when KMS rejects a ciphertext or its context,
+    KeyAccessDenied, KeyDisabled, KeyProviderUnavailable or KeyProviderError otherwise."""
+
+    def __init__(self, client: Any, key_arn: str) -> None:
+        self._client = client  # a boto3 "kms" client (boto3 ships no types)
+        self._key_arn = key_arn
+
+    @classmethod
+    def for_key(cls, client: Any, key: str) -> AwsKmsMasterKeyProvider:
+        """A provider for a key ARN, or for the key an alias points to now (resolved once, here)."""
+        if ":key/" in key:
+            return cls(client, key)
+        metadata = _call(client, "describe_key", key, KeyId=key)["KeyMetadata"]
+        return cls(client, str(metadata["Arn"]))
+
+    def current_key_id(self) -> str:
+        return f"{PREFIX}:{self._key_arn}"
+
+    def wrap(self, dek: bytes, aad: bytes) -> WrappedKey:
+        response = _call(self._client, "encrypt", self._key_arn, KeyId=self._key_arn, Plaintext=dek,
+                         EncryptionContext=_context(aad))
+        key_id = f"{PREFIX}:{response['KeyId']}"
+        if key_id != self.current_key_id():
+            raise KeyProviderError(f"AWS KMS encrypted with {response['KeyId']}, not {self._key_arn}")
+        return WrappedKey(key_id, bytes(response["CiphertextBlob"]))
+
+    def unwrap(self, wrapped: bytes, key_id: str, aad: bytes) -> bytes:
+        if not self.can_unwrap(key_id):
+            raise KeyProviderError(f"master key {key_id} is not the aws key {self._key_arn}")
+        # KeyId pins the key: a blob made by another key is IncorrectKeyException, not a decrypt under that key.
+        response = _call(self._client, "decrypt", self._key_arn, CiphertextBlob=wrapped, KeyId=self._key_arn,
+                         EncryptionContext=_context(aad))
+        if response.get("KeyId") != self._key_arn:
+            raise IntegrityError()
+        return bytes(response["Plaintext"])
+
+    def can_unwrap(self, key_id: str) -> bool:
+        return key_id == self.current_key_id()
+
+
+def _context(aad: bytes) -> dict[str, str]:
+    return {CONTEXT_KEY: base64.b64encode(aad).decode("ascii")}
+
+
+def _call(client: Any, op: str, key: str, **params: Any) -> Any:
+    try:
+        return getattr(client, op)(**params)
+    except Exception as exc:
+        error = _domain_error(exc, op, key)
+        if error is None:
+            raise
+        if isinstance(error, IntegrityError):
+            raise error from None  # like Fernet: nothing about why
+        raise error from exc
+
+
+def _domain_error(exc: Exception, op: str, key: str) -> Exception | None:
+    from botocore import exceptions as boto
+
+    where = f"AWS KMS {op} with {key}"
+    if isinstance(exc, boto.ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in _INTEGRITY and op == "decrypt":
+            return IntegrityError()
+        if code in _DENIED:
+            return KeyAccessDenied(f"{where} was refused ({code}): allow kms:Encrypt, kms:Decrypt (and "
+                                   "kms:DescribeKey for an alias) to the service identity")
+        if code in _DISABLED:
+            return KeyDisabled(f"{where}: the key is disabled, pending deletion or otherwise unusable ({code})")
+        if code in _UNAVAILABLE:
+            return KeyProviderUnavailable(f"{where} did not succeed ({code}); retry later")
+        if code == "NotFoundException":
+            return KeyProviderError(f"{where}: the key does not exist (check SPRONGUS_KEY_PROVIDER)")
+        return KeyProviderError(f"{where} failed ({code or 'unknown error'})")
+    if isinstance(exc, boto.ParamValidationError) and op == "decrypt":
+        return IntegrityError()  # e.g. an empty blob: not a ciphertext KMS could ever have made
+    if isinstance(exc, boto.NoCredentialsError | boto.PartialCredentialsError | boto.CredentialRetrievalError):
+        return KeyAccessDenied(f"{where}: no usable AWS credentials ({type(exc).__name__})")
+    if isinstance(exc, boto.SSLError):
+        return KeyProviderError(f"{where}: TLS failed; check SPRONGUS_KMS_CA_FILE and the endpoint")
+    if isinstance(exc, boto.ConnectionError | boto.HTTPClientError):
+        return KeyProviderUnavailable(f"{where} did not answer in time ({type(exc).__name__}); retry later")
+    if isinstance(exc, boto.BotoCoreError):
+        return KeyProviderError(f"{where} failed ({type(exc).__name__})")
+    return None

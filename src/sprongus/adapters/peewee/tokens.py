@@ -1,0 +1,115 @@
+"""Peewee stores for API tokens, single-use reveal tokens and idempotency keys."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import peewee
+
+from sprongus.adapters.peewee.db import is_postgres
+from sprongus.adapters.peewee.models import ApiTokenRow, BoundModels
+from sprongus.adapters.peewee.repository import storage_errors
+from sprongus.domain.principal import Permission
+from sprongus.domain.tokens import ApiToken
+from sprongus.ports.tokens import IdempotencyRecord, RevealGrant, StoredResponse
+
+IDEMPOTENCY_TTL = timedelta(hours=24)
+
+
+def _split(text: str) -> frozenset[str]:
+    return frozenset(part for part in text.split(",") if part)
+
+
+class PeeweeApiTokenStore:
+    def __init__(self, models: BoundModels) -> None:
+        self._m = models.api_token
+        self._db = models.db
+
+    def add(self, token: ApiToken) -> None:
+        with storage_errors(), self._db.atomic():
+            self._m.insert(id=token.id, token_hash=token.token_hash, subject=token.subject,
+                           scopes=",".join(sorted(p.value for p in token.permissions)),
+                           projects=",".join(sorted(token.projects)), created_at=token.created_at,
+                           expires_at=token.expires_at, auth_time=token.auth_time).execute()
+
+    def find(self, token_hash: str) -> ApiToken | None:
+        with storage_errors():
+            row = self._m.get_or_none(self._m.token_hash == token_hash)
+        return None if row is None else _token(row)
+
+    def all(self) -> list[ApiToken]:
+        with storage_errors():
+            return [_token(row) for row in self._m.select().order_by(self._m.created_at)]
+
+    def revoke(self, token_id: str, when: datetime) -> bool:
+        with storage_errors(), self._db.atomic():
+            m = self._m
+            return bool(m.update(revoked_at=when).where((m.id == token_id) & m.revoked_at.is_null()).execute())
+
+
+def _token(row: ApiTokenRow) -> ApiToken:
+    return ApiToken(id=row.id, token_hash=row.token_hash, subject=row.subject,
+                    permissions=frozenset(Permission(s) for s in _split(row.scopes)), projects=_split(row.projects),
+                    created_at=row.created_at, expires_at=row.expires_at, auth_time=row.auth_time,
+                    revoked_at=row.revoked_at)
+
+
+class PeeweeRevealTokenStore:
+    def __init__(self, models: BoundModels) -> None:
+        self._m = models.reveal_token
+        self._db = models.db
+
+    def add(self, token_hash: str, grant: RevealGrant) -> None:
+        with storage_errors(), self._db.atomic():
+            self._m.insert(token_hash=token_hash, subject=grant.subject, projects=",".join(sorted(grant.projects)),
+                           admin=grant.admin, owner_type=grant.owner_type, owner_id=grant.owner_id,
+                           key_name=grant.key_name, expires_at=grant.expires_at).execute()
+
+    def consume(self, token_hash: str, now: datetime) -> RevealGrant | None:
+        """Read and delete in one transaction: of two concurrent redeems only one deletes the row."""
+        m = self._m
+        with storage_errors(), self._db.atomic() if is_postgres(self._db) else self._db.atomic("IMMEDIATE"):
+            row = m.get_or_none(m.token_hash == token_hash)
+            if row is None or m.delete().where(m.token_hash == token_hash).execute() != 1:
+                return None
+        if row.expires_at <= now:
+            return None
+        return RevealGrant(row.subject, _split(row.projects), bool(row.admin), row.owner_type, row.owner_id,
+                           row.key_name, row.expires_at)
+
+
+class PeeweeIdempotencyStore:
+    def __init__(self, models: BoundModels) -> None:
+        self._m = models.idempotency
+        self._db = models.db
+
+    def begin(self, subject: str, key: str, fingerprint: str, now: datetime) -> IdempotencyRecord | None:
+        m = self._m
+        where = (m.subject == subject) & (m.key == key)
+        with storage_errors(), self._db.atomic() if is_postgres(self._db) else self._db.atomic("IMMEDIATE"):
+            try:
+                with self._db.atomic():  # a savepoint: the duplicate must not abort the outer transaction
+                    m.insert(subject=subject, key=key, fingerprint=fingerprint, created_at=now).execute()
+                return None
+            except peewee.IntegrityError:
+                pass
+            row = m.get(where)
+            if now - row.created_at >= IDEMPOTENCY_TTL:  # expired: the key is free again
+                m.update(fingerprint=fingerprint, created_at=now, status=None, body=None, headers=None).where(
+                    where & (m.created_at == row.created_at)).execute()
+                return None
+            response = None if row.status is None else StoredResponse(row.status, row.body or "",
+                                                                      json.loads(row.headers or "{}"))
+            return IdempotencyRecord(row.fingerprint, response)
+
+    def finish(self, subject: str, key: str, response: StoredResponse) -> None:
+        m = self._m
+        with storage_errors(), self._db.atomic():
+            m.update(status=response.status, body=response.body, headers=json.dumps(response.headers)).where(
+                (m.subject == subject) & (m.key == key)).execute()
+
+    def abandon(self, subject: str, key: str) -> None:
+        m = self._m
+        with storage_errors(), self._db.atomic():
+            m.delete().where((m.subject == subject) & (m.key == key) & m.status.is_null()).execute()

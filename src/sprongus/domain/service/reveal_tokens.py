@@ -1,0 +1,78 @@
+"""Single-use reveal tokens: minted by a principal allowed to reveal, redeemed once by whoever holds the token."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from datetime import timedelta
+
+from sprongus.domain.errors import Gone, NotFound, RateLimited, ValidationError
+from sprongus.domain.names import validate_key_name
+from sprongus.domain.principal import Permission, Principal, authorize
+from sprongus.domain.records import AuditAction, SecretView
+from sprongus.domain.scope import OwnerType, Scope
+from sprongus.domain.service.deps import ServiceDeps, view_of
+from sprongus.domain.tokens import token_hash
+from sprongus.ports.tokens import RevealGrant, RevealTokenStore
+
+REVEAL_TOKEN_PREFIX = "sprr_"  # noqa: S105 - a prefix, not a token
+MAX_TTL = 3600
+
+
+class RevealTokenOps:
+    def __init__(self, deps: ServiceDeps, store: RevealTokenStore | None) -> None:
+        self._d = deps
+        self._store = store
+
+    def mint(self, principal: Principal, scope: Scope, key: str, ttl_seconds: int) -> tuple[str, str]:
+        """(token, expiresAt). The token is shown once; only its hash is kept."""
+        with self._d.auditor.failures(principal, AuditAction.REVEAL, scope, key if isinstance(key, str) else None):
+            validate_key_name(key)
+            if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int) or not 1 <= ttl_seconds <= MAX_TTL:
+                raise ValidationError("ttlSeconds", f"must be an integer between 1 and {MAX_TTL}")
+            authorize(principal, scope, Permission.REVEAL)
+            self._d.throttle(principal, "reveal")
+            with self._d.uow.transaction(principal, readonly=True) as repo:
+                record = repo.get(scope, key)
+            if record is None:
+                raise NotFound(f"secret {key} not found in {scope}")
+            token = REVEAL_TOKEN_PREFIX + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+            expires = self._d.clock.now() + timedelta(seconds=ttl_seconds)
+            grant = RevealGrant(principal.subject, principal.projects,
+                                principal.owner or Permission.ADMIN in principal.permissions,
+                                scope.owner_type.value, scope.owner_id, key, expires)
+            self._d.auditor.record(principal, AuditAction.REVEAL, scope, key, record.version, one_time="minted",
+                                   expires_at=expires.isoformat())
+            self._stores().add(token_hash(token), grant)
+            return token, expires.isoformat().replace("+00:00", "Z")
+
+    def redeem(self, token: object, client_address: str | None, request_id: str | None = None) -> SecretView:
+        """The plaintext exactly once. Used, expired and unknown tokens are indistinguishable (Gone)."""
+        caller = Principal(subject="anonymous", request_id=request_id, client_address=client_address)
+        with self._d.auditor.failures(caller, AuditAction.REDEEM, None):
+            decision = self._d.limiter.hit("redeem", f"addr:{client_address or 'unknown'}")
+            if not decision.allowed:
+                raise RateLimited("redeem", limit=decision.limit, window_seconds=decision.window_seconds,
+                                  retry_after=max(1, decision.reset_after))
+            if not isinstance(token, str) or not token.startswith(REVEAL_TOKEN_PREFIX):
+                raise Gone("the reveal token is used, expired or unknown")
+            grant = self._stores().consume(token_hash(token), self._d.clock.now())
+            if grant is None:
+                raise Gone("the reveal token is used, expired or unknown")
+            principal = Principal(subject=grant.subject, projects=grant.projects,
+                                  permissions=frozenset({Permission.REVEAL} | ({Permission.ADMIN} if grant.admin
+                                                                                else set())),
+                                  request_id=request_id, client_address=client_address)
+            scope = Scope(OwnerType(grant.owner_type), grant.owner_id)
+            with self._d.uow.transaction(principal, readonly=True) as repo:
+                record = repo.get(scope, grant.key_name)
+            if record is None:
+                raise Gone("the reveal token is used, expired or unknown")
+            value = self._d.open_record(record)
+            self._d.auditor.record(principal, AuditAction.REDEEM, scope, grant.key_name, record.version)
+            return view_of(record, value)
+
+    def _stores(self) -> RevealTokenStore:
+        if self._store is None:
+            raise ValidationError("oneTime", "single-use reveal tokens are not configured")
+        return self._store

@@ -1,0 +1,113 @@
+"""The Flask application factory: a thin adapter wiring HTTP to the container's services."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, Response, g, request
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
+
+from sprongus import __version__
+from sprongus.domain.errors import SprongusError
+from sprongus.domain.redaction import install_log_redaction
+from sprongus.entrypoints.api.context import client_address, request_id
+from sprongus.entrypoints.api.idempotency import Idempotency
+from sprongus.entrypoints.api.problems import from_domain_error, problem
+from sprongus.entrypoints.api.secrets_api import secrets_blueprint
+
+if TYPE_CHECKING:
+    from sprongus.entrypoints.container import Container
+
+access_log = logging.getLogger("sprongus.api.access")
+log = logging.getLogger("sprongus.api")
+MAX_BODY = 32 * 1024 * 1024
+
+
+def create_app(container: Container | None = None) -> Flask:
+    """`gunicorn 'sprongus.entrypoints.api:create_app()'` builds the container from the environment."""
+    if container is None:
+        from sprongus.entrypoints.container import build_container
+
+        container = build_container()
+    install_log_redaction()
+    app = Flask("sprongus")
+    app.config.update(API_TITLE="sprongus", API_VERSION=__version__, OPENAPI_VERSION="3.0.3",
+                      OPENAPI_URL_PREFIX="/v1", OPENAPI_JSON_PATH="openapi.json", MAX_CONTENT_LENGTH=MAX_BODY,
+                      API_SPEC_OPTIONS={"security": [{"bearerAuth": []}],
+                                        "info": {"description": "SecretKV: masked reads, explicit reveals"}})
+    api = Api(app)
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+    hmac_keys = container.hmac_keys()
+    current = hmac_keys.current_key_id()
+    idempotency = Idempotency(container.idempotency_store(), container.clock(),
+                              hmac_keys.key(current) if current else None)
+    api.register_blueprint(secrets_blueprint(container.secrets_service(), container.token_service(),
+                                             container.recent_auth(), idempotency))
+    _register_error_handlers(app)
+    _register_access_log(app)
+    app.extensions["sprongus.container"] = container
+    return app
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(SprongusError)
+    def domain_error(exc: SprongusError) -> Response:
+        return from_domain_error(exc)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        headers = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}
+        if status == 422:
+            return problem(422, "validation", "Invalid request", "the request failed validation",
+                           _field_errors(getattr(exc, "data", {}).get("messages", {})), headers)
+        detail = "malformed JSON or request" if status == 400 else exc.description
+        return problem(status, f"http-{status}", exc.name, detail, headers=headers)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        log.error("unexpected %s in %s %s", type(exc).__name__, request.method, request.path)
+        return problem(500, "internal", "Internal server error", "unexpected error; see the server log "
+                       f"(request id {request_id()})")
+
+
+def _field_errors(messages: Any) -> dict[str, list[str]]:
+    """Webargs nests messages by location ({"json": {"value": [...]}}): flatten to {"value": [...]}."""
+    errors: dict[str, list[str]] = {}
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            for key, child in node.items():
+                walk(child, f"{path}.{key}" if path else str(key))
+        elif isinstance(node, list) and all(isinstance(x, str) for x in node):
+            errors.setdefault(path or "body", []).extend(node)
+        elif isinstance(node, list):
+            for index, child in enumerate(node):
+                walk(child, f"{path}[{index}]")
+    for location in messages.values() if isinstance(messages, dict) else []:
+        walk(location, "")
+    return errors
+
+
+def _register_access_log(app: Flask) -> None:
+    @app.before_request
+    def start_clock() -> None:
+        g.started = time.perf_counter()
+        request_id()
+
+    @app.after_request
+    def log_request(response: Response) -> Response:
+        response.headers["X-Request-ID"] = request_id()
+        if request.path.startswith("/v1/secrets"):
+            response.headers["Cache-Control"] = "no-store"
+        principal = g.get("principal")
+        access_log.info(json.dumps({
+            "method": request.method, "path": request.path, "status": response.status_code,
+            "ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
+            "subject": principal.subject if principal is not None else None,
+            "requestId": request_id(), "client": client_address()}))
+        return response

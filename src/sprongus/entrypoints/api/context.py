@@ -1,0 +1,42 @@
+"""Per-request context: request id, client address, the authenticated principal and its token."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import cast
+
+from flask import g, request
+
+from sprongus.domain.principal import Principal
+from sprongus.domain.tokens import ApiToken, TokenService, Unauthenticated
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}")
+
+
+def request_id() -> str:
+    if "request_id" not in g:
+        given = request.headers.get("X-Request-ID", "")
+        g.request_id = given if _REQUEST_ID.fullmatch(given) else str(uuid.uuid4())
+    return cast(str, g.request_id)
+
+
+def client_address() -> str | None:
+    return request.remote_addr
+
+
+def authenticate(tokens: TokenService) -> None:
+    """Resolve the bearer token once per request (before the view runs)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        raise Unauthenticated("a bearer token is required (Authorization: Bearer spr_...)")
+    g.principal, g.token = tokens.authenticate(credentials.strip(), request_id(), client_address())
+
+
+def principal() -> Principal:
+    return cast(Principal, g.principal)
+
+
+def token() -> ApiToken:
+    return cast(ApiToken, g.token)

@@ -1,0 +1,75 @@
+"""Idempotency-Key (IETF draft, Stripe semantics): replay, 422 on another request, 409 while in flight."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+
+from flask import Response, request
+
+from sprongus.domain.errors import Conflict, ValidationError
+from sprongus.ports.clock import Clock
+from sprongus.ports.tokens import IdempotencyStore, StoredResponse
+
+REPLAYED_HEADERS = ("Content-Type", "ETag", "Cache-Control", "Location")
+MAX_KEY = 255
+
+
+class IdempotencyConflict(Conflict):
+    """The first request with this key is still running."""
+
+
+class Idempotency:
+    def __init__(self, store: IdempotencyStore, clock: Clock, fingerprint_key: bytes | None) -> None:
+        self._store = store
+        self._clock = clock
+        self._key = fingerprint_key
+
+    def fingerprint(self, subject: str) -> str:
+        """Keyed, so the stored fingerprint of a PUT reveals nothing about its value."""
+        material = b"\n".join([request.method.encode(), request.path.encode(), request.get_data()])
+        if self._key is not None:
+            return "hmac:" + base64.b64encode(hmac.digest(self._key, material, "sha256")).decode()
+        salt = hashlib.sha256(subject.encode()).digest()  # no HMAC key configured: a slow, salted digest
+        return "scrypt:" + base64.b64encode(hashlib.scrypt(material, salt=salt, n=2**14, r=8, p=1)).decode()
+
+    def run(self, subject: str, handler: Callable[[], Response]) -> Response:
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            return handler()
+        if not key or len(key) > MAX_KEY:
+            raise ValidationError("Idempotency-Key", f"must be 1-{MAX_KEY} characters")
+        fingerprint = self.fingerprint(subject)
+        existing = self._store.begin(subject, key, fingerprint, self._clock.now())
+        if existing is not None:
+            if not hmac.compare_digest(existing.fingerprint, fingerprint):
+                raise ValidationError("Idempotency-Key", "was already used with a different request")
+            if existing.response is None:
+                raise IdempotencyConflict("a request with this Idempotency-Key is still in progress")
+            replay = Response(existing.response.body, status=existing.response.status)
+            replay.headers.update(existing.response.headers)
+            replay.headers["Idempotent-Replayed"] = "true"
+            return replay
+        try:
+            response = handler()
+        except BaseException:
+            self._store.abandon(subject, key)  # nothing was stored: a retry must be able to run
+            raise
+        if response.status_code >= 500 or response.status_code in (409, 429):
+            self._store.abandon(subject, key)
+        else:
+            headers = {h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers}
+            self._store.finish(subject, key, StoredResponse(response.status_code, response.get_data(as_text=True),
+                                                            headers))
+        return response
+
+
+def json_response(data: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    response = Response(json.dumps(data), status=status, mimetype="application/json")
+    response.headers["Cache-Control"] = "no-store"
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response

@@ -1,0 +1,35 @@
+"""Builds the AWS KMS provider for `aws://arn:aws:kms:REGION:ACCOUNT:key/ID` or `aws://alias/NAME`.
+
+Credentials come from the usual AWS chain (environment, profile, role). An alias is resolved to its key once, here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import boto3
+from botocore.config import Config
+
+from sprongus.adapters.kms_aws import AwsKmsMasterKeyProvider
+from sprongus.domain.errors import ConfigError
+from sprongus.entrypoints.kms import KmsOptions, ProviderUri
+
+ARN = re.compile(r"arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):\d{12}:(key/[A-Za-z0-9-]+|alias/[A-Za-z0-9/_-]+)")
+ALIAS = re.compile(r"alias/[A-Za-z0-9/_-]+")
+
+
+def build(uri: ProviderUri, options: KmsOptions) -> AwsKmsMasterKeyProvider:
+    arn = ARN.fullmatch(uri.resource)
+    if arn is None and not ALIAS.fullmatch(uri.resource):
+        raise ConfigError("SPRONGUS_KEY_PROVIDER: an aws:// URI names a KMS key: "
+                          "aws://arn:aws:kms:REGION:ACCOUNT:key/ID or aws://alias/NAME")
+    region = arn["region"] if arn else os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if not region:
+        raise ConfigError("SPRONGUS_KEY_PROVIDER: aws://alias/NAME needs AWS_REGION (or name the key by its ARN)")
+    config = Config(connect_timeout=options.timeout, read_timeout=options.timeout,
+                    retries={"max_attempts": 3, "mode": "standard"})
+    # A session of our own: boto3's default session is shared, global and not thread-safe.
+    client = boto3.session.Session().client("kms", region_name=region, endpoint_url=uri.endpoint,
+                                            verify=options.ca_file or True, config=config)
+    return AwsKmsMasterKeyProvider.for_key(client, uri.resource)

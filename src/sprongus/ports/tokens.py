@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from sprongus.domain.tokens import ApiToken
+
+
+class ApiTokenStore(Protocol):
+    """API tokens by hash. The token itself is never stored."""
+
+    def add(self, token: ApiToken) -> None: ...
+
+    def find(self, token_hash: str) -> ApiToken | None: ...
+
+    def all(self) -> list[ApiToken]: ...
+
+    def revoke(self, token_id: str, when: datetime) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RevealGrant:
+    """What a single-use reveal token opens: one secret, as the principal who minted it."""
+
+    subject: str
+    projects: frozenset[str]
+    admin: bool
+    owner_type: str
+    owner_id: str | None
+    key_name: str
+    expires_at: datetime
+
+
+class RevealTokenStore(Protocol):
+    """Single-use reveal tokens by hash. `consume` is atomic: of two concurrent calls, one gets the grant."""
+
+    def add(self, token_hash: str, grant: RevealGrant) -> None: ...
+
+    def consume(self, token_hash: str, now: datetime) -> RevealGrant | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    status: int
+    body: str
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    fingerprint: str
+    response: StoredResponse | None  # None while the first request is still running
+
+
+class IdempotencyStore(Protocol):
+    """Idempotency keys per principal, shared by every worker, kept 24 h."""
+
+    def begin(self, subject: str, key: str, fingerprint: str, now: datetime) -> IdempotencyRecord | None:
+        """Claim the key (None) or return the record already there (in flight, or finished)."""
+        ...
+
+    def finish(self, subject: str, key: str, response: StoredResponse) -> None: ...
+
+    def abandon(self, subject: str, key: str) -> None:
+        """The first request failed unexpectedly: free the key so a retry can run."""
+        ...
+
+
+class RecentAuthVerifier(Protocol):
+    """Step-up for reveals: raises StepUpRequired when the caller must authenticate again (a 2FA hook)."""
+
+    def check(self, token: ApiToken) -> None: ...
