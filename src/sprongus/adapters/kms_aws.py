@@ -102,7 +102,7 @@ def _domain_error(exc: Exception, op: str, key: str) -> Exception | None:
         if code in _DISABLED:
             return KeyDisabled(f"{where}: the key is disabled, pending deletion or otherwise unusable ({code})")
         if code in _UNAVAILABLE:
-            return KeyProviderUnavailable(f"{where} did not succeed ({code}); retry later")
+            return KeyProviderUnavailable(f"{where} failed: unavailable, overloaded or too slow ({code}); retry later")
         if code == "NotFoundException":
             return KeyProviderError(f"{where}: the key does not exist (check SPRONGUS_KEY_PROVIDER)")
         return KeyProviderError(f"{where} failed ({code or 'unknown error'})")
@@ -113,7 +113,7 @@ def _domain_error(exc: Exception, op: str, key: str) -> Exception | None:
     if isinstance(exc, boto.SSLError):
         return KeyProviderError(f"{where}: TLS failed; check SPRONGUS_KMS_CA_FILE and the endpoint")
     if isinstance(exc, boto.ConnectionError | boto.HTTPClientError):
-        return KeyProviderUnavailable(f"{where} did not answer in time ({type(exc).__name__}); retry later")
+        return KeyProviderUnavailable(f"{where} failed: unreachable or too slow ({type(exc).__name__}); retry later")
     if isinstance(exc, boto.BotoCoreError):
         return KeyProviderError(f"{where} failed ({type(exc).__name__})")
     return None

@@ -109,7 +109,8 @@ class GcpKmsMasterKeyProvider:
             return KeyDisabled(f"{where}: the key version is disabled, scheduled for destruction or destroyed")
         if isinstance(exc, api.DeadlineExceeded | api.ServiceUnavailable | api.RetryError | api.ResourceExhausted
                       | api.InternalServerError | api.Aborted | auth.TransportError):
-            return KeyProviderUnavailable(f"{where} did not succeed in time ({type(exc).__name__}); retry later")
+            return KeyProviderUnavailable(f"{where} failed: unreachable, overloaded or too slow "
+                                          f"({type(exc).__name__}); retry later")
         if isinstance(exc, api.NotFound):
             return KeyProviderError(f"{where}: the key does not exist (check SPRONGUS_KEY_PROVIDER)")
         if isinstance(exc, api.GoogleAPIError):

@@ -34,6 +34,9 @@ class Settings:
     kms_ca_file: str | None = None
     kms_timeout: float = 10.0
     kms_concurrency: int = 8
+    remote: bool = False
+    api_url: str | None = None
+    api_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, read_dotenv: bool = True) -> Settings:
@@ -71,6 +74,9 @@ class Settings:
             kms_ca_file=env.get("SPRONGUS_KMS_CA_FILE") or None,
             kms_timeout=_number(env, "SPRONGUS_KMS_TIMEOUT", 10.0, 0.1, 300.0),
             kms_concurrency=int(_number(env, "SPRONGUS_KMS_CONCURRENCY", 8, 1, 256)),
+            remote=env.get("SPRONGUS_REMOTE", "") in ("1", "true", "yes"),
+            api_url=env.get("SPRONGUS_API_URL") or None,
+            api_token=env.get("SPRONGUS_TOKEN") or None,
         )
 
     @property

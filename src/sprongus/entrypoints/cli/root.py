@@ -11,7 +11,9 @@ from sprongus.entrypoints.cli.db import db_group
 from sprongus.entrypoints.cli.errors import GuardedGroup
 from sprongus.entrypoints.cli.keys import keys_group
 from sprongus.entrypoints.cli.secrets import secrets_group
+from sprongus.entrypoints.cli.serve import login_command, serve_command
 from sprongus.entrypoints.cli.state import CliState
+from sprongus.entrypoints.cli.tokens import tokens_group
 
 
 @click.group(cls=GuardedGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,7 +22,7 @@ def cli() -> None:
     """sprongus: an envelope-encrypted secrets store."""
 
 
-for group in (secrets_group, keys_group, db_group):
+for group in (secrets_group, keys_group, tokens_group, db_group, serve_command, login_command):
     cli.add_command(group)
 
 

@@ -13,6 +13,7 @@ import click
 if TYPE_CHECKING:
     from sprongus.domain.principal import Principal
     from sprongus.domain.service import SecretsService
+    from sprongus.entrypoints.config import Settings
     from sprongus.entrypoints.container import Container
 
 
@@ -40,14 +41,35 @@ class CliState:
     container: Container | None = None
     build: Callable[[bool], Container] = field(default=_default_container)
     skip_unused_drivers: bool = False  # only the real CLI process: a test process may need both engines
+    remote: bool = False  # --remote, or SPRONGUS_REMOTE=1
+    settings: Settings | None = None
 
     def get_container(self) -> Container:
         if self.container is None:
             self.container = self.build(self.skip_unused_drivers)
         return self.container
 
+    def get_api_container(self) -> Container:
+        """Serving the API: the container is built without the CLI's local-owner shortcuts (rate limits on)."""
+        if self.container is not None:
+            return self.container
+        from sprongus.entrypoints.container import build_container
+
+        return build_container(self.get_settings(), notice=_stderr_notice)
+
+    def get_settings(self) -> Settings:
+        if self.settings is None:
+            from sprongus.entrypoints.config import Settings
+
+            self.settings = Settings.from_env()
+        return self.settings
+
     @property
     def service(self) -> SecretsService:
+        if self.remote or self.get_settings().remote:
+            from sprongus.entrypoints.cli.remote import remote_service
+
+            return remote_service(self.get_settings())  # type: ignore[return-value]  # same duck-typed subset
         service: SecretsService = self.get_container().secrets_service()
         return service
 

@@ -1,0 +1,56 @@
+"""`sprongus tokens create|list|revoke`: API tokens, issued by the vault's operator (local mode)."""
+
+from __future__ import annotations
+
+import click
+
+from sprongus.entrypoints.cli.output import emit_json, table
+from sprongus.entrypoints.cli.state import CliState, pass_state
+
+SCOPES = ["secrets:read", "secrets:write", "secrets:reveal", "secrets:admin"]
+
+
+@click.group("tokens")
+def tokens_group() -> None:
+    """API tokens for the REST API (opaque, stored only as a hash)."""
+
+
+@tokens_group.command("create")
+@click.option("--subject", required=True, help="Who the token acts as: its user:<subject> scope.")
+@click.option("--scope", "scopes", multiple=True, required=True, type=click.Choice(SCOPES),
+              help="Repeatable: secrets:read, secrets:write, secrets:reveal, secrets:admin (system scope).")
+@click.option("--project", "projects", multiple=True, help="Repeatable: project:<id> scopes it may act on.")
+@click.option("--ttl", default="30d", show_default=True, help="Seconds or a number with s, m, h, d.")
+@pass_state
+def create_command(state: CliState, subject: str, scopes: tuple[str, ...], projects: tuple[str, ...],
+                   ttl: str) -> None:
+    """Create a token and print it alone, once: it cannot be shown again."""
+    from sprongus.domain.tokens import parse_ttl
+
+    token, record = state.get_container().token_service().create(subject, list(scopes), list(projects),
+                                                                   parse_ttl(ttl))
+    click.echo(token.reveal())
+    click.echo(f"created {record.id} for {subject}, expires {record.expires_at.isoformat()}", err=True)
+
+
+@tokens_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+def list_command(state: CliState, as_json: bool) -> None:
+    """Tokens with their subject, scopes and expiry (never the token)."""
+    records = state.get_container().token_service().list()
+    if as_json:
+        emit_json([r.to_dict() for r in records])
+        return
+    rows = [[r.id, r.subject, ",".join(sorted(p.value for p in r.permissions)), ",".join(sorted(r.projects)) or "-",
+             r.expires_at.isoformat(timespec="seconds"), "revoked" if r.revoked_at else "active"] for r in records]
+    click.echo(table(["id", "subject", "scopes", "projects", "expires", "state"], rows) if rows else "no tokens")
+
+
+@tokens_group.command("revoke")
+@click.argument("token_id")
+@pass_state
+def revoke_command(state: CliState, token_id: str) -> None:
+    """Revoke a token by id (from `tokens list`)."""
+    state.get_container().token_service().revoke(token_id)
+    click.echo(f"revoked {token_id}")

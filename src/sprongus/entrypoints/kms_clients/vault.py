@@ -1,0 +1,35 @@
+"""Builds the Vault / OpenBao transit provider for `vault://HOST:PORT/MOUNT/keys/NAME`.
+
+The server is `https://HOST:PORT` unless an endpoint (`?endpoint=` or SPRONGUS_KMS_ENDPOINT) says otherwise;
+`http://` only outside prod. Credentials are Vault's usual ones: VAULT_TOKEN (or ~/.vault-token), VAULT_NAMESPACE
+for Vault Enterprise namespaces; TLS trusts SPRONGUS_KMS_CA_FILE, else VAULT_CACERT, else the system CAs.
+The token is handed to hvac and never logged or put in an error message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import hvac  # type: ignore[import-untyped]
+
+from sprongus.adapters.kms_vault import VaultTransitMasterKeyProvider
+from sprongus.domain.errors import ConfigError
+from sprongus.entrypoints.kms import KmsOptions, ProviderUri
+
+_URI = re.compile(r"(?P<host>[^/]+)/(?P<mount>[A-Za-z0-9._/-]+?)/keys/(?P<name>[A-Za-z0-9._-]+)")
+
+
+def build(uri: ProviderUri, options: KmsOptions) -> VaultTransitMasterKeyProvider:
+    match = _URI.fullmatch(uri.resource)
+    if match is None:
+        raise ConfigError("SPRONGUS_KEY_PROVIDER: a vault:// URI names a transit key: "
+                          "vault://HOST:PORT/transit/keys/NAME (the mount is the path before /keys/)")
+    token = hvac.utils.get_token_from_env()  # VAULT_TOKEN, else ~/.vault-token, as the vault CLI does
+    if not token:
+        raise ConfigError("VAULT_TOKEN: the vault:// key provider needs a Vault token (VAULT_TOKEN or "
+                          "~/.vault-token)")
+    client = hvac.Client(url=uri.endpoint or f"https://{match['host']}", token=token,
+                         verify=options.ca_file or None, timeout=options.timeout,
+                         namespace=os.environ.get("VAULT_NAMESPACE") or None)
+    return VaultTransitMasterKeyProvider(client, match["mount"], match["name"])
