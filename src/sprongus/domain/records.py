@@ -79,6 +79,7 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 class AuditAction(StrEnum):
+    AUTHENTICATE = "authenticate"
     CREATE = "create"
     UPDATE = "update"
     READ = "read"

@@ -8,9 +8,11 @@ from flask import Response, request
 from flask_smorest import Blueprint
 
 from sprongus.domain.errors import Conflict, IntegrityError, ValidationError
+from sprongus.domain.principal import Principal
+from sprongus.domain.records import AuditAction, Outcome
 from sprongus.domain.scope import Scope
 from sprongus.domain.service import SecretsService, parse_items
-from sprongus.domain.tokens import TokenService
+from sprongus.domain.tokens import StepUpRequired, TokenService, Unauthenticated
 from sprongus.domain.values import SecretValue
 from sprongus.entrypoints.api import schemas as s
 from sprongus.entrypoints.api.context import authenticate, principal, request_id, token
@@ -52,10 +54,26 @@ def secrets_blueprint(service: SecretsService, tokens: TokenService, recent_auth
                       idempotency: Idempotency) -> Blueprint:
     blp = Blueprint("secrets", __name__, url_prefix="/v1", description="Secrets: masked reads, explicit reveals")
 
+    auditor = service.deps.auditor
+
     @blp.before_request
     def _authenticate() -> None:
-        if request.endpoint != "secrets.redeem":
+        if request.endpoint == "secrets.redeem":
+            return
+        try:
             authenticate(tokens)
+        except Unauthenticated:  # a denied attempt is audited like any other
+            anonymous = Principal("anonymous", request_id=request_id(), client_address=request.remote_addr)
+            auditor.record(anonymous, AuditAction.AUTHENTICATE, None, None, None, Outcome.DENIED,
+                           method=request.method, path=request.path)
+            raise
+
+    def _check_recent_auth(scope: Scope, key: str) -> None:
+        try:
+            recent_auth.check(token())
+        except StepUpRequired:
+            auditor.record(principal(), AuditAction.REVEAL, scope, key, None, Outcome.DENIED, reason="step-up")
+            raise
 
     @blp.route("/secrets", methods=["GET"])
     @blp.arguments(s.ListQuery, location="query", as_kwargs=True)
@@ -115,7 +133,7 @@ def secrets_blueprint(service: SecretsService, tokens: TokenService, recent_auth
     def reveal_secret(body: dict[str, Any], owner_type: str, owner_id: str, key_name: str) -> Response:
         """Reveal the plaintext (recent authentication required), or mint a single-use reveal token."""
         scope = Scope.of(owner_type, owner_id)
-        recent_auth.check(token())
+        _check_recent_auth(scope, key_name)
         if body.get("oneTime"):
             minted, expires = service.mint_reveal_token(principal(), scope, key_name, body.get("ttlSeconds", 300))
             return json_response({"token": minted, "expiresAt": expires}, 201)
