@@ -1,8 +1,9 @@
 """secret_kv with row-level security, the append-only hash-chained audit_event, group roles and grants (Postgres).
 
 Roles: `sprongus_app` (the API's login role is a member: no ownership, no BYPASSRLS, sees rows through the
-policy) and `sprongus_maintenance` (migrations and master-key rotation: its members see every row). They are
-NOLOGIN group roles; deployments create login roles IN ROLE one of them (docs/operations.md).
+policy) and `sprongus_maintenance` (owns the tables; migrations and master-key rotation: its members see every
+row). They are NOLOGIN group roles; deployments create login roles IN ROLE one of them (docs/operations.md).
+This first migration runs as a superuser (it creates the group roles); later ones run as a maintenance login.
 """
 
 ROLES = ["sprongus_app", "sprongus_maintenance"]
@@ -74,7 +75,14 @@ STATEMENTS = [
     "GRANT SELECT, INSERT ON audit_event TO sprongus_app, sprongus_maintenance",
     "GRANT USAGE ON SEQUENCE audit_event_seq_seq TO sprongus_app, sprongus_maintenance",
     # The runner creates its history table before the first migration; the app checks it at start-up.
-    "GRANT SELECT ON schema_migration TO sprongus_app, sprongus_maintenance",
+    "GRANT SELECT ON schema_migration TO sprongus_app",
+    # The maintenance group owns the schema's objects, so its members apply later migrations; only this first
+    # one needs a superuser (or CREATEROLE) for the group roles. The app group owns nothing.
+    "GRANT CREATE ON SCHEMA public TO sprongus_maintenance",
+    "ALTER TABLE secret_kv OWNER TO sprongus_maintenance",
+    "ALTER TABLE audit_event OWNER TO sprongus_maintenance",
+    "ALTER TABLE schema_migration OWNER TO sprongus_maintenance",
+    "ALTER FUNCTION sprongus_audit_append_only() OWNER TO sprongus_maintenance",
 ]
 
 

@@ -284,3 +284,28 @@ def test_postgres_roles_without_ddl_rights_can_check_a_current_schema_but_not_mi
     finally:
         with pg_db.admin() as conn:
             conn.execute(f'DROP DATABASE "{pg_db.name}_bare" WITH (FORCE)')
+
+
+def test_after_the_bootstrap_the_maintenance_role_applies_later_migrations(pg_empty: PgDatabase) -> None:
+    from playhouse.migrations import Runner
+
+    from sprongus.adapters.peewee.migrate import HISTORY_TABLE, migrations_dir
+
+    admin = open_postgres(pg_empty.admin_url)
+    try:  # the bootstrap: only the first migration, as the superuser (it creates the group roles)
+        Runner(admin, str(migrations_dir(admin)), table_name=HISTORY_TABLE).up(target="0001_initial")
+    finally:
+        admin.close()
+    with pg_empty.admin() as conn:
+        conn.execute(f'CREATE ROLE "{pg_empty.maintenance_role}" LOGIN IN ROLE sprongus_maintenance')
+    maintenance = open_postgres(pg_empty.maintenance_url)
+    try:
+        assert upgrade(maintenance) == ["0002_api_tokens"]
+        assert upgrade(maintenance) == []
+    finally:
+        maintenance.close()
+    with pg_empty.admin() as conn:
+        owners = dict(conn.execute(
+            "SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r'").fetchall())
+    assert set(owners.values()) == {"sprongus_maintenance"}, owners

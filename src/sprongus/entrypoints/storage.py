@@ -38,7 +38,7 @@ def open_server_vault(url: str) -> BoundModels:
         db.close()
     if missing:
         raise ConfigError(f"the database schema is not current ({', '.join(missing)} pending); "
-                          "run `sprongus db upgrade` as the maintenance role")
+                          "run `sprongus db upgrade` as a maintenance login")
     return BoundModels(db)
 
 

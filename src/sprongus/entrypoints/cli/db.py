@@ -14,7 +14,7 @@ def db_group() -> None:
 
 @db_group.command("upgrade")
 def upgrade_command() -> None:
-    """Apply pending migrations (Postgres: run it as the maintenance role)."""
+    """Apply pending migrations (Postgres: the first run as a superuser, later ones as a maintenance login)."""
     from sprongus.adapters.peewee.db import open_database
     from sprongus.adapters.peewee.migrate import upgrade
     from sprongus.entrypoints.profiles import database_url
