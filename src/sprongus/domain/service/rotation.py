@@ -50,7 +50,7 @@ class RotationOps:
             if key is not None:
                 with self._d.uow.transaction(principal, readonly=True) as repo:
                     seen = repo.get(scope, key)
-                if seen is None or not self._rotate_one(principal, seen):
+                if seen is None or not self._store_rotated(principal, seen, self._resealed(seen)):
                     raise NotFound(f"secret {key} not found in {scope}")
                 report.rotated = 1
                 return report
@@ -61,16 +61,20 @@ class RotationOps:
                 due = [r for r in rows if not (rotated_before and r.last_rotated_at
                                                and r.last_rotated_at >= rotated_before)]
                 report.skipped += len(rows) - len(due)
-                report.rotated += sum(self._d.parallel_map(lambda r: self._rotate_one(principal, r), due))
+                resealed = self._d.parallel_map(self._resealed, due)  # KMS calls in the pool, no DB work there
+                report.rotated += sum(self._store_rotated(principal, seen, new) for seen, new in zip(due, resealed,
+                                                                                                     strict=True))
                 if progress:
                     progress(report.rotated + report.skipped, None)
                 if len(rows) < self._d.batch_size:
                     return report
                 after = rows[-1].key
 
-    def _rotate_one(self, principal: Principal, seen: SecretRecord) -> bool:
-        """Decrypt and re-seal outside the transaction (KMS calls hold no lock), then compare-and-set."""
-        record = self._d.seal_record(seen, seen.scope, seen.key, self._d.open_record(seen), None, rotated=True)
+    def _resealed(self, seen: SecretRecord) -> SecretRecord:
+        return self._d.seal_record(seen, seen.scope, seen.key, self._d.open_record(seen), None, rotated=True)
+
+    def _store_rotated(self, principal: Principal, seen: SecretRecord, record: SecretRecord) -> bool:
+        """Compare-and-set the re-sealed version; a concurrent writer's new version counts as rotated too."""
         with self._d.uow.transaction(principal) as repo:
             try:
                 repo.save(record, seen.version)
