@@ -90,5 +90,6 @@ def container_config(settings: Settings) -> dict[str, Any]:
         "batch_size": settings.batch_size,
         "api": {"reveal_max_age": settings.reveal_max_age},
         "kms": {"endpoint": settings.kms_endpoint, "ca_file": settings.kms_ca_file, "timeout": settings.kms_timeout,
-                "allow_http": settings.env != "prod", "concurrency": settings.kms_concurrency},
+                "allow_http": settings.env != "prod",
+                "concurrency": settings.kms_concurrency or (8 if keys in KMS_SCHEMES else 1)},
     }

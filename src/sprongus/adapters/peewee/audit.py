@@ -33,6 +33,10 @@ class PeeweeAuditSink:
     def __init__(self, models: BoundModels) -> None:
         self._m = models.audit
         self._db = models.db
+        columns = ("time", "actor", "action", "scope", "key_name", "version", "outcome", "request_id",
+                   "client_address", "detail", "prev_hash", "hash")
+        placeholders = ", ".join([self._db.param] * len(columns))
+        self._insert = f"INSERT INTO audit_event ({', '.join(columns)}) VALUES ({placeholders})"  # noqa: S608
 
     def record(self, event: AuditEvent) -> None:
         try:
@@ -41,21 +45,27 @@ class PeeweeAuditSink:
             raise AuditUnavailable("audit event could not be recorded; action refused") from exc
 
     def _append(self, event: AuditEvent) -> None:
+        db = self._db
+        if db.in_transaction():  # the caller's transaction: the row commits or rolls back with the action
+            self._append_locked(event)
+            return
+        with db.atomic() if is_postgres(db) else db.atomic("IMMEDIATE"):
+            self._append_locked(event)
+
+    def _append_locked(self, event: AuditEvent) -> None:
+        db, p = self._db, self._db.param
+        if is_postgres(db):
+            db.execute_sql(f"SELECT pg_advisory_xact_lock({p})", (AUDIT_LOCK_ID,))  # type: ignore[no-untyped-call]
+        last = db.execute_sql("SELECT hash FROM audit_event ORDER BY seq DESC LIMIT 1").fetchone()  # type: ignore[no-untyped-call]
+        prev = last[0] if last is not None else GENESIS
+        detail = json.loads(json.dumps(event.detail, default=str))
+        fields = _fields(event.time, event.actor, event.action.value, event.scope, event.key_name, event.version,
+                         event.outcome.value, event.request_id, event.client_address, detail)
         m = self._m
-        outer = self._db.in_transaction()
-        with self._db.atomic() if (outer or is_postgres(self._db)) else self._db.atomic("IMMEDIATE"):
-            if is_postgres(self._db):
-                self._db.execute_sql("SELECT pg_advisory_xact_lock(%s)",  # type: ignore[no-untyped-call]
-                                     (AUDIT_LOCK_ID,))
-            last = m.select(m.hash).order_by(m.seq.desc()).first()
-            prev = last.hash if last is not None else GENESIS
-            detail = json.loads(json.dumps(event.detail, default=str))
-            fields = _fields(event.time, event.actor, event.action.value, event.scope, event.key_name,
-                             event.version, event.outcome.value, event.request_id, event.client_address, detail)
-            m.insert(time=event.time, actor=event.actor, action=event.action.value, scope=event.scope,
-                     key_name=event.key_name, version=event.version, outcome=event.outcome.value,
-                     request_id=event.request_id, client_address=event.client_address, detail=detail,
-                     prev_hash=prev, hash=chain_hash(prev, fields)).execute()
+        values = [m.time.db_value(event.time), event.actor, event.action.value, event.scope, event.key_name,
+                  event.version, event.outcome.value, event.request_id, event.client_address,
+                  m.detail.db_value(detail), prev, chain_hash(prev, fields)]
+        db.execute_sql(self._insert, values)  # type: ignore[no-untyped-call]
 
     def verify_chain(self, batch: int = 1000) -> AuditChainReport:
         """Recompute the chain: an edited, deleted (but the last) or reordered row shows up as a problem."""

@@ -9,14 +9,16 @@ from typing import Any
 import peewee
 
 from sprongus.adapters.peewee.db import is_postgres
-from sprongus.adapters.peewee.models import BoundModels, SecretKV
+from sprongus.adapters.peewee.models import BoundModels
 from sprongus.domain.errors import Conflict, StorageError
 from sprongus.domain.principal import Permission, Principal
 from sprongus.domain.records import SecretRecord
 from sprongus.domain.scope import OwnerType, Scope
 
-_COLUMNS = ("id", "ciphertext", "dek_wrapped", "nonce", "alg", "master_key_id", "version", "created_at",
-            "updated_at", "last_rotated_at", "meta", "hmac", "checksum")
+COLUMNS = ("id", "owner_type", "owner_id", "key_name", "ciphertext", "dek_wrapped", "nonce", "alg", "master_key_id",
+           "version", "created_at", "updated_at", "last_rotated_at", "meta", "hmac", "checksum")
+_UPDATED = ("ciphertext", "dek_wrapped", "nonce", "alg", "master_key_id", "version", "created_at", "updated_at",
+            "last_rotated_at", "meta", "hmac", "checksum")
 
 
 def prefix_upper_bound(prefix: str) -> str:
@@ -25,69 +27,101 @@ def prefix_upper_bound(prefix: str) -> str:
 
 
 class PeeweeSecretRepository:
+    """Hot statements are written once as SQL text: building them with peewee's query builder on every call
+    cost more than the database work itself. Values still go through the models' dialect-aware fields."""
+
     def __init__(self, models: BoundModels, lock_rows: bool = False) -> None:
         self._m = models.secret
+        self._db = models.db
+        p = self._db.param
+        cols = ", ".join(COLUMNS)
         # Postgres writers read with FOR UPDATE: a concurrent writer of the same row waits for this transaction
         # instead of losing its compare-and-set (SQLite's IMMEDIATE transactions already serialize writers).
-        self._lock_rows = lock_rows
+        lock = " FOR UPDATE" if lock_rows else ""
+        self._get = {owned: f"SELECT {cols} FROM secret_kv WHERE owner_type = {p} AND "
+                            f"{'owner_id = ' + p if owned else 'owner_id IS NULL'} AND key_name = {p}{lock}"
+                     for owned in (True, False)}
+        # No conflict target: any unique violation becomes "0 rows", with no error to abort a Postgres transaction.
+        self._insert = (f"INSERT INTO secret_kv ({cols}) VALUES ({', '.join([p] * len(COLUMNS))}) "
+                        "ON CONFLICT DO NOTHING")
+        self._update = (f"UPDATE secret_kv SET {', '.join(f'{c} = {p}' for c in _UPDATED)} "
+                        f"WHERE id = {p} AND version = {p}")
+        self._select = f"SELECT {cols} FROM secret_kv"
+        self._fields = [self._m._meta.fields[name] for name in COLUMNS]
 
-    def _place(self, scope: Scope) -> Any:
-        m = self._m
-        owner = m.owner_id.is_null() if scope.owner_id is None else (m.owner_id == scope.owner_id)
-        return (m.owner_type == scope.owner_type.value) & owner
+    def _place(self, scope: Scope) -> tuple[str, list[Any]]:
+        p = self._db.param
+        if scope.owner_id is None:
+            return f"owner_type = {p} AND owner_id IS NULL", [scope.owner_type.value]
+        return f"owner_type = {p} AND owner_id = {p}", [scope.owner_type.value, scope.owner_id]
 
     def get(self, scope: Scope, key: str) -> SecretRecord | None:
-        query = self._m.select().where(self._place(scope) & (self._m.key_name == key))
-        row = (query.for_update() if self._lock_rows else query).first()
-        return None if row is None else _record(row)
+        params = [scope.owner_type.value, *([scope.owner_id] if scope.owner_id is not None else []), key]
+        row = self._db.execute_sql(self._get[scope.owner_id is not None], params).fetchone()  # type: ignore[no-untyped-call]
+        return None if row is None else self._record(row)
 
     def save(self, record: SecretRecord, expected_version: int | None) -> None:
-        m = self._m
-        values = {name: getattr(record, name) for name in _COLUMNS}
+        values = self._values(record)
         if expected_version is None:
             try:
-                with m._meta.database.atomic():  # a savepoint: a duplicate must not poison the outer transaction
-                    m.insert(owner_type=record.scope.owner_type.value, owner_id=record.scope.owner_id,
-                             key_name=record.key, **values).execute()
-            except peewee.IntegrityError:
-                raise Conflict(f"secret {record.key} was created concurrently") from None
+                inserted = self._db.execute_sql(self._insert, values).rowcount  # type: ignore[no-untyped-call]
+            except peewee.IntegrityError as exc:  # a uniqueness rule ON CONFLICT does not cover
+                if "unique" not in str(exc).lower() and "duplicate" not in str(exc).lower():
+                    raise
+                inserted = 0
+            if inserted != 1:
+                raise Conflict(f"secret {record.key} was created concurrently")
             return
-        del values["id"]
-        changed = (m.update(**values)
-                   .where(self._place(record.scope) & (m.key_name == record.key) & (m.version == expected_version))
-                   .execute())
-        if changed != 1:
+        by_name = dict(zip(COLUMNS, values, strict=True))
+        params = [by_name[c] for c in _UPDATED] + [record.id, expected_version]
+        if self._db.execute_sql(self._update, params).rowcount != 1:  # type: ignore[no-untyped-call]
             raise Conflict(f"secret {record.key} changed concurrently")
 
     def delete(self, scope: Scope, key: str) -> bool:
-        return bool(self._m.delete().where(self._place(scope) & (self._m.key_name == key)).execute())
+        place, params = self._place(scope)
+        sql = f"DELETE FROM secret_kv WHERE {place} AND key_name = {self._db.param}"
+        return bool(self._db.execute_sql(sql, [*params, key]).rowcount)  # type: ignore[no-untyped-call]
 
     def list_page(self, scope: Scope, prefix: str, after_key: str | None, limit: int) -> list[SecretRecord]:
-        m = self._m
-        cond = self._place(scope)
+        p = self._db.param
+        where, params = self._place(scope)
         if prefix:
-            cond &= (m.key_name >= prefix) & (m.key_name < prefix_upper_bound(prefix))
+            where += f" AND key_name >= {p} AND key_name < {p}"
+            params += [prefix, prefix_upper_bound(prefix)]
         if after_key is not None:
-            cond &= m.key_name > after_key
-        return [_record(r) for r in m.select().where(cond).order_by(m.key_name).limit(limit)]
+            where += f" AND key_name > {p}"
+            params.append(after_key)
+        return self._query(f"{self._select} WHERE {where} ORDER BY key_name LIMIT {p}", [*params, limit])
 
     def scan(self, after_id: str | None, limit: int, not_on_master_key: str | None = None) -> list[SecretRecord]:
-        m = self._m
-        query = m.select()
+        p = self._db.param
+        where, params = ["TRUE" if is_postgres(self._db) else "1"], []
         if after_id is not None:
-            query = query.where(m.id > after_id)
+            where.append(f"id > {p}")
+            params.append(after_id)
         if not_on_master_key is not None:
-            query = query.where(m.master_key_id != not_on_master_key)
-        return [_record(r) for r in query.order_by(m.id).limit(limit)]
+            where.append(f"master_key_id <> {p}")
+            params.append(not_on_master_key)
+        return self._query(f"{self._select} WHERE {' AND '.join(where)} ORDER BY id LIMIT {p}", [*params, limit])
 
+    def _query(self, sql: str, params: list[Any]) -> list[SecretRecord]:
+        return [self._record(row) for row in self._db.execute_sql(sql, params).fetchall()]  # type: ignore[no-untyped-call]
 
-def _record(row: SecretKV) -> SecretRecord:
-    scope = Scope(OwnerType(row.owner_type), row.owner_id)
-    return SecretRecord(
-        id=row.id, scope=scope, key=row.key_name, ciphertext=row.ciphertext, dek_wrapped=row.dek_wrapped,
-        nonce=row.nonce, alg=row.alg, master_key_id=row.master_key_id, version=row.version,
-        created_at=row.created_at, updated_at=row.updated_at, last_rotated_at=row.last_rotated_at,
-        meta=dict(row.meta), hmac=row.hmac, checksum=row.checksum)
+    def _values(self, record: SecretRecord) -> list[Any]:
+        raw = {"id": record.id, "owner_type": record.scope.owner_type.value, "owner_id": record.scope.owner_id,
+               "key_name": record.key, "ciphertext": record.ciphertext, "dek_wrapped": record.dek_wrapped,
+               "nonce": record.nonce, "alg": record.alg, "master_key_id": record.master_key_id,
+               "version": record.version, "created_at": record.created_at, "updated_at": record.updated_at,
+               "last_rotated_at": record.last_rotated_at, "meta": record.meta, "hmac": record.hmac,
+               "checksum": record.checksum}
+        return [field.db_value(raw[field.name]) for field in self._fields]
+
+    def _record(self, row: tuple[Any, ...]) -> SecretRecord:
+        v = [field.python_value(value) for field, value in zip(self._fields, row, strict=True)]
+        return SecretRecord(
+            id=v[0], scope=Scope(OwnerType(v[1]), v[2]), key=v[3], ciphertext=v[4], dek_wrapped=v[5], nonce=v[6],
+            alg=v[7], master_key_id=v[8], version=v[9], created_at=v[10], updated_at=v[11], last_rotated_at=v[12],
+            meta=dict(v[13]), hmac=v[14], checksum=v[15])
 
 
 class PeeweeUnitOfWork:
