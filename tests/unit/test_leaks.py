@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import traceback
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -185,13 +186,24 @@ def test_logs_keep_text_that_is_not_a_live_plaintext(redacted: pytest.LogCapture
 
 def test_scrub_masks_structures() -> None:
     value = SecretValue(CANARY)
+    provider = f"notion-{uuid.uuid4().hex}"  # unique: other tests' live values must not be inside it
     data = {"keyName": "k", "value": "anything", "Password": "p", "token": None,
-            "nested": [{"secret": 1}, (value, f"in text {CANARY} here"), {"meta": {"provider": "notion"}}]}
+            "nested": [{"secret": 1}, (value, f"in text {CANARY} here"), {"meta": {"provider": provider}}]}
     out = scrub(data)
     assert out["keyName"] == "k" and out["value"] == MASK and out["Password"] == MASK and out["token"] is None
     assert out["nested"][0] == {"secret": MASK}
     assert out["nested"][1] == (MASK, f"in text {MASK} here")
-    assert out["nested"][2] == {"meta": {"provider": "notion"}}
+    assert out["nested"][2] == {"meta": {"provider": provider}}
     clean(json.dumps(out))
     assert data["value"] == "anything"  # a copy: the input is left alone
     assert scrub_text("x extra-secret y", extra=["extra-secret"]) == f"x {MASK} y"
+
+
+def test_an_equal_value_stays_tracked_after_its_twin_dies() -> None:
+    first = SecretValue(CANARY + "-twin")
+    second = SecretValue(CANARY + "-twin")
+    del first
+    import gc
+
+    gc.collect()
+    assert scrub_text(f"log {second.reveal()} line") == f"log {MASK} line"

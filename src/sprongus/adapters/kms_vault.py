@@ -128,7 +128,7 @@ class VaultTransitMasterKeyProvider:
                 self._derived_checked = True
 
     def _call(self, operation: str, call: Callable[[], Any]) -> dict[str, Any]:
-        import hvac.exceptions as hv
+        import hvac.exceptions as hv  # type: ignore[import-untyped]
         import requests
 
         key = f"transit key {self._mount}/{self._name}"

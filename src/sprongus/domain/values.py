@@ -21,13 +21,15 @@ class SecretValue:
     """
 
     __slots__ = ("__weakref__", "_text")
-    _live: ClassVar[weakref.WeakSet[SecretValue]] = weakref.WeakSet()
+    # Keyed by identity, not content: a WeakSet would keep only one of two equal values, and lose track of the
+    # survivor when the first one dies.
+    _live: ClassVar[weakref.WeakValueDictionary[int, SecretValue]] = weakref.WeakValueDictionary()
 
     def __init__(self, text: str) -> None:
         if not isinstance(text, str) or _utf8_size(text) > MAX_VALUE_BYTES:
             raise ValidationError("value", VALUE_RULE)
         self._text = text
-        SecretValue._live.add(self)
+        SecretValue._live[id(self)] = self
 
     @classmethod
     def from_bytes(cls, data: bytes, field: str = "value") -> SecretValue:
@@ -39,7 +41,7 @@ class SecretValue:
 
     @classmethod
     def live_plaintexts(cls) -> list[str]:
-        return [value._text for value in list(cls._live)]
+        return [value._text for value in list(cls._live.values())]
 
     def reveal(self) -> str:
         return self._text

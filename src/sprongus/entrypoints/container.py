@@ -46,7 +46,9 @@ def _key_material_selector(config: Any, notice: Any, backend: Any) -> providers.
         file=providers.Singleton(km.file_keys, config.keys.file, notice, "the file key provider is in use"),
         keychain=providers.Singleton(km.keychain_keys, config.keys.vault_id, config.keys.keychain_timeout,
                                      config.keys.file, notice),
-        **{vendor: providers.Singleton(_kms_keys, config.keys.provider, config.kms, config.keys.hmac_keys)
+        # ["provider"], not .provider: every provider has a .provider attribute (its Delegate), so the dotted
+        # form would inject the config.keys option itself instead of the URI.
+        **{vendor: providers.Singleton(_kms_keys, config.keys["provider"], config.kms, config.keys.hmac_keys)
            for vendor in KMS_SCHEMES},
     )
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, g, request
 from flask_smorest import Api
+from flask_smorest.utils import prepare_response
 from werkzeug.exceptions import HTTPException
 
 from sprongus import __version__
@@ -16,7 +17,8 @@ from sprongus.domain.errors import SprongusError
 from sprongus.domain.redaction import install_log_redaction
 from sprongus.entrypoints.api.context import client_address, request_id
 from sprongus.entrypoints.api.idempotency import Idempotency
-from sprongus.entrypoints.api.problems import from_domain_error, problem
+from sprongus.entrypoints.api.problems import PROBLEM_JSON, from_domain_error, problem
+from sprongus.entrypoints.api.schemas import Problem
 from sprongus.entrypoints.api.secrets_api import secrets_blueprint
 
 if TYPE_CHECKING:
@@ -25,6 +27,17 @@ if TYPE_CHECKING:
 access_log = logging.getLogger("sprongus.api.access")
 log = logging.getLogger("sprongus.api")
 MAX_BODY = 32 * 1024 * 1024
+
+
+class ProblemApi(Api):  # type: ignore[misc]
+    """flask-smorest documents errors as its own application/json schema; ours are RFC 9457 problem+json."""
+
+    ERROR_SCHEMA = Problem
+
+    def _register_responses(self) -> None:
+        response = {"description": "Error (RFC 9457 problem details)", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, PROBLEM_JSON)
+        self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, response, lazy=True)
 
 
 def create_app(container: Container | None = None) -> Flask:
@@ -39,7 +52,7 @@ def create_app(container: Container | None = None) -> Flask:
                       OPENAPI_URL_PREFIX="/v1", OPENAPI_JSON_PATH="openapi.json", MAX_CONTENT_LENGTH=MAX_BODY,
                       API_SPEC_OPTIONS={"security": [{"bearerAuth": []}],
                                         "info": {"description": "SecretKV: masked reads, explicit reveals"}})
-    api = Api(app)
+    api = ProblemApi(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     hmac_keys = container.hmac_keys()
     current = hmac_keys.current_key_id()

@@ -5,6 +5,10 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 OWNER_TYPES = ["user", "project", "system"]
+OWNER_ID_PATTERN = r"^(-|[A-Za-z0-9][A-Za-z0-9._@-]{0,127})$"  # `-`: the system scope, in URLs
+OWNER_ID_QUERY_PATTERN = r"^(-?|[A-Za-z0-9][A-Za-z0-9._@-]{0,127})$"  # omitted, empty or `-` for system
+KEY_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$"
+PREFIX_PATTERN = r"^([A-Za-z][A-Za-z0-9._-]{0,127})?$"
 
 
 class Problem(Schema):
@@ -38,8 +42,8 @@ class SecretPage(Schema):
 
 class ListQuery(Schema):
     ownerType = fields.String(required=True, validate=validate.OneOf(OWNER_TYPES))
-    ownerId = fields.String(load_default=None)
-    prefix = fields.String(load_default="")
+    ownerId = fields.String(load_default=None, metadata={"pattern": OWNER_ID_QUERY_PATTERN})
+    prefix = fields.String(load_default="", metadata={"pattern": PREFIX_PATTERN})
     withMeta = fields.Boolean(load_default=False)
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
     cursor = fields.String(load_default=None)
@@ -47,8 +51,8 @@ class ListQuery(Schema):
 
 class ExportQuery(Schema):
     ownerType = fields.String(required=True, validate=validate.OneOf(OWNER_TYPES))
-    ownerId = fields.String(load_default=None)
-    prefix = fields.String(load_default="")
+    ownerId = fields.String(load_default=None, metadata={"pattern": OWNER_ID_QUERY_PATTERN})
+    prefix = fields.String(load_default="", metadata={"pattern": PREFIX_PATTERN})
     bundle = fields.Boolean(load_default=False)
 
 
@@ -59,7 +63,7 @@ class PutBody(Schema):
 
 class RevealBody(Schema):
     oneTime = fields.Boolean(load_default=False)
-    ttlSeconds = fields.Integer(load_default=300, validate=validate.Range(min=1, max=3600))
+    ttlSeconds = fields.Integer(strict=True, load_default=300, validate=validate.Range(min=1, max=3600))
 
 
 class RevealTokenCreated(Schema):
@@ -97,7 +101,13 @@ class ImportResult(Schema):
 
 
 class ExportResult(Schema):
+    """`sprongus.metadata.v1` (scope, prefix, items) or, with bundle=true, `sprongus.bundle.v1` (SPEC section 5)."""
+
     format = fields.String()
     scope = fields.String()
     prefix = fields.String()
     items = fields.List(fields.Dict())
+    createdAt = fields.String(metadata={"description": "bundle only"})
+    count = fields.Integer(metadata={"description": "bundle only"})
+    protection = fields.Dict(metadata={"description": "bundle only: how the bundle's data keys are wrapped"})
+    mac = fields.String(metadata={"description": "bundle only: authenticates the whole document"})

@@ -17,18 +17,30 @@ from sprongus.domain.values import SecretValue
 from sprongus.entrypoints.api import schemas as s
 from sprongus.entrypoints.api.context import authenticate, principal, request_id, token
 from sprongus.entrypoints.api.idempotency import Idempotency, json_response
-from sprongus.entrypoints.api.problems import PreconditionFailed
+from sprongus.entrypoints.api.problems import PROBLEM_JSON, PreconditionFailed
 from sprongus.ports.tokens import RecentAuthVerifier
 
 KEY_PATH = "/secrets/<owner_type>/<owner_id>/<key_name>"
 ERRORS = {401: "Missing, invalid or expired token", 403: "Missing scope", 404: "Absent, or not yours",
-          422: "Invalid input", 429: "Rate limited"}
+          409: "The same Idempotency-Key is still in progress", 410: "Used, expired or unknown token",
+          412: "If-Match names another version", 422: "Invalid input", 429: "Rate limited",
+          503: "Audit or key provider unavailable: nothing was revealed"}
+
+
+def _key_parameters() -> list[dict[str, Any]]:
+    """Document the path's rules (SPEC section 2) so clients and fuzzers know them; the service enforces them."""
+    return [{"in": "path", "name": "owner_type", "schema": {"type": "string", "enum": s.OWNER_TYPES}},
+            {"in": "path", "name": "owner_id", "description": "`-` for the system scope",
+             "schema": {"type": "string", "pattern": s.OWNER_ID_PATTERN}},
+            {"in": "path", "name": "key_name",
+             "schema": {"type": "string", "maxLength": 128, "pattern": s.KEY_NAME_PATTERN}}]
 
 
 def _document_errors(blp: Blueprint, *statuses: int) -> Any:
     def decorate(view: Any) -> Any:
         for status in statuses:
-            view = blp.alt_response(status, schema=s.Problem, description=ERRORS.get(status, ""))(view)
+            view = blp.alt_response(status, schema=s.Problem, content_type=PROBLEM_JSON,
+                                    description=ERRORS.get(status, ""))(view)
         return view
     return decorate
 
@@ -86,7 +98,7 @@ def secrets_blueprint(service: SecretsService, tokens: TokenService, recent_auth
         return json_response({"items": [v.to_dict(with_meta=withMeta) for v in page.items],
                               "nextCursor": page.next_cursor})
 
-    @blp.route(KEY_PATH, methods=["GET"])
+    @blp.route(KEY_PATH, parameters=_key_parameters(), methods=["GET"])
     @blp.response(200, s.SecretRecord, description="The masked record; ETag is its version")
     @_document_errors(blp, 401, 403, 404, 422)
     def get_secret(owner_type: str, owner_id: str, key_name: str) -> Response:
@@ -94,13 +106,11 @@ def secrets_blueprint(service: SecretsService, tokens: TokenService, recent_auth
         view = service.get(principal(), Scope.of(owner_type, owner_id), key_name)
         return json_response(view.to_dict(), headers=_etag(view.version))
 
-    @blp.route(KEY_PATH, methods=["PUT"])
+    @blp.route(KEY_PATH, parameters=_key_parameters(), methods=["PUT"])
     @blp.arguments(s.PutBody)
     @blp.response(200, s.SecretRecord, description="Updated (201 when created); masked")
     @blp.alt_response(201, schema=s.SecretRecord, description="Created")
-    @blp.alt_response(412, schema=s.Problem, description="If-Match names another version")
-    @blp.alt_response(409, schema=s.Problem, description="Same Idempotency-Key still in progress")
-    @_document_errors(blp, 401, 403, 404, 422, 429)
+    @_document_errors(blp, 401, 403, 404, 409, 412, 422, 429)
     def put_secret(body: dict[str, Any], owner_type: str, owner_id: str, key_name: str) -> Response:
         """Create or update (version+1). Supports Idempotency-Key and If-Match."""
         scope = Scope.of(owner_type, owner_id)
@@ -117,19 +127,19 @@ def secrets_blueprint(service: SecretsService, tokens: TokenService, recent_auth
 
         return idempotency.run(principal().subject, write)
 
-    @blp.route(KEY_PATH, methods=["DELETE"])
+    @blp.route(KEY_PATH, parameters=_key_parameters(), methods=["DELETE"])
     @blp.response(204)
-    @_document_errors(blp, 401, 403, 404, 429)
+    @_document_errors(blp, 401, 403, 404, 422, 429)
     def delete_secret(owner_type: str, owner_id: str, key_name: str) -> Response:
         """Delete a secret."""
         service.unset(principal(), Scope.of(owner_type, owner_id), key_name)
         return Response(status=204)
 
-    @blp.route(KEY_PATH + ":reveal", methods=["POST"])
+    @blp.route(KEY_PATH + ":reveal", parameters=_key_parameters(), methods=["POST"])
     @blp.arguments(s.RevealBody, required=False)
     @blp.response(200, s.SecretRecord, description="The plaintext, once, in `value`")
     @blp.alt_response(201, schema=s.RevealTokenCreated, description="A single-use reveal token (oneTime)")
-    @_document_errors(blp, 401, 403, 404, 422, 429)
+    @_document_errors(blp, 401, 403, 404, 422, 429, 503)
     def reveal_secret(body: dict[str, Any], owner_type: str, owner_id: str, key_name: str) -> Response:
         """Reveal the plaintext (recent authentication required), or mint a single-use reveal token."""
         scope = Scope.of(owner_type, owner_id)
@@ -140,17 +150,17 @@ def secrets_blueprint(service: SecretsService, tokens: TokenService, recent_auth
         return json_response(service.get(principal(), scope, key_name, reveal=True).to_dict())
 
     @blp.route("/secrets:redeem", methods=["POST"], endpoint="redeem")
+    @blp.doc(security=[])
     @blp.arguments(s.RedeemBody)
     @blp.response(200, s.SecretRecord, description="The plaintext, exactly once")
-    @blp.alt_response(410, schema=s.Problem, description="Used, expired or unknown token")
-    @_document_errors(blp, 422, 429)
+    @_document_errors(blp, 410, 422, 429, 503)
     def redeem(body: dict[str, Any]) -> Response:
         """Redeem a single-use reveal token (no Authorization header: the token is the credential)."""
         return json_response(service.redeem(body["token"], request.remote_addr, request_id()).to_dict())
 
-    @blp.route(KEY_PATH + ":rotate", methods=["POST"])
+    @blp.route(KEY_PATH + ":rotate", parameters=_key_parameters(), methods=["POST"])
     @blp.response(200, s.SecretRecord, description="The rotated secret, masked (new data key, version+1)")
-    @_document_errors(blp, 401, 403, 404, 429)
+    @_document_errors(blp, 401, 403, 404, 422, 429)
     def rotate_secret(owner_type: str, owner_id: str, key_name: str) -> Response:
         """Re-encrypt under a fresh data key."""
         scope = Scope.of(owner_type, owner_id)
@@ -161,7 +171,7 @@ def secrets_blueprint(service: SecretsService, tokens: TokenService, recent_auth
     @blp.route("/secrets:import", methods=["POST"])
     @blp.arguments(s.ImportBody)
     @blp.response(200, s.ImportResult)
-    @_document_errors(blp, 401, 403, 404, 422, 429)
+    @_document_errors(blp, 401, 403, 404, 409, 422, 429)
     def import_secrets(body: dict[str, Any]) -> Response:
         """Atomic import of plaintext items (allowPlaintext) or of a bundle. Supports Idempotency-Key."""
         def run() -> Response:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import builtins
 import json
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +25,7 @@ from sprongus.domain.values import SecretValue
 from sprongus.entrypoints.config import Settings
 
 TIMEOUT = 30.0
+_POLICY = re.compile(r'\s*"(?P<name>[^"]+)";q=(?P<q>\d+);w=(?P<w>\d+)')
 
 
 class RemoteUnavailable(e.SprongusError):
@@ -39,7 +42,8 @@ def view_from_dict(data: dict[str, Any]) -> SecretView:
                       when(data.get("lastRotatedAt")), dict(data.get("meta") or {}), "", value)
 
 
-def error_from_problem(status: int, body: dict[str, Any]) -> e.SprongusError:
+def error_from_problem(status: int, body: dict[str, Any],
+                       headers: Mapping[str, str] | None = None) -> e.SprongusError:
     kind = str(body.get("type", "")).rpartition(":")[2]
     detail = str(body.get("detail") or body.get("title") or f"HTTP {status}")
     if kind == "validation" or status in (400, 422):
@@ -53,10 +57,19 @@ def error_from_problem(status: int, body: dict[str, Any]) -> e.SprongusError:
     if status in (409, 412):
         return e.Conflict(detail)
     if status == 429:
-        return e.RateLimited("api", limit=0, window_seconds=0, retry_after=1)
+        return _rate_limited(headers or {})
     if kind == "integrity":
         return e.IntegrityError(detail)
     return RemoteUnavailable(f"the API answered {status}: {detail}")
+
+
+def _rate_limited(headers: Mapping[str, str]) -> e.RateLimited:
+    """The policy and delay the server named (RateLimit-Policy, Retry-After; lower-case names)."""
+    policy = _POLICY.match(headers.get("ratelimit-policy") or "")
+    retry = (headers.get("retry-after") or "").strip()
+    return e.RateLimited(policy["name"] if policy else "api", limit=int(policy["q"]) if policy else 0,
+                         window_seconds=int(policy["w"]) if policy else 0,
+                         retry_after=int(retry) if retry.isdigit() else 1)
 
 
 class ApiClient:
@@ -65,6 +78,11 @@ class ApiClient:
         self._token = token
 
     def call(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> Any:
+        return self.send(method, path, body, query)[1]
+
+    def send(self, method: str, path: str, body: Any = None,
+             query: dict[str, Any] | None = None) -> tuple[int, Any]:
+        """(status, parsed JSON body or None); a problem answer raises its domain error."""
         url = self._base + urllib.parse.quote(path, safe="/:.-_@")
         if query:
             url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
@@ -74,17 +92,17 @@ class ApiClient:
             "Accept": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310 - the configured API
-                raw = response.read()
+                raw, status = response.read(), response.status
         except urllib.error.HTTPError as exc:
             try:
                 problem = json.loads(exc.read() or b"{}")
             except ValueError:
                 problem = {}
-            raise error_from_problem(exc.code, problem) from None
+            raise error_from_problem(exc.code, problem, {k.lower(): v for k, v in exc.headers.items()}) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise RemoteUnavailable(f"cannot reach the API at {self._base}: {reason}") from None
-        return json.loads(raw) if raw else None
+        return status, json.loads(raw) if raw else None
 
 
 def _path(scope: Scope, key: str) -> str:
@@ -102,16 +120,8 @@ class RemoteSecretsService:
         body: dict[str, Any] = {"value": value.reveal()}
         if meta is not None:
             body["meta"] = meta
-        before = self._exists(scope, key)
-        view = view_from_dict(self._api.call("PUT", _path(scope, key), body))
-        return SetResult(view, not before)
-
-    def _exists(self, scope: Scope, key: str) -> bool:
-        try:
-            self._api.call("GET", _path(scope, key))
-        except e.NotFound:
-            return False
-        return True
+        status, data = self._api.send("PUT", _path(scope, key), body)
+        return SetResult(view_from_dict(data), status == 201)  # 201 created, 200 updated
 
     def get(self, principal: Principal, scope: Scope, key: str, reveal: bool = False) -> SecretView:
         if reveal:

@@ -5,10 +5,14 @@ Credentials come from the usual AWS chain (environment, profile, role). An alias
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.config import Config
 
 from sprongus.adapters.kms_aws import AwsKmsMasterKeyProvider
@@ -29,7 +33,19 @@ def build(uri: ProviderUri, options: KmsOptions) -> AwsKmsMasterKeyProvider:
         raise ConfigError("SPRONGUS_KEY_PROVIDER: aws://alias/NAME needs AWS_REGION (or name the key by its ARN)")
     config = Config(connect_timeout=options.timeout, read_timeout=options.timeout,
                     retries={"max_attempts": 3, "mode": "standard"})
-    # A session of our own: boto3's default session is shared, global and not thread-safe.
-    client = boto3.session.Session().client("kms", region_name=region, endpoint_url=uri.endpoint,
-                                            verify=options.ca_file or True, config=config)
+    client = _session().client("kms", region_name=region, endpoint_url=uri.endpoint,
+                               verify=options.ca_file or True, config=config)
     return AwsKmsMasterKeyProvider.for_key(client, uri.resource)
+
+
+@functools.cache
+def _models() -> Any:
+    return botocore.loaders.create_loader()
+
+
+def _session() -> Any:
+    """A session of our own (boto3's default one is global and not thread-safe) that shares the parsed service
+    models, so a current and several retired providers do not each parse botocore's JSON again."""
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _models())
+    return boto3.session.Session(botocore_session=core)

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import google_crc32c  # noqa: F401  (the adapter's checksums: a missing extra must fail at start, not on first use)
 import grpc
 from google.api_core import exceptions, retry
 from google.auth.exceptions import DefaultCredentialsError

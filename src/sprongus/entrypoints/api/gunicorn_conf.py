@@ -1,0 +1,74 @@
+"""Gunicorn settings for the sprongus API (docs/deploy.md).
+
+    gunicorn -c python:sprongus.entrypoints.api.gunicorn_conf 'sprongus.entrypoints.api:create_app()'
+
+Gunicorn reads this module as its config file: module-level names are its settings. Options given on the command
+line (or in GUNICORN_CMD_ARGS) override them, e.g. `--workers 8` or `-k sync`.
+
+- bind: SPRONGUS_BIND, else 127.0.0.1:8000 (loopback: put a TLS-terminating proxy in front, docs/deploy.md).
+- workers: WEB_CONCURRENCY, else 2 per CPU (at least 2). Each worker runs `threads` threads (gthread), so one
+  slow KMS or database call does not stall the worker; every thread holds its own database connection.
+- preload off: each worker builds its own container (database connections, KMS client, Redis pool) after the
+  fork, instead of inheriting sockets opened by the master.
+- access log off: the app writes one structured JSON line per request itself (logger `sprongus.api.access`),
+  with the request id and subject and without headers, query strings or bodies. Everything goes to stderr,
+  through the root handler that the app's log-redaction filter is attached to.
+"""
+
+from __future__ import annotations
+
+import os
+
+from sprongus.domain.errors import ConfigError
+
+
+def _positive(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{name}: must be a positive integer")
+    return int(raw)
+
+
+bind = [os.environ.get("SPRONGUS_BIND") or "127.0.0.1:8000"]
+workers = _positive("WEB_CONCURRENCY", max(2, 2 * (os.cpu_count() or 1)))
+# gthread keeps client connections alive (sync workers close every one) and serves a few requests per process
+# at once, which a request waiting on a KMS or on Postgres needs. The app is thread-safe: peewee keeps one
+# connection per thread, and the container's singletons are built before the first request.
+worker_class = "gthread"
+threads = 4
+preload_app = False
+
+# A worker silent this long is killed and replaced: longer than the slowest legitimate request (the KMS and
+# database calls time out well before), short enough to recover a wedged worker quickly.
+timeout = 30
+# SIGTERM: finish in-flight requests for up to this long (below the usual 30 s orchestrator grace period).
+graceful_timeout = 20
+# Idle keep-alive connections close after this; keep it above the idle timeout of a proxy in front, if any.
+keepalive = 5
+# Headroom for the largest legitimate request line (list queries are short); the body limit is the app's.
+limit_request_line = 4094
+# The heartbeat file on tmpfs where there is one: a slow disk must not get workers killed.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - not a temp file, a tmpfs dir
+
+accesslog = None
+errorlog = "-"
+loglevel = "info"
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "line": {"format": "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "formatter": "line", "stream": "ext://sys.stderr"},
+    },
+    "root": {"level": "WARNING", "handlers": ["stderr"]},
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
+        # Off: its lines would duplicate the app's and could carry a query string or user agent.
+        "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
+        "sprongus": {"level": "INFO", "handlers": [], "propagate": True},
+    },
+}
