@@ -9,6 +9,7 @@ from typing import Any
 from sprongus.domain.errors import (
     AuditUnavailable,
     Conflict,
+    Gone,
     IntegrityError,
     NotFound,
     PermissionDenied,
@@ -25,6 +26,7 @@ log = logging.getLogger("sprongus.audit")
 
 _OUTCOMES: list[tuple[type[SprongusError], Outcome]] = [
     (ScopeHidden, Outcome.DENIED),
+    (Gone, Outcome.DENIED),
     (PermissionDenied, Outcome.DENIED),
     (NotFound, Outcome.NOT_FOUND),
     (ValidationError, Outcome.INVALID),
