@@ -1,0 +1,81 @@
+"""Bulk work calls the master key in parallel (bounded), so a slow KMS does not make it serial."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from sprongus.domain.scope import Scope
+from sprongus.domain.values import SecretValue
+from tests.harness import Harness, make_harness, owner
+
+SCOPE = Scope.project("p1")
+LATENCY = 0.02
+
+
+class SlowKeys:
+    """Wraps the harness's master key provider: every call sleeps, and the peak of calls in flight is kept."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._lock = threading.Lock()
+        self.in_flight = self.peak = 0
+
+    def _slow(self, fn: Callable[..., Any], *args: Any) -> Any:
+        with self._lock:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+        try:
+            time.sleep(LATENCY)
+            return fn(*args)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def wrap(self, dek: bytes, aad: bytes) -> Any:
+        return self._slow(self._inner.wrap, dek, aad)
+
+    def unwrap(self, blob: bytes, key_id: str, aad: bytes) -> bytes:
+        result: bytes = self._slow(self._inner.unwrap, blob, key_id, aad)
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@pytest.fixture
+def slow() -> tuple[Harness, SlowKeys]:
+    h = make_harness(batch_size=50)
+    for i in range(16):
+        h.service.set(owner(), SCOPE, f"k{i:02d}", SecretValue(f"value-{i}"))
+    keys = SlowKeys(h.service.deps.envelope.keys)
+    h.service.deps.envelope.keys = keys  # type: ignore[assignment]
+    h.service.deps.concurrency = 4
+    return h, keys
+
+
+@pytest.mark.parametrize("work", ["rotate_master", "rotate", "passphrase_export", "bundle_import", "import"])
+def test_bulk_work_overlaps_master_key_calls_up_to_the_bound(slow: tuple[Harness, SlowKeys], work: str) -> None:
+    h, keys = slow
+    service, me = h.service, owner()
+    if work == "rotate_master":
+        h.add_master_key()
+        assert service.rotate_master(me).rotated == 16
+    elif work == "rotate":
+        assert service.rotate(me, SCOPE).rotated == 16
+    elif work == "passphrase_export":
+        service.export(me, SCOPE, bundle=True, passphrase=SecretValue("correct horse battery"))
+    elif work == "bundle_import":
+        bundle = service.export(me, SCOPE, bundle=True).bundle
+        assert service.import_(me, bundle=bundle).updated
+    else:
+        items = [{"key": f"n{i}", "value": "v"} for i in range(16)]
+        from sprongus.domain.service import parse_items
+
+        service.import_(me, items=parse_items(items, default_scope=SCOPE), allow_plaintext=True)
+    assert 2 <= keys.peak <= 4  # overlapped, and never past SPRONGUS_KMS_CONCURRENCY
+    assert service.get(me, SCOPE, "k07", reveal=True).value.reveal() == "value-7"  # type: ignore[union-attr]
