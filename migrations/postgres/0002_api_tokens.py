@@ -27,7 +27,8 @@ STATEMENTS = [
         owner_type TEXT NOT NULL,
         owner_id TEXT,
         key_name TEXT NOT NULL,
-        expires_at TIMESTAMPTZ NOT NULL
+        expires_at TIMESTAMPTZ NOT NULL,
+        seal TEXT NOT NULL
     )
     """,
     """

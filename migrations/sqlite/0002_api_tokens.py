@@ -23,7 +23,8 @@ STATEMENTS = [
         owner_type TEXT NOT NULL,
         owner_id TEXT,
         key_name TEXT NOT NULL,
-        expires_at TEXT NOT NULL
+        expires_at TEXT NOT NULL,
+        seal TEXT NOT NULL
     )
     """,
     """

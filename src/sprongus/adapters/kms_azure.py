@@ -110,13 +110,10 @@ class AzureKeyVaultMasterKeyProvider:
         if version_name is None:
             raise KeyProviderError(f"master key {key_id} is not a version of the Azure key {self._name}")
         version = self._version(version_name)
-        if version.symmetric:
-            return self._rest(version.key_id, "unwrapkey", wrapped)[1]
-        assert version.crypto is not None
-        try:
-            return version.crypto.unwrap_key(KeyWrapAlgorithm.rsa_oaep_256, wrapped).key
-        except (AzureError, ValueError) as exc:
-            self._fail(exc, "unwrapKey", version.key_id)
+        # Always through the REST API at the configured vault URL: a CryptographyClient made from a KeyVaultKey
+        # talks to the host in the key's kid, which bypasses an endpoint override (private endpoint, emulator).
+        alg = "A256KW" if version.symmetric else KeyWrapAlgorithm.rsa_oaep_256.value
+        return self._rest(version.key_id, "unwrapkey", wrapped, alg)[1]
 
     def can_unwrap(self, key_id: str) -> bool:
         return self._version_of(key_id) is not None
@@ -171,12 +168,12 @@ class AzureKeyVaultMasterKeyProvider:
         symmetric = getattr(key.key_type, "value", key.key_type) in SYMMETRIC
         return _Version(key.id, symmetric, None if symmetric else self._crypto(key), self._clock())
 
-    def _rest(self, key_id: str, operation: str, value: bytes) -> tuple[str, bytes]:
-        """AES-KW through the REST API: the SDK's CryptographyClient would wrap an oct key LOCALLY with a random
-        key, since Key Vault never returns symmetric key material (azure-keyvault-keys 4.11)."""
+    def _rest(self, key_id: str, operation: str, value: bytes, alg: str = "A256KW") -> tuple[str, bytes]:
+        """wrapkey / unwrapkey through the REST API. For AES-KW because the SDK's CryptographyClient would wrap an
+        oct key LOCALLY with a random key, since Key Vault never returns symmetric key material
+        (azure-keyvault-keys 4.11); for every unwrap because it must reach the endpoint, not the kid's host."""
         path = urlsplit(key_id).path
-        request = HttpRequest("POST", f"{path}/{operation}",
-                              json={"alg": "A256KW", "value": _b64url(value)})
+        request = HttpRequest("POST", f"{path}/{operation}", json={"alg": alg, "value": _b64url(value)})
         try:
             response = self._keys.send_request(request)
             response.raise_for_status()

@@ -34,6 +34,7 @@ class Settings:
     kms_ca_file: str | None = None
     kms_timeout: float = 10.0
     kms_concurrency: int | None = None  # default: 8 for a KMS provider, 1 for local keys (threads only cost)
+    trusted_proxies: int = 0
     remote: bool = False
     api_url: str | None = None
     api_token: str | None = field(default=None, repr=False)
@@ -74,6 +75,7 @@ class Settings:
             kms_ca_file=env.get("SPRONGUS_KMS_CA_FILE") or None,
             kms_timeout=_number(env, "SPRONGUS_KMS_TIMEOUT", 10.0, 0.1, 300.0),
             kms_concurrency=int(_number(env, "SPRONGUS_KMS_CONCURRENCY", 0, 1, 256)) or None,
+            trusted_proxies=int(_number(env, "SPRONGUS_TRUSTED_PROXIES", 0, 0, 10)),
             remote=env.get("SPRONGUS_REMOTE", "") in ("1", "true", "yes"),
             api_url=env.get("SPRONGUS_API_URL") or None,
             api_token=env.get("SPRONGUS_TOKEN") or None,

@@ -88,7 +88,7 @@ def container_config(settings: Settings) -> dict[str, Any]:
         "rate_limit": {"backend": limits, "storage": settings.rate_limit_storage,
                        "policies": dict(settings.rate_limits)},
         "batch_size": settings.batch_size,
-        "api": {"reveal_max_age": settings.reveal_max_age},
+        "api": {"reveal_max_age": settings.reveal_max_age, "trusted_proxies": settings.trusted_proxies},
         "kms": {"endpoint": settings.kms_endpoint, "ca_file": settings.kms_ca_file, "timeout": settings.kms_timeout,
                 "allow_http": settings.env != "prod",
                 "concurrency": settings.kms_concurrency or (8 if keys in KMS_SCHEMES else 1)},

@@ -31,6 +31,7 @@ class RevealGrant:
     owner_id: str | None
     key_name: str
     expires_at: datetime
+    seal: str = ""  # proves the API minted it: see domain/service/reveal_tokens.py
 
 
 class RevealTokenStore(Protocol):

@@ -79,6 +79,7 @@ class RevealTokenRow(BaseModel):
     owner_id = peewee.TextField(null=True)
     key_name = peewee.TextField()
     expires_at = UtcDateTimeField()
+    seal = peewee.TextField()
 
     class Meta:
         table_name = "reveal_token"

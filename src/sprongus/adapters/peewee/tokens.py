@@ -15,6 +15,7 @@ from sprongus.domain.tokens import ApiToken
 from sprongus.ports.tokens import IdempotencyRecord, RevealGrant, StoredResponse
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
+_MAX_REVEAL_TTL = timedelta(hours=1)
 
 
 def _split(text: str) -> frozenset[str]:
@@ -64,7 +65,9 @@ class PeeweeRevealTokenStore:
         with storage_errors(), self._db.atomic():
             self._m.insert(token_hash=token_hash, subject=grant.subject, projects=",".join(sorted(grant.projects)),
                            admin=grant.admin, owner_type=grant.owner_type, owner_id=grant.owner_id,
-                           key_name=grant.key_name, expires_at=grant.expires_at).execute()
+                           key_name=grant.key_name, expires_at=grant.expires_at, seal=grant.seal).execute()
+            # Expired tokens can never be redeemed: drop them as new ones arrive, so the table stays small.
+            self._m.delete().where(self._m.expires_at < grant.expires_at - _MAX_REVEAL_TTL).execute()
 
     def consume(self, token_hash: str, now: datetime) -> RevealGrant | None:
         """Read and delete in one transaction: of two concurrent redeems only one deletes the row."""
@@ -76,7 +79,7 @@ class PeeweeRevealTokenStore:
         if row.expires_at <= now:
             return None
         return RevealGrant(row.subject, _split(row.projects), bool(row.admin), row.owner_type, row.owner_id,
-                           row.key_name, row.expires_at)
+                           row.key_name, row.expires_at, row.seal)
 
 
 class PeeweeIdempotencyStore:
@@ -88,6 +91,7 @@ class PeeweeIdempotencyStore:
         m = self._m
         where = (m.subject == subject) & (m.key == key)
         with storage_errors(), self._db.atomic() if is_postgres(self._db) else self._db.atomic("IMMEDIATE"):
+            m.delete().where((m.subject == subject) & (m.created_at < now - IDEMPOTENCY_TTL)).execute()  # 24 h
             try:
                 with self._db.atomic():  # a savepoint: the duplicate must not abort the outer transaction
                     m.insert(subject=subject, key=key, fingerprint=fingerprint, created_at=now).execute()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import hmac
 import secrets
+from dataclasses import replace
 from datetime import timedelta
 
-from sprongus.domain.errors import Gone, NotFound, RateLimited, ValidationError
+from sprongus.domain.envelope import length_prefixed
+from sprongus.domain.errors import Gone, IntegrityError, KeyProviderError, NotFound, RateLimited, ValidationError
 from sprongus.domain.names import validate_key_name
 from sprongus.domain.principal import Permission, Principal, authorize
 from sprongus.domain.records import AuditAction, SecretView
@@ -15,6 +18,7 @@ from sprongus.domain.service.deps import ServiceDeps, view_of
 from sprongus.domain.tokens import token_hash
 from sprongus.ports.tokens import RevealGrant, RevealTokenStore
 
+GRANT_AAD = b"sprongus.reveal-grant.v1\0"
 REVEAL_TOKEN_PREFIX = "sprr_"  # noqa: S105 - a prefix, not a token
 MAX_TTL = 3600
 
@@ -41,6 +45,7 @@ class RevealTokenOps:
             grant = RevealGrant(principal.subject, principal.projects,
                                 principal.owner or Permission.ADMIN in principal.permissions,
                                 scope.owner_type.value, scope.owner_id, key, expires)
+            grant = replace(grant, seal=self._seal(grant, token_hash(token)))
             self._d.auditor.record(principal, AuditAction.REVEAL, scope, key, record.version, one_time="minted",
                                    expires_at=expires.isoformat())
             self._stores().add(token_hash(token), grant)
@@ -56,8 +61,9 @@ class RevealTokenOps:
                                   retry_after=max(1, decision.reset_after))
             if not isinstance(token, str) or not token.startswith(REVEAL_TOKEN_PREFIX):
                 raise Gone("the reveal token is used, expired or unknown")
-            grant = self._stores().consume(token_hash(token), self._d.clock.now())
-            if grant is None:
+            digest = token_hash(token)
+            grant = self._stores().consume(digest, self._d.clock.now())
+            if grant is None or not self._sealed_by_us(grant, digest):
                 raise Gone("the reveal token is used, expired or unknown")
             principal = Principal(subject=grant.subject, projects=grant.projects,
                                   permissions=frozenset({Permission.REVEAL} | ({Permission.ADMIN} if grant.admin
@@ -72,7 +78,31 @@ class RevealTokenOps:
             self._d.auditor.record(principal, AuditAction.REDEEM, scope, grant.key_name, record.version)
             return view_of(record, value)
 
+    def _seal(self, grant: RevealGrant, digest: str) -> str:
+        """A MAC under a fresh key wrapped by the master key: whoever can write the table (the app role) but not
+        use the master key cannot forge a grant for someone else's secret."""
+        key = self._d.random_bytes(32)
+        wrapped = self._d.envelope.keys.wrap(key, GRANT_AAD + digest.encode())
+        mac = hmac.digest(key, _grant_body(grant, digest), "sha256")
+        return "|".join([wrapped.master_key_id, base64.b64encode(wrapped.blob).decode(),
+                         base64.b64encode(mac).decode()])
+
+    def _sealed_by_us(self, grant: RevealGrant, digest: str) -> bool:
+        try:
+            key_id, blob, mac = grant.seal.split("|")
+            key = self._d.envelope.keys.unwrap(base64.b64decode(blob), key_id, GRANT_AAD + digest.encode())
+            expected = base64.b64decode(mac)
+        except (ValueError, IntegrityError, KeyProviderError):
+            return False
+        return hmac.compare_digest(hmac.digest(key, _grant_body(grant, digest), "sha256"), expected)
+
     def _stores(self) -> RevealTokenStore:
         if self._store is None:
             raise ValidationError("oneTime", "single-use reveal tokens are not configured")
         return self._store
+
+
+def _grant_body(grant: RevealGrant, digest: str) -> bytes:
+    fields = [digest, grant.subject, ",".join(sorted(grant.projects)), "admin" if grant.admin else "-",
+              grant.owner_type, grant.owner_id or "", grant.key_name, grant.expires_at.isoformat()]
+    return length_prefixed(f.encode("utf-8") for f in fields)

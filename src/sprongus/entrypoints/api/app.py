@@ -11,6 +11,7 @@ from flask import Flask, Response, g, request
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from sprongus import __version__
 from sprongus.domain.errors import SprongusError
@@ -60,6 +61,9 @@ def create_app(container: Container | None = None) -> Flask:
                               hmac_keys.key(current) if current else None)
     api.register_blueprint(secrets_blueprint(container.secrets_service(), container.token_service(),
                                              container.recent_auth(), idempotency))
+    proxies = container.config.api.trusted_proxies()
+    if proxies:  # behind N reverse proxies: the client address (rate limits, audit) comes from X-Forwarded-For
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     _register_error_handlers(app)
     _register_access_log(app)
     app.extensions["sprongus.container"] = container

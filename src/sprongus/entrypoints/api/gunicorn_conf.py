@@ -52,6 +52,10 @@ limit_request_line = 4094
 # The heartbeat file on tmpfs where there is one: a slow disk must not get workers killed.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - not a temp file, a tmpfs dir
 
+# gunicorn 27's control socket (runtime worker changes, reload, shutdown) is one more management interface, and
+# instances of one user would share its default path: signals do the same job. Older gunicorns ignore the name.
+control_socket_disable = True
+
 accesslog = None
 errorlog = "-"
 loglevel = "info"

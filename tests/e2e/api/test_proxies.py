@@ -1,0 +1,27 @@
+"""Behind SPRONGUS_TRUSTED_PROXIES reverse proxies, rate limits and audit rows use the client's address."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tests.e2e.api.conftest import ApiClient
+
+
+def _redeem_from(api: ApiClient, forwarded_for: str) -> int:
+    response = api.client.post("/v1/secrets:redeem", json={"token": "sprr_unknown"},
+                               environ_base={"REMOTE_ADDR": "10.0.0.1"},
+                               headers={"X-Forwarded-For": forwarded_for})
+    return response.status_code
+
+
+def test_trusted_proxy_gives_each_client_its_own_redeem_bucket(make_api: Callable[..., ApiClient]) -> None:
+    api = make_api(roomy_limits=False, SPRONGUS_RATE_LIMIT_REDEEM="2/minute", SPRONGUS_TRUSTED_PROXIES="1")
+    assert [_redeem_from(api, "198.51.100.7") for _ in range(3)] == [410, 410, 429]
+    assert _redeem_from(api, "198.51.100.8") == 410  # another client behind the same proxy
+    assert {e.client_address for e in api.events()} >= {"198.51.100.7", "198.51.100.8"}
+
+
+def test_without_trusted_proxies_the_header_is_ignored(make_api: Callable[..., ApiClient]) -> None:
+    api = make_api(roomy_limits=False, SPRONGUS_RATE_LIMIT_REDEEM="2/minute")
+    codes = [_redeem_from(api, f"198.51.100.{i}") for i in range(3)]  # a client cannot pick its own bucket
+    assert codes == [410, 410, 429]
