@@ -23,15 +23,27 @@ def _stderr_notice(message: str) -> None:
 
 def _default_container(skip_unused_drivers: bool) -> Container:
     from sprongus.entrypoints.config import Settings
-    from sprongus.entrypoints.container import build_container
     from sprongus.entrypoints.profiles import database_backend
 
     settings = Settings.from_env()
-    if skip_unused_drivers and database_backend(settings) != "postgres" and "peewee" not in sys.modules:
-        # Peewee imports psycopg eagerly (~70 ms); this process will never talk to Postgres.
-        for driver in ("psycopg", "psycopg2"):
-            sys.modules.setdefault(driver, None)  # type: ignore[arg-type]
+    if skip_unused_drivers:
+        _skip_unused_imports(postgres=database_backend(settings) == "postgres")
+    from sprongus.entrypoints.container import build_container  # after the skip: it imports dependency-injector
+
     return build_container(settings, notice=_stderr_notice, local_owner=True)
+
+
+# Optional integrations that libraries import eagerly when installed, which a local CLI command never uses:
+# dependency-injector probes yaml, pydantic-settings, FastAPI, Starlette and werkzeug; peewee probes psycopg.
+_NEVER_LOCAL = ("yaml", "pydantic_settings", "fastapi", "fast_depends", "starlette", "werkzeug", "flask")
+
+
+def _skip_unused_imports(postgres: bool) -> None:
+    """Mark them absent (their importers catch ImportError): a local `secrets get` saves ~100 ms of imports."""
+    names = _NEVER_LOCAL if postgres else (*_NEVER_LOCAL, "psycopg", "psycopg2")
+    for name in names:
+        if not any(loaded == name or loaded.startswith(name + ".") for loaded in sys.modules):
+            sys.modules[name] = None  # type: ignore[assignment]
 
 
 @dataclass
