@@ -6,7 +6,7 @@ import math
 import time
 from collections.abc import Mapping
 
-from sprongus.domain.errors import ConfigError
+from sprongus.domain.errors import ConfigError, StorageError
 from sprongus.ports.rate_limit import RateLimitDecision
 
 
@@ -31,8 +31,11 @@ class LimitsRateLimiter:
 
     def hit(self, policy: str, identity: str) -> RateLimitDecision:
         item = self._items[policy]
-        allowed = self._limiter.hit(item, policy, identity)
-        stats = self._limiter.get_window_stats(item, policy, identity)
+        try:
+            allowed = self._limiter.hit(item, policy, identity)
+            stats = self._limiter.get_window_stats(item, policy, identity)
+        except Exception as exc:  # Redis down: fail closed, as "unavailable" (503), never as "allowed"
+            raise StorageError(f"rate-limit storage unavailable: {type(exc).__name__}") from exc
         reset_after = max(0, math.ceil(stats.reset_time - time.time()))
         return RateLimitDecision(allowed, policy, item.amount, item.get_expiry(), stats.remaining, reset_after)
 
