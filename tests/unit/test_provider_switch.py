@@ -70,3 +70,22 @@ def test_a_new_local_master_key_also_rotates_the_hmac_key_and_old_rows_still_ver
         tags = {key: (repo.get(SCOPE, key).hmac or "").rsplit(":", 1)[0] for key in ("old", "new")}  # type: ignore[union-attr]
     assert tags == {"old": "file:h1", "new": "file:h2"}
     assert service.verify(OWNER).ok
+
+
+@pytest.mark.parametrize("hmac", [True, False], ids=["env-signs", "nothing-signs"])
+def test_after_rotate_master_the_retired_provider_can_go(tmp_path: Path, hmac: bool) -> None:
+    old = build_container(_settings(tmp_path, SPRONGUS_KEY_PROVIDER="file"))
+    old.secrets_service().set(OWNER, SCOPE, "k", SecretValue(CANARY))
+    old.database().db.close()
+    env = _env_keys()
+    if not hmac:
+        del env["SPRONGUS_HMAC_KEYS"]
+
+    switching = build_container(_settings(tmp_path, SPRONGUS_KEY_PROVIDERS_RETIRED="file", **env))
+    assert switching.secrets_service().rotate_master(OWNER).rotated == 1  # re-wraps and re-signs the value
+    switching.database().db.close()
+
+    after = build_container(_settings(tmp_path, **env))  # the file provider is no longer configured
+    revealed = after.secrets_service().get(OWNER, SCOPE, "k", reveal=True).value
+    assert revealed is not None and revealed.reveal() == CANARY
+    assert after.secrets_service().verify(OWNER).ok

@@ -91,10 +91,25 @@ class Envelope:
             raise IntegrityError() from None
 
     def rewrap(self, sealed: Sealed, aad: bytes) -> Sealed:
-        """Re-wrap the DEK under the current master key; ciphertext, nonce and value stay as they are."""
-        wrapped = self.keys.wrap(self.unwrap_dek(sealed, aad), aad)
-        return Sealed(sealed.ciphertext, wrapped.blob, sealed.nonce, sealed.alg, wrapped.master_key_id,
-                      sealed.hmac)
+        """Re-wrap the DEK under the current master key; ciphertext, nonce and value stay as they are.
+
+        A value HMAC made with another key (a retired provider's) is checked and re-made with the current one
+        (or dropped when nothing signs now), so retiring the old provider after the rotation breaks no reveal.
+        """
+        dek = self.unwrap_dek(sealed, aad)
+        wrapped = self.keys.wrap(dek, aad)
+        tag = sealed.hmac
+        if tag is not None and tag.rpartition(":")[0] != self._current_hmac_id():
+            cipher = self._ciphers.get(sealed.alg)
+            if cipher is None:
+                raise IntegrityError()
+            plaintext = cipher.decrypt(dek, sealed.nonce, sealed.ciphertext, aad)
+            self._check_hmac(tag, plaintext, aad)  # never launder a tampered value into a fresh tag
+            tag = self._sign(plaintext, aad)
+        return Sealed(sealed.ciphertext, wrapped.blob, sealed.nonce, sealed.alg, wrapped.master_key_id, tag)
+
+    def _current_hmac_id(self) -> str | None:
+        return None if self._hmac_keys is None else self._hmac_keys.current_key_id()
 
     @property
     def signs_values(self) -> bool:

@@ -33,7 +33,7 @@ class Settings:
     kms_endpoint: str | None = None
     kms_ca_file: str | None = None
     kms_timeout: float = 10.0
-    kms_concurrency: int | None = None  # default: 8 for a KMS provider, 1 for local keys (threads only cost)
+    kms_concurrency: int | None = None  # default: 16 for a KMS provider, 1 for local keys (threads only cost)
     trusted_proxies: int = 0
     remote: bool = False
     api_url: str | None = None

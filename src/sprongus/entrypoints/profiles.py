@@ -91,5 +91,5 @@ def container_config(settings: Settings) -> dict[str, Any]:
         "api": {"reveal_max_age": settings.reveal_max_age, "trusted_proxies": settings.trusted_proxies},
         "kms": {"endpoint": settings.kms_endpoint, "ca_file": settings.kms_ca_file, "timeout": settings.kms_timeout,
                 "allow_http": settings.env != "prod",
-                "concurrency": settings.kms_concurrency or (8 if keys in KMS_SCHEMES else 1)},
+                "concurrency": settings.kms_concurrency or (16 if keys in KMS_SCHEMES else 1)},
     }

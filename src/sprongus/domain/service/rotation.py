@@ -121,7 +121,7 @@ class RotationOps:
     def _rewrapped(self, row: SecretRecord) -> SecretRecord:
         aad = aad_for(row.scope, row.key, row.version)
         sealed = self._d.envelope.rewrap(sealed_of(row), aad)
-        return replace(row, dek_wrapped=sealed.dek_wrapped, master_key_id=sealed.master_key_id,
+        return replace(row, dek_wrapped=sealed.dek_wrapped, master_key_id=sealed.master_key_id, hmac=sealed.hmac,
                        checksum=checksum(sealed, aad))
 
     def verify(self, principal: Principal, progress: Progress | None = None) -> VerifyReport:
