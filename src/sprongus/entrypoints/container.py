@@ -54,7 +54,8 @@ def _key_material_selector(config: Any, notice: Any, backend: Any) -> providers.
 
 
 def _kms_options(kms: dict[str, Any]) -> KmsOptions:
-    return KmsOptions(kms["endpoint"], kms["ca_file"], kms["timeout"], kms["allow_http"])
+    return KmsOptions(kms["endpoint"], kms["ca_file"], kms["timeout"], kms["allow_http"],
+                      max(10, kms["concurrency"]))
 
 
 def _kms_keys(uri: str, kms: dict[str, Any], hmac_keys: str) -> km.KeyMaterial:

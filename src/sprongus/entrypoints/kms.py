@@ -25,6 +25,7 @@ class KmsOptions:
     ca_file: str | None = None
     timeout: float = 10.0
     allow_http: bool = True  # False in prod: plaintext HTTP to a KMS only for emulators and tests
+    pool_size: int = 16  # HTTP connections kept per client: at least the calls in flight (SPRONGUS_KMS_CONCURRENCY)
 
 
 @dataclass(frozen=True)

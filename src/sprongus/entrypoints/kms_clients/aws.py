@@ -32,7 +32,7 @@ def build(uri: ProviderUri, options: KmsOptions) -> AwsKmsMasterKeyProvider:
     if not region:
         raise ConfigError("SPRONGUS_KEY_PROVIDER: aws://alias/NAME needs AWS_REGION (or name the key by its ARN)")
     config = Config(connect_timeout=options.timeout, read_timeout=options.timeout,
-                    retries={"max_attempts": 3, "mode": "standard"})
+                    retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=options.pool_size)
     client = _session().client("kms", region_name=region, endpoint_url=uri.endpoint,
                                verify=options.ca_file or True, config=config)
     return AwsKmsMasterKeyProvider.for_key(client, uri.resource)
