@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from azure.keyvault.keys import KeyClient, KeyVaultKey
     from azure.keyvault.keys.crypto import CryptographyClient
 
+AES_KW_DEK_BYTES = 40
 PREFIX = "azure"
 SYMMETRIC = ("oct", "oct-HSM")
 CryptoFactory = Callable[["KeyVaultKey | str"], "CryptographyClient"]
@@ -109,11 +110,12 @@ class AzureKeyVaultMasterKeyProvider:
         version_name = self._version_of(key_id)
         if version_name is None:
             raise KeyProviderError(f"master key {key_id} is not a version of the Azure key {self._name}")
-        version = self._version(version_name)
         # Always through the REST API at the configured vault URL: a CryptographyClient made from a KeyVaultKey
         # talks to the host in the key's kid, which bypasses an endpoint override (private endpoint, emulator).
-        alg = "A256KW" if version.symmetric else KeyWrapAlgorithm.rsa_oaep_256.value
-        return self._rest(version.key_id, "unwrapkey", wrapped, alg)[1]
+        # The algorithm follows from the blob, so a reveal costs one call and no key lookup: AES-KW of a 32-byte
+        # DEK is 40 bytes; RSA-OAEP output is the modulus size (256 bytes and up).
+        alg = "A256KW" if len(wrapped) == AES_KW_DEK_BYTES else KeyWrapAlgorithm.rsa_oaep_256.value
+        return self._rest(f"{self._vault_url}/keys/{self._name}/{version_name}", "unwrapkey", wrapped, alg)[1]
 
     def can_unwrap(self, key_id: str) -> bool:
         return self._version_of(key_id) is not None
