@@ -216,3 +216,17 @@ def test_db_upgrade_on_the_in_memory_profile_has_nothing_to_do(tmp_path: Path,
                                 env={"SPRONGUS_ENV": "test", "SPRONGUS_DATABASE_URL": None})
 
     assert (result.exit_code, result.stdout) == (0, "in-memory storage: nothing to migrate\n")
+
+
+def test_keys_verify_passes_then_names_a_rotten_row_with_exit_7(three: Vault) -> None:
+    from tests.e2e.conftest import tamper_ciphertext
+
+    clean = three.ok("keys", "verify", "--json")
+    assert json.loads(clean.stdout)["ok"] is True
+    key = json.loads(three.ok("secrets", "list", SCOPE, "--json").stdout)["items"][0]["keyName"]
+    tamper_ciphertext(three.db, key)
+
+    result = three("keys", "verify")
+    assert result.exit_code == 7
+    assert f"{SCOPE} {key}: " in result.stdout and "PROBLEMS FOUND" in result.stderr
+    assert CANARY not in result.stdout + result.stderr

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import click
 
+from sprongus.entrypoints.cli.errors import EXIT_INTEGRITY
 from sprongus.entrypoints.cli.output import emit_json, progress, table
 from sprongus.entrypoints.cli.state import CliState, pass_state
 
 
 @click.group("keys")
 def keys_group() -> None:
-    """Master keys: status and rotation."""
+    """Master keys: status, rotation and verification."""
 
 
 @keys_group.command("status")
@@ -60,3 +61,25 @@ def rotate_master_command(state: CliState) -> None:
 
 def _count(n: int) -> str:
     return f"{n} secret{'' if n == 1 else 's'}"
+
+
+@keys_group.command("verify")
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+def verify_command(state: CliState, as_json: bool) -> None:
+    """Check every secret (checksum, decryption, value HMAC) and the audit chain. Exit 7 on any problem."""
+    with progress("verifying") as report:
+        result = state.service.verify(state.principal, progress=report)
+    if as_json:
+        emit_json({"checked": result.checked, "ok": result.ok,
+                   "failures": [{"scope": s, "keyName": k, "reason": r} for s, k, r in result.failures],
+                   "auditProblems": result.audit_problems})
+    else:
+        for scope, key, reason in result.failures:
+            click.echo(f"{scope} {key}: {reason}")
+        for problem in result.audit_problems:
+            click.echo(problem)
+        click.echo(f"checked {_count(result.checked)}: " + ("ok" if result.ok else "PROBLEMS FOUND"),
+                   err=not result.ok)
+    if not result.ok:
+        raise click.exceptions.Exit(EXIT_INTEGRITY)
