@@ -102,16 +102,28 @@ def _clean(lines: list[str]) -> str:
 
 def run_page(name: str, workdir: Path) -> tuple[list[Block], dict[str, list[str]], dict[str, int], str]:
     blocks = parse((ROOT / "docs" / name).read_text(encoding="utf-8"))
+    done = subprocess.run(["bash", "-c", script_for(blocks)], cwd=workdir, env=page_env(workdir),
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=180, check=False)
+    outputs, codes = split_transcript(done.stdout)
+    return blocks, outputs, codes, done.stdout
+
+
+def page_env(workdir: Path) -> dict[str, str]:
+    """A clean environment for a page: the venv first on PATH, its own home and tmp, no OS keychain."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPRONGUS_")}
     env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
                SPRONGUS_HOME=str(workdir / "home"), TMPDIR=str(workdir), LC_ALL="C.UTF-8",
                PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring", COLUMNS="120")
-    done = subprocess.run(["bash", "-c", script_for(blocks)], cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=180, check=False)
+    return env
+
+
+def split_transcript(transcript: str) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """The output of each block or command, and each exit code, from the markers script_for() prints."""
     outputs: dict[str, list[str]] = {}
     codes: dict[str, int] = {}
     current: list[str] = []
-    for line in done.stdout.splitlines():
+    for line in transcript.splitlines():
         if line.startswith(MARK):
             what, _, rest = line[len(MARK):].partition(" ")
             tag, _, code = rest.partition(" ")
@@ -123,7 +135,7 @@ def run_page(name: str, workdir: Path) -> tuple[list[Block], dict[str, list[str]
                 codes[f"sh {tag}"] = 0
             continue
         current.append(line)
-    return blocks, outputs, codes, done.stdout
+    return outputs, codes
 
 
 @pytest.mark.parametrize("name", DOCS)

@@ -12,9 +12,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from sprongus.domain.errors import ConfigError
 from sprongus.entrypoints.key_material import KeyMaterial
+from sprongus.entrypoints.profiles import KMS_SCHEMES
 from sprongus.ports.crypto import MasterKeyProvider
 
-VENDORS = ("gcp", "azure", "aws", "vault")
+VENDORS = KMS_SCHEMES
 
 
 @dataclass(frozen=True)

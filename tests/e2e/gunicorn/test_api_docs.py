@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.gunicorn.conftest import free_port
-from tests.e2e.test_docs_examples import MARK, _clean, matches, parse, script_for
+from tests.e2e.test_docs_examples import MARK, _clean, matches, page_env, parse, script_for, split_transcript
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="needs Linux, bash and curl")
 
@@ -31,10 +31,7 @@ ENDPOINTS = [("PUT", "/secrets/project/acme/"), ("GET", "/secrets/project/acme/"
 
 
 def run_page(text: str, workdir: Path) -> tuple[dict[str, list[str]], dict[str, int], str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPRONGUS_")}
-    env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-               SPRONGUS_HOME=str(workdir / "home"), TMPDIR=str(workdir), LC_ALL="C.UTF-8",
-               PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")
+    env = page_env(workdir)
     log = workdir / "transcript.txt"
     with log.open("wb") as out:  # a file, not a pipe: the page's background server would hold a pipe open
         proc = subprocess.Popen(["bash", "-c", script_for(parse(text))], cwd=workdir, env=env,
@@ -47,21 +44,7 @@ def run_page(text: str, workdir: Path) -> tuple[dict[str, list[str]], dict[str, 
         proc.wait(10)
     # curl prints a body without a final newline, so a marker may follow it on the same line: split it off.
     transcript = log.read_text(encoding="utf-8", errors="replace").replace(MARK, "\n" + MARK)
-    outputs: dict[str, list[str]] = {}
-    codes: dict[str, int] = {}
-    current: list[str] = []
-    for line in transcript.splitlines():
-        if line.startswith(MARK):
-            what, _, rest = line[len(MARK):].partition(" ")
-            tag, _, code = rest.partition(" ")
-            if what == "rc":
-                codes[tag] = int(code)
-            elif what in ("sh", "cmd"):
-                current = outputs.setdefault(f"{what} {tag}", [])
-            elif what == "ok":
-                codes[f"sh {tag}"] = 0
-            continue
-        current.append(line)
+    outputs, codes = split_transcript(transcript)
     return outputs, codes, transcript
 
 
