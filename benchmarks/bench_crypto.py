@@ -109,18 +109,18 @@ def envelope_pair() -> Callable[[int], None]:
 
 def service_pair(reveal: bool) -> Callable[[int], None]:
     harness = make_harness()
-    service, caller, scope = harness.service, owner(), Scope.user("alice")
+    service, caller, scope = harness, owner(), Scope.user("alice")
     value = SecretValue("v" * VALUE_BYTES)
     keys = [f"bench.key_{i:03d}" for i in range(SERVICE_KEYS)]
     for key in keys:
-        service.set(caller, scope, key, value)
+        service.secrets.set(caller, scope, key, value)
 
     def body(n: int) -> None:
         harness.audit.events.clear()  # keep the in-memory audit list from growing across repeats
         for i in range(n):
             key = keys[i % SERVICE_KEYS]
-            service.set(caller, scope, key, value)
-            service.get(caller, scope, key, reveal=reveal)
+            service.secrets.set(caller, scope, key, value)
+            service.secrets.get(caller, scope, key, reveal=reveal)
 
     return body
 

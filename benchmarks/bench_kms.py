@@ -12,7 +12,7 @@ not queued. The SDKs still open their connections and send every request to the 
 
 1. rotate-master: a SQLite vault of `--secrets` secrets on the env key is moved onto the vendor's key without
    latency (set-up), the vendor then gets a new key version (GCP, Azure, OpenBao) or a new key (AWS: the old ARN
-   goes to SPRONGUS_KEY_PROVIDERS_RETIRED), and `SecretsService.rotate_master` is timed through the proxy with
+   goes to SPRONGUS_KEY_PROVIDERS_RETIRED), and `RotationOps.rotate_master` is timed through the proxy with
    SPRONGUS_KMS_CONCURRENCY 1 (on a `--sample`-secret vault: serial is slow), 8 (the KMS default) and 16, each on a
    fresh copy of the vault. Target: >= 200 secrets/s at the default concurrency.
 2. reveal: a fresh container (a new process) over the rotated vault, then two reveals; calls counted on the fake
@@ -78,6 +78,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.harness import use_cases
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]  # `sprongus` from src/, the KMS fakes from tests/
@@ -192,14 +194,14 @@ def owner() -> Any:
 
 def seed_vault(home: Path, count: int) -> None:
     """`count` secrets on the env key, written in one import (no KMS involved)."""
+    from sprongus.domain.import_item import ImportItem
     from sprongus.domain.scope import Scope
-    from sprongus.domain.service.transfer import ImportItem
     from sprongus.domain.values import SecretValue
 
     vault = open_vault(home, {"SPRONGUS_KEY_PROVIDER": "env", **ENV_KEYS})
     items = [ImportItem(Scope.project(SCOPE_ID), f"svc{i % 10}.key_{i:06d}", SecretValue(f"value-{i:06d}-" + "v" * 48))
              for i in range(count)]
-    vault.secrets_service().import_(owner(), items, allow_plaintext=True)
+    vault.transfer_ops().import_(owner(), items, allow_plaintext=True)
     close(vault)
 
 
@@ -517,7 +519,7 @@ def rotate(home: Path, settings: dict[str, str], concurrency: int, calls: Callab
         total = sum(vault.unit_of_work().count_by_master_key(owner()).values())
         before, discarded = calls(), POOL_FULL.count
         started = time.perf_counter()
-        report = vault.secrets_service().rotate_master(owner())
+        report = vault.rotation_ops().rotate_master(owner())
         elapsed = time.perf_counter() - started
         made = calls() - before
         by_key = vault.unit_of_work().count_by_master_key(owner())
@@ -534,10 +536,10 @@ def reveals(vendor: Vendor, home: Path, settings: dict[str, str], secrets: int, 
     marks = [vendor.calls()]
     vault = open_vault(home, settings)  # what a new process does
     marks.append(vendor.calls())
-    service, elapsed = vault.secrets_service(), 0.0
+    service, elapsed = use_cases(vault), 0.0
     for index in (7 % secrets, 1234 % secrets):
         started = time.perf_counter()
-        view = service.get(owner(), Scope.project(SCOPE_ID), f"svc{index % 10}.key_{index:06d}", reveal=True)
+        view = service.secrets.get(owner(), Scope.project(SCOPE_ID), f"svc{index % 10}.key_{index:06d}", reveal=True)
         elapsed = time.perf_counter() - started
         if view.value is None or not view.value.reveal().startswith(f"value-{index:06d}-"):
             raise SystemExit(f"{vendor.name}: a reveal after rotate-master returned the wrong value")

@@ -1,4 +1,4 @@
-"""SecretsService throughput on the in-memory harness: set, get, reveal, list, rotations, verify.
+"""Use-case throughput on the in-memory harness: set, get, reveal, list, rotations, verify.
 
 Run from the repository root:  .venv/bin/python benchmarks/bench_service.py [--rows 10000] [--repeats 3]
                                [--store memory|sqlite]
@@ -31,8 +31,9 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]  # `sprongus` from src/, `tests.ha
 from tests.harness import make_harness, owner  # noqa: E402
 
 from sprongus.domain.scope import Scope  # noqa: E402
-from sprongus.domain.service import SecretsService  # noqa: E402
 from sprongus.domain.values import SecretValue  # noqa: E402
+from sprongus.service.rotation import RotationOps  # noqa: E402
+from sprongus.service.secrets import SecretOps  # noqa: E402
 
 VALUE_BYTES = 1024
 PAGE = 50
@@ -47,14 +48,15 @@ def key_names(rows: int) -> list[str]:
 
 @dataclass
 class Vault:
-    service: SecretsService
+    secrets: SecretOps
+    rotation: RotationOps
     add_master_key: Callable[[], None]
     clear_audit: Callable[[], None]  # keeps the in-memory audit list from growing across samples
 
 
 def memory_vault() -> Vault:
     harness = make_harness()
-    return Vault(harness.service, harness.add_master_key, harness.audit.events.clear)
+    return Vault(harness.secrets, harness.rotation, harness.add_master_key, harness.audit.events.clear)
 
 
 def sqlite_vault() -> Vault:
@@ -67,13 +69,13 @@ def sqlite_vault() -> Vault:
     container = build_container(settings, local_owner=True)
     add = container.key_material().add_master_key
     assert add is not None
-    return Vault(container.secrets_service(), add, lambda: None)
+    return Vault(container.secret_ops(), container.rotation_ops(), add, lambda: None)
 
 
 def filled(keys: list[str], new_vault: Callable[[], Vault]) -> Vault:
     vault = new_vault()
     for key in keys:
-        vault.service.set(CALLER, SCOPE, key, VALUE)
+        vault.secrets.set(CALLER, SCOPE, key, VALUE)
     vault.clear_audit()
     return vault
 
@@ -113,25 +115,25 @@ def main() -> int:
 
     create_best = 0.0
     for _ in range(args.repeats):
-        fresh = new_vault().service
+        fresh = new_vault().secrets
 
-        def create(key: str, svc: SecretsService = fresh) -> None:
+        def create(key: str, svc: SecretOps = fresh) -> None:
             svc.set(CALLER, SCOPE, key, VALUE)
 
         create_best = max(create_best, best_chunk_rate(keys, create, 1))
     results.append((f"set, create ({args.rows:,} new keys)", create_best))
 
     vault = filled(keys, new_vault)
-    service = vault.service
+    service = vault
 
     def update(key: str) -> None:
-        service.set(CALLER, SCOPE, key, VALUE)
+        service.secrets.set(CALLER, SCOPE, key, VALUE)
 
     def masked(key: str) -> None:
-        service.get(CALLER, SCOPE, key)
+        service.secrets.get(CALLER, SCOPE, key)
 
     def reveal(key: str) -> None:
-        service.get(CALLER, SCOPE, key, reveal=True)
+        service.secrets.get(CALLER, SCOPE, key, reveal=True)
 
     for name, per_key in [("set, update (version+1)", update), ("get, masked", masked),
                           ("get, reveal (decrypt + audit)", reveal)]:
@@ -140,13 +142,13 @@ def main() -> int:
 
     middle, seen = None, 0
     while seen < args.rows // 2:  # walk to the middle with the public cursor
-        page = service.list(CALLER, SCOPE, cursor=middle, limit=min(500, args.rows // 2 - seen))
+        page = service.secrets.list(CALLER, SCOPE, cursor=middle, limit=min(500, args.rows // 2 - seen))
         middle, seen = page.next_cursor, seen + len(page.items)
     samples = ["page"] * (50 * args.repeats)  # 10 samples of 5 pages per pass
 
     def list_rate(cursor: str | None, prefix: str = "") -> float:
         def one(_: str) -> None:
-            service.list(CALLER, SCOPE, prefix=prefix, cursor=cursor, limit=PAGE)
+            service.secrets.list(CALLER, SCOPE, prefix=prefix, cursor=cursor, limit=PAGE)
 
         return best_chunk_rate(samples, one, 1, chunk=5) * PAGE  # pages/s -> rows/s
 
@@ -156,17 +158,17 @@ def main() -> int:
 
     def rotate_master() -> int:
         vault.add_master_key()
-        report = service.rotate_master(CALLER)
+        report = service.rotation.rotate_master(CALLER)
         assert report.rotated == len(keys), report
         return report.rotated
 
     def rotate_scope() -> int:
-        report = service.rotate(CALLER, SCOPE)
+        report = service.rotation.rotate(CALLER, SCOPE)
         vault.clear_audit()
         return report.rotated
 
     def verify() -> int:
-        report = service.verify(CALLER)
+        report = service.rotation.verify(CALLER)
         assert report.ok, report.failures[:3]
         return report.checked
 

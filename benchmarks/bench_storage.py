@@ -39,8 +39,8 @@ from tests.integration.stack import Stack, new_key, owner, stack  # noqa: E402
 
 from sprongus.domain.envelope import aad_for, checksum  # noqa: E402
 from sprongus.domain.scope import Scope  # noqa: E402
-from sprongus.domain.service.core import encode_cursor  # noqa: E402
 from sprongus.domain.values import SecretValue  # noqa: E402
+from sprongus.service.secrets import encode_cursor  # noqa: E402
 
 VALUE = SecretValue("v" * 64)  # a typical API token
 SCOPE = Scope.project("bench")
@@ -190,7 +190,7 @@ def sqlite_benchmarks(args: argparse.Namespace, tmp: Path, out: list[Result], no
         try:
             start = time.perf_counter()
             for key in names:
-                vault.service.set(owner(), SCOPE, key, VALUE)
+                vault.secrets.set(owner(), SCOPE, key, VALUE)
             return len(names) / (time.perf_counter() - start)
         finally:
             vault.close()
@@ -213,12 +213,12 @@ def sqlite_benchmarks(args: argparse.Namespace, tmp: Path, out: list[Result], no
     bare_set(bare, names, update=False)
     try:
         for key in names:
-            vault.service.set(owner(), SCOPE, key, VALUE)
-        update = best_rate(lambda: sum(vault.service.set(owner(), SCOPE, k, VALUE).view.version > 0 for k in names),
+            vault.secrets.set(owner(), SCOPE, key, VALUE)
+        update = best_rate(lambda: sum(vault.secrets.set(owner(), SCOPE, k, VALUE).view.version > 0 for k in names),
                            args.repeats)
         out.append(Result("SQLite set, update (version+1)", update,
                           best_rate(lambda: bare_set(bare, names, update=True), args.repeats), "/s", 2_000))
-        get = best_rate(lambda: sum(vault.service.get(owner(), SCOPE, k).masked for k in names), args.repeats)
+        get = best_rate(lambda: sum(vault.secrets.get(owner(), SCOPE, k).masked for k in names), args.repeats)
         out.append(Result("SQLite get, masked", get, best_rate(lambda: bare_get(bare, names), args.repeats),
                           "/s", 10_000))
         envelope = vault.container.envelope()
@@ -227,8 +227,8 @@ def sqlite_benchmarks(args: argparse.Namespace, tmp: Path, out: list[Result], no
         notes.append(f"crypto alone (seal: DEK + AES-GCM + wrap + HMAC): {crypto:,.0f}/s, "
                      f"{1e6 / crypto:.0f} µs of each set's {1e6 / update:.0f} µs")
         if args.profile:
-            profile("service set (update)", lambda: [vault.service.set(owner(), SCOPE, k, VALUE) for k in names])
-            profile("service get (masked)", lambda: [vault.service.get(owner(), SCOPE, k) for k in names])
+            profile("service set (update)", lambda: [vault.secrets.set(owner(), SCOPE, k, VALUE) for k in names])
+            profile("service get (masked)", lambda: [vault.secrets.get(owner(), SCOPE, k) for k in names])
     finally:
         vault.close()
         bare.close()
@@ -249,13 +249,13 @@ def sqlite_benchmarks(args: argparse.Namespace, tmp: Path, out: list[Result], no
     rotating = sqlite_vault(big_dir, f"{new},{old}")
     try:
         started = time.perf_counter()
-        report = rotating.service.rotate_master(owner())
+        report = rotating.rotation.rotate_master(owner())
         rate = report.rotated / (time.perf_counter() - started)
         assert report.rotated == args.rows, report
         if args.profile:
             rotating.close()
             rotating = sqlite_vault(big_dir, f"{old},{new}")
-            profile("rotate_master", lambda: rotating.service.rotate_master(owner()))
+            profile("rotate_master", lambda: rotating.rotation.rotate_master(owner()))
     finally:
         rotating.close()
     bare_rate = best_rate(lambda: bare_rotate(big_dir / "vault.db", 500), 1)
@@ -272,13 +272,13 @@ def sqlite_benchmarks(args: argparse.Namespace, tmp: Path, out: list[Result], no
 def paging(vault: Stack, names: list[str], repeats: int) -> tuple[float, float]:
     cursors = [names[len(names) * i // 200] for i in range(1, 200)]
     encoded = [encode_cursor(c) for c in cursors]
-    service = vault.service
-    page = service.list(owner(), SCOPE, cursor=encoded[100], limit=PAGE)
+    service = vault
+    page = service.secrets.list(owner(), SCOPE, cursor=encoded[100], limit=PAGE)
     assert len(page.items) == PAGE and page.items[0].key > cursors[100]
 
     def one_pass() -> int:
         for cursor in encoded:
-            service.list(owner(), SCOPE, cursor=cursor, limit=PAGE)
+            service.secrets.list(owner(), SCOPE, cursor=cursor, limit=PAGE)
         return len(encoded)
 
     sprongus_ms = 1000 / best_rate(one_pass, repeats)
@@ -310,7 +310,7 @@ def memory(args: argparse.Namespace, tmp: Path, out: list[Result], notes: list[s
         vault = sqlite_vault(directory, f"{new},{old}")
         try:
             tracemalloc.start()
-            report = vault.service.rotate_master(owner())
+            report = vault.rotation.rotate_master(owner())
             peaks.append((rows, tracemalloc.get_traced_memory()[1]))
             tracemalloc.stop()
             assert report.rotated == rows
@@ -384,7 +384,7 @@ def pg_set(args: argparse.Namespace, url: str, out: list[Result], label: str) ->
 
     def service(names: list[str]) -> int:
         for key in names:
-            vault.service.set(owner(), system, key, VALUE)
+            vault.secrets.set(owner(), system, key, VALUE)
         return len(names)
 
     try:

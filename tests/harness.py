@@ -1,17 +1,30 @@
-"""The in-memory test harness: a SecretsService wired to fakes, with handles on each fake."""
+"""The in-memory test harness: the use cases wired to fakes, with handles on each fake."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sprongus.adapters.crypto_aesgcm import AesGcmDataCipher
 from sprongus.adapters.keys_composite import CompositeMasterKeyProvider
 from sprongus.adapters.keys_local import KeyVersions, LocalMasterKeyProvider, StaticHmacKeyring
 from sprongus.adapters.memory import InMemoryAuditSink, InMemoryUnitOfWork, ManualClock
+from sprongus.adapters.memory_tokens import InMemoryRevealTokenStore
+from sprongus.adapters.random_os import OsRandomSource
 from sprongus.adapters.rate_limit_limits import LimitsRateLimiter
 from sprongus.domain.envelope import Envelope
 from sprongus.domain.principal import Permission, Principal
-from sprongus.domain.service import SecretsService, ServiceDeps
+from sprongus.ports import MasterKeyProvider
+from sprongus.service.auditing import Auditor
+from sprongus.service.deps import ServiceDeps
+from sprongus.service.parallel import BoundedPool
+from sprongus.service.reveal_tokens import RevealTokenOps
+from sprongus.service.rotation import RotationOps
+from sprongus.service.sealing import Sealer
+from sprongus.service.secrets import SecretOps
+from sprongus.service.throttle import Throttle
+from sprongus.service.transfer import TransferOps
 
 # A distinctive value every leak test searches for.
 CANARY = "CANARY-sprongus-7f3a9c-do-not-leak"
@@ -21,7 +34,11 @@ ALL_PERMISSIONS = frozenset({Permission.READ, Permission.WRITE, Permission.REVEA
 
 @dataclass
 class Harness:
-    service: SecretsService
+    deps: ServiceDeps
+    secrets: SecretOps
+    transfer: TransferOps
+    rotation: RotationOps
+    reveal_tokens: RevealTokenOps
     uow: InMemoryUnitOfWork
     audit: InMemoryAuditSink
     clock: ManualClock
@@ -35,17 +52,23 @@ class Harness:
 
 
 def make_harness(versions: KeyVersions | None = None, *, batch_size: int = 500, hmac: bool = True,
-                 reveal_limit: str = "10/minute", write_limit: str = "1000/minute") -> Harness:
+                 reveal_limit: str = "10/minute", write_limit: str = "1000/minute", concurrency: int = 1,
+                 wrap_keys: Callable[[MasterKeyProvider], MasterKeyProvider] | None = None) -> Harness:
+    """`wrap_keys` puts a test double around the master-key provider (a slow KMS, say)."""
     versions = versions or KeyVersions.fresh()
     master = LocalMasterKeyProvider("memory", versions.master)
-    cipher = AesGcmDataCipher()
-    envelope = Envelope({cipher.alg: cipher}, cipher.alg, CompositeMasterKeyProvider(master),
+    random = OsRandomSource()
+    cipher = AesGcmDataCipher(random)
+    keys: MasterKeyProvider = CompositeMasterKeyProvider(master)
+    envelope = Envelope({cipher.alg: cipher}, cipher.alg, wrap_keys(keys) if wrap_keys else keys,
                         StaticHmacKeyring(versions.hmac, "memory") if hmac else None)
     uow, audit, clock = InMemoryUnitOfWork(), InMemoryAuditSink(), ManualClock()
     limiter = LimitsRateLimiter({"reveal": reveal_limit, "write": write_limit, "redeem": "30/minute"})
-    deps = ServiceDeps(uow=uow, envelope=envelope, audit=audit, clock=clock, limiter=limiter,
+    deps = ServiceDeps(uow=uow, sealer=Sealer(envelope, clock, random), auditor=Auditor(audit, clock),
+                       throttle=Throttle(limiter), pool=BoundedPool(concurrency), clock=clock, random=random,
                        batch_size=batch_size)
-    return Harness(SecretsService(deps), uow, audit, clock, master, versions, cipher)
+    return Harness(deps, SecretOps(deps), TransferOps(deps), RotationOps(deps),
+                   RevealTokenOps(deps, InMemoryRevealTokenStore()), uow, audit, clock, master, versions, cipher)
 
 
 def owner() -> Principal:
@@ -55,3 +78,18 @@ def owner() -> Principal:
 def tenant(subject: str = "alice", projects: tuple[str, ...] = ("p1",),
            permissions: frozenset[Permission] = ALL_PERMISSIONS) -> Principal:
     return Principal(subject=subject, permissions=permissions, projects=frozenset(projects))
+
+
+@dataclass
+class UseCaseSet:
+    """The use cases of one container, for tests that drive a real (SQLite, Postgres, KMS) vault directly."""
+
+    secrets: SecretOps
+    transfer: TransferOps
+    rotation: RotationOps
+    reveal_tokens: RevealTokenOps
+
+
+def use_cases(container: Any) -> UseCaseSet:
+    return UseCaseSet(container.secret_ops(), container.transfer_ops(), container.rotation_ops(),
+                      container.reveal_token_ops())

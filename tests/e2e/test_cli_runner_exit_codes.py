@@ -1,4 +1,4 @@
-"""Every exit code of SPEC section 6 that local mode can reach, each error one line on stderr with no value.
+"""Every exit code (docs/design.md#cli-and-exit-codes) local mode can reach: one line on stderr, no value.
 
 0 ok, 1 unexpected, 2 usage/invalid, 3 not found, 4 not allowed, 5 conflict, 6 rate limited, 7 integrity.
 Only through the API (remote mode, which lands later): 4 for a token without the scope or permission (local mode
@@ -44,7 +44,7 @@ class _Broken:
 
 def test_1_an_unexpected_error_is_one_line_without_traceback_or_detail(stocked: Vault) -> None:
     container = stocked.container()
-    container.secrets_service.override(providers.Object(_Broken()))
+    container.secret_ops.override(providers.Object(_Broken()))
 
     result = stocked("secrets", "get", SCOPE, "k", state=CliState(container=container))
 
@@ -68,7 +68,7 @@ def test_1_an_unusable_database(vault: Vault) -> None:
     vault.home.mkdir()
     vault.db.write_bytes(b"this is not a database")
 
-    result = vault("secrets", "list", SCOPE, state=CliState(build=lambda _: vault.container()))
+    result = vault("secrets", "list", SCOPE, state=CliState(build=lambda *_: vault.container()))
 
     assert result.exit_code == 1
     one_error_line(result.stderr, naming="database")

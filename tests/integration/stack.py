@@ -14,9 +14,11 @@ import peewee
 from sprongus.adapters.peewee.audit import PeeweeAuditSink
 from sprongus.adapters.peewee.models import BoundModels
 from sprongus.domain.principal import Permission, Principal
-from sprongus.domain.service import SecretsService
 from sprongus.entrypoints.config import Settings
 from sprongus.entrypoints.container import Container, build_container
+from sprongus.service.rotation import RotationOps
+from sprongus.service.secrets import SecretOps
+from sprongus.service.transfer import TransferOps
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL = frozenset(Permission)
@@ -51,9 +53,19 @@ class Stack:
     container: Container
 
     @property
-    def service(self) -> SecretsService:
-        service: SecretsService = self.container.secrets_service()
-        return service
+    def secrets(self) -> SecretOps:
+        ops: SecretOps = self.container.secret_ops()
+        return ops
+
+    @property
+    def transfer(self) -> TransferOps:
+        ops: TransferOps = self.container.transfer_ops()
+        return ops
+
+    @property
+    def rotation(self) -> RotationOps:
+        ops: RotationOps = self.container.rotation_ops()
+        return ops
 
     @property
     def models(self) -> BoundModels:

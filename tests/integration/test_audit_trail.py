@@ -17,8 +17,8 @@ import pytest
 
 from sprongus.adapters.peewee.audit import GENESIS, chain_hash
 from sprongus.domain.errors import AuditUnavailable, NotFound
+from sprongus.domain.import_item import ImportItem
 from sprongus.domain.scope import Scope
-from sprongus.domain.service import ImportItem
 from sprongus.domain.values import SecretValue
 from tests.integration.stack import Stack, alice, new_key, owner, sqlite_url, stack
 from tests.pg import PgDatabase
@@ -83,25 +83,26 @@ def audit_rows(raw: Raw) -> list[tuple[Any, ...]]:
 
 def some_history(vault: Stack, events: int = 6) -> None:
     for i in range(events):
-        vault.service.set(owner(), SYSTEM, f"k{i % 2}", SecretValue(f"v{i}"))
+        vault.secrets.set(owner(), SYSTEM, f"k{i % 2}", SecretValue(f"v{i}"))
 
 
 def test_every_action_writes_one_chained_row(vault: tuple[Stack, Raw]) -> None:
     made, raw = vault
-    service = made.service
-    service.set(owner(), SYSTEM, "smtp.password", SecretValue("one"))
-    service.set(owner(), SYSTEM, "smtp.password", SecretValue("two"), meta={"provider": "smtp"})
-    service.get(owner(), SYSTEM, "smtp.password", reveal=True)
-    service.rotate(owner(), SYSTEM, "smtp.password")
-    service.export(owner(), SYSTEM)
-    service.import_(owner(), items=[ImportItem(SYSTEM, "db.url", SecretValue("postgres://x"))], allow_plaintext=True)
-    service.unset(owner(), SYSTEM, "db.url")
-    service.rotate_master(owner())
+    service = made
+    service.secrets.set(owner(), SYSTEM, "smtp.password", SecretValue("one"))
+    service.secrets.set(owner(), SYSTEM, "smtp.password", SecretValue("two"), meta={"provider": "smtp"})
+    service.secrets.get(owner(), SYSTEM, "smtp.password", reveal=True)
+    service.rotation.rotate(owner(), SYSTEM, "smtp.password")
+    service.transfer.export(owner(), SYSTEM)
+    service.transfer.import_(owner(), items=[ImportItem(SYSTEM, "db.url", SecretValue("postgres://x"))],
+                             allow_plaintext=True)
+    service.secrets.unset(owner(), SYSTEM, "db.url")
+    service.rotation.rotate_master(owner())
     with pytest.raises(NotFound):
-        service.get(alice(), Scope.user("bob"), "smtp.password", reveal=True)
+        service.secrets.get(alice(), Scope.user("bob"), "smtp.password", reveal=True)
     with pytest.raises(NotFound):
-        service.unset(owner(), SYSTEM, "missing")
-    assert service.verify(owner()).ok
+        service.secrets.unset(owner(), SYSTEM, "missing")
+    assert service.rotation.verify(owner()).ok
 
     rows = [r for r in audit_rows(raw) if r[2] not in ("read", "list")]
     assert [(r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows] == [
@@ -187,7 +188,7 @@ def test_tampering_with_the_trail_is_detected(vault: tuple[Stack, Raw], kind: st
     tamper(raw)
     problems = made.audit.verify_chain().problems
     assert problems == expected
-    report = made.service.verify(owner())
+    report = made.rotation.verify(owner())
     assert not report.ok and report.audit_problems == problems
 
 
@@ -231,31 +232,31 @@ OLD, NEW = "old-value-123", "new-value-456"  # constants: a traceback quotes sou
 
 
 def check_fail_closed(made: Stack, raw: Raw, caller: Any, scope: Scope, block: Callable[[], None]) -> None:
-    service = made.service
-    service.set(caller, scope, "api.token", SecretValue(OLD))
+    service = made
+    service.secrets.set(caller, scope, "api.token", SecretValue(OLD))
     before = audit_rows(raw)
     block()
 
     with pytest.raises(AuditUnavailable) as revealed:
-        service.get(caller, scope, "api.token", reveal=True)
+        service.secrets.get(caller, scope, "api.token", reveal=True)
     assert_no_value_in(revealed.value, OLD)
 
     with pytest.raises(AuditUnavailable) as written:
-        service.set(caller, scope, "api.token", SecretValue(NEW))
+        service.secrets.set(caller, scope, "api.token", SecretValue(NEW))
     assert_no_value_in(written.value, NEW)
     with pytest.raises(AuditUnavailable):
-        service.set(caller, scope, "brand.new", SecretValue("never-stored"))
+        service.secrets.set(caller, scope, "brand.new", SecretValue("never-stored"))
     with pytest.raises(AuditUnavailable):
-        service.unset(caller, scope, "api.token")
+        service.secrets.unset(caller, scope, "api.token")
     with pytest.raises(AuditUnavailable):
-        service.rotate(caller, scope, "api.token")
+        service.rotation.rotate(caller, scope, "api.token")
     with pytest.raises(AuditUnavailable):
-        service.import_(caller, items=[ImportItem(scope, "imported", SecretValue("x"))], allow_plaintext=True)
+        service.transfer.import_(caller, items=[ImportItem(scope, "imported", SecretValue("x"))], allow_plaintext=True)
 
     # Nothing happened: same version, same value, no new rows, no audit rows.
-    view = service.get(caller, scope, "api.token")
+    view = service.secrets.get(caller, scope, "api.token")
     assert view.version == 1
-    assert [v.key for v in service.list(caller, scope).items] == ["api.token"]
+    assert [v.key for v in service.secrets.list(caller, scope).items] == ["api.token"]
     assert audit_rows(raw) == before
 
 
@@ -266,7 +267,7 @@ def test_sqlite_fails_closed_when_the_audit_row_cannot_be_written(tmp_path: Path
         check_fail_closed(made, raw, owner(), SYSTEM, lambda: raw.run(
             "CREATE TRIGGER audit_down BEFORE INSERT ON audit_event BEGIN SELECT RAISE(ABORT, 'disk full'); END"))
         raw.run("DROP TRIGGER audit_down")
-        view = made.service.get(owner(), SYSTEM, "api.token", reveal=True)
+        view = made.secrets.get(owner(), SYSTEM, "api.token", reveal=True)
         assert view.value is not None and view.value.reveal() == OLD
     finally:
         made.close()
@@ -279,7 +280,7 @@ def test_postgres_fails_closed_when_the_app_role_cannot_write_audit_rows(pg_db: 
         check_fail_closed(made, raw, alice(), Scope.user("alice"), lambda: raw.run(
             "REVOKE INSERT ON audit_event FROM sprongus_app"))
         raw.run("GRANT INSERT ON audit_event TO sprongus_app")
-        view = made.service.get(alice(), Scope.user("alice"), "api.token", reveal=True)
+        view = made.secrets.get(alice(), Scope.user("alice"), "api.token", reveal=True)
         assert view.value is not None and view.value.reveal() == OLD
     finally:
         made.close()

@@ -68,9 +68,9 @@ def check_database(url: str, keys: str, scope_text: str, successes: dict[str, in
     scope = Scope.parse(scope_text)
     vault = stack(url, keys)
     try:
-        service = vault.service
+        service = vault
         for key in KEYS:
-            assert service.get(owner(), scope, key).version == successes[key]
+            assert service.secrets.get(owner(), scope, key).version == successes[key]
         m = vault.models.secret
         places = Counter((r.owner_type, r.owner_id, r.key_name) for r in m.select(m.owner_type, m.owner_id,
                                                                                     m.key_name))
@@ -79,7 +79,7 @@ def check_database(url: str, keys: str, scope_text: str, successes: dict[str, in
         actions = Counter(r.action for r in a.select(a.action))
         assert actions[AuditAction.CREATE.value] == len(KEYS)
         assert actions[AuditAction.CREATE.value] + actions[AuditAction.UPDATE.value] == sum(successes.values())
-        report = service.verify(owner())
+        report = service.rotation.verify(owner())
         assert report.ok, (report.failures, report.audit_problems)
         assert report.checked == len(KEYS)
     finally:
@@ -122,7 +122,7 @@ def test_threads_in_one_process_share_one_service(engine: str, tmp_path: Path, r
         barrier.wait()
         for i in range(15):
             try:
-                versions.append(vault.service.set(owner(), Scope.system(), "shared", SecretValue(str(i))).view.version)
+                versions.append(vault.secrets.set(owner(), Scope.system(), "shared", SecretValue(str(i))).view.version)
             except BaseException as exc:
                 errors.append(exc)
 
@@ -134,7 +134,7 @@ def test_threads_in_one_process_share_one_service(engine: str, tmp_path: Path, r
     try:
         assert errors == []
         assert sorted(versions) == list(range(1, 8 * 15 + 1))
-        assert vault.service.get(owner(), Scope.system(), "shared").version == 8 * 15
+        assert vault.secrets.get(owner(), Scope.system(), "shared").version == 8 * 15
         assert vault.audit.verify_chain().problems == []
     finally:
         vault.close()

@@ -17,8 +17,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from sprongus.domain.import_item import ImportItem
 from sprongus.domain.scope import Scope
-from sprongus.domain.service import ImportItem
 from sprongus.domain.values import SecretValue
 from tests.integration.stack import ROOT, Stack, alice, clean_environ, environment, new_key, owner, sqlite_url, stack
 from tests.pg import HOST, PORT, SUPERUSER, PgDatabase
@@ -35,16 +35,16 @@ def expected(rows: int) -> dict[tuple[Scope, str], str]:
 
 def seed(vault: Stack, values: dict[tuple[Scope, str], str]) -> None:
     items = [ImportItem(scope, key, SecretValue(value)) for (scope, key), value in values.items()]
-    vault.service.import_(owner(), items=items, allow_plaintext=True)
+    vault.transfer.import_(owner(), items=items, allow_plaintext=True)
 
 
 def assert_all_readable(vault: Stack, values: dict[tuple[Scope, str], str], sample_every: int = 1) -> None:
-    report = vault.service.verify(owner())
+    report = vault.rotation.verify(owner())
     assert report.ok, (report.failures[:5], report.audit_problems[:5])
     assert report.checked == len(values)
     for i, ((scope, key), value) in enumerate(sorted(values.items())):
         if i % sample_every == 0:
-            view = vault.service.get(owner(), scope, key, reveal=True)
+            view = vault.secrets.get(owner(), scope, key, reveal=True)
             assert view.value is not None and view.value.reveal() == value
 
 
@@ -103,13 +103,13 @@ def test_master_key_rotation_killed_mid_way_finishes_on_rerun(tmp_path: Path) ->
     try:
         assert_all_readable(vault, values, sample_every=97)
         assert vault.audit.verify_chain().problems == []
-        assert vault.service.rotate_master(owner()).rotated == 0  # a third run has nothing left to do
+        assert vault.rotation.rotate_master(owner()).rotated == 0  # a third run has nothing left to do
     finally:
         vault.close()
     # The old key is no longer needed: the vault opens with the new key alone.
     vault = stack(url, new)
     try:
-        assert vault.service.verify(owner()).ok
+        assert vault.rotation.verify(owner()).ok
     finally:
         vault.close()
 
@@ -119,7 +119,7 @@ def test_sqlite_backup_copy_restores_in_a_fresh_home(tmp_path: Path) -> None:
     values = expected(60)
     vault = stack(sqlite_url(tmp_path / "live"), keys, hmac_keys=hmac)
     seed(vault, values)
-    vault.service.rotate(owner(), Scope.project("p1"))
+    vault.rotation.rotate(owner(), Scope.project("p1"))
     vault.db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     # An online copy with SQLite's backup API (what `sqlite3 vault.db ".backup copy.db"` does) while still open ...
     online = tmp_path / "online" / "vault.db"
@@ -147,7 +147,7 @@ def test_sqlite_backup_copy_restores_in_a_fresh_home(tmp_path: Path) -> None:
     # The data alone is not enough: without the master key history nothing opens.
     vault = stack(f"sqlite:///{copied}", new_key("k1"), hmac_keys=hmac)
     try:
-        report = vault.service.verify(owner())
+        report = vault.rotation.verify(owner())
         assert len(report.failures) == len(values)
     finally:
         vault.close()
@@ -160,7 +160,7 @@ def test_postgres_pg_dump_and_pg_restore_into_a_fresh_database(pg_db: PgDatabase
     try:
         alice_values = {k: v for k, v in values.items() if k[0] == Scope.user("alice")}
         for (scope, key), value in alice_values.items():
-            app.service.set(alice(), scope, key, SecretValue(value))
+            app.secrets.set(alice(), scope, key, SecretValue(value))
     finally:
         app.close()
     maint = stack(pg_db.maintenance_url, keys, hmac_keys=hmac)
@@ -190,7 +190,7 @@ def test_postgres_pg_dump_and_pg_restore_into_a_fresh_database(pg_db: PgDatabase
         # The grants came with the dump: the app role works there, still through the policy.
         app = stack(restored.app_url, keys, hmac_keys=hmac)
         try:
-            assert len(app.service.list(alice(), Scope.user("alice"), limit=500).items) == len(alice_values)
+            assert len(app.secrets.list(alice(), Scope.user("alice"), limit=500).items) == len(alice_values)
         finally:
             app.close()
     finally:
@@ -210,7 +210,7 @@ def test_rotate_master_with_tiny_batches_leaves_nothing_behind(tmp_path: Path, b
     vault = stack(url, f"{new},{old}", batch_size=batch)
     try:
         progress: list[tuple[int, int | None]] = []
-        report = vault.service.rotate_master(owner(), progress=lambda done, total: progress.append((done, total)))
+        report = vault.rotation.rotate_master(owner(), progress=lambda done, total: progress.append((done, total)))
         assert report.rotated == len(values)
         assert progress[-1] == (len(values), len(values))
         assert master_key_counts(tmp_path / "vault.db") == {"env:k2": len(values)}

@@ -96,7 +96,7 @@ def test_embedded_vault_files_are_private_and_upgrade_themselves(tmp_path: Path)
     home = tmp_path / "home" / "nested"
     vault = stack(f"sqlite:///{home / 'vault.db'}", new_key())  # no `db upgrade`: first use migrates
     try:
-        vault.service.set(owner(), Scope.system(), "k", SecretValue("v"))
+        vault.secrets.set(owner(), Scope.system(), "k", SecretValue("v"))
         assert pending(vault.db) == []
         for name in ("vault.db", "vault.db-wal", "vault.db-shm"):
             assert (home / name).stat().st_mode & 0o777 == 0o600, name

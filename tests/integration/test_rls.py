@@ -169,7 +169,7 @@ def test_rls_is_enabled_and_forced_on_secret_kv(pg_db: PgDatabase) -> None:
 def test_app_role_cannot_rewrite_or_erase_the_audit_trail(pg_db: PgDatabase) -> None:
     service = stack(pg_db.app_url, new_key())
     try:
-        service.service.set(alice(), Scope.user("alice"), "k", SecretValue("v"))
+        service.secrets.set(alice(), Scope.user("alice"), "k", SecretValue("v"))
     finally:
         service.close()
     with psycopg.connect(pg_db.app_url, autocommit=True) as conn:
@@ -191,23 +191,23 @@ def test_the_service_on_the_app_role_works_for_alice_and_hides_bob(pg_db: PgData
     keys = new_key()
     app = stack(pg_db.app_url, keys)
     try:
-        service = app.service
-        assert service.set(alice(), Scope.user("alice"), "notion.api_token", SecretValue("alice-1")).created
-        service.set(alice(), Scope.user("alice"), "notion.api_token", SecretValue("alice-2"))
-        service.set(alice(), Scope.project("p1"), "db.url", SecretValue("p1-db"))
-        service.set(bob(), Scope.user("bob"), "notion.api_token", SecretValue("bob-1"))
-        service.set(owner(), Scope.system(), "smtp.password", SecretValue("sys-1"))
+        service = app
+        assert service.secrets.set(alice(), Scope.user("alice"), "notion.api_token", SecretValue("alice-1")).created
+        service.secrets.set(alice(), Scope.user("alice"), "notion.api_token", SecretValue("alice-2"))
+        service.secrets.set(alice(), Scope.project("p1"), "db.url", SecretValue("p1-db"))
+        service.secrets.set(bob(), Scope.user("bob"), "notion.api_token", SecretValue("bob-1"))
+        service.secrets.set(owner(), Scope.system(), "smtp.password", SecretValue("sys-1"))
 
-        got = service.get(alice(), Scope.user("alice"), "notion.api_token", reveal=True)
+        got = service.secrets.get(alice(), Scope.user("alice"), "notion.api_token", reveal=True)
         assert got.value is not None and got.value.reveal() == "alice-2" and got.version == 2
-        assert [v.key for v in service.list(alice(), Scope.project("p1")).items] == ["db.url"]
-        service.rotate(alice(), Scope.user("alice"), "notion.api_token")
-        assert service.get(alice(), Scope.user("alice"), "notion.api_token").version == 3
+        assert [v.key for v in service.secrets.list(alice(), Scope.project("p1")).items] == ["db.url"]
+        service.rotation.rotate(alice(), Scope.user("alice"), "notion.api_token")
+        assert service.secrets.get(alice(), Scope.user("alice"), "notion.api_token").version == 3
         for scope in (Scope.user("bob"), Scope.project("p2"), Scope.system()):
             with pytest.raises(NotFound):
-                service.get(alice(), scope, "notion.api_token")
+                service.secrets.get(alice(), scope, "notion.api_token")
         with pytest.raises(NotFound):
-            service.list(alice(), Scope.user("bob"))
+            service.secrets.list(alice(), Scope.user("bob"))
 
         # Below the service's own checks, the database hides the rows too: a caller whose transaction
         # claims to be bob, reading alice's place, gets nothing.
@@ -219,9 +219,9 @@ def test_the_service_on_the_app_role_works_for_alice_and_hides_bob(pg_db: PgData
         with uow.transaction(admin_bob) as repo:
             assert {str(r.scope) for r in repo.scan(None, 100)} == {"user:bob", "system"}
         assert uow.count_by_master_key(alice()) == {"env:k1": 2}
-        service.unset(alice(), Scope.project("p1"), "db.url")
+        service.secrets.unset(alice(), Scope.project("p1"), "db.url")
         with pytest.raises(NotFound):
-            service.get(alice(), Scope.project("p1"), "db.url")
+            service.secrets.get(alice(), Scope.project("p1"), "db.url")
     finally:
         app.close()
     with pg_db.admin() as conn:

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from sprongus.domain.errors import ValidationError
+from sprongus.domain.import_item import ImportItem
 from sprongus.domain.scope import Scope
-from sprongus.domain.service import ImportItem
 from sprongus.domain.values import SecretValue
 from tests.harness import CANARY
 from tests.integration.stack import Stack, alice, new_key, owner, rows_as_text, sqlite_url, stack
@@ -44,21 +44,21 @@ def assert_absent(blob: bytes, where: str) -> None:
 
 def exercise(vault: Stack, scope: Scope) -> None:
     """Every path the value takes: create, update, rotate, reveal, export, bundle, import, a refused write."""
-    service = vault.service
+    service = vault
     canary = SecretValue(CANARY)
-    service.set(owner(), scope, "leak.canary", canary, meta={"provider": "test"})
-    service.set(owner(), scope, "leak.canary", canary)
-    service.rotate(owner(), scope, "leak.canary")
-    view = service.get(owner(), scope, "leak.canary", reveal=True)
+    service.secrets.set(owner(), scope, "leak.canary", canary, meta={"provider": "test"})
+    service.secrets.set(owner(), scope, "leak.canary", canary)
+    service.rotation.rotate(owner(), scope, "leak.canary")
+    view = service.secrets.get(owner(), scope, "leak.canary", reveal=True)
     assert view.value is not None and view.value.reveal() == CANARY
-    exported = service.export(owner(), scope)
+    exported = service.transfer.export(owner(), scope)
     assert_absent(json.dumps([v.to_dict() for v in exported.items]).encode(), "the metadata export")
-    bundle = service.export(owner(), scope, bundle=True).bundle
+    bundle = service.transfer.export(owner(), scope, bundle=True).bundle
     assert_absent(json.dumps(bundle).encode(), "the encrypted bundle")
-    service.import_(owner(), items=[ImportItem(scope, "leak.imported", canary)], allow_plaintext=True)
-    service.import_(owner(), bundle=bundle, mode="merge")
+    service.transfer.import_(owner(), items=[ImportItem(scope, "leak.imported", canary)], allow_plaintext=True)
+    service.transfer.import_(owner(), bundle=bundle, mode="merge")
     with pytest.raises(ValidationError):
-        service.set(owner(), scope, "not a key", canary)
+        service.secrets.set(owner(), scope, "not a key", canary)
 
 
 def test_sqlite_file_wal_and_rows_hold_no_plaintext(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -70,9 +70,9 @@ def test_sqlite_file_wal_and_rows_hold_no_plaintext(tmp_path: Path, caplog: pyte
     vault.close()
     vault = stack(url, f"{new},{old}", hmac_keys=hmac)
     try:
-        assert vault.service.rotate_master(owner()).rotated == 2
-        assert vault.service.get(owner(), Scope.system(), "leak.imported", reveal=True).value == SecretValue(CANARY)
-        assert vault.service.verify(owner()).ok
+        assert vault.rotation.rotate_master(owner()).rotated == 2
+        assert vault.secrets.get(owner(), Scope.system(), "leak.imported", reveal=True).value == SecretValue(CANARY)
+        assert vault.rotation.verify(owner()).ok
         wal = tmp_path / "vault.db-wal"
         assert wal.stat().st_size > 0  # the recent writes are still in the WAL: it is searched as it is
         assert_absent(wal.read_bytes(), "vault.db-wal")
@@ -100,14 +100,14 @@ def test_postgres_rows_hold_no_plaintext(pg_db: PgDatabase, caplog: pytest.LogCa
         maintenance.close()
     app = stack(pg_db.app_url, old, hmac_keys=hmac)
     try:
-        app.service.set(alice(), Scope.user("alice"), "leak.canary", SecretValue(CANARY))
-        app.service.get(alice(), Scope.user("alice"), "leak.canary", reveal=True)
+        app.secrets.set(alice(), Scope.user("alice"), "leak.canary", SecretValue(CANARY))
+        app.secrets.get(alice(), Scope.user("alice"), "leak.canary", reveal=True)
     finally:
         app.close()
     maintenance = stack(pg_db.maintenance_url, f"{new},{old}", hmac_keys=hmac)
     try:
-        assert maintenance.service.rotate_master(owner()).rotated == 3
-        assert maintenance.service.verify(owner()).ok
+        assert maintenance.rotation.rotate_master(owner()).rotated == 3
+        assert maintenance.rotation.verify(owner()).ok
     finally:
         maintenance.close()
     with pg_db.admin() as conn, conn.cursor() as cur:

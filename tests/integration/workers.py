@@ -20,6 +20,7 @@ from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
 from sprongus.entrypoints.config import Settings
 from sprongus.entrypoints.container import build_container
+from tests.harness import use_cases
 
 
 def principal(subject: str, projects: str) -> Principal:
@@ -33,7 +34,7 @@ def principal(subject: str, projects: str) -> Principal:
 def set_many(args: argparse.Namespace) -> int:
     """Threads that all set the same keys, each recording the versions the service returned to it."""
     container = build_container(Settings.from_env(read_dotenv=False))
-    service = container.secrets_service()
+    service = use_cases(container)
     caller = principal(args.subject, args.projects)
     scope = Scope.parse(args.scope)
     keys = args.keys.split(",")
@@ -47,7 +48,7 @@ def set_many(args: argparse.Namespace) -> int:
             for key in keys:
                 value = SecretValue(f"{args.name}/{index}/{round_}")
                 try:
-                    mine["versions"][key].append(service.set(caller, scope, key, value).view.version)
+                    mine["versions"][key].append(service.secrets.set(caller, scope, key, value).view.version)
                 except Exception as exc:  # every error a caller would see is a failure of the test
                     mine["errors"].append(f"{type(exc).__name__}: {exc}")
 
@@ -68,14 +69,14 @@ def set_many(args: argparse.Namespace) -> int:
 def rotate_master(args: argparse.Namespace) -> int:
     """Master-key rotation that reports each committed batch, optionally pausing so a test can kill it mid-way."""
     container = build_container(Settings.from_env(read_dotenv=False))
-    service = container.secrets_service()
+    service = use_cases(container)
 
     def progress(done: int, total: int | None) -> None:
         print(f"progress {done} {total}", flush=True)
         if args.pause:
             time.sleep(args.pause)
 
-    report = service.rotate_master(Principal.local_owner("owner"), progress=progress)
+    report = service.rotation.rotate_master(Principal.local_owner("owner"), progress=progress)
     print(f"done {report.rotated} {report.skipped}", flush=True)
     return 0
 

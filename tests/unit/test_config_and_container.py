@@ -1,4 +1,4 @@
-"""Settings, SPRONGUS_MASTER_KEYS parsing, profiles and the container (SPEC section 8)."""
+"""Settings, SPRONGUS_MASTER_KEYS parsing, profiles and the container (docs/design.md#configuration)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,11 @@ from sprongus.domain.values import SecretValue
 from sprongus.entrypoints import key_material as km
 from sprongus.entrypoints.config import Settings
 from sprongus.entrypoints.container import build_container
-from tests.harness import CANARY, owner
+from tests.harness import (
+    CANARY,
+    owner,
+    use_cases,
+)
 
 KEY_A = base64.b64encode(b"A" * 32).decode()
 KEY_B = base64.b64encode(b"B" * 32).decode()
@@ -116,11 +120,12 @@ def test_dot_env_is_not_read_in_test_or_prod(tmp_path: Path, monkeypatch: pytest
 def test_the_test_profile_builds_in_memory_and_works_end_to_end() -> None:
     container = build_container(Settings.from_mapping({"SPRONGUS_ENV": "test"}))
     assert container.key_material().backend == "memory"
-    service = container.secrets_service()
-    service.set(owner(), Scope.user("alice"), "notion.api_token", SecretValue(CANARY), meta={"provider": "notion"})
-    masked = service.get(owner(), Scope.user("alice"), "notion.api_token")
+    service = use_cases(container)
+    service.secrets.set(owner(), Scope.user("alice"), "notion.api_token", SecretValue(CANARY),
+                        meta={"provider": "notion"})
+    masked = service.secrets.get(owner(), Scope.user("alice"), "notion.api_token")
     assert masked.masked and masked.master_key_id == "memory:v1"
-    assert service.get(owner(), Scope.user("alice"), "notion.api_token", reveal=True).value.reveal() == CANARY
+    assert service.secrets.get(owner(), Scope.user("alice"), "notion.api_token", reveal=True).value.reveal() == CANARY
 
 
 def test_dev_with_the_file_provider_creates_the_key_once_and_tells_the_user(tmp_path: Path) -> None:
@@ -133,8 +138,8 @@ def test_dev_with_the_file_provider_creates_the_key_once_and_tells_the_user(tmp_
     assert len(notices) == 1 and str(key_file) in notices[0]
     assert first.master_keys().current_key_id() == "file:v1"
     scope = Scope.project("p1")
-    first.secrets_service().set(owner(), scope, "db.password", SecretValue(CANARY))
-    assert first.secrets_service().get(owner(), scope, "db.password", reveal=True).value.reveal() == CANARY
+    first.secret_ops().set(owner(), scope, "db.password", SecretValue(CANARY))
+    assert first.secret_ops().get(owner(), scope, "db.password", reveal=True).value.reveal() == CANARY
 
     second = build_container(settings, notice=notices.append)
     assert len(notices) == 1
@@ -147,8 +152,8 @@ def test_dev_with_env_keys_uses_them_and_keeps_a_retired_provider_for_decryption
     container = build_container(Settings.from_mapping(env))
     assert container.master_keys().current_key_id() == "env:k1"
     scope = Scope.system()
-    container.secrets_service().set(owner(), scope, "OPENAI_API_KEY", SecretValue(CANARY))
-    assert container.secrets_service().get(owner(), scope, "OPENAI_API_KEY", reveal=True).value.reveal() == CANARY
+    container.secret_ops().set(owner(), scope, "OPENAI_API_KEY", SecretValue(CANARY))
+    assert container.secret_ops().get(owner(), scope, "OPENAI_API_KEY", reveal=True).value.reveal() == CANARY
     old = container.master_keys().wrap(b"d" * 32, b"aad")
 
     switched = build_container(Settings.from_mapping(

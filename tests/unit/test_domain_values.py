@@ -1,4 +1,4 @@
-"""Value objects of SPEC section 2: scopes, key names, meta and SecretValue."""
+"""Value objects (docs/design.md#names-and-limits): scopes, key names, meta and SecretValue."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Envelope encryption with the real AES-256-GCM cipher and local master keys (SPEC section 4)."""
+"""Envelope encryption with the real AES-256-GCM cipher and local master keys (docs/design.md#crypto-format)."""
 
 from __future__ import annotations
 
@@ -122,27 +122,27 @@ def test_a_system_row_does_not_open_as_a_user_row(envelope: Envelope) -> None:
 
 def test_a_rows_crypto_fields_copied_onto_another_key_do_not_reveal() -> None:
     h = make_harness()
-    h.service.set(owner(), SCOPE, "a", SecretValue(CANARY))
-    h.service.set(owner(), SCOPE, "b", SecretValue("other"))
+    h.secrets.set(owner(), SCOPE, "a", SecretValue(CANARY))
+    h.secrets.set(owner(), SCOPE, "b", SecretValue("other"))
     rows = h.uow.repository.rows[SCOPE]
     crypto = {f: getattr(rows["a"], f) for f in ("ciphertext", "dek_wrapped", "nonce", "alg", "master_key_id",
                                                   "hmac", "checksum")}
     rows["b"] = dataclasses.replace(rows["b"], **crypto)
     with pytest.raises(IntegrityError):
-        h.service.get(owner(), SCOPE, "b", reveal=True)
-    assert h.service.get(owner(), SCOPE, "a", reveal=True).value.reveal() == CANARY
+        h.secrets.get(owner(), SCOPE, "b", reveal=True)
+    assert h.secrets.get(owner(), SCOPE, "a", reveal=True).value.reveal() == CANARY
 
 
 def test_rolling_a_row_back_to_an_older_ciphertext_does_not_reveal() -> None:
     h = make_harness()
-    h.service.set(owner(), SCOPE, "a", SecretValue("old-" + CANARY))
+    h.secrets.set(owner(), SCOPE, "a", SecretValue("old-" + CANARY))
     old = h.uow.repository.rows[SCOPE]["a"]
-    h.service.set(owner(), SCOPE, "a", SecretValue("new"))
+    h.secrets.set(owner(), SCOPE, "a", SecretValue("new"))
     current = h.uow.repository.rows[SCOPE]["a"]
     assert current.version == old.version + 1
     h.uow.repository.rows[SCOPE]["a"] = dataclasses.replace(old, version=current.version)
     with pytest.raises(IntegrityError):
-        h.service.get(owner(), SCOPE, "a", reveal=True)
+        h.secrets.get(owner(), SCOPE, "a", reveal=True)
 
 
 def test_a_wrong_master_key_with_the_same_key_id_fails(versions: KeyVersions) -> None:
@@ -152,11 +152,12 @@ def test_a_wrong_master_key_with_the_same_key_id_fails(versions: KeyVersions) ->
 
 
 def test_old_master_key_versions_still_decrypt_after_a_new_current_key(versions: KeyVersions) -> None:
-    envelope = envelope_for(versions)
+    keys = LocalMasterKeyProvider("memory", versions.master)
+    cipher = AesGcmDataCipher()
+    envelope = Envelope({cipher.alg: cipher}, cipher.alg, keys, StaticHmacKeyring(versions.hmac, "memory"))
     old = envelope.seal(SecretValue("sealed under v1"), AAD)
     rotated = versions.with_new_master()
-    assert isinstance(envelope.keys, LocalMasterKeyProvider)
-    envelope.keys.reload(rotated.master)
+    keys.reload(rotated.master)
 
     new = envelope.seal(SecretValue("sealed under v2"), AAD)
     assert (old.master_key_id, new.master_key_id) == ("memory:v1", "memory:v2")

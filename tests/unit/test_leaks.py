@@ -1,4 +1,4 @@
-"""The canary plaintext never shows up where it must not (SPEC sections 4 and 9)."""
+"""The canary plaintext never shows up where it must not (docs/design.md: crypto format, never)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from sprongus.domain.errors import AuditUnavailable, Conflict, IntegrityError, SprongusError, ValidationError
+from sprongus.domain.import_item import ImportItem, parse_items
 from sprongus.domain.redaction import RedactingFilter, scrub, scrub_text
 from sprongus.domain.scope import Scope
-from sprongus.domain.service import ImportItem, parse_items
 from sprongus.domain.values import MASK, SecretValue
 from tests.harness import CANARY, Harness, make_harness, owner
 
@@ -27,7 +27,7 @@ log = logging.getLogger("sprongus.test.leaks")
 @pytest.fixture
 def h() -> Harness:
     harness = make_harness()
-    harness.service.set(owner(), HERE, "canary", SecretValue(CANARY), {"provider": "notion"})
+    harness.secrets.set(owner(), HERE, "canary", SecretValue(CANARY), {"provider": "notion"})
     return harness
 
 
@@ -49,7 +49,7 @@ def test_secret_value_never_shows_its_plaintext() -> None:
 
 
 def test_views_and_records_are_masked(h: Harness) -> None:
-    view = h.service.get(owner(), HERE, "canary")
+    view = h.secrets.get(owner(), HERE, "canary")
     record = h.uow.repository.get(HERE, "canary")
     assert record is not None
     for text in (repr(view), str(view), json.dumps(view.to_dict()), repr(record), str(record),
@@ -62,15 +62,15 @@ def test_views_and_records_are_masked(h: Harness) -> None:
             assert CANARY.encode() not in stored
         else:
             clean(str(stored))
-    revealed = h.service.get(owner(), HERE, "canary", reveal=True)
+    revealed = h.secrets.get(owner(), HERE, "canary", reveal=True)
     clean(repr(revealed))
     assert revealed.to_dict()["value"] == CANARY
 
 
 def test_list_and_export_output_hold_no_value(h: Harness) -> None:
-    page = h.service.list(owner(), HERE, with_meta=True)
-    exported = h.service.export(owner(), HERE)
-    bundle = h.service.export(owner(), HERE, bundle=True, passphrase=SecretValue("pass-phrase-x")).bundle
+    page = h.secrets.list(owner(), HERE, with_meta=True)
+    exported = h.transfer.export(owner(), HERE)
+    bundle = h.transfer.export(owner(), HERE, bundle=True, passphrase=SecretValue("pass-phrase-x")).bundle
     clean(repr(page))
     clean(json.dumps([v.to_dict() for v in page.items]))
     clean(repr(exported))
@@ -93,13 +93,13 @@ def _error_paths(h: Harness) -> Iterator[tuple[str, Callable[[], Any]]]:
     yield "lone surrogate", lambda: SecretValue(CANARY + "\ud800")
     yield "oversize import item", lambda: parse_items([{"scope": "system", "key": "k", "value": big}])
     yield "bad key beside a value", lambda: parse_items([{"scope": "system", "key": "9", "value": CANARY}])
-    yield "value where meta goes", lambda: h.service.set(owner(), HERE, "k", SecretValue(CANARY), {"x": CANARY * 9})
-    yield "duplicate import", lambda: h.service.import_(
+    yield "value where meta goes", lambda: h.secrets.set(owner(), HERE, "k", SecretValue(CANARY), {"x": CANARY * 9})
+    yield "duplicate import", lambda: h.transfer.import_(
         owner(), [ImportItem(HERE, "d", SecretValue(CANARY)), ImportItem(HERE, "d", SecretValue(CANARY))],
         allow_plaintext=True)
-    yield "stale If-Match", lambda: h.service.set(owner(), HERE, "canary", SecretValue(CANARY), expected_version=9)
-    yield "bundle, wrong passphrase", lambda: h.service.import_(
-        owner(), bundle=h.service.export(owner(), HERE, bundle=True, passphrase=SecretValue("right-one")).bundle,
+    yield "stale If-Match", lambda: h.secrets.set(owner(), HERE, "canary", SecretValue(CANARY), expected_version=9)
+    yield "bundle, wrong passphrase", lambda: h.transfer.import_(
+        owner(), bundle=h.transfer.export(owner(), HERE, bundle=True, passphrase=SecretValue("right-one")).bundle,
         passphrase=SecretValue("wrong-one"))
 
 
@@ -118,24 +118,24 @@ def test_integrity_and_audit_failures_on_reveal_hold_no_value(h: Harness) -> Non
     row = h.uow.repository.get(HERE, "canary")
     assert row is not None
     h.audit.available = False
-    exc = _raised(lambda: h.service.get(owner(), HERE, "canary", reveal=True))
+    exc = _raised(lambda: h.secrets.get(owner(), HERE, "canary", reveal=True))
     assert isinstance(exc, AuditUnavailable)
     clean("".join(traceback.format_exception(exc)))
     h.audit.available = True
     h.uow.repository.rows[HERE]["canary"] = replace(row, hmac=row.hmac[:-4] + "AAA=" if row.hmac else "x:y")
-    exc = _raised(lambda: h.service.get(owner(), HERE, "canary", reveal=True))
+    exc = _raised(lambda: h.secrets.get(owner(), HERE, "canary", reveal=True))
     assert isinstance(exc, IntegrityError)
     clean("".join(traceback.format_exception(exc)))
 
 
 def test_audit_events_hold_no_value(h: Harness) -> None:
-    s = h.service
-    s.set(owner(), HERE, "canary", SecretValue(CANARY))
-    s.get(owner(), HERE, "canary", reveal=True)
-    s.rotate(owner(), HERE)
-    s.export(owner(), HERE, bundle=True)
-    s.import_(owner(), [ImportItem(HERE, "imported", SecretValue(CANARY))], allow_plaintext=True)
-    s.unset(owner(), HERE, "canary")
+    s = h
+    s.secrets.set(owner(), HERE, "canary", SecretValue(CANARY))
+    s.secrets.get(owner(), HERE, "canary", reveal=True)
+    s.rotation.rotate(owner(), HERE)
+    s.transfer.export(owner(), HERE, bundle=True)
+    s.transfer.import_(owner(), [ImportItem(HERE, "imported", SecretValue(CANARY))], allow_plaintext=True)
+    s.secrets.unset(owner(), HERE, "canary")
     assert len(h.audit.events) >= 7
     for event in h.audit.events:
         clean(str(event))

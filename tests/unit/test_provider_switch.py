@@ -14,7 +14,10 @@ from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
 from sprongus.entrypoints.config import Settings
 from sprongus.entrypoints.container import build_container
-from tests.harness import CANARY
+from tests.harness import (
+    CANARY,
+    use_cases,
+)
 
 OWNER = Principal.local_owner("owner")
 SCOPE = Scope.project("p1")
@@ -31,27 +34,27 @@ def _env_keys() -> dict[str, str]:
 
 def test_file_to_env_switch_reads_old_rows_and_rotation_moves_them(tmp_path: Path) -> None:
     old = build_container(_settings(tmp_path, SPRONGUS_KEY_PROVIDER="file"))
-    old.secrets_service().set(OWNER, SCOPE, "notion.api_token", SecretValue(CANARY))
+    old.secret_ops().set(OWNER, SCOPE, "notion.api_token", SecretValue(CANARY))
     old.database().db.close()
 
     new = build_container(_settings(tmp_path, SPRONGUS_KEY_PROVIDERS_RETIRED="file", **_env_keys()))
-    service = new.secrets_service()
-    revealed = service.get(OWNER, SCOPE, "notion.api_token", reveal=True).value
+    service = use_cases(new)
+    revealed = service.secrets.get(OWNER, SCOPE, "notion.api_token", reveal=True).value
     assert revealed is not None and revealed.reveal() == CANARY  # retired provider's DEK wrap *and* HMAC key work
 
-    assert service.rotate_master(OWNER).rotated == 1
+    assert service.rotation.rotate_master(OWNER).rotated == 1
     assert new.unit_of_work().count_by_master_key(OWNER) == {"env:k1": 1}
-    assert service.verify(OWNER).ok
+    assert service.rotation.verify(OWNER).ok
 
 
 def test_without_the_retired_provider_old_rows_are_refused_not_garbled(tmp_path: Path) -> None:
     old = build_container(_settings(tmp_path, SPRONGUS_KEY_PROVIDER="file"))
-    old.secrets_service().set(OWNER, SCOPE, "k", SecretValue(CANARY))
+    old.secret_ops().set(OWNER, SCOPE, "k", SecretValue(CANARY))
     old.database().db.close()
 
     new = build_container(_settings(tmp_path, **_env_keys()))
     with pytest.raises(KeyProviderError, match="file:v1"):
-        new.secrets_service().get(OWNER, SCOPE, "k", reveal=True)
+        new.secret_ops().get(OWNER, SCOPE, "k", reveal=True)
 
 
 def test_a_retired_file_provider_never_creates_a_key_file(tmp_path: Path) -> None:
@@ -62,30 +65,30 @@ def test_a_retired_file_provider_never_creates_a_key_file(tmp_path: Path) -> Non
 
 def test_a_new_local_master_key_also_rotates_the_hmac_key_and_old_rows_still_verify(tmp_path: Path) -> None:
     container = build_container(_settings(tmp_path, SPRONGUS_KEY_PROVIDER="file"))
-    service = container.secrets_service()
-    service.set(OWNER, SCOPE, "old", SecretValue(CANARY))
+    service = use_cases(container)
+    service.secrets.set(OWNER, SCOPE, "old", SecretValue(CANARY))
     container.key_material().add_master_key()
-    service.set(OWNER, SCOPE, "new", SecretValue(CANARY))
+    service.secrets.set(OWNER, SCOPE, "new", SecretValue(CANARY))
     with container.unit_of_work().transaction(OWNER) as repo:
         tags = {key: (repo.get(SCOPE, key).hmac or "").rsplit(":", 1)[0] for key in ("old", "new")}  # type: ignore[union-attr]
     assert tags == {"old": "file:h1", "new": "file:h2"}
-    assert service.verify(OWNER).ok
+    assert service.rotation.verify(OWNER).ok
 
 
 @pytest.mark.parametrize("hmac", [True, False], ids=["env-signs", "nothing-signs"])
 def test_after_rotate_master_the_retired_provider_can_go(tmp_path: Path, hmac: bool) -> None:
     old = build_container(_settings(tmp_path, SPRONGUS_KEY_PROVIDER="file"))
-    old.secrets_service().set(OWNER, SCOPE, "k", SecretValue(CANARY))
+    old.secret_ops().set(OWNER, SCOPE, "k", SecretValue(CANARY))
     old.database().db.close()
     env = _env_keys()
     if not hmac:
         del env["SPRONGUS_HMAC_KEYS"]
 
     switching = build_container(_settings(tmp_path, SPRONGUS_KEY_PROVIDERS_RETIRED="file", **env))
-    assert switching.secrets_service().rotate_master(OWNER).rotated == 1  # re-wraps and re-signs the value
+    assert switching.rotation_ops().rotate_master(OWNER).rotated == 1  # re-wraps and re-signs the value
     switching.database().db.close()
 
     after = build_container(_settings(tmp_path, **env))  # the file provider is no longer configured
-    revealed = after.secrets_service().get(OWNER, SCOPE, "k", reveal=True).value
+    revealed = after.secret_ops().get(OWNER, SCOPE, "k", reveal=True).value
     assert revealed is not None and revealed.reveal() == CANARY
-    assert after.secrets_service().verify(OWNER).ok
+    assert after.rotation_ops().verify(OWNER).ok

@@ -1,4 +1,4 @@
-"""Per-secret rotation, master-key rotation and verify (SPEC section 4)."""
+"""Per-secret rotation, master-key rotation and verify (docs/design.md#crypto-format)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from sprongus.domain.errors import KeyProviderUnavailable, NotFound, PermissionD
 from sprongus.domain.principal import Permission
 from sprongus.domain.records import SecretRecord
 from sprongus.domain.scope import Scope
-from sprongus.domain.service.deps import sealed_of
 from sprongus.domain.values import SecretValue
 from sprongus.ports import WrappedKey
+from sprongus.service.sealing import sealed_of
 from tests.harness import ALL_PERMISSIONS, Harness, make_harness, owner, tenant
 
 ME, OTHER = Scope.user("alice"), Scope.project("p1")
@@ -21,7 +21,7 @@ ME, OTHER = Scope.user("alice"), Scope.project("p1")
 
 def fill(h: Harness, scope: Scope, keys: list[str]) -> None:
     for key in keys:
-        h.service.set(owner(), scope, key, SecretValue(f"value-of-{key}"))
+        h.secrets.set(owner(), scope, key, SecretValue(f"value-of-{key}"))
 
 
 def stored(h: Harness, scope: Scope, key: str) -> SecretRecord:
@@ -31,11 +31,11 @@ def stored(h: Harness, scope: Scope, key: str) -> SecretRecord:
 
 
 def dek_of(h: Harness, r: SecretRecord) -> bytes:
-    return h.service.deps.envelope.unwrap_dek(sealed_of(r), aad_for(r.scope, r.key, r.version))
+    return h.deps.sealer.envelope.unwrap_dek(sealed_of(r), aad_for(r.scope, r.key, r.version))
 
 
 def value_of(h: Harness, scope: Scope, key: str) -> str:
-    view = h.service.get(owner(), scope, key, reveal=True)
+    view = h.secrets.get(owner(), scope, key, reveal=True)
     assert view.value is not None
     return view.value.reveal()
 
@@ -44,7 +44,7 @@ def test_rotate_one_key_gives_new_dek_nonce_and_version(harness: Harness) -> Non
     fill(harness, ME, ["a", "b"])
     before, untouched = stored(harness, ME, "a"), stored(harness, ME, "b")
     harness.clock.advance(3600)
-    report = harness.service.rotate(owner(), ME, "a")
+    report = harness.rotation.rotate(owner(), ME, "a")
     after = stored(harness, ME, "a")
     assert report.rotated == 1
     assert after.version == before.version + 1
@@ -56,18 +56,18 @@ def test_rotate_one_key_gives_new_dek_nonce_and_version(harness: Harness) -> Non
     assert stored(harness, ME, "b") == untouched
     rotated_at = after.last_rotated_at
     harness.clock.advance(60)
-    harness.service.set(owner(), ME, "a", SecretValue("changed"))
+    harness.secrets.set(owner(), ME, "a", SecretValue("changed"))
     assert stored(harness, ME, "a").last_rotated_at == rotated_at  # a plain set is not a rotation
 
 
 def test_rotate_missing_key_is_not_found(harness: Harness) -> None:
     with pytest.raises(NotFound):
-        harness.service.rotate(owner(), ME, "missing")
+        harness.rotation.rotate(owner(), ME, "missing")
 
 
 def test_rotate_prefix_touches_only_that_prefix(harness: Harness) -> None:
     fill(harness, ME, ["notion.a", "notion.b", "notionx", "gdocs.a"])
-    report = harness.service.rotate(owner(), ME, prefix="notion.")
+    report = harness.rotation.rotate(owner(), ME, prefix="notion.")
     assert report.rotated == 2
     versions = {k: stored(harness, ME, k).version for k in ("notion.a", "notion.b", "notionx", "gdocs.a")}
     assert versions == {"notion.a": 2, "notion.b": 2, "notionx": 1, "gdocs.a": 1}
@@ -79,7 +79,7 @@ def test_rotate_whole_scope_in_batches() -> None:
     fill(h, ME, keys)
     fill(h, OTHER, ["k00"])
     old = {k: stored(h, ME, k) for k in keys}
-    report = h.service.rotate(owner(), ME)
+    report = h.rotation.rotate(owner(), ME)
     assert report.rotated == 10
     for key in keys:
         new = stored(h, ME, key)
@@ -91,12 +91,12 @@ def test_rotate_whole_scope_in_batches() -> None:
 
 def test_rotated_before_resumes_an_interrupted_run(harness: Harness) -> None:
     fill(harness, ME, ["a", "b", "c"])
-    harness.service.rotate(owner(), ME, "c")  # rotated long ago: must be rotated again
+    harness.rotation.rotate(owner(), ME, "c")  # rotated long ago: must be rotated again
     harness.clock.advance(86400)
     started = harness.clock.now()
-    harness.service.rotate(owner(), ME, "a")  # the run got this far, then crashed
+    harness.rotation.rotate(owner(), ME, "a")  # the run got this far, then crashed
     harness.clock.advance(60)
-    report = harness.service.rotate(owner(), ME, rotated_before=started)
+    report = harness.rotation.rotate(owner(), ME, rotated_before=started)
     assert report.skipped == 1 and report.rotated == 2
     assert {k: stored(harness, ME, k).version for k in "abc"} == {"a": 2, "b": 2, "c": 3}
 
@@ -105,14 +105,14 @@ def test_rotate_master_moves_every_row_and_keeps_values_and_versions() -> None:
     h = make_harness(batch_size=4)
     fill(h, ME, [f"k{i}" for i in range(9)])
     fill(h, Scope.system(), ["sys"])
-    h.service.set(owner(), ME, "k0", SecretValue("value-of-k0"))  # version 2
-    old_id = h.service.deps.envelope.keys.current_key_id()
+    h.secrets.set(owner(), ME, "k0", SecretValue("value-of-k0"))  # version 2
+    old_id = h.deps.sealer.envelope.current_master_key_id()
     before = {r.key if r.scope == ME else "sys": r for r in h.uow.repository.scan(None, 100)}
     h.add_master_key()
-    new_id = h.service.deps.envelope.keys.current_key_id()
+    new_id = h.deps.sealer.envelope.current_master_key_id()
     assert new_id != old_id
     progress: list[tuple[int, int | None]] = []
-    report = h.service.rotate_master(owner(), progress=lambda done, total: progress.append((done, total)))
+    report = h.rotation.rotate_master(owner(), progress=lambda done, total: progress.append((done, total)))
     assert report.rotated == 10
     assert progress[-1] == (10, 10) and len(progress) == 3
     assert h.uow.count_by_master_key(owner()) == {new_id: 10}
@@ -122,16 +122,16 @@ def test_rotate_master_moves_every_row_and_keeps_values_and_versions() -> None:
         assert (new.version, new.ciphertext, new.nonce, new.last_rotated_at) == \
             (old.version, old.ciphertext, old.nonce, old.last_rotated_at)
         assert value_of(h, scope, key) == f"value-of-{key}"
-    assert h.service.rotate_master(owner()).rotated == 0  # a rerun has nothing left to do
+    assert h.rotation.rotate_master(owner()).rotated == 0  # a rerun has nothing left to do
 
 
 def test_rotate_master_resumes_after_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
     h = make_harness(batch_size=2)
     keys = [f"k{i}" for i in range(7)]
     fill(h, ME, keys)
-    old_id = h.service.deps.envelope.keys.current_key_id()
+    old_id = h.deps.sealer.envelope.current_master_key_id()
     h.add_master_key()
-    new_id = h.service.deps.envelope.keys.current_key_id()
+    new_id = h.deps.sealer.envelope.current_master_key_id()
     real_wrap, calls = h.master.wrap, []
 
     def flaky_wrap(dek: bytes, aad: bytes) -> WrappedKey:
@@ -142,11 +142,11 @@ def test_rotate_master_resumes_after_a_failure(monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setattr(h.master, "wrap", flaky_wrap)
     with pytest.raises(KeyProviderUnavailable):
-        h.service.rotate_master(owner())
+        h.rotation.rotate_master(owner())
     assert h.uow.count_by_master_key(owner()) == {new_id: 2, old_id: 5}  # the first batch stays done
     for key in keys:
         assert value_of(h, ME, key) == f"value-of-{key}"
-    report = h.service.rotate_master(owner())
+    report = h.rotation.rotate_master(owner())
     assert report.rotated == 5
     assert h.uow.count_by_master_key(owner()) == {new_id: 7}
     for key in keys:
@@ -159,16 +159,16 @@ def test_rotate_master_and_verify_are_for_the_vault_operator_only(harness: Harne
     admin = tenant(permissions=ALL_PERMISSIONS | {Permission.ADMIN})
     for caller in (tenant(), admin):  # a token admin sees the system scope, not every tenant's key names
         with pytest.raises(PermissionDenied):
-            harness.service.rotate_master(caller)
+            harness.rotation.rotate_master(caller)
         with pytest.raises(PermissionDenied):
-            harness.service.verify(caller)
-    assert harness.service.verify(owner()).ok
+            harness.rotation.verify(caller)
+    assert harness.rotation.verify(owner()).ok
 
 
 def test_verify_passes_on_a_clean_store(harness: Harness) -> None:
     fill(harness, ME, ["a", "b"])
     fill(harness, Scope.system(), ["c"])
-    report = harness.service.verify(owner())
+    report = harness.rotation.verify(owner())
     assert report.ok and report.checked == 3
 
 
@@ -177,7 +177,7 @@ def test_verify_reports_a_row_with_bitrot(harness: Harness) -> None:
     row = stored(harness, ME, "b")
     flipped = bytes([row.ciphertext[0] ^ 1]) + row.ciphertext[1:]
     harness.uow.repository.rows[ME]["b"] = replace(row, ciphertext=flipped)
-    report = harness.service.verify(owner())
+    report = harness.rotation.verify(owner())
     assert report.checked == 3 and not report.ok
     assert report.failures == [("user:alice", "b", "checksum mismatch")]
 
@@ -189,7 +189,7 @@ def test_verify_reports_a_row_whose_crypto_fields_were_copied_from_another(harne
     # An attacker with database access can recompute the keyless checksum; decryption must still fail.
     forged = replace(forged, checksum=checksum(sealed_of(forged), aad_for(ME, "b", b.version)))
     harness.uow.repository.rows[ME]["b"] = forged
-    report = harness.service.verify(owner())
+    report = harness.rotation.verify(owner())
     assert report.failures == [("user:alice", "b", "decryption or hmac failed")]
 
 
@@ -199,7 +199,7 @@ def test_verify_reports_a_row_wrapped_by_an_unknown_master_key(harness: Harness)
     gone = replace(row, master_key_id="memory:v99")
     gone = replace(gone, checksum=checksum(sealed_of(gone), aad_for(ME, "a", row.version)))
     harness.uow.repository.rows[ME]["a"] = gone
-    assert harness.service.verify(owner()).failures == [("user:alice", "a", "master key unavailable")]
+    assert harness.rotation.verify(owner()).failures == [("user:alice", "a", "master key unavailable")]
 
 
 def test_verify_flags_a_stripped_hmac_and_rotation_signs_it_again(harness: Harness) -> None:
@@ -208,7 +208,7 @@ def test_verify_flags_a_stripped_hmac_and_rotation_signs_it_again(harness: Harne
     stripped = replace(row, hmac=None)
     sealed = sealed_of(stripped)
     harness.uow.repository.rows[ME]["a"] = replace(stripped, checksum=checksum(sealed, aad_for(ME, "a", row.version)))
-    report = harness.service.verify(owner())
+    report = harness.rotation.verify(owner())
     assert [(key, reason.split(" ")[0]) for _, key, reason in report.failures] == [("a", "hmac")]
-    harness.service.rotate(owner(), ME, "a")
-    assert stored(harness, ME, "a").hmac is not None and harness.service.verify(owner()).ok
+    harness.rotation.rotate(owner(), ME, "a")
+    assert stored(harness, ME, "a").hmac is not None and harness.rotation.verify(owner()).ok

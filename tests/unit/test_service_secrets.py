@@ -1,4 +1,4 @@
-"""SecretsService set / get / unset / list on the in-memory harness (SPEC sections 2 and 5)."""
+"""set / get / unset / list on the in-memory harness (docs/design.md: names and limits, service rules)."""
 
 from __future__ import annotations
 
@@ -9,19 +9,19 @@ import pytest
 from sprongus.domain.errors import Conflict, NotFound, ValidationError
 from sprongus.domain.records import Outcome
 from sprongus.domain.scope import Scope
-from sprongus.domain.service.core import encode_cursor
 from sprongus.domain.values import MASK, SecretValue
+from sprongus.service.secrets import encode_cursor
 from tests.harness import Harness, owner
 
 ME = Scope.user("alice")
 
 
 def put(h: Harness, key: str, value: str = "v", meta: object = None, scope: Scope = ME) -> int:
-    return h.service.set(owner(), scope, key, SecretValue(value), meta).view.version
+    return h.secrets.set(owner(), scope, key, SecretValue(value), meta).view.version
 
 
 def reveal(h: Harness, key: str, scope: Scope = ME) -> str:
-    view = h.service.get(owner(), scope, key, reveal=True)
+    view = h.secrets.get(owner(), scope, key, reveal=True)
     assert view.value is not None
     return view.value.reveal()
 
@@ -31,32 +31,32 @@ def snapshot(h: Harness) -> dict[Scope, dict[str, object]]:
 
 
 def test_versions_start_at_one_and_grow_on_every_set_even_unchanged(harness: Harness) -> None:
-    first = harness.service.set(owner(), ME, "api.token", SecretValue("same"))
+    first = harness.secrets.set(owner(), ME, "api.token", SecretValue("same"))
     assert first.created and first.view.version == 1
     assert first.view.last_rotated_at is None
     for expected in (2, 3, 4):
-        result = harness.service.set(owner(), ME, "api.token", SecretValue("same"))
+        result = harness.secrets.set(owner(), ME, "api.token", SecretValue("same"))
         assert not result.created
         assert result.view.version == expected
-    view = harness.service.get(owner(), ME, "api.token")
+    view = harness.secrets.get(owner(), ME, "api.token")
     assert view.version == 4 and view.last_rotated_at is None
 
 
 def test_get_is_masked_unless_revealed(harness: Harness) -> None:
     put(harness, "db.password", "hunter2-long")
-    masked = harness.service.get(owner(), ME, "db.password").to_dict()
+    masked = harness.secrets.get(owner(), ME, "db.password").to_dict()
     assert masked["value"] == MASK == "********"
     assert masked["masked"] is True
     assert "hunter2-long" not in repr(masked)
-    shown = harness.service.get(owner(), ME, "db.password", reveal=True).to_dict()
+    shown = harness.secrets.get(owner(), ME, "db.password", reveal=True).to_dict()
     assert shown["value"] == "hunter2-long" and shown["masked"] is False
 
 
 def test_mask_does_not_depend_on_value_length(harness: Harness) -> None:
     put(harness, "short", "ab")
     put(harness, "long", "x" * 5000)
-    assert harness.service.get(owner(), ME, "short").to_dict()["value"] == \
-        harness.service.get(owner(), ME, "long").to_dict()["value"]
+    assert harness.secrets.get(owner(), ME, "short").to_dict()["value"] == \
+        harness.secrets.get(owner(), ME, "long").to_dict()["value"]
 
 
 @pytest.mark.parametrize("value", ["", "x" * 65536, "é" * 32768, "multi\nline\n\n"])
@@ -75,34 +75,34 @@ def test_values_over_65536_bytes_are_rejected(value: str) -> None:
 def test_meta_kept_when_not_given_and_replaced_when_given(harness: Harness) -> None:
     put(harness, "k", meta={"provider": "notion", "env": "prod"})
     put(harness, "k", "v2")
-    assert harness.service.get(owner(), ME, "k").meta == {"provider": "notion", "env": "prod"}
+    assert harness.secrets.get(owner(), ME, "k").meta == {"provider": "notion", "env": "prod"}
     put(harness, "k", "v3", meta={"provider": "gdocs"})
-    assert harness.service.get(owner(), ME, "k").meta == {"provider": "gdocs"}
+    assert harness.secrets.get(owner(), ME, "k").meta == {"provider": "gdocs"}
     put(harness, "k", "v4", meta={})
-    assert harness.service.get(owner(), ME, "k").meta == {}
+    assert harness.secrets.get(owner(), ME, "k").meta == {}
 
 
 def test_unset_then_get_is_not_found_and_unset_of_missing_is_not_found(harness: Harness) -> None:
     put(harness, "k")
-    harness.service.unset(owner(), ME, "k")
+    harness.secrets.unset(owner(), ME, "k")
     with pytest.raises(NotFound):
-        harness.service.get(owner(), ME, "k")
+        harness.secrets.get(owner(), ME, "k")
     with pytest.raises(NotFound):
-        harness.service.unset(owner(), ME, "k")
+        harness.secrets.unset(owner(), ME, "k")
     with pytest.raises(NotFound):
-        harness.service.get(owner(), ME, "never.set", reveal=True)
+        harness.secrets.get(owner(), ME, "never.set", reveal=True)
 
 
 def test_expected_version_mismatch_is_a_conflict_naming_the_current_version(harness: Harness) -> None:
     put(harness, "k", "one")
     put(harness, "k", "two")
     with pytest.raises(Conflict) as err:
-        harness.service.set(owner(), ME, "k", SecretValue("three"), expected_version=1)
+        harness.secrets.set(owner(), ME, "k", SecretValue("three"), expected_version=1)
     assert err.value.current_version == 2
     assert reveal(harness, "k") == "two"
-    assert harness.service.set(owner(), ME, "k", SecretValue("three"), expected_version=2).view.version == 3
+    assert harness.secrets.set(owner(), ME, "k", SecretValue("three"), expected_version=2).view.version == 3
     with pytest.raises(Conflict) as err:
-        harness.service.set(owner(), ME, "new", SecretValue("x"), expected_version=1)
+        harness.secrets.set(owner(), ME, "new", SecretValue("x"), expected_version=1)
     assert err.value.current_version is None
 
 
@@ -123,7 +123,7 @@ def test_invalid_input_is_rejected_before_anything_is_written(harness: Harness, 
     put(harness, "ok", "original", meta={"keep": "me"})
     before, events = snapshot(harness), len(harness.audit.events)
     with pytest.raises(ValidationError) as err:
-        harness.service.set(owner(), ME, key, SecretValue("new"), meta)
+        harness.secrets.set(owner(), ME, key, SecretValue("new"), meta)
     assert err.value.field == field
     assert snapshot(harness) == before
     new_events = harness.audit.events[events:]
@@ -156,7 +156,7 @@ def test_concurrent_sets_of_one_key_lose_no_update() -> None:
 
     def writer(n: int) -> None:
         for i in range(per_thread):
-            v = h.service.set(owner(), ME, "hot.key", SecretValue(f"t{n}-{i}")).view.version
+            v = h.secrets.set(owner(), ME, "hot.key", SecretValue(f"t{n}-{i}")).view.version
             with lock:
                 versions.append(v)
 
@@ -167,17 +167,17 @@ def test_concurrent_sets_of_one_key_lose_no_update() -> None:
         t.join()
     total = threads_n * per_thread
     assert sorted(versions) == list(range(1, total + 1))
-    assert h.service.get(owner(), ME, "hot.key").version == total
+    assert h.secrets.get(owner(), ME, "hot.key").version == total
 
 
 def test_list_filters_on_prefix_and_never_shows_values(harness: Harness) -> None:
     for key in ("notion.api_token", "notion.workspace", "notionx", "gdocs.key", "OPENAI_API_KEY"):
         put(harness, key, "secret-" + key)
-    page = harness.service.list(owner(), ME, prefix="notion.")
+    page = harness.secrets.list(owner(), ME, prefix="notion.")
     assert [v.key for v in page.items] == ["notion.api_token", "notion.workspace"]
     assert page.next_cursor is None
     assert all(v.masked and v.to_dict()["value"] == MASK for v in page.items)
-    everything = harness.service.list(owner(), ME)
+    everything = harness.secrets.list(owner(), ME)
     assert [v.key for v in everything.items] == sorted(["notion.api_token", "notion.workspace", "notionx",
                                                         "gdocs.key", "OPENAI_API_KEY"])
     assert "secret-" not in repr(everything)
@@ -185,8 +185,8 @@ def test_list_filters_on_prefix_and_never_shows_values(harness: Harness) -> None
 
 def test_list_with_and_without_meta(harness: Harness) -> None:
     put(harness, "k", meta={"provider": "notion"})
-    assert harness.service.list(owner(), ME, with_meta=True).items[0].meta == {"provider": "notion"}
-    assert harness.service.list(owner(), ME, with_meta=False).items[0].meta == {}
+    assert harness.secrets.list(owner(), ME, with_meta=True).items[0].meta == {"provider": "notion"}
+    assert harness.secrets.list(owner(), ME, with_meta=False).items[0].meta == {}
 
 
 def test_keyset_pagination_visits_every_key_once_in_order(harness: Harness) -> None:
@@ -197,7 +197,7 @@ def test_keyset_pagination_visits_every_key_once_in_order(harness: Harness) -> N
     seen: list[str] = []
     cursor, pages = None, 0
     while True:
-        page = harness.service.list(owner(), ME, cursor=cursor, limit=7)
+        page = harness.secrets.list(owner(), ME, cursor=cursor, limit=7)
         assert 1 <= len(page.items) <= 7
         seen += [v.key for v in page.items]
         pages += 1
@@ -211,26 +211,26 @@ def test_keyset_pagination_visits_every_key_once_in_order(harness: Harness) -> N
 def test_pagination_survives_deletion_of_the_cursor_key(harness: Harness) -> None:
     for key in ("a", "b", "c", "d"):
         put(harness, key)
-    first = harness.service.list(owner(), ME, limit=2)
-    harness.service.unset(owner(), ME, "b")
-    second = harness.service.list(owner(), ME, limit=2, cursor=first.next_cursor)
+    first = harness.secrets.list(owner(), ME, limit=2)
+    harness.secrets.unset(owner(), ME, "b")
+    second = harness.secrets.list(owner(), ME, limit=2, cursor=first.next_cursor)
     assert [v.key for v in second.items] == ["c", "d"]
 
 
 @pytest.mark.parametrize("cursor", ["garbage!!", "a2V5", encode_cursor("ok").upper(), "azE6MWJhZA"])
 def test_bad_cursor_is_a_validation_error(harness: Harness, cursor: str) -> None:
     with pytest.raises(ValidationError) as err:
-        harness.service.list(owner(), ME, cursor=cursor)
+        harness.secrets.list(owner(), ME, cursor=cursor)
     assert err.value.field == "cursor"
 
 
 @pytest.mark.parametrize("limit", [0, 501, -1, True])
 def test_limit_outside_1_to_500_is_rejected(harness: Harness, limit: int) -> None:
     with pytest.raises(ValidationError) as err:
-        harness.service.list(owner(), ME, limit=limit)
+        harness.secrets.list(owner(), ME, limit=limit)
     assert err.value.field == "limit"
 
 
 def test_limit_500_is_accepted(harness: Harness) -> None:
     put(harness, "k")
-    assert len(harness.service.list(owner(), ME, limit=500).items) == 1
+    assert len(harness.secrets.list(owner(), ME, limit=500).items) == 1

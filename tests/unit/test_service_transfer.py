@@ -1,4 +1,4 @@
-"""Import, export and encrypted bundles (SPEC section 5)."""
+"""Import, export and encrypted bundles (docs/design.md#bundles)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from sprongus.domain.errors import IntegrityError, KeyProviderError, ValidationError
+from sprongus.domain.import_item import ImportItem, parse_items
 from sprongus.domain.scope import Scope
-from sprongus.domain.service import ImportItem, parse_items
 from sprongus.domain.values import SecretValue
 from tests.harness import CANARY, Harness, make_harness, owner
 
@@ -18,11 +18,11 @@ P1, P2 = Scope.project("p1"), Scope.project("p2")
 
 
 def put(h: Harness, scope: Scope, key: str, value: str = "v") -> None:
-    h.service.set(owner(), scope, key, SecretValue(value))
+    h.secrets.set(owner(), scope, key, SecretValue(value))
 
 
 def value_of(h: Harness, scope: Scope, key: str) -> str:
-    view = h.service.get(owner(), scope, key, reveal=True)
+    view = h.secrets.get(owner(), scope, key, reveal=True)
     assert view.value is not None
     return view.value.reveal()
 
@@ -37,17 +37,17 @@ def item(scope: Scope, key: str, value: str = "new", meta: dict[str, Any] | None
 
 def test_plaintext_import_is_refused_unless_allowed(harness: Harness) -> None:
     with pytest.raises(ValidationError) as err:
-        harness.service.import_(owner(), [item(P1, "a")])
+        harness.transfer.import_(owner(), [item(P1, "a")])
     assert err.value.field == "plaintext"
     assert state(harness) == {}
-    harness.service.import_(owner(), [item(P1, "a")], allow_plaintext=True)
+    harness.transfer.import_(owner(), [item(P1, "a")], allow_plaintext=True)
     assert value_of(harness, P1, "a") == "new"
 
 
 def test_merge_upserts_and_keeps_the_rest(harness: Harness) -> None:
     put(harness, P1, "a", "old-a")
     put(harness, P1, "b", "old-b")
-    report = harness.service.import_(owner(), [item(P1, "a", "new-a"), item(P1, "c", "new-c")],
+    report = harness.transfer.import_(owner(), [item(P1, "a", "new-a"), item(P1, "c", "new-c")],
                                      allow_plaintext=True)
     assert report.added == [("project:p1", "c")] and report.updated == [("project:p1", "a")]
     assert report.removed == []
@@ -60,12 +60,12 @@ def test_replace_deletes_only_inside_the_named_scopes_and_prefix(harness: Harnes
     for key in ("notion.a", "notion.b", "gdocs.x"):
         put(harness, P1, key)
     put(harness, P2, "notion.b")
-    report = harness.service.import_(owner(), [item(P1, "notion.a")], mode="replace", prefix="notion.",
+    report = harness.transfer.import_(owner(), [item(P1, "notion.a")], mode="replace", prefix="notion.",
                                      allow_plaintext=True)
     assert report.removed == [("project:p1", "notion.b")]
     assert set(state(harness)) == {("project:p1", "notion.a"), ("project:p1", "gdocs.x"),
                                    ("project:p2", "notion.b")}
-    harness.service.import_(owner(), [item(P1, "only")], mode="replace", allow_plaintext=True)
+    harness.transfer.import_(owner(), [item(P1, "only")], mode="replace", allow_plaintext=True)
     assert set(state(harness)) == {("project:p1", "only"), ("project:p2", "notion.b")}
 
 
@@ -83,7 +83,7 @@ def test_one_bad_item_aborts_the_whole_import(harness: Harness, bad: list[dict[s
     put(harness, P1, "ok", "original")
     before = state(harness)
     with pytest.raises(ValidationError) as err:
-        harness.service.import_(owner(), parse_items(bad), mode="replace", allow_plaintext=True)
+        harness.transfer.import_(owner(), parse_items(bad), mode="replace", allow_plaintext=True)
     assert err.value.field == field
     assert state(harness) == before
     assert value_of(harness, P1, "ok") == "original"
@@ -95,7 +95,7 @@ def test_one_bad_item_aborts_the_whole_import(harness: Harness, bad: list[dict[s
 ])
 def test_unparsed_items_are_validated_by_the_service_too(harness: Harness, entry: ImportItem, field: str) -> None:
     with pytest.raises(ValidationError) as err:
-        harness.service.import_(owner(), [item(P1, "ok"), entry], allow_plaintext=True)
+        harness.transfer.import_(owner(), [item(P1, "ok"), entry], allow_plaintext=True)
     assert err.value.field == field
     assert state(harness) == {}
 
@@ -114,7 +114,7 @@ def test_a_failure_while_writing_leaves_nothing_half_imported(harness: Harness,
 
     monkeypatch.setattr(harness.master, "wrap", flaky_wrap)
     with pytest.raises(KeyProviderError):
-        harness.service.import_(owner(), [item(P1, "a"), item(P1, "b"), item(P1, "c")], mode="replace",
+        harness.transfer.import_(owner(), [item(P1, "a"), item(P1, "b"), item(P1, "c")], mode="replace",
                                 allow_plaintext=True)
     assert state(harness) == before
     assert value_of(harness, P1, "a") == "old-a"
@@ -124,13 +124,11 @@ def test_dry_run_reports_changes_and_writes_nothing(harness: Harness) -> None:
     put(harness, P1, "keep")
     put(harness, P1, "stale")
     before = state(harness)
-    report = harness.service.import_(owner(), [item(P1, "keep"), item(P1, "fresh")], mode="replace",
+    report = harness.transfer.import_(owner(), [item(P1, "keep"), item(P1, "fresh")], mode="replace",
                                      allow_plaintext=True, dry_run=True)
-    assert report.to_dict() == {
-        "added": 1, "updated": 1, "removed": 1, "dryRun": True,
-        "changes": {"added": [{"scope": "project:p1", "keyName": "fresh"}],
-                    "updated": [{"scope": "project:p1", "keyName": "keep"}],
-                    "removed": [{"scope": "project:p1", "keyName": "stale"}]}}
+    assert report.dry_run
+    assert (report.added, report.updated, report.removed) == (
+        [("project:p1", "fresh")], [("project:p1", "keep")], [("project:p1", "stale")])
     assert state(harness) == before
 
 
@@ -153,8 +151,8 @@ def test_parse_items_errors_name_the_item_and_field() -> None:
 
 
 def test_export_is_metadata_only_by_default(harness: Harness) -> None:
-    harness.service.set(owner(), P1, "token", SecretValue(CANARY), {"provider": "notion"})
-    result = harness.service.export(owner(), P1)
+    harness.secrets.set(owner(), P1, "token", SecretValue(CANARY), {"provider": "notion"})
+    result = harness.transfer.export(owner(), P1)
     assert result.bundle is None
     assert [v.key for v in result.items] == ["token"]
     for view in result.items:
@@ -164,7 +162,7 @@ def test_export_is_metadata_only_by_default(harness: Harness) -> None:
 
 
 def bundle_of(h: Harness, passphrase: str | None = None, scope: Scope = P1) -> dict[str, Any]:
-    doc = h.service.export(owner(), scope, bundle=True,
+    doc = h.transfer.export(owner(), scope, bundle=True,
                            passphrase=None if passphrase is None else SecretValue(passphrase)).bundle
     assert doc is not None
     return doc
@@ -173,9 +171,9 @@ def bundle_of(h: Harness, passphrase: str | None = None, scope: Scope = P1) -> d
 @pytest.fixture
 def source() -> Harness:
     h = make_harness()
-    h.service.set(owner(), P1, "a", SecretValue("alpha"), {"t": 1})
-    h.service.set(owner(), P1, "b", SecretValue(""))
-    h.service.set(owner(), P1, "c", SecretValue("gamma"))
+    h.secrets.set(owner(), P1, "a", SecretValue("alpha"), {"t": 1})
+    h.secrets.set(owner(), P1, "b", SecretValue(""))
+    h.secrets.set(owner(), P1, "c", SecretValue("gamma"))
     return h
 
 
@@ -184,10 +182,10 @@ def test_bundle_round_trip_with_the_same_master_key(source: Harness) -> None:
     assert doc["format"] == "sprongus.bundle.v1" and doc["count"] == 3
     assert "alpha" not in str(doc) and "gamma" not in str(doc)
     target = make_harness(source.versions)
-    report = target.service.import_(owner(), bundle=doc)
+    report = target.transfer.import_(owner(), bundle=doc)
     assert len(report.added) == 3
     assert [value_of(target, P1, k) for k in ("a", "b", "c")] == ["alpha", "", "gamma"]
-    assert target.service.get(owner(), P1, "a").meta == {"t": 1}
+    assert target.secrets.get(owner(), P1, "a").meta == {"t": 1}
 
 
 TAMPERS: dict[str, Callable[[dict[str, Any]], None]] = {
@@ -210,7 +208,7 @@ def test_bundle_tampering_is_detected(source: Harness, tamper: str, passphrase: 
     TAMPERS[tamper](doc)
     target = make_harness(source.versions)
     with pytest.raises(IntegrityError):
-        target.service.import_(owner(), bundle=doc,
+        target.transfer.import_(owner(), bundle=doc,
                                passphrase=None if passphrase is None else SecretValue(passphrase))
     assert state(target) == {}
 
@@ -220,12 +218,12 @@ def test_passphrase_bundle_moves_to_another_master_key(source: Harness) -> None:
     assert all(i["masterKeyId"] == "passphrase" for i in doc["items"])
     other = make_harness()
     with pytest.raises(IntegrityError):
-        other.service.import_(owner(), bundle=doc, passphrase=SecretValue("wrong horse"))
+        other.transfer.import_(owner(), bundle=doc, passphrase=SecretValue("wrong horse"))
     with pytest.raises(ValidationError) as err:
-        other.service.import_(owner(), bundle=doc)
+        other.transfer.import_(owner(), bundle=doc)
     assert err.value.field == "passphrase"
     assert state(other) == {}
-    other.service.import_(owner(), bundle=doc, passphrase=SecretValue("correct horse"))
+    other.transfer.import_(owner(), bundle=doc, passphrase=SecretValue("correct horse"))
     assert [value_of(other, P1, k) for k in ("a", "b", "c")] == ["alpha", "", "gamma"]
 
 
@@ -235,16 +233,16 @@ def test_crafted_scrypt_parameters_are_refused_cleanly(source: Harness, params: 
     doc["protection"].update(params)
     target = make_harness()
     with pytest.raises(ValidationError) as err:
-        target.service.import_(owner(), bundle=doc, passphrase=SecretValue("correct horse"))
+        target.transfer.import_(owner(), bundle=doc, passphrase=SecretValue("correct horse"))
     assert err.value.field == "bundle.protection"
     assert state(target) == {}
 
 
 def test_master_key_bundle_fails_cleanly_elsewhere(source: Harness) -> None:
     other = make_harness()
-    other.service.set(owner(), P1, "a", SecretValue("mine"))
+    other.secrets.set(owner(), P1, "a", SecretValue("mine"))
     with pytest.raises((KeyProviderError, IntegrityError)):
-        other.service.import_(owner(), bundle=bundle_of(source), mode="replace")
+        other.transfer.import_(owner(), bundle=bundle_of(source), mode="replace")
     assert state(other) == {("project:p1", "a"): 1}
     assert value_of(other, P1, "a") == "mine"
 
@@ -254,7 +252,7 @@ def test_bundle_import_replace_uses_the_bundle_scopes(source: Harness) -> None:
     target = make_harness(source.versions)
     put(target, P1, "extra")
     put(target, P2, "other")
-    report = target.service.import_(owner(), bundle=doc, mode="replace")
+    report = target.transfer.import_(owner(), bundle=doc, mode="replace")
     assert report.removed == [("project:p1", "extra")]
     assert set(state(target)) == {("project:p1", "a"), ("project:p1", "b"), ("project:p1", "c"),
                                   ("project:p2", "other")}

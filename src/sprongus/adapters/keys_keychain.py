@@ -1,56 +1,17 @@
-"""The `keychain` key provider's storage: the key versions as one item in the OS keychain (via keyring).
-
-Every keyring call runs with a timeout on a daemon thread, so a locked or hung keychain cannot hang the CLI.
-"""
+"""The `keychain` key provider's storage: the key versions as one item in the OS keychain (via keyring)."""
 
 from __future__ import annotations
 
 import contextlib
-import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+from sprongus.adapters.keychain import KeychainItem
 from sprongus.adapters.keys_file import key_update_lock
 from sprongus.adapters.keys_local import KeyVersions
-from sprongus.domain.errors import KeyProviderError, KeyProviderUnavailable
+from sprongus.domain.errors import KeyProviderError
 
-T = TypeVar("T")
-SERVICE = "sprongus"
 DEFAULT_TIMEOUT = 5.0
-
-
-def call_with_timeout(fn: Callable[[], T], timeout: float, what: str) -> T:
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["result"] = fn()
-        except BaseException as exc:
-            box["error"] = exc
-
-    worker = threading.Thread(target=run, name=f"sprongus-{what}", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        raise KeyProviderUnavailable(f"the OS keychain did not answer within {timeout:g} s ({what}); is it locked?")
-    if "error" in box:
-        raise KeyProviderUnavailable(f"the OS keychain failed ({what}): {type(box['error']).__name__}") \
-            from box["error"]
-    return box["result"]  # type: ignore[no-any-return]
-
-
-def has_real_backend(backend: Any) -> bool:
-    """False for keyring's fail/null backends and an empty chainer: nothing would really be kept."""
-    from keyring.backends import chainer, fail
-
-    module = type(backend).__module__
-    # keyrings.alt keeps passwords in a plain or weakly protected file: no better than our own 0600 key file.
-    if isinstance(backend, fail.Keyring) or module.startswith(("keyring.backends.null", "keyrings.alt")):
-        return False
-    if isinstance(backend, chainer.ChainerBackend):
-        return bool(backend.backends)
-    return float(getattr(backend, "priority", 0)) > 0
 
 
 class KeychainKeyStore:
@@ -58,10 +19,8 @@ class KeychainKeyStore:
 
     def __init__(self, backend: Any, vault_id: str, timeout: float = DEFAULT_TIMEOUT,
                  lock_path: Path | None = None) -> None:
-        self._backend = backend
+        self._item = KeychainItem(backend, f"keyring:{vault_id}", timeout)
         self._lock_path = lock_path
-        self._username = f"keyring:{vault_id}"
-        self._timeout = timeout
 
     def load_or_create(self) -> tuple[KeyVersions, bool]:
         text = self._get()
@@ -88,11 +47,7 @@ class KeychainKeyStore:
             return versions
 
     def _get(self) -> str | None:
-        text = call_with_timeout(lambda: self._backend.get_password(SERVICE, self._username),
-                                 self._timeout, "read")
-        return text if isinstance(text, str) else None
+        return self._item.get()
 
     def _set(self, versions: KeyVersions) -> None:
-        text = versions.dumps()
-        call_with_timeout(lambda: self._backend.set_password(SERVICE, self._username, text),
-                          self._timeout, "write")
+        self._item.set(versions.dumps())

@@ -83,7 +83,6 @@ class AzureKeyVaultMasterKeyProvider:
         self._authorities = {_authority(self._vault_url), *(_authority(f"https://{a}") for a in vault_aliases)}
         self._refresh, self._clock = refresh_seconds, clock
         self._current: _Version | None = None
-        self._versions: dict[str, _Version] = {}
         self._lock = threading.Lock()
 
     def current_key_id(self) -> str:
@@ -137,17 +136,7 @@ class AzureKeyVaultMasterKeyProvider:
             current = self._load(self._pinned)
             with self._lock:
                 self._current = current
-                self._versions.setdefault(current.key_id.rsplit("/", 1)[-1], current)
         return current
-
-    def _version(self, version: str) -> _Version:
-        with self._lock:
-            known = self._versions.get(version)
-        if known is None:
-            known = self._load(version)
-            with self._lock:
-                known = self._versions.setdefault(version, known)
-        return known
 
     def _load(self, version: str | None) -> _Version:
         """Fetch a key version: its type picks the algorithm, and the SDK can wrap locally with its public key."""

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sprongus.domain.tokens import ApiToken
-from sprongus.ports.tokens import IdempotencyRecord, RevealGrant, StoredResponse
-
-IDEMPOTENCY_TTL = timedelta(hours=24)
+from sprongus.domain.api_token import ApiToken
+from sprongus.ports.tokens import IDEMPOTENCY_TTL, IdempotencyRecord, RevealGrant, StoredResponse
 
 
 class InMemoryApiTokenStore:
@@ -66,9 +64,13 @@ class InMemoryIdempotencyStore:
 
     def finish(self, subject: str, key: str, response: StoredResponse) -> None:
         with self._lock:
-            created, record = self._records[(subject, key)]
-            self._records[(subject, key)] = (created, IdempotencyRecord(record.fingerprint, response))
+            found = self._records.get((subject, key))
+            if found is not None:  # like the database's UPDATE: a key nobody claimed is left alone
+                self._records[(subject, key)] = (found[0], IdempotencyRecord(found[1].fingerprint, response))
 
     def abandon(self, subject: str, key: str) -> None:
+        """Frees a key still in flight; a finished answer stays, as in the database."""
         with self._lock:
-            self._records.pop((subject, key), None)
+            found = self._records.get((subject, key))
+            if found is not None and found[1].response is None:
+                del self._records[(subject, key)]

@@ -1,4 +1,4 @@
-"""The encrypted bundle format `sprongus.bundle.v1` (SPEC section 5).
+"""The encrypted bundle format `sprongus.bundle.v1` (docs/design.md#bundles).
 
 The whole document is authenticated with HMAC-SHA256 over its canonical JSON, so an item dropped, reordered or
 edited is detected. The MAC key is either a random bundle key wrapped by the master key, or derived with scrypt

@@ -1,4 +1,8 @@
-"""Envelope encryption rules (SPEC section 4): AAD binding, DEK wrapping, value HMAC and checksum."""
+"""Envelope encryption rules (docs/design.md#crypto-format): AAD binding, DEK wrapping, value HMAC, checksum.
+
+Envelope is the only thing that touches the data cipher and the master key: callers hand it values, AADs and
+sealed fields, never raw keys to wrap with a cipher of their own choosing.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import base64
 import hashlib
 import hmac as hmac_lib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sprongus.domain.errors import IntegrityError, KeyProviderError
 from sprongus.domain.scope import Scope
@@ -60,13 +64,22 @@ class Envelope:
             raise KeyProviderError(f"no data cipher for alg {current_alg}")
         self._ciphers = dict(ciphers)
         self._cipher = ciphers[current_alg]
-        self.cipher = self._cipher
-        self.keys = keys
+        self._keys = keys
         self._hmac_keys = hmac_keys
+
+    def current_master_key_id(self) -> str:
+        return self._keys.current_key_id()
+
+    def wrap_key(self, key: bytes, aad: bytes) -> WrappedKey:
+        """Wrap key material that is not a DEK (a bundle key, a grant's MAC key) with the current master key."""
+        return self._keys.wrap(key, aad)
+
+    def unwrap_key(self, blob: bytes, key_id: str, aad: bytes) -> bytes:
+        return self._keys.unwrap(blob, key_id, aad)
 
     def seal(self, value: SecretValue, aad: bytes) -> Sealed:
         dek = self._cipher.new_key()
-        return self.seal_with_dek(dek, value, aad, self.keys.wrap(dek, aad))
+        return self.seal_with_dek(dek, value, aad, self._keys.wrap(dek, aad))
 
     def seal_with_dek(self, dek: bytes, value: SecretValue, aad: bytes, wrapped: WrappedKey) -> Sealed:
         plaintext = value.encode()
@@ -75,7 +88,17 @@ class Envelope:
                       self._sign(plaintext, aad))
 
     def unwrap_dek(self, sealed: Sealed, aad: bytes) -> bytes:
-        return self.keys.unwrap(sealed.dek_wrapped, sealed.master_key_id, aad)
+        return self._keys.unwrap(sealed.dek_wrapped, sealed.master_key_id, aad)
+
+    def rewrap_under(self, sealed: Sealed, aad: bytes, wrap_key: bytes, key_id: str) -> Sealed:
+        """The same value with its DEK wrapped by a local key (a passphrase bundle's) instead of the master key."""
+        nonce, wrapped = self._cipher.encrypt(wrap_key, self.unwrap_dek(sealed, aad), aad)
+        return replace(sealed, dek_wrapped=nonce + wrapped, master_key_id=key_id)
+
+    def open_under(self, sealed: Sealed, aad: bytes, wrap_key: bytes) -> SecretValue:
+        """Open a value whose DEK `rewrap_under` wrapped with `wrap_key`."""
+        blob, size = sealed.dek_wrapped, self._cipher.nonce_bytes
+        return self.open(sealed, aad, dek=self._cipher.decrypt(wrap_key, blob[:size], blob[size:], aad))
 
     def open(self, sealed: Sealed, aad: bytes, dek: bytes | None = None) -> SecretValue:
         if dek is None:
@@ -97,7 +120,7 @@ class Envelope:
         (or dropped when nothing signs now), so retiring the old provider after the rotation breaks no reveal.
         """
         dek = self.unwrap_dek(sealed, aad)
-        wrapped = self.keys.wrap(dek, aad)
+        wrapped = self._keys.wrap(dek, aad)
         tag = sealed.hmac
         if tag is not None and tag.rpartition(":")[0] != self._current_hmac_id():
             cipher = self._ciphers.get(sealed.alg)

@@ -20,7 +20,7 @@ class SprongusError(Exception):
 
 
 class ValidationError(SprongusError):
-    """Input broke a rule of SPEC section 2. `field` names the field, the message names the rule."""
+    """Input broke a rule of docs/design.md#names-and-limits. `field` names the field, the message names the rule."""
 
     def __init__(self, field: str, rule: str, *, errors: dict[str, list[str]] | None = None) -> None:
         super().__init__(f"{field}: {rule}", field=field)
@@ -100,3 +100,23 @@ class StorageError(SprongusError):
 
 class ConfigError(SprongusError):
     """A setting is missing, malformed or not allowed in this profile."""
+
+
+class Unauthenticated(SprongusError):
+    """No, an unknown, a revoked or an expired bearer token: the API answers 401."""
+
+
+class StepUpRequired(Unauthenticated):
+    """The token's authentication is older than the action's max age (RFC 9470 step-up)."""
+
+    def __init__(self, max_age: int) -> None:
+        super().__init__(f"authentication older than {max_age} s; authenticate again to reveal")
+        self.max_age = max_age
+
+
+class RemoteUnavailable(SprongusError):
+    """The API could not be reached or answered with a server error."""
+
+
+class PreconditionFailed(Conflict):
+    """If-Match named another version (HTTP 412)."""

@@ -1,4 +1,4 @@
-"""Meta: a small JSON object of non-secret tags attached to a secret (SPEC section 2)."""
+"""Meta: a small JSON object of non-secret tags attached to a secret (docs/design.md#names-and-limits)."""
 
 from __future__ import annotations
 

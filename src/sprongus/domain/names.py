@@ -1,4 +1,4 @@
-"""Key names and key-name prefixes (SPEC section 2). Key names are not secret and may be logged."""
+"""Key names and key-name prefixes (docs/design.md#names-and-limits). Key names are not secret and may be logged."""
 
 from __future__ import annotations
 

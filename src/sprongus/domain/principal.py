@@ -1,4 +1,4 @@
-"""Who is calling, and which scopes and actions that caller may touch (SPEC section 7, tenancy)."""
+"""Who is calling, and which scopes and actions that caller may touch (docs/design.md#api)."""
 
 from __future__ import annotations
 

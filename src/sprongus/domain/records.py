@@ -9,6 +9,7 @@ from typing import Any
 
 from sprongus.domain.meta import MetaValue
 from sprongus.domain.scope import Scope
+from sprongus.domain.times import utc_iso_or_none
 from sprongus.domain.values import MASK, SecretValue
 
 
@@ -65,17 +66,18 @@ class SecretView:
             "value": MASK if self.value is None else self.value.reveal(),
             "masked": self.value is None,
             "version": self.version,
-            "createdAt": _iso(self.created_at),
-            "updatedAt": _iso(self.updated_at),
-            "lastRotatedAt": _iso(self.last_rotated_at),
+            "createdAt": utc_iso_or_none(self.created_at),
+            "updatedAt": utc_iso_or_none(self.updated_at),
+            "lastRotatedAt": utc_iso_or_none(self.last_rotated_at),
         }
         if with_meta:
             data["meta"] = dict(self.meta)
         return data
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+def view_of(record: SecretRecord, value: SecretValue | None = None) -> SecretView:
+    return SecretView(record.scope, record.key, record.version, record.created_at, record.updated_at,
+                      record.last_rotated_at, dict(record.meta), record.master_key_id, value)
 
 
 class AuditAction(StrEnum):

@@ -14,11 +14,6 @@ MIN_SCRUB_LENGTH = 4
 SENSITIVE_KEYS = frozenset({"value", "plaintext", "password", "passphrase", "token", "authorization", "secret"})
 
 
-def mask(value: object) -> str:
-    """The masked form of any value: fixed, so it leaks no length."""
-    return MASK
-
-
 def scrub_text(text: str, extra: list[str] | None = None) -> str:
     """Replace every live plaintext (and the given extra strings) inside `text` with the mask."""
     candidates = SecretValue.live_plaintexts() + (extra or [])

@@ -1,4 +1,4 @@
-"""Settings: the one place that reads `SPRONGUS_*` (and a `.env` file in dev)."""
+"""The one place that reads the environment: `SPRONGUS_*` (and a `.env` file in dev) and the server's settings."""
 
 from __future__ import annotations
 
@@ -105,6 +105,34 @@ class Settings:
         if not self.home:
             return "default"
         return hashlib.sha256(str(self.home.resolve()).encode()).hexdigest()[:16]
+
+
+def log_level(environ: Mapping[str, str] | None = None) -> str:
+    """SPRONGUS_LOG_LEVEL, WARNING unless it names a level."""
+    import logging
+
+    level = (os.environ if environ is None else environ).get("SPRONGUS_LOG_LEVEL", "WARNING").upper()
+    return level if level in logging.getLevelNamesMapping() else "WARNING"
+
+
+def debug_tracebacks(environ: Mapping[str, str] | None = None) -> bool:
+    """SPRONGUS_DEBUG=1: the CLI prints (scrubbed) tracebacks of unexpected errors."""
+    return (os.environ if environ is None else environ).get("SPRONGUS_DEBUG") == "1"
+
+
+def server_bind(environ: Mapping[str, str] | None = None) -> str:
+    """SPRONGUS_BIND, else loopback: a TLS-terminating proxy goes in front."""
+    return (os.environ if environ is None else environ).get("SPRONGUS_BIND") or "127.0.0.1:8000"
+
+
+def server_workers(environ: Mapping[str, str] | None = None) -> int:
+    """WEB_CONCURRENCY (gunicorn's own convention), else 2 per CPU and at least 2."""
+    raw = (os.environ if environ is None else environ).get("WEB_CONCURRENCY", "").strip()
+    if not raw:
+        return max(2, 2 * (os.cpu_count() or 1))
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError("WEB_CONCURRENCY: must be a positive integer")
+    return int(raw)
 
 
 def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:

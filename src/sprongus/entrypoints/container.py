@@ -1,7 +1,8 @@
 """The composition root: the only non-test module that chooses adapters.
 
-One Selector per port, keyed on configuration; `build_container` resolves every port once, so a bad setting
-fails at start-up with a clear message rather than on the first request.
+One Selector per choice (key provider, storage backend, rate-limit storage), keyed on configuration;
+`build_container` resolves every port once, so a bad setting fails at start-up with a clear message rather than on
+the first request.
 """
 
 from __future__ import annotations
@@ -16,24 +17,25 @@ from dependency_injector import containers, providers
 from sprongus.adapters.clock_system import SystemClock
 from sprongus.adapters.crypto_aesgcm import AesGcmDataCipher
 from sprongus.adapters.keys_composite import CompositeHmacKeyring, CompositeMasterKeyProvider
-from sprongus.adapters.memory import InMemoryAuditSink, InMemoryUnitOfWork
+from sprongus.adapters.random_os import OsRandomSource
 from sprongus.adapters.rate_limit_limits import LimitsRateLimiter, UnlimitedRateLimiter
 from sprongus.domain.envelope import Envelope
 from sprongus.domain.errors import ConfigError, SprongusError
-from sprongus.domain.service import SecretsService, ServiceDeps
-from sprongus.domain.tokens import AuthTimeVerifier, TokenService
 from sprongus.entrypoints import key_material as km
 from sprongus.entrypoints.config import Settings
 from sprongus.entrypoints.kms import KmsOptions
 from sprongus.entrypoints.profiles import KMS_SCHEMES, container_config
-from sprongus.entrypoints.storage import (
-    memory_token_stores,
-    open_embedded_vault,
-    open_server_vault,
-    peewee_audit_sink,
-    peewee_token_stores,
-    peewee_unit_of_work,
-)
+from sprongus.entrypoints.storage import embedded_storage, memory_storage, server_storage
+from sprongus.service.auditing import Auditor
+from sprongus.service.deps import ServiceDeps
+from sprongus.service.parallel import BoundedPool
+from sprongus.service.reveal_tokens import RevealTokenOps
+from sprongus.service.rotation import RotationOps
+from sprongus.service.sealing import Sealer
+from sprongus.service.secrets import SecretOps
+from sprongus.service.throttle import Throttle
+from sprongus.service.tokens import AuthTimeVerifier, TokenService
+from sprongus.service.transfer import TransferOps
 
 log = logging.getLogger("sprongus")
 
@@ -94,7 +96,8 @@ class Container(containers.DeclarativeContainer):
     notice = providers.Object(log.warning)
 
     clock = providers.Singleton(SystemClock)
-    data_cipher = providers.Singleton(AesGcmDataCipher)
+    random = providers.Singleton(OsRandomSource)
+    data_cipher = providers.Singleton(AesGcmDataCipher, random)
     key_material = _key_material_selector(config, notice, config.keys.backend)
     retired_key_material = providers.Singleton(_retired, config.keys, config.kms, notice)
     master_keys = providers.Singleton(_master_keys, key_material, retired_key_material)
@@ -102,58 +105,43 @@ class Container(containers.DeclarativeContainer):
     envelope = providers.Singleton(
         Envelope, providers.Dict({AesGcmDataCipher.alg: data_cipher}), AesGcmDataCipher.alg, master_keys, hmac_keys)
 
-    database = providers.Selector(
+    # Every store comes from one backend, chosen once: they share a database and its transactions.
+    storage = providers.Selector(
         config.database.backend,
-        memory=providers.Object(None),
-        sqlite=providers.Singleton(open_embedded_vault, config.database.url),
-        postgres=providers.Singleton(open_server_vault, config.database.url),
+        memory=providers.Singleton(memory_storage),
+        sqlite=providers.Singleton(embedded_storage, config.database.url),
+        postgres=providers.Singleton(server_storage, config.database.url),
     )
-    unit_of_work = providers.Selector(
-        config.database.backend,
-        memory=providers.Singleton(InMemoryUnitOfWork),
-        sqlite=providers.Singleton(peewee_unit_of_work, database),
-        postgres=providers.Singleton(peewee_unit_of_work, database),
-    )
-    audit_sink = providers.Selector(
-        config.audit.backend,
-        memory=providers.Singleton(InMemoryAuditSink),
-        sqlite=providers.Singleton(peewee_audit_sink, database),
-        postgres=providers.Singleton(peewee_audit_sink, database),
-    )
-    audit_trail = providers.Selector(
-        config.audit.backend,
-        memory=providers.Object(None),
-        sqlite=audit_sink,
-        postgres=audit_sink,
-    )
+    database = providers.Callable(operator.attrgetter("database"), storage)
+    unit_of_work = providers.Callable(operator.attrgetter("uow"), storage)
+    audit_sink = providers.Callable(operator.attrgetter("audit"), storage)
+    audit_trail = providers.Callable(operator.attrgetter("audit_trail"), storage)
+    api_token_store = providers.Callable(operator.attrgetter("api_tokens"), storage)
+    reveal_token_store = providers.Callable(operator.attrgetter("reveal_tokens"), storage)
+    idempotency_store = providers.Callable(operator.attrgetter("idempotency"), storage)
+
     rate_limiter = providers.Selector(
         config.rate_limit.backend,
         memory=providers.Singleton(LimitsRateLimiter, config.rate_limit.policies, "memory://"),
         shared=providers.Singleton(LimitsRateLimiter, config.rate_limit.policies, config.rate_limit.storage),
         off=providers.Singleton(UnlimitedRateLimiter),
     )
-
-    token_stores = providers.Selector(
-        config.database.backend,
-        memory=providers.Singleton(memory_token_stores),
-        sqlite=providers.Singleton(peewee_token_stores, database),
-        postgres=providers.Singleton(peewee_token_stores, database),
-    )
-    api_token_store = providers.Callable(operator.itemgetter(0), token_stores)
-    reveal_token_store = providers.Callable(operator.itemgetter(1), token_stores)
-    idempotency_store = providers.Callable(operator.itemgetter(2), token_stores)
-    token_service = providers.Singleton(TokenService, api_token_store, clock)
+    token_service = providers.Singleton(TokenService, api_token_store, clock, random)
     recent_auth = providers.Singleton(AuthTimeVerifier, config.api.reveal_max_age, clock)
 
     service_deps = providers.Singleton(
-        ServiceDeps, uow=unit_of_work, envelope=envelope, audit=audit_sink, clock=clock, limiter=rate_limiter,
-        batch_size=config.batch_size, audit_trail=audit_trail, concurrency=config.kms.concurrency,
-        reveal_tokens=reveal_token_store)
-    secrets_service = providers.Singleton(SecretsService, service_deps)
+        ServiceDeps, uow=unit_of_work, sealer=providers.Singleton(Sealer, envelope, clock, random),
+        auditor=providers.Singleton(Auditor, audit_sink, clock), throttle=providers.Singleton(Throttle, rate_limiter),
+        pool=providers.Singleton(BoundedPool, config.kms.concurrency), clock=clock, random=random,
+        batch_size=config.batch_size, audit_trail=audit_trail)
+    secret_ops = providers.Singleton(SecretOps, service_deps)
+    transfer_ops = providers.Singleton(TransferOps, service_deps)
+    rotation_ops = providers.Singleton(RotationOps, service_deps)
+    reveal_token_ops = providers.Singleton(RevealTokenOps, service_deps, reveal_token_store)
 
 
-PORTS = ("clock", "data_cipher", "key_material", "envelope", "database", "unit_of_work", "audit_sink",
-         "rate_limiter", "token_stores", "token_service", "secrets_service")
+PORTS = ("clock", "data_cipher", "key_material", "envelope", "storage", "rate_limiter", "token_service",
+         "secret_ops", "transfer_ops", "rotation_ops", "reveal_token_ops")
 
 
 def build_container(settings: Settings | None = None, notice: Callable[[str], None] | None = None,

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sprongus.adapters.keychain import has_real_backend, real_backend
 from sprongus.adapters.keys_file import FileKeyStore
-from sprongus.adapters.keys_keychain import KeychainKeyStore, call_with_timeout, has_real_backend
+from sprongus.adapters.keys_keychain import KeychainKeyStore
 from sprongus.adapters.keys_local import KeyVersions, LocalMasterKeyProvider, StaticHmacKeyring, parse_key_list
 from sprongus.domain.errors import ConfigError
 from sprongus.ports.crypto import HmacKeyring, MasterKeyProvider
@@ -68,10 +69,8 @@ def keychain_keys(vault_id: str, timeout: float, fallback_path: str, notice: Not
     if os.path.exists(fallback_path):
         return file_keys(fallback_path, create=create)
     if backend is None:
-        import keyring
-
-        backend = call_with_timeout(keyring.get_keyring, timeout, "open")
-    if not has_real_backend(backend):
+        backend = real_backend(timeout)
+    if backend is None or not has_real_backend(backend):
         return file_keys(fallback_path, notice, "no OS keychain is available", create=create)
     store = KeychainKeyStore(backend, vault_id, timeout, lock_path=Path(fallback_path))
     versions, _ = store.load_or_create() if create else (store.load_existing(), False)

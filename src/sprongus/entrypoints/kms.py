@@ -1,4 +1,4 @@
-"""Builds cloud KMS master-key providers from `SPRONGUS_KEY_PROVIDER` URIs (SPEC section 8).
+"""Builds cloud KMS master-key providers from `SPRONGUS_KEY_PROVIDER` URIs (docs/design.md#configuration).
 
 Each vendor's SDK is imported inside its builder (entrypoints/kms_clients/<vendor>.py), so commands that do not
 use a KMS never pay for it. Swapping vendors is a configuration change: the URI's scheme picks the builder.

@@ -11,7 +11,7 @@ from sprongus.domain.errors import ConfigError
 from sprongus.entrypoints.config import Settings
 
 LOCAL_KEY_BACKENDS = ("memory", "env", "file", "keychain")
-KMS_SCHEMES = ("gcp", "azure", "aws", "vault")
+KMS_SCHEMES = ("gcp", "azure", "aws", "vault")  # the KMS registry: a vendor here has entrypoints/kms_clients/<it>.py
 
 
 def database_url(settings: Settings) -> str:
@@ -51,8 +51,8 @@ def key_backend_of(provider: str) -> str:
     scheme = provider.split("://", 1)[0]
     if scheme in KMS_SCHEMES and "://" in provider:
         return scheme
-    raise ConfigError("SPRONGUS_KEY_PROVIDER: must be env, keychain, file, memory or a gcp://, azure://, "
-                      "aws:// or vault:// URI")
+    raise ConfigError("SPRONGUS_KEY_PROVIDER: must be env, keychain, file, memory or a "
+                      + ", ".join(f"{scheme}://" for scheme in KMS_SCHEMES) + " URI")
 
 
 def rate_limit_backend(settings: Settings) -> str:
@@ -79,7 +79,6 @@ def container_config(settings: Settings) -> dict[str, Any]:
     return {
         "env": settings.env,
         "database": {"backend": db, "url": database_url(settings)},
-        "audit": {"backend": db},
         "keys": {"backend": keys, "provider": settings.key_provider or keys,
                  "retired": list(settings.retired_key_providers),
                  "master_keys": settings.master_keys or "", "hmac_keys": settings.hmac_keys or "",

@@ -5,9 +5,10 @@ Peewee and the Postgres driver are imported here, lazily, so the in-memory profi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sprongus.domain.errors import ConfigError
+from sprongus.ports.storage import Storage
 
 if TYPE_CHECKING:
     from sprongus.adapters.peewee.models import BoundModels
@@ -42,29 +43,19 @@ def open_server_vault(url: str) -> BoundModels:
     return BoundModels(db)
 
 
-def peewee_unit_of_work(models: BoundModels) -> Any:
-    from sprongus.adapters.peewee.repository import PeeweeUnitOfWork
+def embedded_storage(url: str) -> Storage:
+    from sprongus.adapters.peewee.storage import peewee_storage
 
-    return PeeweeUnitOfWork(models)
-
-
-def peewee_audit_sink(models: BoundModels) -> Any:
-    from sprongus.adapters.peewee.audit import PeeweeAuditSink
-
-    return PeeweeAuditSink(models)
+    return peewee_storage(open_embedded_vault(url))
 
 
-def peewee_token_stores(models: BoundModels) -> Any:
-    from sprongus.adapters.peewee.tokens import PeeweeApiTokenStore, PeeweeIdempotencyStore, PeeweeRevealTokenStore
+def server_storage(url: str) -> Storage:
+    from sprongus.adapters.peewee.storage import peewee_storage
 
-    return PeeweeApiTokenStore(models), PeeweeRevealTokenStore(models), PeeweeIdempotencyStore(models)
+    return peewee_storage(open_server_vault(url))
 
 
-def memory_token_stores() -> Any:
-    from sprongus.adapters.memory_tokens import (
-        InMemoryApiTokenStore,
-        InMemoryIdempotencyStore,
-        InMemoryRevealTokenStore,
-    )
+def memory_storage() -> Storage:
+    from sprongus.adapters.memory_storage import memory_storage as build
 
-    return InMemoryApiTokenStore(), InMemoryRevealTokenStore(), InMemoryIdempotencyStore()
+    return build()

@@ -10,6 +10,9 @@ class DataCipher(Protocol):
     @property
     def alg(self) -> str: ...
 
+    @property
+    def nonce_bytes(self) -> int: ...
+
     def new_key(self) -> bytes: ...
 
     def encrypt(self, key: bytes, plaintext: bytes, aad: bytes) -> tuple[bytes, bytes]:

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from datetime import datetime, timedelta
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from sprongus.domain.tokens import ApiToken
+from sprongus.domain.api_token import ApiToken
 
 
 class ApiTokenStore(Protocol):
@@ -31,7 +30,7 @@ class RevealGrant:
     owner_id: str | None
     key_name: str
     expires_at: datetime
-    seal: str = ""  # proves the API minted it: see domain/service/reveal_tokens.py
+    seal: str = ""  # proves the API minted it: see service/reveal_tokens.py
 
 
 class RevealTokenStore(Protocol):
@@ -53,6 +52,10 @@ class StoredResponse:
 class IdempotencyRecord:
     fingerprint: str
     response: StoredResponse | None  # None while the first request is still running
+
+
+IDEMPOTENCY_TTL = timedelta(hours=24)
+"""How long an Idempotency-Key stays claimed; after that the same key is free again."""
 
 
 class IdempotencyStore(Protocol):

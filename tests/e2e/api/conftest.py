@@ -93,7 +93,7 @@ class ApiClient:
 
     def seed(self, scope: str, key: str, value: str, meta: dict[str, Any] | None = None) -> None:
         """Write as the vault owner (no tenancy, no rate limit), as `sprongus secrets set` would."""
-        self.container.secrets_service().set(Principal.local_owner("ops"), Scope.parse(scope), key,
+        self.container.secret_ops().set(Principal.local_owner("ops"), Scope.parse(scope), key,
                                              SecretValue(value), meta)
 
     def events(self) -> list[AuditEvent]:

@@ -1,4 +1,4 @@
-"""Authentication, scopes and tenancy on every endpoint (SPEC section 7: 401, 403, and 404 as if absent)."""
+"""Authentication, scopes and tenancy on every endpoint (docs/design.md#api: 401, 403, and 404 as if absent)."""
 
 from __future__ import annotations
 

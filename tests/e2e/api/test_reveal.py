@@ -1,4 +1,4 @@
-"""Reveal, recent authentication (RFC 9470 step-up) and single-use reveal tokens (SPEC section 7)."""
+"""Reveal, recent authentication (RFC 9470 step-up) and single-use reveal tokens (docs/design.md#api)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from dependency_injector import providers
 from werkzeug.test import TestResponse
 
 from sprongus.adapters.memory import ManualClock
-from sprongus.domain.tokens import ApiToken, StepUpRequired
+from sprongus.domain.api_token import ApiToken
+from sprongus.domain.errors import StepUpRequired
+from sprongus.domain.times import utc_iso
 from sprongus.entrypoints.config import Settings
 from tests.e2e.api.conftest import (
     KEY,
@@ -99,7 +101,7 @@ def test_a_single_use_token_reveals_once_then_every_dead_token_is_410_alike(any_
     assert minted.status_code == 201 and minted.headers["Cache-Control"] == "no-store"
     body = minted.get_json()
     assert set(body) == {"token", "expiresAt"} and CANARY not in minted.get_data(as_text=True)
-    expected_expiry = (any_api.clock.now() + timedelta(seconds=120)).isoformat().replace("+00:00", "Z")
+    expected_expiry = utc_iso(any_api.clock.now() + timedelta(seconds=120))
     assert body["expiresAt"] == expected_expiry
     redeemed = any_api.client.post("/v1/secrets:redeem", json={"token": body["token"]})  # no Authorization
     assert redeemed.status_code == 200 and redeemed.headers["Cache-Control"] == "no-store"

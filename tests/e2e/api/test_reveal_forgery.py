@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from sprongus.domain.tokens import token_hash
+from sprongus.domain.api_token import token_hash
 from sprongus.ports.tokens import RevealGrant
 from tests.e2e.api.conftest import ApiClient
 from tests.harness import CANARY

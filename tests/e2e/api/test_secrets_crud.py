@@ -1,4 +1,4 @@
-"""Masked reads, PUT/GET/DELETE/rotate, ETag and If-Match, Cache-Control (SPEC sections 5 and 7)."""
+"""Masked reads, PUT/GET/DELETE/rotate, ETag and If-Match, Cache-Control (docs/design.md: bundles, api)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """`sprongus secrets ... --remote` (real processes) against gunicorn, beside the same commands run locally.
 
-Local mode runs on a SQLite home; remote mode on the production stack. The SPEC promises the same output and exit
+Local mode runs on a SQLite home; remote mode on the production stack. The design promises the same output and exit
 codes, so most steps run the command both ways and compare, with timestamps normalised (the two vaults were written
 at different moments).
 """

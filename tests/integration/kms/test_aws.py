@@ -221,14 +221,14 @@ def test_rotation_from_the_env_key_to_aws_kms_leaves_every_secret_readable(moto_
 
     switched = vaults.open_vault(tmp_path, SPRONGUS_KEY_PROVIDERS_RETIRED="env", **env,
                                  **aws_settings(moto_endpoint, arn))
-    assert switched.secrets_service().rotate_master(vaults.OWNER).rotated == len(secrets)
+    assert switched.rotation_ops().rotate_master(vaults.OWNER).rotated == len(secrets)
     assert vaults.master_key_counts(switched) == {f"aws:{arn}": len(secrets)}
     vaults.close(switched)
 
     after = vaults.open_vault(tmp_path, SPRONGUS_HMAC_KEYS=env["SPRONGUS_HMAC_KEYS"],
                               **aws_settings(moto_endpoint, arn))
     assert vaults.revealed(after, secrets) == secrets
-    assert after.secrets_service().verify(vaults.OWNER).ok
+    assert after.rotation_ops().verify(vaults.OWNER).ok
     vaults.close(after)
 
 
@@ -240,11 +240,11 @@ def test_rotation_from_one_aws_key_to_another_keeps_the_old_one_for_decryption(m
     secrets = vaults.fill(vault)
     vaults.close(vault)
 
-    # The retired URI carries its endpoint, as SPEC section 8 says a retired provider keeps its own.
+    # The retired URI carries its endpoint, as docs/design.md#configuration says a retired provider keeps its own.
     switched = vaults.open_vault(tmp_path, SPRONGUS_KEY_PROVIDERS_RETIRED=f"aws://{old}?endpoint={moto_endpoint}",
                                  **aws_settings(moto_endpoint, new))
     assert vaults.revealed(switched, secrets) == secrets
-    assert switched.secrets_service().rotate_master(vaults.OWNER).rotated == len(secrets)
+    assert switched.rotation_ops().rotate_master(vaults.OWNER).rotated == len(secrets)
     assert vaults.master_key_counts(switched) == {f"aws:{new}": len(secrets)}
     admin.disable_key(KeyId=old.split("/")[-1])
     assert vaults.revealed(switched, secrets) == secrets

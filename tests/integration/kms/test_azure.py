@@ -32,7 +32,10 @@ from sprongus.entrypoints.config import Settings
 from sprongus.entrypoints.container import build_container
 from sprongus.entrypoints.kms import KmsOptions, ProviderUri, kms_provider
 from sprongus.entrypoints.kms_clients import azure as azure_builder
-from tests.harness import owner
+from tests.harness import (
+    owner,
+    use_cases,
+)
 from tests.integration.kms.azure_fake import FakeCredential, FakeKeyVault, FakeKeyVaultServer
 
 AAD = contract.AAD
@@ -220,9 +223,9 @@ def test_end_to_end_through_the_container(server: FakeKeyVaultServer, monkeypatc
     container = build_container(Settings.from_mapping({
         "SPRONGUS_ENV": "test", "SPRONGUS_KMS_CA_FILE": str(server.cert_path),
         "SPRONGUS_KEY_PROVIDER": f"azure://127.0.0.1:{server.port}/keys/master?endpoint={server.url}"}))
-    service, scope = container.secrets_service(), Scope.project("p1")
-    service.set(owner(), scope, "db.password", SecretValue("hunter2"))
-    view = service.get(owner(), scope, "db.password", reveal=True)
+    service, scope = use_cases(container), Scope.project("p1")
+    service.secrets.set(owner(), scope, "db.password", SecretValue("hunter2"))
+    view = service.secrets.get(owner(), scope, "db.password", reveal=True)
     assert view.master_key_id == f"azure:{server.vault.key_id('master', version)}"
     assert view.value is not None and view.value.reveal() == "hunter2"
     assert server.vault.count("POST unwrapkey") == 1

@@ -49,10 +49,10 @@ def test_rotation_from_the_env_key_to_azure_moves_every_secret(server: FakeKeyVa
     assert switched.master_keys().current_key_id() == key_id(server, version)
     assert vaults.revealed(switched, secrets) == secrets  # old rows through the retired env key
     assert server.vault.count("POST unwrapkey") == 0  # ... which Key Vault has no part in
-    report = switched.secrets_service().rotate_master(vaults.OWNER)
+    report = switched.rotation_ops().rotate_master(vaults.OWNER)
     assert (report.rotated, report.skipped) == (7, 0)
     assert vaults.master_key_counts(switched) == {key_id(server, version): 7}
-    assert switched.secrets_service().rotate_master(vaults.OWNER).rotated == 0  # nothing left to do
+    assert switched.rotation_ops().rotate_master(vaults.OWNER).rotated == 0  # nothing left to do
     vaults.close(switched)
 
     # The env master key is gone; only the value-HMAC keys stay configured. Every DEK now unwraps in Key Vault.
@@ -60,7 +60,7 @@ def test_rotation_from_the_env_key_to_azure_moves_every_secret(server: FakeKeyVa
     unwraps = server.vault.count("POST unwrapkey")
     assert vaults.revealed(after, secrets) == secrets
     assert server.vault.count("POST unwrapkey") - unwraps == len(secrets)
-    assert after.secrets_service().verify(vaults.OWNER).ok
+    assert after.rotation_ops().verify(vaults.OWNER).ok
     vaults.close(after)
 
 
@@ -80,7 +80,7 @@ def test_rotation_to_a_new_azure_key_version_moves_every_dek_off_the_old_one(ser
     assert vaults.revealed(vault, secrets) == secrets
     assert vaults.master_key_counts(vault) == {key_id(server, first): 5}
 
-    report = vault.secrets_service().rotate_master(vaults.OWNER)
+    report = vault.rotation_ops().rotate_master(vaults.OWNER)
     assert (report.rotated, report.skipped) == (5, 0)
     assert vaults.master_key_counts(vault) == {key_id(server, second): 5}
     vaults.close(vault)
@@ -89,7 +89,7 @@ def test_rotation_to_a_new_azure_key_version_moves_every_dek_off_the_old_one(ser
     fake.disable("master", first)
     vault = vaults.open_vault(tmp_path, **azure_settings(server))
     assert vaults.revealed(vault, secrets) == secrets
-    assert vault.secrets_service().verify(vaults.OWNER).ok
+    assert vault.rotation_ops().verify(vaults.OWNER).ok
     vaults.close(vault)
 
 
@@ -108,14 +108,14 @@ def test_disabling_a_version_that_still_wraps_secrets_stops_them_until_re_enable
     with pytest.raises(KeyDisabled):
         vaults.revealed(vault, secrets)
     with pytest.raises(KeyDisabled):
-        vault.secrets_service().rotate_master(vaults.OWNER)
+        vault.rotation_ops().rotate_master(vaults.OWNER)
     assert vaults.master_key_counts(vault) == {key_id(server, first): 3}  # nothing half-moved
     vaults.close(vault)
 
     for version in fake.keys["master"]:  # re-enabled in the portal
         version.enabled = version.enabled or version.version == first
     vault = vaults.open_vault(tmp_path, **azure_settings(server))
-    assert vault.secrets_service().rotate_master(vaults.OWNER).rotated == 3
+    assert vault.rotation_ops().rotate_master(vaults.OWNER).rotated == 3
     assert vaults.revealed(vault, secrets) == secrets
     vaults.close(vault)
 
@@ -135,7 +135,7 @@ def test_every_call_goes_to_the_endpoint_override_while_key_ids_name_the_vault(s
     fake.add_version("master")
     vault = vaults.open_vault(tmp_path, **azure_settings(server))
     assert vaults.revealed(vault, secrets) == secrets
-    assert vault.secrets_service().rotate_master(vaults.OWNER).rotated == 3
+    assert vault.rotation_ops().rotate_master(vaults.OWNER).rotated == 3
     assert vaults.revealed(vault, secrets) == secrets
     assert fake.count("POST unwrapkey") == 9  # all of them through the endpoint
     vaults.close(vault)

@@ -212,14 +212,14 @@ def test_rotation_from_the_env_key_to_cloud_kms_moves_every_secret(gcp_kms: Fake
 
     switched = vaults.open_vault(tmp_path, SPRONGUS_KEY_PROVIDERS_RETIRED="env", **env, **gcp_settings(gcp_kms))
     assert vaults.revealed(switched, secrets) == secrets  # old rows through the retired env key
-    assert switched.secrets_service().rotate_master(vaults.OWNER).rotated == len(secrets)
+    assert switched.rotation_ops().rotate_master(vaults.OWNER).rotated == len(secrets)
     assert vaults.master_key_counts(switched) == {f"gcp:{KEY}/cryptoKeyVersions/1": len(secrets)}
     vaults.close(switched)
 
     # The env master key is gone; only the value-HMAC keys stay configured.
     after = vaults.open_vault(tmp_path, SPRONGUS_HMAC_KEYS=env["SPRONGUS_HMAC_KEYS"], **gcp_settings(gcp_kms))
     assert vaults.revealed(after, secrets) == secrets
-    assert after.secrets_service().verify(vaults.OWNER).ok
+    assert after.rotation_ops().verify(vaults.OWNER).ok
     vaults.close(after)
 
 
@@ -230,10 +230,10 @@ def test_rotation_to_a_new_key_version_moves_every_secret_off_the_old_one(gcp_km
     old = gcp_kms.keys[KEY].primary
     new_version = gcp_kms.add_version(KEY)
     assert vault.master_keys().current_key_id() == f"gcp:{new_version}"
-    assert vault.secrets_service().rotate_master(vaults.OWNER).rotated == len(secrets)
+    assert vault.rotation_ops().rotate_master(vaults.OWNER).rotated == len(secrets)
     assert vaults.master_key_counts(vault) == {f"gcp:{new_version}": len(secrets)}
 
     gcp_kms.disable(f"{KEY}/cryptoKeyVersions/{old}")  # what an operator does once nothing uses it
     assert vaults.revealed(vault, secrets) == secrets
-    assert vault.secrets_service().verify(vaults.OWNER).ok
+    assert vault.rotation_ops().verify(vaults.OWNER).ok
     vaults.close(vault)

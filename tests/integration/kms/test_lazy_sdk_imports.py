@@ -27,8 +27,8 @@ SCRIPT = textwrap.dedent("""
         "SPRONGUS_ENV": "dev", "SPRONGUS_HOME": sys.argv[2], "SPRONGUS_KEY_PROVIDER": "env",
         "SPRONGUS_MASTER_KEYS": f"k1:{key}"}))
     owner, scope = Principal.local_owner("owner"), Scope.system()
-    vault.secrets_service().set(owner, scope, "db.password", SecretValue("s3cret"))
-    assert vault.secrets_service().get(owner, scope, "db.password", reveal=True).value.reveal() == "s3cret"
+    vault.secret_ops().set(owner, scope, "db.password", SecretValue("s3cret"))
+    assert vault.secret_ops().get(owner, scope, "db.password", reveal=True).value.reveal() == "s3cret"
     before = loaded()
     import sprongus.entrypoints.kms_clients.gcp, sprongus.entrypoints.kms_clients.aws  # the check can see them
     print(json.dumps({"env": before, "kms": loaded()}))

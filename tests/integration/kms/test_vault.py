@@ -26,7 +26,10 @@ from sprongus.domain.values import SecretValue
 from sprongus.entrypoints.config import Settings
 from sprongus.entrypoints.container import build_container
 from sprongus.entrypoints.kms import KmsOptions, kms_provider
-from tests.harness import owner
+from tests.harness import (
+    owner,
+    use_cases,
+)
 from tests.integration.kms.vault_server import ROOT_TOKEN, BaoServer, free_port_pair, start_bao
 
 AAD = contract.AAD
@@ -197,9 +200,9 @@ def test_the_builder_rejects_bad_uris_and_a_missing_token(monkeypatch: pytest.Mo
 def test_end_to_end_through_the_container(bao: BaoServer, token: str, key_name: str) -> None:
     container = build_container(Settings.from_mapping({"SPRONGUS_ENV": "test",
                                                        "SPRONGUS_KEY_PROVIDER": uri(bao, key_name)}))
-    service, scope = container.secrets_service(), Scope.project("p1")
-    service.set(owner(), scope, "db.password", SecretValue("hunter2"))
-    view = service.get(owner(), scope, "db.password", reveal=True)
+    service, scope = use_cases(container), Scope.project("p1")
+    service.secrets.set(owner(), scope, "db.password", SecretValue("hunter2"))
+    view = service.secrets.get(owner(), scope, "db.password", reveal=True)
     assert view.master_key_id == f"vault:transit/{key_name}:v1"
     assert view.value is not None and view.value.reveal() == "hunter2"
 
@@ -211,19 +214,19 @@ def test_moving_from_env_keys_to_vault_with_rotate_master(bao: BaoServer, token:
     base = {"SPRONGUS_ENV": "dev", "SPRONGUS_HOME": str(tmp_path), "SPRONGUS_DATABASE_URL": sqlite_url(tmp_path),
             "SPRONGUS_MASTER_KEYS": new_key("k1"), "SPRONGUS_HMAC_KEYS": new_key("h1"), "SPRONGUS_BATCH_SIZE": "7"}
     values = {(Scope.project(f"p{i % 3}"), f"app.key{i}"): f"value-{i}" for i in range(20)}
-    before = build_container(Settings.from_mapping({**base, "SPRONGUS_KEY_PROVIDER": "env"})).secrets_service()
+    before = use_cases(build_container(Settings.from_mapping({**base, "SPRONGUS_KEY_PROVIDER": "env"})))
     for (scope, key), value in values.items():
-        before.set(owner(), scope, key, SecretValue(value))
+        before.secrets.set(owner(), scope, key, SecretValue(value))
 
     switch = {**base, "SPRONGUS_KEY_PROVIDER": uri(bao, key_name), "SPRONGUS_KEY_PROVIDERS_RETIRED": "env"}
-    during = build_container(Settings.from_mapping(switch)).secrets_service()
-    assert during.rotate_master(owner()).rotated == len(values)
-    assert during.rotate_master(owner()).rotated == 0
+    during = use_cases(build_container(Settings.from_mapping(switch)))
+    assert during.rotation.rotate_master(owner()).rotated == len(values)
+    assert during.rotation.rotate_master(owner()).rotated == 0
 
     after = {k: v for k, v in base.items() if k != "SPRONGUS_MASTER_KEYS"}  # the env key is gone for good
     service = build_container(Settings.from_mapping({**after, "SPRONGUS_KEY_PROVIDER": uri(bao, key_name)}))
     for (scope, key), value in values.items():
-        view = service.secrets_service().get(owner(), scope, key, reveal=True)
+        view = service.secret_ops().get(owner(), scope, key, reveal=True)
         assert view.master_key_id == f"vault:transit/{key_name}:v1" and view.version == 1
         assert view.value is not None and view.value.reveal() == value
 

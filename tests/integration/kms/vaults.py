@@ -11,7 +11,10 @@ from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
 from sprongus.entrypoints.config import Settings
 from sprongus.entrypoints.container import Container, build_container
-from tests.harness import CANARY
+from tests.harness import (
+    CANARY,
+    use_cases,
+)
 
 OWNER = Principal.local_owner("owner")
 Secrets = dict[tuple[Scope, str], str]
@@ -36,16 +39,16 @@ def fill(vault: Container, count: int = 5) -> Secrets:
     for index in range(count):
         scope = Scope.project("p1") if index % 2 else Scope.system()
         secrets[(scope, f"svc{index}.token")] = f"{CANARY}-{index}"
-    service = vault.secrets_service()
+    service = use_cases(vault)
     for (scope, key), value in secrets.items():
-        service.set(OWNER, scope, key, SecretValue(value))
+        service.secrets.set(OWNER, scope, key, SecretValue(value))
     return secrets
 
 
 def revealed(vault: Container, secrets: Secrets) -> Secrets:
-    service, out = vault.secrets_service(), {}
+    service, out = use_cases(vault), {}
     for scope, key in secrets:
-        value = service.get(OWNER, scope, key, reveal=True).value
+        value = service.secrets.get(OWNER, scope, key, reveal=True).value
         assert value is not None
         out[(scope, key)] = value.reveal()
     return out

@@ -7,7 +7,7 @@ import json
 from datetime import UTC
 from typing import Any
 
-from sprongus.adapters.peewee.db import is_postgres
+from sprongus.adapters.peewee.dialect import dialect_of
 from sprongus.adapters.peewee.models import BoundModels
 from sprongus.domain.errors import AuditUnavailable
 from sprongus.domain.records import AuditChainReport, AuditEvent
@@ -49,13 +49,12 @@ class PeeweeAuditSink:
         if db.in_transaction():  # the caller's transaction: the row commits or rolls back with the action
             self._append_locked(event)
             return
-        with db.atomic() if is_postgres(db) else db.atomic("IMMEDIATE"):
+        with dialect_of(db).write_transaction(db):
             self._append_locked(event)
 
     def _append_locked(self, event: AuditEvent) -> None:
-        db, p = self._db, self._db.param
-        if is_postgres(db):
-            db.execute_sql(f"SELECT pg_advisory_xact_lock({p})", (AUDIT_LOCK_ID,))  # type: ignore[no-untyped-call]
+        db = self._db
+        dialect_of(db).serialize(db, AUDIT_LOCK_ID)  # one chain: appends happen one at a time
         last = db.execute_sql("SELECT hash FROM audit_event ORDER BY seq DESC LIMIT 1").fetchone()  # type: ignore[no-untyped-call]
         prev = last[0] if last is not None else GENESIS
         detail = json.loads(json.dumps(event.detail, default=str))

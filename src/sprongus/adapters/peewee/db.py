@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -20,10 +21,6 @@ SQLITE_PRAGMAS = {
     "synchronous": "normal",  # safe with WAL: a power cut may lose the last commits, never corrupt
     "foreign_keys": 1,
 }
-
-
-def is_postgres(db: peewee.Database) -> bool:
-    return isinstance(db, peewee.PostgresqlDatabase)
 
 
 def sqlite_path(url: str) -> Path:
@@ -70,3 +67,15 @@ def open_database(url: str) -> peewee.Database:
     if url.startswith("sqlite:"):
         return open_sqlite(sqlite_path(url))
     return open_postgres(url)
+
+
+@contextmanager
+def storage_errors() -> Iterator[None]:
+    """Driver failures become the domain's StorageError, with the driver's first line (never a value)."""
+    try:
+        yield
+    except peewee.DatabaseError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StorageError(f"database error: {first}") from exc
+    except peewee.InterfaceError as exc:
+        raise StorageError(f"database error: {type(exc).__name__}") from exc

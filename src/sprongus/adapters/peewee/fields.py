@@ -1,4 +1,4 @@
-"""Columns whose storage differs by dialect (SPEC section 3): bytes and JSON, timestamps in UTC."""
+"""Columns whose storage differs by dialect (docs/design.md#storage): bytes and JSON, timestamps in UTC."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import peewee
 
-from sprongus.adapters.peewee.db import is_postgres
+from sprongus.adapters.peewee.dialect import dialect_of
 
 
 class CryptoBytesField(peewee.Field):
@@ -20,9 +20,7 @@ class CryptoBytesField(peewee.Field):
     def db_value(self, value: bytes | None) -> Any:
         if value is None:
             return None
-        if is_postgres(self.model._meta.database):
-            return bytes(value)
-        return base64.b64encode(value).decode("ascii")
+        return dialect_of(self.model._meta.database).bytes_value(value)
 
     def python_value(self, value: Any) -> bytes | None:
         if value is None:
@@ -38,12 +36,7 @@ class MetaField(peewee.Field):
     field_type = "TEXT"
 
     def db_value(self, value: Any) -> Any:
-        text = json.dumps(value if value is not None else {}, sort_keys=True, separators=(",", ":"))
-        if is_postgres(self.model._meta.database):
-            from psycopg.types.json import Jsonb
-
-            return Jsonb(value if value is not None else {})
-        return text
+        return dialect_of(self.model._meta.database).json_value(value if value is not None else {})
 
     def python_value(self, value: Any) -> Any:
         if value is None:
@@ -59,8 +52,7 @@ class UtcDateTimeField(peewee.Field):
     def db_value(self, value: datetime | None) -> Any:
         if value is None:
             return None
-        value = value.astimezone(UTC)
-        return value if is_postgres(self.model._meta.database) else value.isoformat()
+        return dialect_of(self.model._meta.database).time_value(value.astimezone(UTC))
 
     def python_value(self, value: Any) -> datetime | None:
         if value is None:

@@ -8,10 +8,11 @@ from typing import Any
 
 import peewee
 
-from sprongus.adapters.peewee.db import is_postgres
+from sprongus.adapters.peewee.db import storage_errors
+from sprongus.adapters.peewee.dialect import dialect_of
 from sprongus.adapters.peewee.models import BoundModels
-from sprongus.domain.errors import Conflict, StorageError
-from sprongus.domain.principal import Permission, Principal
+from sprongus.domain.errors import Conflict
+from sprongus.domain.principal import Principal
 from sprongus.domain.records import SecretRecord
 from sprongus.domain.scope import OwnerType, Scope
 
@@ -95,7 +96,7 @@ class PeeweeSecretRepository:
 
     def scan(self, after_id: str | None, limit: int, not_on_master_key: str | None = None) -> list[SecretRecord]:
         p = self._db.param
-        where, params = ["TRUE" if is_postgres(self._db) else "1"], []
+        where, params = [dialect_of(self._db).true], []
         if after_id is not None:
             where.append(f"id > {p}")
             params.append(after_id)
@@ -131,7 +132,8 @@ class PeeweeUnitOfWork:
         self.models = models
         self.db = models.db
         self._repo = PeeweeSecretRepository(models)
-        self._writer_repo = PeeweeSecretRepository(models, lock_rows=is_postgres(self.db))
+        self._dialect = dialect_of(self.db)
+        self._writer_repo = PeeweeSecretRepository(models, lock_rows=self._dialect.locks_rows)
 
     @contextmanager
     def transaction(self, caller: Principal, readonly: bool = False) -> Iterator[PeeweeSecretRepository]:
@@ -140,39 +142,11 @@ class PeeweeUnitOfWork:
 
     @contextmanager
     def _begin(self, caller: Principal, readonly: bool) -> Iterator[PeeweeSecretRepository]:
-        if is_postgres(self.db):
-            with self.db.atomic():
-                set_caller(self.db, caller)
-                yield self._repo if readonly else self._writer_repo
-        else:
-            # IMMEDIATE takes the write lock up front: a deferred read-then-write transaction can fail with
-            # "database is locked" without waiting, when another writer got there first.
-            with self.db.atomic("DEFERRED" if readonly else "IMMEDIATE"):
-                yield self._repo
+        with self._dialect.caller_transaction(self.db, caller, readonly):
+            yield self._repo if readonly else self._writer_repo
 
     def count_by_master_key(self, caller: Principal) -> dict[str, int]:
         m = self.models.secret
         with self.transaction(caller, readonly=True):
             rows: Any = m.select(m.master_key_id, peewee.fn.COUNT(m.id)).group_by(m.master_key_id).tuples()
             return {str(key_id): int(n) for key_id, n in rows}
-
-
-@contextmanager
-def storage_errors() -> Iterator[None]:
-    """Driver failures become the domain's StorageError, with the driver's first line (never a value)."""
-    try:
-        yield
-    except peewee.DatabaseError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StorageError(f"database error: {first}") from exc
-    except peewee.InterfaceError as exc:
-        raise StorageError(f"database error: {type(exc).__name__}") from exc
-
-
-def set_caller(db: peewee.Database, caller: Principal) -> None:
-    """Transaction-local settings read by the RLS policies (never a plain SET: it would outlive the transaction)."""
-    admin = "on" if caller.owner or Permission.ADMIN in caller.permissions else "off"
-    db.execute_sql(  # type: ignore[no-untyped-call]
-        "SELECT set_config('sprongus.subject', %s, true), set_config('sprongus.projects', %s, true), "
-        "set_config('sprongus.admin', %s, true)",
-        (caller.subject, ",".join(sorted(caller.projects)), admin))

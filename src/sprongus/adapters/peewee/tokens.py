@@ -7,14 +7,13 @@ from datetime import datetime, timedelta
 
 import peewee
 
-from sprongus.adapters.peewee.db import is_postgres
+from sprongus.adapters.peewee.db import storage_errors
+from sprongus.adapters.peewee.dialect import dialect_of
 from sprongus.adapters.peewee.models import ApiTokenRow, BoundModels
-from sprongus.adapters.peewee.repository import storage_errors
+from sprongus.domain.api_token import ApiToken
 from sprongus.domain.principal import Permission
-from sprongus.domain.tokens import ApiToken
-from sprongus.ports.tokens import IdempotencyRecord, RevealGrant, StoredResponse
+from sprongus.ports.tokens import IDEMPOTENCY_TTL, IdempotencyRecord, RevealGrant, StoredResponse
 
-IDEMPOTENCY_TTL = timedelta(hours=24)
 _MAX_REVEAL_TTL = timedelta(hours=1)
 
 
@@ -85,7 +84,7 @@ class PeeweeRevealTokenStore:
     def consume(self, token_hash: str, now: datetime) -> RevealGrant | None:
         """Read and delete in one transaction: of two concurrent redeems only one deletes the row."""
         m = self._m
-        with storage_errors(), self._db.atomic() if is_postgres(self._db) else self._db.atomic("IMMEDIATE"):
+        with storage_errors(), dialect_of(self._db).write_transaction(self._db):
             row = m.get_or_none(m.token_hash == token_hash)
             if row is None or m.delete().where(m.token_hash == token_hash).execute() != 1:
                 return None
@@ -103,7 +102,7 @@ class PeeweeIdempotencyStore:
     def begin(self, subject: str, key: str, fingerprint: str, now: datetime) -> IdempotencyRecord | None:
         m = self._m
         where = (m.subject == subject) & (m.key == key)
-        with storage_errors(), self._db.atomic() if is_postgres(self._db) else self._db.atomic("IMMEDIATE"):
+        with storage_errors(), dialect_of(self._db).write_transaction(self._db):
             m.delete().where((m.subject == subject) & (m.created_at < now - IDEMPOTENCY_TTL)).execute()  # 24 h
             try:
                 with self._db.atomic():  # a savepoint: the duplicate must not abort the outer transaction

@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, g, request
+from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 from werkzeug.exceptions import HTTPException
@@ -20,7 +21,7 @@ from sprongus.entrypoints.api.context import client_address, request_id
 from sprongus.entrypoints.api.idempotency import Idempotency
 from sprongus.entrypoints.api.problems import PROBLEM_JSON, from_domain_error, problem
 from sprongus.entrypoints.api.schemas import Problem
-from sprongus.entrypoints.api.secrets_api import secrets_blueprint
+from sprongus.entrypoints.api.secrets_api import UseCases, secrets_blueprint
 
 if TYPE_CHECKING:
     from sprongus.entrypoints.container import Container
@@ -28,6 +29,16 @@ if TYPE_CHECKING:
 access_log = logging.getLogger("sprongus.api.access")
 log = logging.getLogger("sprongus.api")
 MAX_BODY = 32 * 1024 * 1024
+
+
+class ApiJsonProvider(DefaultJSONProvider):
+    """Bodies as the API has always written them: keys in schema order, json.dumps' separators, no newline."""
+
+    sort_keys = False
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        body = self.dumps(self._prepare_response_obj(args, kwargs))
+        return Response(body, mimetype=self.mimetype)
 
 
 class ProblemApi(Api):  # type: ignore[misc]
@@ -49,6 +60,7 @@ def create_app(container: Container | None = None) -> Flask:
         container = build_container()
     install_log_redaction()
     app = Flask("sprongus")
+    app.json = ApiJsonProvider(app)
     app.config.update(API_TITLE="sprongus", API_VERSION=__version__, OPENAPI_VERSION="3.0.3",
                       OPENAPI_URL_PREFIX="/v1", OPENAPI_JSON_PATH="openapi.json", MAX_CONTENT_LENGTH=MAX_BODY,
                       API_SPEC_OPTIONS={"security": [{"bearerAuth": []}],
@@ -59,8 +71,9 @@ def create_app(container: Container | None = None) -> Flask:
     current = hmac_keys.current_key_id()
     idempotency = Idempotency(container.idempotency_store(), container.clock(),
                               hmac_keys.key(current) if current else None)
-    api.register_blueprint(secrets_blueprint(container.secrets_service(), container.token_service(),
-                                             container.recent_auth(), idempotency))
+    cases = UseCases(container.secret_ops(), container.transfer_ops(), container.rotation_ops(),
+                     container.reveal_token_ops(), container.service_deps().auditor)
+    api.register_blueprint(secrets_blueprint(cases, container.token_service(), container.recent_auth(), idempotency))
     proxies = container.config.api.trusted_proxies()
     if proxies:  # behind N reverse proxies: the client address (rate limits, audit) comes from X-Forwarded-For
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]

@@ -8,8 +8,10 @@ from typing import cast
 
 from flask import g, request
 
+from sprongus.domain.api_token import ApiToken
+from sprongus.domain.errors import Unauthenticated
 from sprongus.domain.principal import Principal
-from sprongus.domain.tokens import ApiToken, TokenService, Unauthenticated
+from sprongus.service.tokens import TokenService
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}")
 

@@ -19,20 +19,10 @@ from __future__ import annotations
 
 import os
 
-from sprongus.domain.errors import ConfigError
+from sprongus.entrypoints.config import server_bind, server_workers
 
-
-def _positive(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise ConfigError(f"{name}: must be a positive integer")
-    return int(raw)
-
-
-bind = [os.environ.get("SPRONGUS_BIND") or "127.0.0.1:8000"]
-workers = _positive("WEB_CONCURRENCY", max(2, 2 * (os.cpu_count() or 1)))
+bind = [server_bind()]
+workers = server_workers()
 # gthread keeps client connections alive (sync workers close every one) and serves a few requests per process
 # at once, which a request waiting on a KMS or on Postgres needs. The app is thread-safe: peewee keeps one
 # connection per thread, and the container's singletons are built before the first request.

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
-import json
 from collections.abc import Callable
+from typing import Any
 
-from flask import Response, request
+from flask import Response, g, request
 
 from sprongus.domain.errors import Conflict, ValidationError
 from sprongus.ports.clock import Clock
@@ -35,6 +36,13 @@ class Idempotency:
             return "hmac:" + base64.b64encode(hmac.digest(self._key, material, "sha256")).decode()
         salt = hashlib.sha256(subject.encode()).digest()  # no HMAC key configured: a slow, salted digest
         return "scrypt:" + base64.b64encode(hashlib.scrypt(material, salt=salt, n=2**14, r=8, p=1)).decode()
+
+    def guard(self, view: Callable[..., Response]) -> Callable[..., Response]:
+        """Decorates a view that already returns a serialized Response (place it above @blp.response)."""
+        @functools.wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Response:
+            return self.run(g.principal.subject, lambda: view(*args, **kwargs))
+        return guarded
 
     def run(self, subject: str, handler: Callable[[], Response]) -> Response:
         key = request.headers.get("Idempotency-Key")
@@ -65,11 +73,3 @@ class Idempotency:
             self._store.finish(subject, key, StoredResponse(response.status_code, response.get_data(as_text=True),
                                                             headers))
         return response
-
-
-def json_response(data: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    response = Response(json.dumps(data), status=status, mimetype="application/json")
-    response.headers["Cache-Control"] = "no-store"
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
-    return response

@@ -1,8 +1,14 @@
-"""Marshmallow schemas of the REST API: requests validated at the edge, responses documented in OpenAPI."""
+"""Marshmallow schemas of the REST API: requests are validated and responses serialized by these, so the OpenAPI
+document and the bodies cannot drift apart."""
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from typing import Any
+
+from marshmallow import Schema, fields, post_dump, validate
+
+from sprongus.domain.times import utc_iso
+from sprongus.domain.values import MASK
 
 OWNER_TYPES = ["user", "project", "system"]
 OWNER_ID_PATTERN = r"^(-|[A-Za-z0-9][A-Za-z0-9._@-]{0,127})$"  # `-`: the system scope, in URLs
@@ -21,23 +27,54 @@ class Problem(Schema):
     errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
 
 
+class Instant(fields.String):
+    """A datetime as ISO 8601 UTC with microseconds and `Z`."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else utc_iso(value)
+
+
+class Plaintext(fields.String):
+    """A SecretValue: the mask, unless this answer is the reveal."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str:
+        return MASK if value is None else str(value.reveal())
+
+
+class Count(fields.Integer):
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> int:
+        return len(value)
+
+
 class SecretRecord(Schema):
-    ownerType = fields.String(validate=validate.OneOf(OWNER_TYPES))
-    ownerId = fields.String(allow_none=True)
+    ownerType = fields.String(attribute="scope.owner_type.value", validate=validate.OneOf(OWNER_TYPES))
+    ownerId = fields.String(attribute="scope.owner_id", allow_none=True)
     scope = fields.String()
-    keyName = fields.String()
-    value = fields.String(metadata={"description": '"********" unless this is a reveal'})
+    keyName = fields.String(attribute="key")
+    value = Plaintext(metadata={"description": '"********" unless this is a reveal'})
     masked = fields.Boolean()
     version = fields.Integer()
-    createdAt = fields.String()
-    updatedAt = fields.String()
-    lastRotatedAt = fields.String(allow_none=True)
+    createdAt = Instant(attribute="created_at")
+    updatedAt = Instant(attribute="updated_at")
+    lastRotatedAt = Instant(attribute="last_rotated_at", allow_none=True)
     meta = fields.Dict()
+
+
+def metadata_schema() -> SecretRecord:
+    """A secret without its value: what metadata exports carry."""
+    return SecretRecord(many=True, exclude=("value", "masked"))
 
 
 class SecretPage(Schema):
     items = fields.List(fields.Nested(SecretRecord))
-    nextCursor = fields.String(allow_none=True)
+    nextCursor = fields.String(attribute="next_cursor", allow_none=True)
+
+    @post_dump(pass_original=True)
+    def _meta_only_when_asked(self, data: dict[str, Any], original: Any, **kwargs: Any) -> dict[str, Any]:
+        if not getattr(original, "with_meta", True):
+            for item in data["items"]:
+                item.pop("meta", None)
+        return data
 
 
 class ListQuery(Schema):
@@ -68,18 +105,11 @@ class RevealBody(Schema):
 
 class RevealTokenCreated(Schema):
     token = fields.String()
-    expiresAt = fields.String()
+    expiresAt = fields.String(attribute="expires_at")
 
 
 class RedeemBody(Schema):
     token = fields.String(required=True)
-
-
-class ImportItemBody(Schema):
-    scope = fields.String(required=True)
-    key = fields.String(required=True)
-    value = fields.String(required=True)
-    meta = fields.Dict(load_default=None)
 
 
 class ImportBody(Schema):
@@ -92,16 +122,23 @@ class ImportBody(Schema):
     dryRun = fields.Boolean(load_default=False)
 
 
+def _changes(report: Any) -> dict[str, list[dict[str, str]]]:
+    return {kind: [{"scope": scope, "keyName": key} for scope, key in getattr(report, kind)]
+            for kind in ("added", "updated", "removed")}
+
+
 class ImportResult(Schema):
-    added = fields.Integer()
-    updated = fields.Integer()
-    removed = fields.Integer()
-    dryRun = fields.Boolean()
-    changes = fields.Dict()
+    added = Count()
+    updated = Count()
+    removed = Count()
+    dryRun = fields.Boolean(attribute="dry_run")
+    changes = fields.Function(_changes, metadata={"type": "object",
+                                                   "description": "added/updated/removed: [{scope, keyName}]"})
 
 
 class ExportResult(Schema):
-    """`sprongus.metadata.v1` (scope, prefix, items) or, with bundle=true, `sprongus.bundle.v1` (SPEC section 5)."""
+    """`sprongus.metadata.v1` (scope, prefix, items) or, with bundle=true, `sprongus.bundle.v1`
+    (docs/design.md#bundles)."""
 
     format = fields.String()
     scope = fields.String()

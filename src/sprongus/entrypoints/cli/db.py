@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sprongus.entrypoints.config import Settings
+from sprongus.entrypoints.cli.state import CliState, pass_state
 
 
 @click.group("db")
@@ -13,13 +13,14 @@ def db_group() -> None:
 
 
 @db_group.command("upgrade")
-def upgrade_command() -> None:
+@pass_state
+def upgrade_command(state: CliState) -> None:
     """Apply pending migrations (Postgres: the first run as a superuser, later ones as a maintenance login)."""
     from sprongus.adapters.peewee.db import open_database
     from sprongus.adapters.peewee.migrate import upgrade
     from sprongus.entrypoints.profiles import database_url
 
-    url = database_url(Settings.from_env())
+    url = database_url(state.get_settings())
     if url.startswith("memory:"):
         click.echo("in-memory storage: nothing to migrate")
         return

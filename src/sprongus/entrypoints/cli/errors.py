@@ -1,4 +1,4 @@
-"""One table from the domain's error tree to the CLI's exit codes (SPEC section 6), and one-line reporting."""
+"""One table from the domain's error tree to the CLI's exit codes (docs/design.md#cli-and-exit-codes)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import click
 
 from sprongus.domain import errors as e
 from sprongus.domain.redaction import scrub_text
+from sprongus.entrypoints.config import debug_tracebacks
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_DENIED, EXIT_CONFLICT, EXIT_RATE_LIMITED, EXIT_INTEGRITY = (
     0, 1, 2, 3, 4, 5, 6, 7)
@@ -19,7 +20,9 @@ EXIT_CODES: list[tuple[type[e.SprongusError], int]] = [
     (e.ValidationError, EXIT_USAGE),
     (e.ConfigError, EXIT_USAGE),
     (e.NotFound, EXIT_NOT_FOUND),
+    (e.Gone, EXIT_NOT_FOUND),
     (e.PermissionDenied, EXIT_DENIED),
+    (e.Unauthenticated, EXIT_DENIED),
     (e.Conflict, EXIT_CONFLICT),
     (e.RateLimited, EXIT_RATE_LIMITED),
     (e.IntegrityError, EXIT_INTEGRITY),
@@ -61,7 +64,7 @@ class GuardedGroup(click.Group):
             os.dup2(devnull, sys.stdout.fileno())
             sys.exit(EXIT_ERROR)
         except Exception as exc:  # never a traceback: it could carry a value from a local variable's repr
-            if os.environ.get("SPRONGUS_DEBUG") == "1":
+            if debug_tracebacks():
                 click.echo(scrub_text(traceback.format_exc()), err=True)
             click.echo(f"error: unexpected {type(exc).__name__}; set SPRONGUS_DEBUG=1 for details", err=True)
             raise click.exceptions.Exit(EXIT_ERROR) from None

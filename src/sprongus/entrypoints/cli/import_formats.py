@@ -9,8 +9,8 @@ from typing import Any
 
 from sprongus.domain.bundle import BUNDLE_FORMAT
 from sprongus.domain.errors import ValidationError
+from sprongus.domain.import_item import ImportItem, parse_items
 from sprongus.domain.scope import Scope
-from sprongus.domain.service import ImportItem, parse_items
 
 FORMATS = ("json", "dotenv", "bundle")
 

@@ -51,11 +51,11 @@ def rotate_master_command(state: CliState) -> None:
     if behind:
         click.echo(f"{_count(behind)} not on {current} yet: re-wrapping them", err=True)
     elif material.add_master_key is not None:
-        state.service.check_master_key(state.principal)  # never mint a new version over an unreadable vault
+        container.rotation_ops().check_master_key(state.principal)  # never mint a new version over an unreadable vault
         material.add_master_key()
         click.echo(f"new master key {container.master_keys().current_key_id()}", err=True)
     with progress("re-wrapping") as report:
-        result = state.service.rotate_master(state.principal, progress=report)
+        result = container.rotation_ops().rotate_master(state.principal, progress=report)
     click.echo(f"re-wrapped {_count(result.rotated)} onto {container.master_keys().current_key_id()}")
 
 
@@ -69,7 +69,7 @@ def _count(n: int) -> str:
 def verify_command(state: CliState, as_json: bool) -> None:
     """Check every secret (checksum, decryption, value HMAC) and the audit chain. Exit 7 on any problem."""
     with progress("verifying") as report:
-        result = state.service.verify(state.principal, progress=report)
+        result = state.get_container().rotation_ops().verify(state.principal, progress=report)
     if as_json:
         emit_json({"checked": result.checked, "ok": result.ok,
                    "failures": [{"scope": s, "keyName": k, "reason": r} for s, k, r in result.failures],

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import logging
-import os
 
 import click
 
@@ -14,6 +13,7 @@ from sprongus.entrypoints.cli.secrets import secrets_group
 from sprongus.entrypoints.cli.serve import login_command, serve_command
 from sprongus.entrypoints.cli.state import CliState
 from sprongus.entrypoints.cli.tokens import tokens_group
+from sprongus.entrypoints.config import log_level
 
 
 @click.group(cls=GuardedGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,12 +28,10 @@ for group in (secrets_group, keys_group, tokens_group, db_group, serve_command, 
 
 def main() -> None:
     _configure_logging()
-    cli(prog_name="sprongus", obj=CliState(skip_unused_drivers=True))
+    cli(prog_name="sprongus", obj=CliState(lean_imports=True))
 
 
 def _configure_logging() -> None:
     """Warnings to stderr, every record scrubbed of live plaintexts first (SPRONGUS_LOG_LEVEL overrides)."""
-    level = os.environ.get("SPRONGUS_LOG_LEVEL", "WARNING").upper()
-    logging.basicConfig(level=level if level in logging.getLevelNamesMapping() else "WARNING",
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=log_level(), format="%(levelname)s %(name)s: %(message)s")
     install_log_redaction()

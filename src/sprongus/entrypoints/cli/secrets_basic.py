@@ -11,12 +11,12 @@ from sprongus.domain.errors import ConfirmationRequired
 from sprongus.domain.scope import Scope
 from sprongus.entrypoints.cli.output import describe, emit_json, format_meta, table
 from sprongus.entrypoints.cli.params import KEY, PREFIX, SCOPE
-from sprongus.entrypoints.cli.state import CliState, pass_state
+from sprongus.entrypoints.cli.state import CliState, pass_state, remote_option
 from sprongus.entrypoints.cli.values import parse_meta, read_value
+from sprongus.service.pages import api_views
 
-PAGE = 500
 
-
+@remote_option
 @click.command("set")
 @click.argument("scope", type=SCOPE)
 @click.argument("key", type=KEY)
@@ -31,11 +31,12 @@ def set_command(state: CliState, scope: Scope, key: str, value: str | None, file
     """Store a new version of a secret. VALUE, `-` (stdin), piped stdin, --file, or a hidden prompt."""
     tags = parse_meta(meta)
     secret = read_value(value, file, as_json)
-    result = state.service.set(state.principal, scope, key, secret, tags)
+    result = state.api.set(scope, key, secret, tags)
     verb = "created" if result.created else "updated"
     click.echo(f"{verb} {scope} {key} (version {result.view.version})")
 
 
+@remote_option
 @click.command("get")
 @click.argument("scope", type=SCOPE)
 @click.argument("key", type=KEY)
@@ -48,11 +49,11 @@ def get_command(state: CliState, scope: Scope, key: str, reveal: bool, yes: bool
                 no_newline: bool) -> None:
     """Show a secret's record, masked; --reveal prints the value alone."""
     if not reveal:
-        view = state.service.get(state.principal, scope, key)
+        view = state.api.get(scope, key)
         emit_json(view.to_dict()) if as_json else click.echo(describe(view))
         return
     confirm_reveal(f"Reveal the value of {key} in {scope}?", yes)
-    view = state.service.get(state.principal, scope, key, reveal=True)
+    view = state.api.get(scope, key, reveal=True)
     if as_json:
         emit_json(view.to_dict())
         return
@@ -69,16 +70,18 @@ def confirm_reveal(question: str, yes: bool) -> None:
         raise ConfirmationRequired("reveal: confirmation refused")
 
 
+@remote_option
 @click.command("unset")
 @click.argument("scope", type=SCOPE)
 @click.argument("key", type=KEY)
 @pass_state
 def unset_command(state: CliState, scope: Scope, key: str) -> None:
     """Delete a secret (every version)."""
-    state.service.unset(state.principal, scope, key)
+    state.api.unset(scope, key)
     click.echo(f"deleted {scope} {key}")
 
 
+@remote_option
 @click.command("list")
 @click.argument("scope", type=SCOPE)
 @click.option("--prefix", type=PREFIX, default="", help="Only key names starting with this prefix.")
@@ -87,13 +90,7 @@ def unset_command(state: CliState, scope: Scope, key: str) -> None:
 @pass_state
 def list_command(state: CliState, scope: Scope, prefix: str, with_meta: bool, as_json: bool) -> None:
     """List key names of a scope (never values)."""
-    views, cursor = [], None
-    while True:
-        page = state.service.list(state.principal, scope, prefix, with_meta, cursor, PAGE)
-        views += page.items
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
+    views = list(api_views(state.api, scope, prefix, with_meta))
     if as_json:
         emit_json({"scope": str(scope), "items": [v.to_dict(with_meta=with_meta) for v in views]})
         return

@@ -13,7 +13,8 @@ from sprongus.domain.errors import ValidationError
 from sprongus.domain.scope import Scope
 from sprongus.entrypoints.cli.output import progress
 from sprongus.entrypoints.cli.params import KEY, PREFIX, SCOPE
-from sprongus.entrypoints.cli.state import CliState, pass_state
+from sprongus.entrypoints.cli.state import CliState, pass_state, remote_option
+from sprongus.service.pages import api_views
 
 _ENV_UNSAFE = re.compile(r"[.\-]")
 
@@ -23,6 +24,7 @@ def env_name(key: str) -> str:
     return _ENV_UNSAFE.sub("_", key).upper()
 
 
+@remote_option
 @click.command("rotate")
 @click.argument("scope", type=SCOPE)
 @click.argument("key", type=KEY, required=False)
@@ -33,10 +35,11 @@ def rotate_command(state: CliState, scope: Scope, key: str | None, prefix: str) 
     if key and prefix:
         raise ValidationError("prefix", "give either KEY or --prefix, not both")
     with progress("rotating") as report:
-        result = state.service.rotate(state.principal, scope, key, prefix, progress=report)
+        result = state.api.rotate(scope, key, prefix, progress=report)
     click.echo(f"rotated {result.rotated} secret{'s' if result.rotated != 1 else ''} in {scope}")
 
 
+@remote_option
 @click.command("run")
 @click.argument("scope", type=SCOPE)
 @click.option("--prefix", type=PREFIX, default="", help="Only secrets under this prefix.")
@@ -48,22 +51,16 @@ def run_command(state: CliState, scope: Scope, prefix: str, command: tuple[str, 
         command = command[1:]
     if not command:
         raise ValidationError("command", "give the command to run after --")
-    service, principal = state.service, state.principal
+    api = state.api
     names: dict[str, str] = {}
-    cursor = None
-    while True:
-        page = service.list(principal, scope, prefix, False, cursor, 500)
-        for view in page.items:
-            name = env_name(view.key)
-            if name in names:
-                raise ValidationError("key", f"{names[name]} and {view.key} both map to ${name}")
-            names[name] = view.key
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
+    for view in api_views(api, scope, prefix):
+        name = env_name(view.key)
+        if name in names:
+            raise ValidationError("key", f"{names[name]} and {view.key} both map to ${name}")
+        names[name] = view.key
     env = dict(os.environ)
     for name, key in names.items():
-        value = service.get(principal, scope, key, reveal=True).value
+        value = api.get(scope, key, reveal=True).value
         assert value is not None
         env[name] = value.reveal()
     try:

@@ -13,10 +13,11 @@ from sprongus.domain.errors import ValidationError
 from sprongus.domain.scope import Scope
 from sprongus.entrypoints.cli.output import emit_json, progress
 from sprongus.entrypoints.cli.params import PREFIX, SCOPE
-from sprongus.entrypoints.cli.state import CliState, pass_state
+from sprongus.entrypoints.cli.state import CliState, pass_state, remote_option
 from sprongus.entrypoints.cli.values import read_passphrase
 
 
+@remote_option
 @click.command("import")
 @click.option("--file", "file", type=click.Path(path_type=Path, dir_okay=False), required=True)
 @click.option("--format", "format_", type=click.Choice(["json", "dotenv", "bundle"]), help="Default: from the file.")
@@ -44,7 +45,7 @@ def import_command(state: CliState, file: Path, format_: str | None, scope: Scop
             raise ValidationError("plaintext", f"{kind} files hold plaintext; pass --allow-plaintext to import")
         items = fmt.parse_dotenv(text, scope) if kind == "dotenv" else fmt.parse_json_items(text, scope)
     with progress("importing") as report:
-        result = state.service.import_(state.principal, items=items, bundle=bundle, mode=mode,
+        result = state.api.import_(items=items, bundle=bundle, mode=mode,
                                        allow_plaintext=allow_plaintext, passphrase=read_passphrase(passphrase_file),
                                        prefix=prefix, dry_run=dry_run, progress=report)
     if dry_run:
@@ -55,6 +56,7 @@ def import_command(state: CliState, file: Path, format_: str | None, scope: Scop
     click.echo(("dry run: would import " if dry_run else "imported: ") + summary, err=dry_run)
 
 
+@remote_option
 @click.command("export")
 @click.argument("scope", type=SCOPE)
 @click.option("--prefix", type=PREFIX, default="")
@@ -70,7 +72,7 @@ def export_command(state: CliState, scope: Scope, prefix: str, bundle: bool, pas
     if passphrase_file and not bundle:
         raise ValidationError("passphrase-file", "only goes with --bundle")
     with progress("exporting") as report:
-        result = state.service.export(state.principal, scope, prefix, bundle, read_passphrase(passphrase_file),
+        result = state.api.export(scope, prefix, bundle, read_passphrase(passphrase_file),
                                       progress=report)
     document: Any = result.bundle if bundle else {
         "format": "sprongus.metadata.v1", "scope": str(scope), "prefix": prefix,

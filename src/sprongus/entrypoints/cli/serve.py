@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from sprongus.domain.errors import KeyProviderError, ValidationError
+from sprongus.domain.errors import ValidationError
 from sprongus.entrypoints.cli.state import CliState, pass_state
 
 
@@ -27,8 +27,7 @@ def serve_command(state: CliState, host: str, port: int) -> None:
 @pass_state
 def login_command(state: CliState, api_url: str | None) -> None:
     """Read an API token from stdin and keep it in the OS keychain for --remote."""
-    from sprongus.adapters.keys_keychain import SERVICE, call_with_timeout, has_real_backend
-    from sprongus.entrypoints.cli.remote import keychain_item
+    from sprongus.adapters.keychain import store_api_token
 
     url = api_url or state.get_settings().api_url
     if not url:
@@ -37,14 +36,5 @@ def login_command(state: CliState, api_url: str | None) -> None:
     token = click.prompt("API token", hide_input=True, err=True) if interactive else sys.stdin.readline().strip()
     if not token.startswith("spr_"):
         raise ValidationError("token", "an API token starts with spr_")
-
-    def store() -> None:
-        import keyring
-
-        backend = keyring.get_keyring()
-        if not has_real_backend(backend):
-            raise KeyProviderError("no OS keychain is available; set SPRONGUS_TOKEN instead")
-        backend.set_password(SERVICE, keychain_item(url), token)
-
-    call_with_timeout(store, 10.0, "store token")
+    store_api_token(url, token)
     click.echo(f"token stored in the OS keychain for {url}")

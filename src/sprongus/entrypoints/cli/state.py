@@ -1,9 +1,8 @@
-"""What every command receives through `ctx.obj`: the container (built lazily) and the local principal."""
+"""What every command receives through `ctx.obj`: the settings, the container (built lazily) and the SecretsApi."""
 
 from __future__ import annotations
 
 import getpass
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -12,38 +11,24 @@ import click
 
 if TYPE_CHECKING:
     from sprongus.domain.principal import Principal
-    from sprongus.domain.service import SecretsService
     from sprongus.entrypoints.config import Settings
     from sprongus.entrypoints.container import Container
+    from sprongus.ports.secrets_api import SecretsApi
 
 
 def _stderr_notice(message: str) -> None:
     click.echo(message, err=True)
 
 
-def _default_container(skip_unused_drivers: bool) -> Container:
-    from sprongus.entrypoints.config import Settings
-    from sprongus.entrypoints.profiles import database_backend
+def _default_container(settings: Settings, lean: bool) -> Container:
+    if lean:
+        from sprongus.entrypoints.lean_imports import preload_for_local_command
+        from sprongus.entrypoints.profiles import database_backend
 
-    settings = Settings.from_env()
-    if skip_unused_drivers:
-        _skip_unused_imports(postgres=database_backend(settings) == "postgres")
-    from sprongus.entrypoints.container import build_container  # after the skip: it imports dependency-injector
+        preload_for_local_command(postgres=database_backend(settings) == "postgres")
+    from sprongus.entrypoints.container import build_container
 
     return build_container(settings, notice=_stderr_notice, local_owner=True)
-
-
-# Optional integrations that libraries import eagerly when installed, which a local CLI command never uses:
-# dependency-injector probes yaml, pydantic-settings, FastAPI, Starlette and werkzeug; peewee probes psycopg.
-_NEVER_LOCAL = ("yaml", "pydantic_settings", "fastapi", "fast_depends", "starlette", "werkzeug", "flask")
-
-
-def _skip_unused_imports(postgres: bool) -> None:
-    """Mark them absent (their importers catch ImportError): a local `secrets get` saves ~100 ms of imports."""
-    names = _NEVER_LOCAL if postgres else (*_NEVER_LOCAL, "psycopg", "psycopg2")
-    for name in names:
-        if not any(loaded == name or loaded.startswith(name + ".") for loaded in sys.modules):
-            sys.modules[name] = None  # type: ignore[assignment]
 
 
 @dataclass
@@ -51,14 +36,14 @@ class CliState:
     """Tests pass a ready container; the real CLI builds one from the environment on first use."""
 
     container: Container | None = None
-    build: Callable[[bool], Container] = field(default=_default_container)
-    skip_unused_drivers: bool = False  # only the real CLI process: a test process may need both engines
+    build: Callable[[Settings, bool], Container] = field(default=_default_container)
+    lean_imports: bool = False  # only the real CLI process: a test process may need every integration
     remote: bool = False  # --remote, or SPRONGUS_REMOTE=1
     settings: Settings | None = None
 
     def get_container(self) -> Container:
         if self.container is None:
-            self.container = self.build(self.skip_unused_drivers)
+            self.container = self.build(self.get_settings(), self.lean_imports)
         return self.container
 
     def get_api_container(self) -> Container:
@@ -77,13 +62,17 @@ class CliState:
         return self.settings
 
     @property
-    def service(self) -> SecretsService:
+    def api(self) -> SecretsApi:
+        """The one interface every `secrets` command talks to: the local vault, or the REST API with --remote."""
         if self.remote or self.get_settings().remote:
-            from sprongus.entrypoints.cli.remote import remote_service
+            from sprongus.entrypoints.cli.remote import remote_api
 
-            return remote_service(self.get_settings())  # type: ignore[return-value]  # same duck-typed subset
-        service: SecretsService = self.get_container().secrets_service()
-        return service
+            return remote_api(self.get_settings())
+        from sprongus.service.local_api import LocalSecretsApi
+
+        container = self.get_container()
+        return LocalSecretsApi(self.principal, container.secret_ops(), container.transfer_ops(),
+                               container.rotation_ops())
 
     @property
     def principal(self) -> Principal:
@@ -101,3 +90,14 @@ def _os_user() -> str:
 
 
 pass_state = click.make_pass_decorator(CliState, ensure=True)
+
+
+def remote_option(command: click.Command) -> click.Command:
+    """`--remote` on a command: sets the flag on the state before the command runs (eager)."""
+    def use_remote(ctx: click.Context, _: click.Parameter, value: bool) -> None:
+        if value:
+            ctx.ensure_object(CliState).remote = True
+
+    return click.option("--remote", is_flag=True, expose_value=False, callback=use_remote, is_eager=True,
+                        help="Through the REST API at SPRONGUS_API_URL (token: SPRONGUS_TOKEN or "
+                        "`sprongus login`).")(command)

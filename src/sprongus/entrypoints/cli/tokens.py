@@ -25,7 +25,7 @@ def tokens_group() -> None:
 def create_command(state: CliState, subject: str, scopes: tuple[str, ...], projects: tuple[str, ...],
                    ttl: str) -> None:
     """Create a token and print it alone, once: it cannot be shown again."""
-    from sprongus.domain.tokens import parse_ttl
+    from sprongus.domain.api_token import parse_ttl
 
     token, record = state.get_container().token_service().create(subject, list(scopes), list(projects),
                                                                    parse_ttl(ttl))

@@ -3,82 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from sprongus.domain.errors import ValidationError
-from sprongus.domain.meta import MetaValue, validate_meta
+from sprongus.domain.import_item import ImportItem
+from sprongus.domain.meta import validate_meta
 from sprongus.domain.names import validate_key_name, validate_prefix
 from sprongus.domain.principal import Permission, Principal, authorize
-from sprongus.domain.records import AuditAction, SecretRecord, SecretView
+from sprongus.domain.records import AuditAction, SecretRecord, view_of
+from sprongus.domain.results import ExportResult, ImportReport
 from sprongus.domain.scope import Scope
-from sprongus.domain.service.bundles import BundleCodec
-from sprongus.domain.service.deps import Progress, ServiceDeps, view_of
 from sprongus.domain.values import SecretValue
 from sprongus.ports import SecretRepository
+from sprongus.ports.progress import Progress
+from sprongus.service.bundles import BundleCodec
+from sprongus.service.deps import ServiceDeps
+from sprongus.service.pages import pages, scope_pages
 
 MODES = ("merge", "replace")
-
-
-@dataclass(frozen=True, slots=True)
-class ImportItem:
-    scope: Scope
-    key: str
-    value: SecretValue
-    meta: dict[str, MetaValue] | None = None
-
-
-@dataclass
-class ImportReport:
-    added: list[tuple[str, str]] = field(default_factory=list)
-    updated: list[tuple[str, str]] = field(default_factory=list)
-    removed: list[tuple[str, str]] = field(default_factory=list)
-    dry_run: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        def names(pairs: list[tuple[str, str]]) -> list[dict[str, str]]:
-            return [{"scope": s, "keyName": k} for s, k in pairs]
-
-        return {"added": len(self.added), "updated": len(self.updated), "removed": len(self.removed),
-                "dryRun": self.dry_run, "changes": {"added": names(self.added), "updated": names(self.updated),
-                                                    "removed": names(self.removed)}}
-
-
-@dataclass(frozen=True, slots=True)
-class ExportResult:
-    items: list[SecretView]
-    bundle: dict[str, Any] | None = None
-
-
-def parse_items(raw: object, default_scope: Scope | None = None) -> list[ImportItem]:
-    """Validate plaintext items (`[{"scope", "key", "value", "meta"}]`); errors name the item's index."""
-    if not isinstance(raw, list):
-        raise ValidationError("items", "must be a list")
-    items = []
-    for i, entry in enumerate(raw):
-        where = f"items[{i}]"
-        if not isinstance(entry, dict):
-            raise ValidationError(where, "must be an object with scope, key and value")
-        scope_text = entry.get("scope")
-        if scope_text is None and default_scope is not None:
-            scope = default_scope
-        elif isinstance(scope_text, str):
-            try:
-                scope = Scope.parse(scope_text)
-            except ValidationError as exc:
-                raise ValidationError(f"{where}.scope", exc.rule) from None
-        else:
-            raise ValidationError(f"{where}.scope", "must be user:<id>, project:<id> or system")
-        value = entry.get("value")
-        if not isinstance(value, str):
-            raise ValidationError(f"{where}.value", "must be a string")
-        try:
-            secret = SecretValue(value)
-        except ValidationError as exc:
-            raise ValidationError(f"{where}.value", exc.rule) from None
-        items.append(ImportItem(scope, validate_key_name(entry.get("key"), f"{where}.key"), secret,
-                                None if entry.get("meta") is None else validate_meta(entry["meta"], f"{where}.meta")))
-    return items
 
 
 class TransferOps:
@@ -92,7 +34,7 @@ class TransferOps:
             prefix = validate_prefix(prefix)
             authorize(principal, scope, Permission.REVEAL if bundle else Permission.READ)
             if bundle:  # with a passphrase, a bundle is a bulk reveal: limit it like one
-                self._d.throttle(principal, "reveal")
+                self._d.throttle.principal(principal, "reveal")
             records = list(self._records(principal, scope, prefix, progress))
             document = self._codec.build(records, passphrase) if bundle else None
             self._d.auditor.record(principal, AuditAction.EXPORT, scope, None, None, count=len(records),
@@ -101,17 +43,12 @@ class TransferOps:
 
     def _records(self, principal: Principal, scope: Scope, prefix: str,
                  progress: Progress | None) -> Iterator[SecretRecord]:
-        after, done = None, 0
-        while True:
-            with self._d.uow.transaction(principal, readonly=True) as repo:
-                rows = repo.list_page(scope, prefix, after, self._d.batch_size)
+        done = 0
+        for rows in scope_pages(self._d.uow, principal, scope, prefix, self._d.batch_size):
             yield from rows
             done += len(rows)
             if progress:
                 progress(done, None)
-            if len(rows) < self._d.batch_size:
-                return
-            after = rows[-1].key
 
     def import_(self, principal: Principal, items: list[ImportItem] | None = None,
                 bundle: dict[str, Any] | None = None, mode: str = "merge", allow_plaintext: bool = False,
@@ -130,7 +67,7 @@ class TransferOps:
             _check_items(entries, prefix)
             for scope in sorted({e.scope for e in entries}):
                 authorize(principal, scope, Permission.WRITE)
-            self._d.throttle(principal, "write")
+            self._d.throttle.principal(principal, "write")
             return self._apply(principal, entries, mode, prefix, dry_run, progress)
 
     def _apply(self, principal: Principal, entries: list[ImportItem], mode: str, prefix: str, dry_run: bool,
@@ -145,8 +82,8 @@ class TransferOps:
                 (report.added if previous is None else report.updated).append((str(entry.scope), entry.key))
             for start in range(0, 0 if dry_run else len(entries), self._d.batch_size):
                 batch = entries[start:start + self._d.batch_size]
-                records = self._d.parallel_map(  # each seal wraps a fresh DEK: a KMS call
-                    lambda e: self._d.seal_record(existing[(e.scope, e.key)], e.scope, e.key, e.value, e.meta),
+                records = self._d.pool.map(  # each seal wraps a fresh DEK: a KMS call
+                    lambda e: self._d.sealer.seal(existing[(e.scope, e.key)], e.scope, e.key, e.value, e.meta),
                     batch)
                 for record in records:
                     previous = existing[(record.scope, record.key)]
@@ -164,16 +101,18 @@ class TransferOps:
     def _stale(self, repo: SecretRepository, entries: list[ImportItem], prefix: str) -> list[tuple[str, str]]:
         """Keys of the named scopes (under the prefix) that the import does not contain."""
         wanted = {(e.scope, e.key) for e in entries}
-        stale = []
+        stale: list[tuple[str, str]] = []
+        size = self._d.batch_size
         for scope in sorted({e.scope for e in entries}):
-            after = None
-            while True:
-                rows = repo.list_page(scope, prefix, after, self._d.batch_size)
+            def fetch(after: str | None, scope: Scope = scope) -> list[SecretRecord]:
+                return repo.list_page(scope, prefix, after, size)
+            for rows in pages(fetch, _key_of, size):
                 stale += [(str(r.scope), r.key) for r in rows if (r.scope, r.key) not in wanted]
-                if len(rows) < self._d.batch_size:
-                    break
-                after = rows[-1].key
         return stale
+
+
+def _key_of(record: SecretRecord) -> str:
+    return record.key
 
 
 def _check_items(entries: list[ImportItem], prefix: str) -> None:

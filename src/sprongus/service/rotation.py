@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 
 from sprongus.domain.envelope import aad_for, checksum
@@ -10,27 +10,12 @@ from sprongus.domain.errors import Conflict, IntegrityError, KeyProviderError, N
 from sprongus.domain.names import validate_key_name, validate_prefix
 from sprongus.domain.principal import Permission, Principal, authorize
 from sprongus.domain.records import AuditAction, SecretRecord
+from sprongus.domain.results import RotationReport, VerifyReport
 from sprongus.domain.scope import Scope
-from sprongus.domain.service.deps import Progress, ServiceDeps, sealed_of
-
-
-@dataclass
-class RotationReport:
-    """Counts only: a bulk rotation's memory must not grow with the number of secrets."""
-
-    rotated: int = 0
-    skipped: int = 0
-
-
-@dataclass
-class VerifyReport:
-    checked: int = 0
-    failures: list[tuple[str, str, str]] = field(default_factory=list)  # (scope, key, reason)
-    audit_problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures and not self.audit_problems
+from sprongus.ports.progress import Progress
+from sprongus.service.deps import ServiceDeps
+from sprongus.service.pages import scope_pages, vault_pages
+from sprongus.service.sealing import sealed_of
 
 
 class RotationOps:
@@ -45,7 +30,7 @@ class RotationOps:
                 validate_key_name(key)
             prefix = validate_prefix(prefix)
             authorize(principal, scope, Permission.WRITE)
-            self._d.throttle(principal, "write")
+            self._d.throttle.principal(principal, "write")
             report = RotationReport()
             if key is not None:
                 with self._d.uow.transaction(principal, readonly=True) as repo:
@@ -54,24 +39,19 @@ class RotationOps:
                     raise NotFound(f"secret {key} not found in {scope}")
                 report.rotated = 1
                 return report
-            after = None
-            while True:
-                with self._d.uow.transaction(principal, readonly=True) as repo:
-                    rows = repo.list_page(scope, prefix, after, self._d.batch_size)
+            for rows in scope_pages(self._d.uow, principal, scope, prefix, self._d.batch_size):
                 due = [r for r in rows if not (rotated_before and r.last_rotated_at
                                                and r.last_rotated_at >= rotated_before)]
                 report.skipped += len(rows) - len(due)
-                resealed = self._d.parallel_map(self._resealed, due)  # KMS calls in the pool, no DB work there
+                resealed = self._d.pool.map(self._resealed, due)  # KMS calls in the pool, no DB work there
                 report.rotated += sum(self._store_rotated(principal, seen, new) for seen, new in zip(due, resealed,
                                                                                                      strict=True))
                 if progress:
                     progress(report.rotated + report.skipped, None)
-                if len(rows) < self._d.batch_size:
-                    return report
-                after = rows[-1].key
+            return report
 
     def _resealed(self, seen: SecretRecord) -> SecretRecord:
-        return self._d.seal_record(seen, seen.scope, seen.key, self._d.open_record(seen), None, rotated=True)
+        return self._d.sealer.seal(seen, seen.scope, seen.key, self._d.sealer.open(seen), None, rotated=True)
 
     def _store_rotated(self, principal: Principal, seen: SecretRecord, record: SecretRecord) -> bool:
         """Compare-and-set the re-sealed version; a concurrent writer's new version counts as rotated too."""
@@ -89,19 +69,17 @@ class RotationOps:
         with self._d.uow.transaction(principal, readonly=True) as repo:
             sample = repo.scan(None, 1)
         for row in sample:
-            self._d.envelope.unwrap_dek(sealed_of(row), aad_for(row.scope, row.key, row.version))
+            self._d.sealer.envelope.unwrap_dek(sealed_of(row), aad_for(row.scope, row.key, row.version))
 
     def rotate_master(self, principal: Principal, progress: Progress | None = None) -> RotationReport:
         """Re-wrap every DEK not on the current master key. Values and versions stay; reruns finish the job."""
         with self._d.auditor.failures(principal, AuditAction.ROTATE_MASTER, None):
             _require_admin(principal)
-            current = self._d.envelope.keys.current_key_id()
+            current = self._d.sealer.envelope.current_master_key_id()
             total = sum(n for key_id, n in self._d.uow.count_by_master_key(principal).items() if key_id != current)
-            report, after = RotationReport(), None
-            while True:
-                with self._d.uow.transaction(principal, readonly=True) as repo:
-                    rows = repo.scan(after, self._d.batch_size, not_on_master_key=current)
-                rewrapped = self._d.parallel_map(self._rewrapped, rows)  # KMS calls, outside any lock
+            report = RotationReport()
+            for rows in vault_pages(self._d.uow, principal, self._d.batch_size, not_on_master_key=current):
+                rewrapped = self._d.pool.map(self._rewrapped, rows)  # KMS calls, outside any lock
                 with self._d.uow.transaction(principal) as repo:
                     for row in rewrapped:
                         try:
@@ -111,16 +89,13 @@ class RotationOps:
                             report.skipped += 1  # rewritten meanwhile (with a fresh DEK on the current key)
                 if progress:
                     progress(report.rotated + report.skipped, total)
-                if len(rows) < self._d.batch_size:
-                    break
-                after = rows[-1].id
             self._d.auditor.record(principal, AuditAction.ROTATE_MASTER, None, None, None,
                                    rotated=report.rotated, master_key_id=current)
             return report
 
     def _rewrapped(self, row: SecretRecord) -> SecretRecord:
         aad = aad_for(row.scope, row.key, row.version)
-        sealed = self._d.envelope.rewrap(sealed_of(row), aad)
+        sealed = self._d.sealer.envelope.rewrap(sealed_of(row), aad)
         return replace(row, dek_wrapped=sealed.dek_wrapped, master_key_id=sealed.master_key_id, hmac=sealed.hmac,
                        checksum=checksum(sealed, aad))
 
@@ -128,10 +103,8 @@ class RotationOps:
         """Check every row's checksum (no key needed), then decrypt it and check its HMAC."""
         with self._d.auditor.failures(principal, AuditAction.VERIFY, None):
             _require_admin(principal)
-            report, after = VerifyReport(), None
-            while True:
-                with self._d.uow.transaction(principal, readonly=True) as repo:
-                    rows = repo.scan(after, self._d.batch_size)
+            report = VerifyReport()
+            for rows in vault_pages(self._d.uow, principal, self._d.batch_size):
                 for row in rows:
                     report.checked += 1
                     reason = self._problem(row)
@@ -139,9 +112,6 @@ class RotationOps:
                         report.failures.append((str(row.scope), row.key, reason))
                 if progress:
                     progress(report.checked, None)
-                if len(rows) < self._d.batch_size:
-                    break
-                after = rows[-1].id
             if self._d.audit_trail is not None:
                 report.audit_problems = self._d.audit_trail.verify_chain().problems
             self._d.auditor.record(principal, AuditAction.VERIFY, None, None, None, checked=report.checked,
@@ -151,10 +121,10 @@ class RotationOps:
     def _problem(self, row: SecretRecord) -> str | None:
         if checksum(sealed_of(row), aad_for(row.scope, row.key, row.version)) != row.checksum:
             return "checksum mismatch"
-        if row.hmac is None and self._d.envelope.signs_values:
+        if row.hmac is None and self._d.sealer.envelope.signs_values:
             return "hmac missing (written before HMAC keys existed, or stripped): rotate it to sign it"
         try:
-            self._d.open_record(row)
+            self._d.sealer.open(row)
         except IntegrityError:
             return "decryption or hmac failed"
         except KeyProviderError:

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import base64
 import hmac
-import secrets
 from dataclasses import replace
 from datetime import timedelta
 
+from sprongus.domain.api_token import token_hash
 from sprongus.domain.envelope import length_prefixed
-from sprongus.domain.errors import Gone, IntegrityError, KeyProviderError, NotFound, RateLimited, ValidationError
+from sprongus.domain.errors import Gone, IntegrityError, KeyProviderError, NotFound, ValidationError
 from sprongus.domain.names import validate_key_name
 from sprongus.domain.principal import Permission, Principal, authorize
-from sprongus.domain.records import AuditAction, SecretView
+from sprongus.domain.records import AuditAction, SecretView, view_of
+from sprongus.domain.results import RevealTokenMinted
 from sprongus.domain.scope import OwnerType, Scope
-from sprongus.domain.service.deps import ServiceDeps, view_of
-from sprongus.domain.tokens import token_hash
+from sprongus.domain.times import utc_iso
 from sprongus.ports.tokens import RevealGrant, RevealTokenStore
+from sprongus.service.deps import ServiceDeps
 
 GRANT_AAD = b"sprongus.reveal-grant.v1\0"
 REVEAL_TOKEN_PREFIX = "sprr_"  # noqa: S105 - a prefix, not a token
@@ -28,19 +29,19 @@ class RevealTokenOps:
         self._d = deps
         self._store = store
 
-    def mint(self, principal: Principal, scope: Scope, key: str, ttl_seconds: int) -> tuple[str, str]:
-        """(token, expiresAt). The token is shown once; only its hash is kept."""
+    def mint(self, principal: Principal, scope: Scope, key: str, ttl_seconds: int) -> RevealTokenMinted:
+        """A token for one reveal of this secret, by whoever holds it, until it expires."""
         with self._d.auditor.failures(principal, AuditAction.REVEAL, scope, key if isinstance(key, str) else None):
             validate_key_name(key)
             if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int) or not 1 <= ttl_seconds <= MAX_TTL:
                 raise ValidationError("ttlSeconds", f"must be an integer between 1 and {MAX_TTL}")
             authorize(principal, scope, Permission.REVEAL)
-            self._d.throttle(principal, "reveal")
+            self._d.throttle.principal(principal, "reveal")
             with self._d.uow.transaction(principal, readonly=True) as repo:
                 record = repo.get(scope, key)
             if record is None:
                 raise NotFound(f"secret {key} not found in {scope}")
-            token = REVEAL_TOKEN_PREFIX + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+            token = REVEAL_TOKEN_PREFIX + base64.urlsafe_b64encode(self._d.random.bytes(32)).decode().rstrip("=")
             expires = self._d.clock.now() + timedelta(seconds=ttl_seconds)
             grant = RevealGrant(principal.subject, principal.projects,
                                 principal.owner or Permission.ADMIN in principal.permissions,
@@ -49,16 +50,13 @@ class RevealTokenOps:
             self._d.auditor.record(principal, AuditAction.REVEAL, scope, key, record.version, one_time="minted",
                                    expires_at=expires.isoformat())
             self._stores().add(token_hash(token), grant)
-            return token, expires.isoformat().replace("+00:00", "Z")
+            return RevealTokenMinted(token, utc_iso(expires))
 
     def redeem(self, token: object, client_address: str | None, request_id: str | None = None) -> SecretView:
         """The plaintext exactly once. Used, expired and unknown tokens are indistinguishable (Gone)."""
         caller = Principal(subject="anonymous", request_id=request_id, client_address=client_address)
         with self._d.auditor.failures(caller, AuditAction.REDEEM, None):
-            decision = self._d.limiter.hit("redeem", f"addr:{client_address or 'unknown'}")
-            if not decision.allowed:
-                raise RateLimited("redeem", limit=decision.limit, window_seconds=decision.window_seconds,
-                                  retry_after=max(1, decision.reset_after))
+            self._d.throttle.address("redeem", client_address)
             if not isinstance(token, str) or not token.startswith(REVEAL_TOKEN_PREFIX):
                 raise Gone("the reveal token is used, expired or unknown")
             digest = token_hash(token)
@@ -74,15 +72,15 @@ class RevealTokenOps:
                 record = repo.get(scope, grant.key_name)
             if record is None:
                 raise Gone("the reveal token is used, expired or unknown")
-            value = self._d.open_record(record)
+            value = self._d.sealer.open(record)
             self._d.auditor.record(principal, AuditAction.REDEEM, scope, grant.key_name, record.version)
             return view_of(record, value)
 
     def _seal(self, grant: RevealGrant, digest: str) -> str:
         """A MAC under a fresh key wrapped by the master key: whoever can write the table (the app role) but not
         use the master key cannot forge a grant for someone else's secret."""
-        key = self._d.random_bytes(32)
-        wrapped = self._d.envelope.keys.wrap(key, GRANT_AAD + digest.encode())
+        key = self._d.random.bytes(32)
+        wrapped = self._d.sealer.envelope.wrap_key(key, GRANT_AAD + digest.encode())
         mac = hmac.digest(key, _grant_body(grant, digest), "sha256")
         return "|".join([wrapped.master_key_id, base64.b64encode(wrapped.blob).decode(),
                          base64.b64encode(mac).decode()])
@@ -90,7 +88,7 @@ class RevealTokenOps:
     def _sealed_by_us(self, grant: RevealGrant, digest: str) -> bool:
         try:
             key_id, blob, mac = grant.seal.split("|")
-            key = self._d.envelope.keys.unwrap(base64.b64decode(blob), key_id, GRANT_AAD + digest.encode())
+            key = self._d.sealer.envelope.unwrap_key(base64.b64decode(blob), key_id, GRANT_AAD + digest.encode())
             expected = base64.b64decode(mac)
         except (ValueError, IntegrityError, KeyProviderError):
             return False

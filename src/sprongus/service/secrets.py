@@ -1,36 +1,24 @@
-"""Single-secret operations: set, get (masked or revealed), unset, list."""
+"""Single-secret use cases: set, get (masked or revealed), unset, list."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
 
 from sprongus.domain.errors import Conflict, NotFound, ValidationError
 from sprongus.domain.meta import MetaValue, validate_meta
 from sprongus.domain.names import validate_key_name, validate_prefix
 from sprongus.domain.principal import Permission, Principal, authorize
-from sprongus.domain.records import AuditAction, SecretView
+from sprongus.domain.records import AuditAction, SecretView, view_of
+from sprongus.domain.results import Page, SetResult
 from sprongus.domain.scope import Scope
-from sprongus.domain.service.deps import ServiceDeps, view_of
 from sprongus.domain.values import SecretValue
+from sprongus.service.deps import ServiceDeps
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
 # An unconditional set retries a lost compare-and-set a few times: every writer gets its own version.
 SET_ATTEMPTS = 8
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    items: list[SecretView]
-    next_cursor: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class SetResult:
-    view: SecretView
-    created: bool
 
 
 def encode_cursor(key: str) -> str:
@@ -48,6 +36,8 @@ def decode_cursor(cursor: str) -> str:
 
 
 class SecretOps:
+    """set, get, unset and list for any principal: authorize, throttle, then touch storage, audited."""
+
     def __init__(self, deps: ServiceDeps) -> None:
         self._d = deps
 
@@ -60,7 +50,7 @@ class SecretOps:
             if not isinstance(value, SecretValue):
                 raise ValidationError("value", "must be a SecretValue")
             authorize(principal, scope, Permission.WRITE)
-            self._d.throttle(principal, "write")
+            self._d.throttle.principal(principal, "write")
             attempts = 1 if expected_version is not None else SET_ATTEMPTS
             for attempt in range(attempts):
                 try:
@@ -77,7 +67,7 @@ class SecretOps:
             current = None if previous is None else previous.version
             if expected_version is not None and expected_version != current:
                 raise Conflict("version does not match If-Match", current_version=current)
-            record = self._d.seal_record(previous, scope, key, value, meta)
+            record = self._d.sealer.seal(previous, scope, key, value, meta)
             repo.save(record, current)
             action = AuditAction.CREATE if previous is None else AuditAction.UPDATE
             self._d.auditor.record(principal, action, scope, key, record.version)
@@ -89,14 +79,14 @@ class SecretOps:
             validate_key_name(key)
             authorize(principal, scope, Permission.REVEAL if reveal else Permission.READ)
             if reveal:
-                self._d.throttle(principal, "reveal")
+                self._d.throttle.principal(principal, "reveal")
             with self._d.uow.transaction(principal, readonly=True) as repo:
                 record = repo.get(scope, key)
             if record is None:
                 raise NotFound(f"secret {key} not found in {scope}")
             if not reveal:
                 return view_of(record)
-            value = self._d.open_record(record)
+            value = self._d.sealer.open(record)
             # Fail closed: no audit row, no plaintext.
             self._d.auditor.record(principal, AuditAction.REVEAL, scope, key, record.version)
             return view_of(record, value)
@@ -105,7 +95,7 @@ class SecretOps:
         with self._d.auditor.failures(principal, AuditAction.DELETE, scope, key if isinstance(key, str) else None):
             validate_key_name(key)
             authorize(principal, scope, Permission.WRITE)
-            self._d.throttle(principal, "write")
+            self._d.throttle.principal(principal, "write")
             with self._d.uow.transaction(principal) as repo:
                 record = repo.get(scope, key)
                 if record is None or not repo.delete(scope, key):

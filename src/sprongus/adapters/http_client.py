@@ -1,0 +1,149 @@
+"""SecretsApi over the REST API: the remote side of the CLI's `--remote`, with the same results and errors.
+
+Standard-library HTTP only: it keeps the CLI's start-up fast. Problem answers become the domain's errors through
+the one shared table (adapters/problem_types.py), so the CLI's exit codes serve both modes.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import UTC, datetime
+from typing import Any
+
+from sprongus.adapters.problem_types import error_from_problem
+from sprongus.domain.errors import RemoteUnavailable, ValidationError
+from sprongus.domain.import_item import ImportItem
+from sprongus.domain.records import SecretView
+from sprongus.domain.results import ExportResult, ImportReport, Page, RotationReport, SetResult
+from sprongus.domain.scope import Scope
+from sprongus.domain.values import SecretValue
+from sprongus.ports.progress import Progress
+from sprongus.service.pages import api_views
+
+TIMEOUT = 30.0
+
+
+def view_from_dict(data: dict[str, Any]) -> SecretView:
+    def when(text: str | None) -> datetime | None:
+        return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    value = None if data.get("masked", True) else SecretValue(data["value"])
+    return SecretView(Scope.of(data["ownerType"], data.get("ownerId")), data["keyName"], data["version"],
+                      when(data["createdAt"]) or datetime.min, when(data["updatedAt"]) or datetime.min,
+                      when(data.get("lastRotatedAt")), dict(data.get("meta") or {}), "", value)
+
+
+class ApiClient:
+    """JSON over HTTP with a bearer token; a problem answer raises its domain error."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        self._base = base_url.rstrip("/") + "/v1"
+        self._token = token
+
+    def call(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> Any:
+        return self.send(method, path, body, query)[1]
+
+    def send(self, method: str, path: str, body: Any = None,
+             query: dict[str, Any] | None = None) -> tuple[int, Any]:
+        """(status, parsed JSON body or None)."""
+        url = self._base + urllib.parse.quote(path, safe="/:.-_@")
+        if query:
+            url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url, data=data, method=method, headers={  # noqa: S310 - scheme checked
+            "Authorization": f"Bearer {self._token}", "Content-Type": "application/json",
+            "Accept": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310 - the configured API
+                raw, status = response.read(), response.status
+        except urllib.error.HTTPError as exc:
+            try:
+                problem = json.loads(exc.read() or b"{}")
+            except ValueError:
+                problem = {}
+            headers = {k.lower(): v for k, v in exc.headers.items()}
+            raise error_from_problem(exc.code, problem if isinstance(problem, dict) else {}, headers) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise RemoteUnavailable(f"cannot reach the API at {self._base}: {reason}") from None
+        return status, json.loads(raw) if raw else None
+
+
+def _path(scope: Scope, key: str) -> str:
+    return f"/secrets/{scope.owner_type.value}/{scope.url_owner_id}/{key}"
+
+
+def _scope_query(scope: Scope, prefix: str) -> dict[str, Any]:
+    return {"ownerType": scope.owner_type.value, "ownerId": scope.owner_id, "prefix": prefix or None}
+
+
+class HttpSecretsApi:
+    """The caller is the token's subject: the server authorizes, limits and audits every call."""
+
+    def __init__(self, client: ApiClient) -> None:
+        self._api = client
+
+    def set(self, scope: Scope, key: str, value: SecretValue, meta: object = None) -> SetResult:
+        body: dict[str, Any] = {"value": value.reveal()}
+        if meta is not None:
+            body["meta"] = meta
+        status, data = self._api.send("PUT", _path(scope, key), body)
+        return SetResult(view_from_dict(data), status == 201)  # 201 created, 200 updated
+
+    def get(self, scope: Scope, key: str, reveal: bool = False) -> SecretView:
+        if reveal:
+            return view_from_dict(self._api.call("POST", _path(scope, key) + ":reveal", {}))
+        return view_from_dict(self._api.call("GET", _path(scope, key)))
+
+    def unset(self, scope: Scope, key: str) -> None:
+        self._api.call("DELETE", _path(scope, key))
+
+    def list(self, scope: Scope, prefix: str = "", with_meta: bool = False, cursor: str | None = None,
+             limit: int = 50) -> Page:
+        page = self._api.call("GET", "/secrets", query={
+            **_scope_query(scope, prefix), "withMeta": "true" if with_meta else "false", "limit": limit,
+            "cursor": cursor})
+        return Page([view_from_dict(item) for item in page["items"]], page["nextCursor"])
+
+    def import_(self, items: builtins.list[ImportItem] | None = None, bundle: dict[str, Any] | None = None,
+                mode: str = "merge", allow_plaintext: bool = False, passphrase: SecretValue | None = None,
+                prefix: str = "", dry_run: bool = False, progress: Progress | None = None) -> ImportReport:
+        body: dict[str, Any] = {"mode": mode, "allowPlaintext": allow_plaintext, "prefix": prefix,
+                                "dryRun": dry_run}
+        if items is not None:
+            body["items"] = [{"scope": str(i.scope), "key": i.key, "value": i.value.reveal(), "meta": i.meta}
+                             for i in items]
+        if bundle is not None:
+            body["bundle"] = bundle
+        if passphrase is not None:
+            body["passphrase"] = passphrase.reveal()
+        result = self._api.call("POST", "/secrets:import", body)
+        changes = result["changes"]
+
+        def pairs(name: str) -> list[tuple[str, str]]:
+            return [(c["scope"], c["keyName"]) for c in changes[name]]
+
+        return ImportReport(pairs("added"), pairs("updated"), pairs("removed"), result["dryRun"])
+
+    def export(self, scope: Scope, prefix: str = "", bundle: bool = False, passphrase: SecretValue | None = None,
+               progress: Progress | None = None) -> ExportResult:
+        if passphrase is not None:
+            raise ValidationError("passphrase-file", "passphrase bundles are exported locally, not via --remote")
+        doc = self._api.call("GET", "/secrets:export", query={**_scope_query(scope, prefix),
+                                                              "bundle": "true" if bundle else "false"})
+        if bundle:
+            epoch = datetime.fromtimestamp(0, UTC)
+            return ExportResult([SecretView(Scope.parse(i["scope"]), i["key"], i["version"], epoch, epoch, None,
+                                            dict(i.get("meta") or {}), i["masterKeyId"]) for i in doc["items"]], doc)
+        return ExportResult([view_from_dict({**item, "value": "********", "masked": True}) for item in doc["items"]])
+
+    def rotate(self, scope: Scope, key: str | None = None, prefix: str = "", rotated_before: datetime | None = None,
+               progress: Progress | None = None) -> RotationReport:
+        keys = [key] if key else [v.key for v in api_views(self, scope, prefix)]
+        for name in keys:
+            self._api.call("POST", _path(scope, name) + ":rotate")
+        return RotationReport(rotated=len(keys))

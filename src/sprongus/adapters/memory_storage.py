@@ -1,0 +1,13 @@
+"""Every store in memory: the test profile's storage (nothing survives the process)."""
+
+from __future__ import annotations
+
+from sprongus.adapters.memory import InMemoryAuditSink, InMemoryUnitOfWork
+from sprongus.adapters.memory_tokens import InMemoryApiTokenStore, InMemoryIdempotencyStore, InMemoryRevealTokenStore
+from sprongus.ports.storage import Storage
+
+
+def memory_storage() -> Storage:
+    return Storage(uow=InMemoryUnitOfWork(), audit=InMemoryAuditSink(), audit_trail=None,
+                   api_tokens=InMemoryApiTokenStore(), reveal_tokens=InMemoryRevealTokenStore(),
+                   idempotency=InMemoryIdempotencyStore())

@@ -1,0 +1,85 @@
+"""The one table between the domain's errors and RFC 9457 problem types: the API renders with it, the HTTP client
+turns answers back into the same errors with it, so a remote command fails exactly like a local one."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sprongus.domain import errors as e
+
+TYPE_PREFIX = "urn:sprongus:problem:"
+PROBLEM_JSON = "application/problem+json"
+_POLICY = re.compile(r'\s*"(?P<name>[^"]+)";q=(?P<q>\d+);w=(?P<w>\d+)')
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemType:
+    error: type[e.SprongusError]
+    status: int
+    kind: str
+    title: str
+    server_fault: bool = False  # the client reports these as the API being unavailable, not as its own error
+
+
+# Most specific first: the first class an error is an instance of decides.
+PROBLEM_TYPES: tuple[ProblemType, ...] = (
+    ProblemType(e.ValidationError, 422, "validation", "Invalid request"),
+    ProblemType(e.StepUpRequired, 401, "insufficient-user-authentication", "Recent authentication required"),
+    ProblemType(e.Unauthenticated, 401, "unauthenticated", "Authentication required"),
+    ProblemType(e.NotFound, 404, "not-found", "Not found"),
+    ProblemType(e.Gone, 410, "gone", "Gone"),
+    ProblemType(e.PermissionDenied, 403, "insufficient-scope", "Insufficient scope"),
+    ProblemType(e.PreconditionFailed, 412, "precondition-failed", "Precondition failed"),
+    ProblemType(e.Conflict, 409, "conflict", "Conflict"),
+    ProblemType(e.RateLimited, 429, "rate-limited", "Too many requests"),
+    ProblemType(e.IntegrityError, 500, "integrity", "Integrity check failed"),
+    ProblemType(e.KeyProviderUnavailable, 503, "key-provider-unavailable", "Key provider unavailable"),
+    ProblemType(e.KeyProviderError, 500, "key-provider", "Key provider error"),
+    ProblemType(e.AuditUnavailable, 503, "audit-unavailable", "Audit unavailable"),
+    ProblemType(e.StorageError, 503, "storage-unavailable", "Storage unavailable"),
+    ProblemType(e.ConfigError, 500, "configuration", "Server misconfigured", server_fault=True),
+)
+UNEXPECTED = ProblemType(e.SprongusError, 500, "error", "Error", server_fault=True)
+_BY_KIND = {p.kind: p for p in PROBLEM_TYPES}
+
+
+def problem_type_of(exc: e.SprongusError) -> ProblemType:
+    return next((p for p in PROBLEM_TYPES if isinstance(exc, p.error)), UNEXPECTED)
+
+
+def error_from_problem(status: int, body: Mapping[str, Any], headers: Mapping[str, str]) -> e.SprongusError:
+    """The domain error a problem+json answer stands for; `headers` with lower-case names."""
+    kind = str(body.get("type", "")).removeprefix(TYPE_PREFIX)
+    detail = str(body.get("detail") or body.get("title") or f"HTTP {status}")
+    problem = _BY_KIND.get(kind)
+    if problem is None and status in (400, 422):  # a framework-level rejection (malformed JSON, schema)
+        problem = _BY_KIND["validation"]
+    if problem is None or problem.server_fault:
+        return e.RemoteUnavailable(f"the API answered {status}: {detail}")
+    error = problem.error
+    if error is e.ValidationError:
+        errors = body.get("errors") or {}
+        field, rules = next(iter(errors.items()), ("request", [detail]))
+        return e.ValidationError(field, "; ".join(rules) if isinstance(rules, list) else str(rules))
+    if error is e.RateLimited:
+        return _rate_limited(headers)
+    if error is e.StepUpRequired:
+        return e.StepUpRequired(_max_age(headers.get("www-authenticate", "")))
+    return error(detail)
+
+
+def _rate_limited(headers: Mapping[str, str]) -> e.RateLimited:
+    """The policy and delay the server named (RateLimit-Policy, Retry-After)."""
+    policy = _POLICY.match(headers.get("ratelimit-policy") or "")
+    retry = (headers.get("retry-after") or "").strip()
+    return e.RateLimited(policy["name"] if policy else "api", limit=int(policy["q"]) if policy else 0,
+                         window_seconds=int(policy["w"]) if policy else 0,
+                         retry_after=int(retry) if retry.isdigit() else 1)
+
+
+def _max_age(challenge: str) -> int:
+    match = re.search(r"max_age=(\d+)", challenge)
+    return int(match[1]) if match else 0

@@ -1,0 +1,53 @@
+"""API tokens: opaque `spr_...` bearer tokens, stored only as a SHA-256 hash (docs/design.md#api)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sprongus.domain.errors import ValidationError
+from sprongus.domain.principal import Permission
+
+TOKEN_PREFIX = "spr_"  # noqa: S105 - a prefix, not a token
+MAX_TTL = 366 * 86400
+_TTL = re.compile(r"(\d+)([smhd]?)")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    id: str
+    token_hash: str
+    subject: str
+    permissions: frozenset[Permission]
+    projects: frozenset[str]
+    created_at: datetime
+    expires_at: datetime
+    auth_time: datetime
+    revoked_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """Never the token nor its hash."""
+        return {"id": self.id, "subject": self.subject, "scopes": sorted(p.value for p in self.permissions),
+                "projects": sorted(self.projects), "createdAt": self.created_at.isoformat(),
+                "expiresAt": self.expires_at.isoformat(), "revoked": self.revoked_at is not None}
+
+
+def token_hash(token: str) -> str:
+    """Tokens carry 256 random bits, so a plain hash is enough (nothing to brute-force)."""
+    return "sha256:" + hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def parse_ttl(text: str) -> int:
+    """`90`, `30s`, `15m`, `1h`, `7d` -> seconds."""
+    match = _TTL.fullmatch(text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise ValidationError("ttl", "must be seconds or a number with a unit s, m, h or d (e.g. 90, 15m, 1h, 7d)")
+    seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if seconds > MAX_TTL:
+        raise ValidationError("ttl", "must be at most 366 days")
+    return seconds
+
+

@@ -1,0 +1,63 @@
+"""What the use cases answer: pages, write results and the reports of bulk operations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sprongus.domain.records import SecretView
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[SecretView]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SetResult:
+    view: SecretView
+    created: bool
+
+
+@dataclass
+class ImportReport:
+    """(scope, key) pairs per kind of change; a dry run fills them without writing."""
+
+    added: list[tuple[str, str]] = field(default_factory=list)
+    updated: list[tuple[str, str]] = field(default_factory=list)
+    removed: list[tuple[str, str]] = field(default_factory=list)
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    items: list[SecretView]
+    bundle: dict[str, Any] | None = None
+
+
+@dataclass
+class RotationReport:
+    """Counts only: a bulk rotation's memory must not grow with the number of secrets."""
+
+    rotated: int = 0
+    skipped: int = 0
+
+
+@dataclass
+class VerifyReport:
+    checked: int = 0
+    failures: list[tuple[str, str, str]] = field(default_factory=list)  # (scope, key, reason)
+    audit_problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.audit_problems
+
+
+@dataclass(frozen=True, slots=True)
+class RevealTokenMinted:
+    """A single-use reveal token, shown once; only its hash is kept."""
+
+    token: str
+    expires_at: str

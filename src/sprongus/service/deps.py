@@ -1,0 +1,25 @@
+"""The collaborators every use case shares, built once by the container (or a test's harness)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sprongus.ports import AuditTrail, Clock, UnitOfWork
+from sprongus.ports.random import RandomSource
+from sprongus.service.auditing import Auditor
+from sprongus.service.parallel import BoundedPool
+from sprongus.service.sealing import Sealer
+from sprongus.service.throttle import Throttle
+
+
+@dataclass(frozen=True)
+class ServiceDeps:
+    uow: UnitOfWork
+    sealer: Sealer
+    auditor: Auditor
+    throttle: Throttle
+    pool: BoundedPool
+    clock: Clock
+    random: RandomSource
+    batch_size: int = 500
+    audit_trail: AuditTrail | None = None

@@ -1,0 +1,54 @@
+"""SecretsApi on this machine's vault: the use cases, called as one fixed principal (the local owner)."""
+
+from __future__ import annotations
+
+import builtins
+from datetime import datetime
+from typing import Any
+
+from sprongus.domain.import_item import ImportItem
+from sprongus.domain.principal import Principal
+from sprongus.domain.records import SecretView
+from sprongus.domain.results import ExportResult, ImportReport, Page, RotationReport, SetResult
+from sprongus.domain.scope import Scope
+from sprongus.domain.values import SecretValue
+from sprongus.ports.progress import Progress
+from sprongus.service.rotation import RotationOps
+from sprongus.service.secrets import DEFAULT_PAGE, SecretOps
+from sprongus.service.transfer import TransferOps
+
+
+class LocalSecretsApi:
+    def __init__(self, principal: Principal, secrets: SecretOps, transfer: TransferOps,
+                 rotation: RotationOps) -> None:
+        self.principal = principal
+        self._secrets = secrets
+        self._transfer = transfer
+        self._rotation = rotation
+
+    def set(self, scope: Scope, key: str, value: SecretValue, meta: object = None) -> SetResult:
+        return self._secrets.set(self.principal, scope, key, value, meta)
+
+    def get(self, scope: Scope, key: str, reveal: bool = False) -> SecretView:
+        return self._secrets.get(self.principal, scope, key, reveal)
+
+    def unset(self, scope: Scope, key: str) -> None:
+        self._secrets.unset(self.principal, scope, key)
+
+    def list(self, scope: Scope, prefix: str = "", with_meta: bool = False, cursor: str | None = None,
+             limit: int = DEFAULT_PAGE) -> Page:
+        return self._secrets.list(self.principal, scope, prefix, with_meta, cursor, limit)
+
+    def import_(self, items: builtins.list[ImportItem] | None = None, bundle: dict[str, Any] | None = None,
+                mode: str = "merge", allow_plaintext: bool = False, passphrase: SecretValue | None = None,
+                prefix: str = "", dry_run: bool = False, progress: Progress | None = None) -> ImportReport:
+        return self._transfer.import_(self.principal, items, bundle, mode, allow_plaintext, passphrase, prefix,
+                                      dry_run, progress)
+
+    def export(self, scope: Scope, prefix: str = "", bundle: bool = False, passphrase: SecretValue | None = None,
+               progress: Progress | None = None) -> ExportResult:
+        return self._transfer.export(self.principal, scope, prefix, bundle, passphrase, progress)
+
+    def rotate(self, scope: Scope, key: str | None = None, prefix: str = "", rotated_before: datetime | None = None,
+               progress: Progress | None = None) -> RotationReport:
+        return self._rotation.rotate(self.principal, scope, key, prefix, rotated_before, progress)

@@ -1,0 +1,47 @@
+"""Turns values into stored records and back: a fresh DEK and nonce per version, the AAD bound to the version."""
+
+from __future__ import annotations
+
+import uuid
+
+from sprongus.domain.envelope import Envelope, Sealed, aad_for, checksum
+from sprongus.domain.meta import MetaValue
+from sprongus.domain.records import SecretRecord
+from sprongus.domain.scope import Scope
+from sprongus.domain.values import SecretValue
+from sprongus.ports import Clock
+from sprongus.ports.random import RandomSource
+
+
+def sealed_of(record: SecretRecord) -> Sealed:
+    return Sealed(record.ciphertext, record.dek_wrapped, record.nonce, record.alg, record.master_key_id, record.hmac)
+
+
+class Sealer:
+    def __init__(self, envelope: Envelope, clock: Clock, random: RandomSource) -> None:
+        self.envelope = envelope
+        self._clock = clock
+        self._random = random
+
+    def new_id(self) -> str:
+        return str(uuid.UUID(bytes=self._random.bytes(16), version=4))
+
+    def seal(self, previous: SecretRecord | None, scope: Scope, key: str, value: SecretValue,
+             meta: dict[str, MetaValue] | None, *, rotated: bool = False) -> SecretRecord:
+        """A new version of (scope, key): version+1, meta kept unless given, timestamps carried over."""
+        now = self._clock.now()
+        version = 1 if previous is None else previous.version + 1
+        aad = aad_for(scope, key, version)
+        sealed = self.envelope.seal(value, aad)
+        return SecretRecord(
+            id=previous.id if previous else self.new_id(),
+            scope=scope, key=key, ciphertext=sealed.ciphertext, dek_wrapped=sealed.dek_wrapped,
+            nonce=sealed.nonce, alg=sealed.alg, master_key_id=sealed.master_key_id, version=version,
+            created_at=previous.created_at if previous else now, updated_at=now,
+            last_rotated_at=now if rotated else (previous.last_rotated_at if previous else None),
+            meta=dict(meta) if meta is not None else (dict(previous.meta) if previous else {}),
+            hmac=sealed.hmac, checksum=checksum(sealed, aad),
+        )
+
+    def open(self, record: SecretRecord) -> SecretValue:
+        return self.envelope.open(sealed_of(record), aad_for(record.scope, record.key, record.version))
