@@ -13,7 +13,6 @@ from sprongus.entrypoints.cli.output import describe, emit_json, format_meta, ta
 from sprongus.entrypoints.cli.params import KEY, PREFIX, SCOPE
 from sprongus.entrypoints.cli.state import CliState, pass_state, remote_option
 from sprongus.entrypoints.cli.values import parse_meta, read_value
-from sprongus.service.pages import api_views
 
 
 @remote_option
@@ -90,6 +89,8 @@ def unset_command(state: CliState, scope: Scope, key: str) -> None:
 @pass_state
 def list_command(state: CliState, scope: Scope, prefix: str, with_meta: bool, as_json: bool) -> None:
     """List key names of a scope (never values)."""
+    from sprongus.service.pages import api_views  # loads the domain's records: not for --help
+
     views = list(api_views(state.api, scope, prefix, with_meta))
     if as_json:
         emit_json({"scope": str(scope), "items": [v.to_dict(with_meta=with_meta) for v in views]})

@@ -14,7 +14,6 @@ from sprongus.domain.scope import Scope
 from sprongus.entrypoints.cli.output import progress
 from sprongus.entrypoints.cli.params import KEY, PREFIX, SCOPE
 from sprongus.entrypoints.cli.state import CliState, pass_state, remote_option
-from sprongus.service.pages import api_views
 
 _ENV_UNSAFE = re.compile(r"[.\-]")
 
@@ -51,6 +50,8 @@ def run_command(state: CliState, scope: Scope, prefix: str, command: tuple[str, 
         command = command[1:]
     if not command:
         raise ValidationError("command", "give the command to run after --")
+    from sprongus.service.pages import api_views  # loads the domain's records: not for --help
+
     api = state.api
     names: dict[str, str] = {}
     for view in api_views(api, scope, prefix):
