@@ -37,11 +37,31 @@ def view_from_dict(data: dict[str, Any]) -> SecretView:
                       when(data.get("lastRotatedAt")), dict(data.get("meta") or {}), "", value)
 
 
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect would carry the bearer token (and a reveal's POST as a GET) to wherever it points, https or not:
+    refuse it, naming the target without its query string."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> urllib.request.Request | None:
+        target = urllib.parse.urlsplit(newurl)
+        where = f"{target.scheme}://{target.netloc}{target.path}" if target.netloc else target.path
+        raise RemoteUnavailable(f"the API answered {code} with a redirect to {where}; not followed: set "
+                                "SPRONGUS_API_URL to the API's own address")
+
+
+_OPENER = urllib.request.build_opener(_RefuseRedirects())
+
+
+def api_base(url: str) -> str:
+    """`http://host:8000`, `http://host:8000/` and `http://host:8000/v1/` all name the same API."""
+    return url.rstrip("/").removesuffix("/v1").rstrip("/") + "/v1"
+
+
 class ApiClient:
-    """JSON over HTTP with a bearer token; a problem answer raises its domain error."""
+    """JSON over HTTP with a bearer token; a problem answer raises its domain error. Redirects are refused."""
 
     def __init__(self, base_url: str, token: str) -> None:
-        self._base = base_url.rstrip("/") + "/v1"
+        self._base = api_base(base_url)
         self._token = token
 
     def call(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> Any:
@@ -58,7 +78,7 @@ class ApiClient:
             "Authorization": f"Bearer {self._token}", "Content-Type": "application/json",
             "Accept": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310 - the configured API
+            with _OPENER.open(request, timeout=TIMEOUT) as response:
                 raw, status = response.read(), response.status
         except urllib.error.HTTPError as exc:
             try:

@@ -76,7 +76,8 @@ class KeychainItem:
 def api_token_item(api_url: str, timeout: float = 5.0) -> KeychainItem | None:
     """Where `sprongus login` keeps the token for one API; None without a real keychain."""
     backend = real_backend(timeout)
-    return None if backend is None else KeychainItem(backend, f"api-token:{api_url.rstrip('/')}", timeout)
+    api = api_url.rstrip("/").removesuffix("/v1").rstrip("/")  # with or without /v1: one API, one token
+    return None if backend is None else KeychainItem(backend, f"api-token:{api}", timeout)
 
 
 def stored_api_token(api_url: str) -> str | None:
