@@ -59,5 +59,5 @@ class VerifyReport:
 class RevealTokenMinted:
     """A single-use reveal token, shown once; only its hash is kept."""
 
-    token: str
-    expires_at: str
+    token: str = field(repr=False)  # a bearer credential: never in a log line or traceback
+    expires_at: str = ""
