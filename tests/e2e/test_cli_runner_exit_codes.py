@@ -67,6 +67,7 @@ def test_1_a_failing_audit_trail_refuses_the_reveal(stocked: Vault) -> None:
 def test_1_an_unusable_database(vault: Vault) -> None:
     vault.home.mkdir()
     vault.db.write_bytes(b"this is not a database")
+    vault.db.chmod(0o600)  # private, so it gets as far as SQLite
 
     result = vault("secrets", "list", SCOPE, state=CliState(build=lambda *_: vault.container()))
 

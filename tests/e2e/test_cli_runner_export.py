@@ -33,7 +33,7 @@ def test_export_out_is_written_with_mode_0600(seeded: Vault, tmp_path: Path) -> 
     out.write_text("old")
     out.chmod(0o644)
 
-    result = seeded.ok("secrets", "export", SCOPE, "--bundle", "--out", str(out))
+    result = seeded.ok("secrets", "export", SCOPE, "--bundle", "--out", str(out), "--force")
 
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     assert result.stdout == ""

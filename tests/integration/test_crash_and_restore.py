@@ -126,6 +126,7 @@ def test_sqlite_backup_copy_restores_in_a_fresh_home(tmp_path: Path) -> None:
     online.parent.mkdir()
     with closing(sqlite3.connect(tmp_path / "live" / "vault.db")) as src, closing(sqlite3.connect(online)) as dst:
         src.backup(dst)
+    online.chmod(0o600)  # the backup is created with the umask's mode; a vault others can read is refused
     # Connections that the rotation's worker threads opened close only when collected; then the last close
     # checkpoints the WAL into vault.db and removes it.
     gc.collect()

@@ -33,7 +33,7 @@ def principal(subject: str, projects: str) -> Principal:
 
 def set_many(args: argparse.Namespace) -> int:
     """Threads that all set the same keys, each recording the versions the service returned to it."""
-    container = build_container(Settings.from_env(read_dotenv=False))
+    container = build_container(Settings.from_env())
     service = use_cases(container)
     caller = principal(args.subject, args.projects)
     scope = Scope.parse(args.scope)
@@ -68,7 +68,7 @@ def set_many(args: argparse.Namespace) -> int:
 
 def rotate_master(args: argparse.Namespace) -> int:
     """Master-key rotation that reports each committed batch, optionally pausing so a test can kill it mid-way."""
-    container = build_container(Settings.from_env(read_dotenv=False))
+    container = build_container(Settings.from_env())
     service = use_cases(container)
 
     def progress(done: int, total: int | None) -> None:

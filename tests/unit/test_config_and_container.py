@@ -15,7 +15,7 @@ from sprongus.domain.errors import ConfigError
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
 from sprongus.entrypoints import key_material as km
-from sprongus.entrypoints.config import Settings
+from sprongus.entrypoints.config import Settings, env_file_values
 from sprongus.entrypoints.container import build_container
 from tests.harness import (
     CANARY,
@@ -92,29 +92,54 @@ def test_bad_numbers_name_their_setting(name: str, raw: str) -> None:
         Settings.from_mapping({name: raw})
 
 
-def write_dotenv(directory: Path, home: Path) -> None:
-    directory.joinpath(".env").write_text(
-        f"SPRONGUS_HOME={home}\nSPRONGUS_KEY_PROVIDER=file\nSPRONGUS_BATCH_SIZE=7\nUNRELATED_DOTENV_VAR=1\n")
+def write_dotenv(path: Path, home: Path) -> Path:
+    path.write_text(f"SPRONGUS_HOME={home}\nSPRONGUS_KEY_PROVIDER=file\nSPRONGUS_BATCH_SIZE=7\nUNRELATED_DOTENV_VAR=1\n"
+                    "SPRONGUS_ENV=prod\nSPRONGUS_ENV_FILE=/elsewhere.env\nSPRONGUS_REMOTE=${NOT_INTERPOLATED}\n")
+    return path
 
 
-def test_dev_reads_dot_env_in_the_cwd_but_the_real_environment_wins(tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    write_dotenv(tmp_path, tmp_path / "home")
+@pytest.mark.parametrize("profile", ["test", "dev", "prod"])
+def test_a_dot_env_in_the_cwd_is_never_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, profile: str) -> None:
+    write_dotenv(tmp_path / ".env", tmp_path / "home")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SPRONGUS_BATCH_SIZE", "9")
+    monkeypatch.setenv("SPRONGUS_ENV", profile)
+    monkeypatch.delenv("SPRONGUS_ENV_FILE", raising=False)
     settings = Settings.from_env()
+    assert (settings.home, settings.key_provider, settings.batch_size) == (None, None, 500)
+
+
+def test_sprongus_env_file_is_read_and_the_real_environment_wins(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_dotenv(tmp_path / "sprongus.env", tmp_path / "home")
+    settings = Settings.from_env({"SPRONGUS_ENV_FILE": str(path), "SPRONGUS_BATCH_SIZE": "9",
+                                  "NOT_INTERPOLATED": "1"})
     assert (settings.env, settings.home, settings.key_provider) == ("dev", tmp_path / "home", "file")
-    assert settings.batch_size == 9
+    assert settings.batch_size == 9  # the environment wins over the file
+    assert settings.remote is False  # no interpolation: the text "${NOT_INTERPOLATED}" is not "1"
     assert "UNRELATED_DOTENV_VAR" not in os.environ and "SPRONGUS_HOME" not in os.environ
 
 
-@pytest.mark.parametrize("profile", ["test", "prod"])
-def test_dot_env_is_not_read_in_test_or_prod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, profile: str) -> None:
-    write_dotenv(tmp_path, tmp_path / "home")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SPRONGUS_ENV", profile)
-    settings = Settings.from_env()
-    assert (settings.home, settings.key_provider, settings.batch_size) == (None, None, 500)
+def test_an_env_file_cannot_switch_the_profile_or_chain_another_file(tmp_path: Path) -> None:
+    path = write_dotenv(tmp_path / "sprongus.env", tmp_path / "home")  # says SPRONGUS_ENV=prod
+    settings = Settings.from_env({"SPRONGUS_ENV_FILE": str(path)})
+    assert settings.env == "dev"
+    assert set(env_file_values(str(path))) == {"SPRONGUS_HOME", "SPRONGUS_KEY_PROVIDER", "SPRONGUS_BATCH_SIZE",
+                                               "SPRONGUS_REMOTE"}
+
+
+@pytest.mark.parametrize("name", ["missing.env", "folder"])
+def test_a_missing_or_unreadable_env_file_is_named(tmp_path: Path, name: str) -> None:
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(ConfigError, match=r"^SPRONGUS_ENV_FILE: the file cannot be read \(.+\)$") as info:
+        Settings.from_env({"SPRONGUS_ENV_FILE": str(tmp_path / name)})
+    assert name not in str(info.value)
+
+
+def test_an_env_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.env"
+    path.write_bytes(b"SPRONGUS_HOME=/caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"^SPRONGUS_ENV_FILE: the file must be UTF-8 text$"):
+        Settings.from_env({"SPRONGUS_ENV_FILE": str(path)})
 
 
 def test_the_test_profile_builds_in_memory_and_works_end_to_end() -> None:

@@ -1,4 +1,5 @@
-"""The one place that reads the environment: `SPRONGUS_*` (and a `.env` file in dev) and the server's settings."""
+"""The one place that reads the environment: `SPRONGUS_*` (and the file SPRONGUS_ENV_FILE names) and the server's
+settings."""
 
 from __future__ import annotations
 
@@ -40,11 +41,15 @@ class Settings:
     api_token: str | None = field(default=None, repr=False)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, *, read_dotenv: bool = True) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The environment, plus the file SPRONGUS_ENV_FILE names (the environment wins over the file).
+
+        No `.env` is read implicitly: a cloned repository's `.env` once switched the CLI to --remote against its own
+        API URL, and the user's next `secrets set` went there while the screen said "created".
+        """
         env = dict(os.environ if environ is None else environ)
-        profile = env.get("SPRONGUS_ENV", "dev")
-        if read_dotenv and profile == "dev":
-            env = {**_dotenv_values(), **env}  # the real environment wins over .env
+        if env.get("SPRONGUS_ENV_FILE"):
+            env = {**env_file_values(env["SPRONGUS_ENV_FILE"]), **env}
         return cls.from_mapping(env)
 
     @classmethod
@@ -148,12 +153,19 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
     return value
 
 
-def _dotenv_values() -> dict[str, str]:
-    """`./.env` only (not a parent directory's), and never the profile: a file must not switch dev to prod."""
-    path = Path.cwd() / ".env"
-    if not path.is_file():
-        return {}
+def env_file_values(name: str) -> dict[str, str]:
+    """The `SPRONGUS_*` lines of an env file (python-dotenv syntax, no interpolation), except SPRONGUS_ENV (a file
+    must not switch dev to prod) and SPRONGUS_ENV_FILE (one file, no chains)."""
+    from io import StringIO
+
     from dotenv import dotenv_values
 
-    return {k: v for k, v in dotenv_values(path).items()
-            if k.startswith("SPRONGUS_") and k != "SPRONGUS_ENV" and v is not None}
+    try:
+        text = Path(name).expanduser().read_text(encoding="utf-8")
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"SPRONGUS_ENV_FILE: the file cannot be read ({reason})") from None
+    except UnicodeDecodeError:
+        raise ConfigError("SPRONGUS_ENV_FILE: the file must be UTF-8 text") from None
+    return {k: v for k, v in dotenv_values(stream=StringIO(text), interpolate=False).items()
+            if k.startswith("SPRONGUS_") and k not in ("SPRONGUS_ENV", "SPRONGUS_ENV_FILE") and v is not None}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -12,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 
 import peewee
 
-from sprongus.domain.errors import ConfigError, StorageError
+from sprongus.domain.errors import ConfigError, KeyProviderError, StorageError
 
 SQLITE_PRAGMAS = {
     # First: every later pragma (journal_mode needs a lock) and statement then waits instead of failing.
@@ -31,12 +32,31 @@ def sqlite_path(url: str) -> Path:
 
 
 def open_sqlite(path: Path) -> peewee.SqliteDatabase:
-    """The vault file is created 0600 in a 0700 directory before SQLite touches it; WAL files inherit the mode."""
+    """The vault file is created 0600 in a 0700 directory before SQLite touches it; WAL files inherit the mode.
+    An existing vault, WAL or SHM file that other users may access is refused, before SQLite opens it."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    os.close(fd)
+    try:
+        _refuse_shared(path, os.fstat(fd).st_mode)
+    finally:
+        os.close(fd)
+    for companion in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = os.stat(companion).st_mode
+        except FileNotFoundError:
+            continue
+        _refuse_shared(companion, mode)
     _use_wal(path)
     return peewee.SqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS, check_same_thread=False)
+
+
+def _refuse_shared(path: Path, mode: int) -> None:
+    # Refused like the key file, with its error and exit code (7): the file holds the vault's ciphertexts, audit
+    # trail and token hashes, and SQLite would give its -wal and -shm files the same loose mode. Using it silently
+    # would keep the exposure going unnoticed.
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyProviderError(f"vault file {path} is accessible by other users "
+                               f"(mode {stat.S_IMODE(mode):o}); run: chmod 600 {path}")
 
 
 def _use_wal(path: Path, attempts: int = 100) -> None:

@@ -10,6 +10,8 @@ line (or in GUNICORN_CMD_ARGS) override them, e.g. `--workers 8` or `-k sync`.
   slow KMS or database call does not stall the worker; every thread holds its own database connection.
 - preload off: each worker builds its own container (database connections, KMS client, Redis pool) after the
   fork, instead of inheriting sockets opened by the master.
+- on_starting: in-memory rate limits with more than one worker are refused outside dev (and warned about in
+  dev) before any worker starts: each worker would count alone, letting N times every limit through.
 - access log off: the app writes one structured JSON line per request itself (logger `sprongus.api.access`),
   with the request id and subject and without headers, query strings or bodies. Everything goes to stderr,
   through the root handler that the app's log-redaction filter is attached to.
@@ -18,8 +20,11 @@ line (or in GUNICORN_CMD_ARGS) override them, e.g. `--workers 8` or `-k sync`.
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from sprongus.entrypoints.config import server_bind, server_workers
+from sprongus.domain.errors import ConfigError
+from sprongus.entrypoints.config import Settings, server_bind, server_workers
+from sprongus.entrypoints.profiles import rate_limit_backend
 
 bind = [server_bind()]
 workers = server_workers()
@@ -66,3 +71,28 @@ logconfig_dict = {
         "sprongus": {"level": "INFO", "handlers": [], "propagate": True},
     },
 }
+
+
+def worker_rate_limit_notice(settings: Settings, workers: int) -> str | None:
+    """A warning to log (dev), or a ConfigError (test, prod), when several workers would count rate limits alone."""
+    if workers <= 1 or rate_limit_backend(settings) != "memory":
+        return None
+    if settings.env != "dev":
+        raise ConfigError("SPRONGUS_RATE_LIMIT_STORAGE: in-memory rate limits are refused with more than one "
+                          "gunicorn worker outside SPRONGUS_ENV=dev (each worker would count alone); use redis:// "
+                          "or one worker")
+    return (f"SPRONGUS_RATE_LIMIT_STORAGE: in-memory rate limits with {workers} workers: each worker counts alone, "
+            f"so up to {workers} times every limit gets through; use redis:// to share them")
+
+
+def on_starting(server: Any) -> None:
+    """Runs once in the master, before any worker forks, with the worker count that command-line options and
+    GUNICORN_CMD_ARGS have already applied (the module-level `workers` above only knows WEB_CONCURRENCY)."""
+    try:
+        warning = worker_rate_limit_notice(Settings.from_env(), server.cfg.workers)
+    except ConfigError as exc:
+        # gunicorn prints a RuntimeError from the master as one "Error: ..." line and exits 1; any other exception
+        # here would print a traceback.
+        raise RuntimeError(str(exc)) from None
+    if warning:
+        server.log.warning(warning)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 
@@ -13,14 +12,8 @@ from sprongus.domain.errors import ValidationError
 from sprongus.domain.scope import Scope
 from sprongus.entrypoints.cli.output import progress
 from sprongus.entrypoints.cli.params import KEY, PREFIX, SCOPE
+from sprongus.entrypoints.cli.run_env import variables_for
 from sprongus.entrypoints.cli.state import CliState, pass_state, remote_option
-
-_ENV_UNSAFE = re.compile(r"[.\-]")
-
-
-def env_name(key: str) -> str:
-    """`notion.api_token` -> `NOTION_API_TOKEN`: upper-case, `.` and `-` become `_`."""
-    return _ENV_UNSAFE.sub("_", key).upper()
 
 
 @remote_option
@@ -38,14 +31,36 @@ def rotate_command(state: CliState, scope: Scope, key: str | None, prefix: str) 
     click.echo(f"rotated {result.rotated} secret{'s' if result.rotated != 1 else ''} in {scope}")
 
 
+class _RunCommand(click.Command):
+    """`secrets run SCOPE python3 -c ...` without `--` reads `-c` as an option of ours: say how to fix it."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            raise click.UsageError(f"{exc.format_message()} Put -- before COMMAND so that its options are not "
+                                   "read as sprongus options.", ctx) from None
+
+
 @remote_option
-@click.command("run")
+@click.command("run", cls=_RunCommand)
 @click.argument("scope", type=SCOPE)
 @click.option("--prefix", type=PREFIX, default="", help="Only secrets under this prefix.")
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.option("--override", is_flag=True,
+              help="Let a secret replace a variable that is already set in the environment (refused otherwise).")
+@click.option("--allow-env", "allowed", multiple=True, metavar="NAME",
+              help="Allow this variable although it is a loader, shell or interpreter hook (LD_*, PATH, "
+              "PYTHON*, ...). Repeatable.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- COMMAND [ARG]...")
 @pass_state
-def run_command(state: CliState, scope: Scope, prefix: str, command: tuple[str, ...]) -> None:
-    """Run COMMAND with the scope's secrets as environment variables (each audited as a reveal)."""
+def run_command(state: CliState, scope: Scope, prefix: str, override: bool, allowed: tuple[str, ...],
+                command: tuple[str, ...]) -> None:
+    """Run COMMAND with the scope's secrets as environment variables (each audited as a reveal).
+
+    A secret never replaces a variable that is already set, unless --override; keys that map to loader, shell or
+    interpreter hooks are refused unless each is named with --allow-env. Both are checked before anything is
+    revealed.
+    """
     if command and command[0] == "--":
         command = command[1:]
     if not command:
@@ -53,12 +68,8 @@ def run_command(state: CliState, scope: Scope, prefix: str, command: tuple[str, 
     from sprongus.service.pages import api_views  # loads the domain's records: not for --help
 
     api = state.api
-    names: dict[str, str] = {}
-    for view in api_views(api, scope, prefix):
-        name = env_name(view.key)
-        if name in names:
-            raise ValidationError("key", f"{names[name]} and {view.key} both map to ${name}")
-        names[name] = view.key
+    names = variables_for((view.key for view in api_views(api, scope, prefix)), os.environ, override=override,
+                          allowed=frozenset(allowed))
     env = dict(os.environ)
     for name, key in names.items():
         value = api.get(scope, key, reveal=True).value

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -64,13 +66,18 @@ def import_command(state: CliState, file: Path, format_: str | None, scope: Scop
 @click.option("--passphrase-file", type=click.Path(path_type=Path, dir_okay=False),
               help="With --bundle: protect with a passphrase, so another installation can import it.")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write here (mode 0600) instead of stdout.")
+              help="Write to this new file (mode 0600) instead of stdout.")
+@click.option("--force", is_flag=True, help="With --out: replace the file if it exists.")
 @pass_state
 def export_command(state: CliState, scope: Scope, prefix: str, bundle: bool, passphrase_file: Path | None,
-                   out: Path | None) -> None:
+                   out: Path | None, force: bool) -> None:
     """Export metadata (default, never values) or an encrypted bundle."""
     if passphrase_file and not bundle:
         raise ValidationError("passphrase-file", "only goes with --bundle")
+    if force and out is None:
+        raise ValidationError("force", "only goes with --out")
+    if out is not None and not force and os.path.lexists(out):
+        raise _exists()  # early, so a refused export reads and audits nothing (the write below checks again)
     with progress("exporting") as report:
         result = state.api.export(scope, prefix, bundle, read_passphrase(passphrase_file),
                                       progress=report)
@@ -80,7 +87,7 @@ def export_command(state: CliState, scope: Scope, prefix: str, bundle: bool, pas
     if out is None:
         emit_json(document)
         return
-    _write_private(out, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    _write_private(out, json.dumps(document, indent=2, ensure_ascii=False) + "\n", force)
     click.echo(f"exported {len(result.items)} secret{'s' if len(result.items) != 1 else ''} to {out}", err=True)
 
 
@@ -88,12 +95,44 @@ def _metadata(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k not in ("value", "masked")}
 
 
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def _exists() -> ValidationError:
+    return ValidationError("out", "the file already exists; pass --force to replace it")
+
+
+def _write_private(path: Path, text: str, force: bool) -> None:
+    """A new 0600 file that no one else can have prepared: nothing at `path` is followed or written through.
+
+    Without --force, O_CREAT|O_EXCL creates it or fails (also on a symlink, dangling or not). With --force, the
+    text goes to a temp file that mkstemp creates the same way under an unpredictable name in the same folder, and
+    os.replace renames it over `path`: a symlink there is replaced itself, never written through. (The temp name
+    used to be predictable, so a symlink planted under it redirected the write to any file the user could write.)
+    """
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
+        if not force:
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            except FileExistsError:
+                raise _exists() from None
+            try:
+                _write_all(fd, text)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)  # our own half-written file: created by the O_EXCL open above
+                raise
+            return
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            _write_all(fd, text)
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
     except OSError as exc:
         raise ValidationError("out", f"cannot write {path}: {exc.strerror or type(exc).__name__}") from None
+
+
+def _write_all(fd: int, text: str) -> None:
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())

@@ -1,0 +1,61 @@
+"""`secrets run`'s environment rules: which variables the scope's keys become, and which of them are refused.
+
+A key name is chosen by whoever may write the scope, and `secrets run` is run by someone else, often with more
+rights (a CI runner, an operator). So a key must not be able to turn into code execution in the runner's process:
+no loader, shell or interpreter hook, and no silent replacement of what the runner's environment already says.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable, Mapping
+
+from sprongus.domain.errors import ValidationError
+
+_ENV_UNSAFE = re.compile(r"[.\-]")
+
+# Each of these makes a dynamic loader, a shell or an interpreter load or run code the variable names (LD_PRELOAD,
+# BASH_ENV, PYTHONSTARTUP, NODE_OPTIONS=--require ...), or changes which program a command name runs (PATH) or
+# how a shell splits and traces words (IFS, PS4, SHELLOPTS). SPRONGUS_* would redirect a `sprongus` run inside
+# COMMAND (another API URL or token, --remote on).
+HOOK_NAMES = frozenset({
+    "BASH_ENV", "ENV", "PATH", "IFS", "PS4", "SHELLOPTS", "NODE_OPTIONS", "PERL5OPT", "PERL5LIB", "RUBYOPT",
+    "RUBYLIB", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS",
+    # Beyond the usual list, the same kind of hook: glibc's iconv modules and tunables, Perl's and Node's module
+    # paths and debugger, the JDK launcher's options, an interactive shell's prompt command and zsh's startup dir.
+    "GCONV_PATH", "GLIBC_TUNABLES", "PERLLIB", "PERL5DB", "JDK_JAVA_OPTIONS", "NODE_PATH", "PROMPT_COMMAND",
+    "ZDOTDIR",
+})
+HOOK_PREFIXES = ("LD_", "DYLD_", "BASH_FUNC_", "PYTHON", "SPRONGUS_")
+
+
+def env_name(key: str) -> str:
+    """`notion.api_token` -> `NOTION_API_TOKEN`: upper-case, `.` and `-` become `_`."""
+    return _ENV_UNSAFE.sub("_", key).upper()
+
+
+def is_hook(name: str) -> bool:
+    return name in HOOK_NAMES or name.startswith(HOOK_PREFIXES)
+
+
+def variables_for(keys: Iterable[str], environ: Mapping[str, str], *, override: bool,
+                  allowed: Collection[str]) -> dict[str, str]:
+    """variable -> key for every key, or a ValidationError naming the first key that breaks a rule.
+
+    Called with the key names only, before any value is revealed: a refused run reveals (and audits) nothing.
+    """
+    names: dict[str, str] = {}
+    for key in keys:
+        name = env_name(key)
+        if name in names:
+            raise ValidationError("key", f"{names[name]} and {key} both map to ${name}")
+        names[name] = key
+    for name, key in names.items():
+        if is_hook(name) and name not in allowed:
+            raise ValidationError("key", f"{key} maps to ${name}, a loader, shell or interpreter hook; "
+                                         f"refused unless --allow-env {name}")
+    for name, key in names.items():
+        if name in environ and not override:
+            raise ValidationError("key", f"{key} maps to ${name}, which is already set in the environment; "
+                                         "refused unless --override")
+    return names

@@ -1,0 +1,45 @@
+"""`secrets run`'s environment rules on their own (the processes are in tests/e2e/test_cli_run_hijack.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sprongus.domain.errors import ValidationError
+from sprongus.entrypoints.cli.run_env import env_name, is_hook, variables_for
+
+
+@pytest.mark.parametrize("name", [
+    "LD_PRELOAD", "LD_AUDIT", "DYLD_INSERT_LIBRARIES", "BASH_ENV", "ENV", "BASH_FUNC_X%%", "PATH", "IFS", "PS4",
+    "SHELLOPTS", "PYTHONPATH", "PYTHONSTARTUP", "PYTHON_CONFIG", "NODE_OPTIONS", "PERL5OPT", "PERL5LIB", "RUBYOPT",
+    "RUBYLIB", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "SPRONGUS_TOKEN", "SPRONGUS_API_URL", "GCONV_PATH",
+    "GLIBC_TUNABLES", "PERLLIB", "PERL5DB", "JDK_JAVA_OPTIONS", "NODE_PATH", "PROMPT_COMMAND", "ZDOTDIR",
+])
+def test_every_denied_family_is_a_hook(name: str) -> None:
+    assert is_hook(name)
+
+
+@pytest.mark.parametrize("name", ["OPENAI_API_KEY", "NOTION_API_TOKEN", "ENVIRONMENT", "MYPATH", "PATHS", "LDAP_URL",
+                                  "NODE_ENV", "RUBY_VERSION", "DATABASE_URL", "SPRONGUSX"])
+def test_ordinary_names_are_not(name: str) -> None:
+    assert not is_hook(name)
+
+
+def test_keys_map_to_upper_case_names() -> None:
+    assert [env_name(k) for k in ("notion.api_token", "gdocs.service-account", "ld.preload")] == [
+        "NOTION_API_TOKEN", "GDOCS_SERVICE_ACCOUNT", "LD_PRELOAD"]
+
+
+def test_rules_apply_in_order_clash_hook_then_already_set() -> None:
+    with pytest.raises(ValidationError, match=r"^key: a.b and a-b both map to \$A_B$"):
+        variables_for(["a.b", "a-b", "path"], {}, override=False, allowed=())
+    with pytest.raises(ValidationError, match=r"^key: path maps to \$PATH, .* refused unless --allow-env PATH$"):
+        variables_for(["greeting", "path"], {"GREETING": "x"}, override=False, allowed=())
+    with pytest.raises(ValidationError, match=r"^key: greeting maps to \$GREETING, .* refused unless --override$"):
+        variables_for(["greeting", "path"], {"GREETING": "x"}, override=False, allowed={"PATH"})
+
+
+def test_allow_env_and_override_let_each_through() -> None:
+    names = variables_for(["path", "greeting"], {"PATH": "/bin", "GREETING": "x"}, override=True,
+                          allowed={"PATH"})
+    assert names == {"PATH": "path", "GREETING": "greeting"}
+    assert variables_for(["greeting"], {}, override=False, allowed=()) == {"GREETING": "greeting"}
