@@ -12,6 +12,9 @@ from sprongus.domain.errors import ValidationError
 MAX_META_BYTES = 4096
 MAX_META_STRING = 256
 _META_KEY = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+# Meta lands in Postgres JSONB, which refuses NUL and lone surrogates (each was a 503 before these rules), and in
+# other languages' JSON readers, which lose integers past 64 bits. Python's json accepts all three.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MetaValue = str | int | float | bool | None
 
 
@@ -31,7 +34,11 @@ def validate_meta(meta: object, field: str = "meta") -> dict[str, MetaValue]:
 
 
 def _validate_meta_value(key: str, value: Any, field: str) -> MetaValue:
-    if value is None or isinstance(value, bool | int):
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValidationError(field, f"'{key}' must be an integer within 64 bits")
         return value
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
@@ -40,8 +47,19 @@ def _validate_meta_value(key: str, value: Any, field: str) -> MetaValue:
     if isinstance(value, str):
         if len(value) > MAX_META_STRING:
             raise ValidationError(field, f"'{key}' must be at most {MAX_META_STRING} chars")
+        if "\x00" in value or not _encodable(value):
+            raise ValidationError(field, f"'{key}' must be UTF-8 text without NUL characters")
         return value
     raise ValidationError(field, f"'{key}' must be a string, number, boolean or null")
+
+
+def _encodable(text: str) -> bool:
+    """False for lone surrogates (JSON's `\\ud800` escapes decode to them), which no UTF-8 store can hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def dump_meta(meta: Mapping[str, MetaValue]) -> str:

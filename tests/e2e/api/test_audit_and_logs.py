@@ -74,7 +74,7 @@ def test_redeem_is_audited_under_the_minting_subject(api: ApiClient) -> None:
 
 
 def test_a_bad_request_id_is_replaced_by_a_fresh_one(api: ApiClient) -> None:
-    for given in ("short", "has spaces in it", "x" * 129, CANARY + "<script>"):
+    for given in ("has:colon", "has spaces in it", "x" * 65, CANARY + "<script>"):
         echoed = api.call("GET", KEY, headers={"X-Request-ID": given}).headers["X-Request-ID"]
         assert echoed != given and len(echoed) >= 8
 

@@ -27,6 +27,29 @@ def _fields(time: Any, actor: str, action: str, scope: str | None, key_name: str
             client_address, detail]
 
 
+def storable(value: Any) -> Any:
+    """Postgres TEXT and JSONB refuse NUL and lone surrogates, and a request path or forwarded address may carry
+    them: the denied request's audit row failed, and the answer with it (503). Escaped on both dialects, so the
+    chain hashes exactly what is stored."""
+    if isinstance(value, str):
+        if "\x00" in value or not _encodable(value):
+            return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+        return value
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class PeeweeAuditSink:
     """Joins the caller's open transaction, so an action and its audit row commit or roll back together."""
 
@@ -57,12 +80,14 @@ class PeeweeAuditSink:
         dialect_of(db).serialize(db, AUDIT_LOCK_ID)  # one chain: appends happen one at a time
         last = db.execute_sql("SELECT hash FROM audit_event ORDER BY seq DESC LIMIT 1").fetchone()  # type: ignore[no-untyped-call]
         prev = last[0] if last is not None else GENESIS
-        detail = json.loads(json.dumps(event.detail, default=str))
-        fields = _fields(event.time, event.actor, event.action.value, event.scope, event.key_name, event.version,
-                         event.outcome.value, event.request_id, event.client_address, detail)
+        detail = storable(json.loads(json.dumps(event.detail, default=str)))
+        actor, scope, key_name, request_id, client_address = (storable(v) for v in (
+            event.actor, event.scope, event.key_name, event.request_id, event.client_address))
+        fields = _fields(event.time, actor, event.action.value, scope, key_name, event.version,
+                         event.outcome.value, request_id, client_address, detail)
         m = self._m
-        values = [m.time.db_value(event.time), event.actor, event.action.value, event.scope, event.key_name,
-                  event.version, event.outcome.value, event.request_id, event.client_address,
+        values = [m.time.db_value(event.time), actor, event.action.value, scope, key_name,
+                  event.version, event.outcome.value, request_id, client_address,
                   m.detail.db_value(detail), prev, chain_hash(prev, fields)]
         db.execute_sql(self._insert, values)  # type: ignore[no-untyped-call]
 

@@ -7,6 +7,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import Flask, Response, g, request
 from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
@@ -19,6 +21,7 @@ from sprongus.domain.errors import SprongusError
 from sprongus.domain.redaction import install_log_redaction
 from sprongus.entrypoints.api.context import client_address, request_id
 from sprongus.entrypoints.api.idempotency import Idempotency
+from sprongus.entrypoints.api.input_rules import check_request
 from sprongus.entrypoints.api.problems import PROBLEM_JSON, from_domain_error, problem
 from sprongus.entrypoints.api.schemas import Problem
 from sprongus.entrypoints.api.secrets_api import UseCases, secrets_blueprint
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 access_log = logging.getLogger("sprongus.api.access")
 log = logging.getLogger("sprongus.api")
 MAX_BODY = 32 * 1024 * 1024
+IDEMPOTENCY_KEY_INFO = b"sprongus idempotency fingerprint v1"
 
 
 class ApiJsonProvider(DefaultJSONProvider):
@@ -70,10 +74,12 @@ def create_app(container: Container | None = None) -> Flask:
     hmac_keys = container.hmac_keys()
     current = hmac_keys.current_key_id()
     idempotency = Idempotency(container.idempotency_store(), container.clock(),
-                              hmac_keys.key(current) if current else None)
+                              fingerprint_key(hmac_keys.key(current)) if current else None)
     cases = UseCases(container.secret_ops(), container.transfer_ops(), container.rotation_ops(),
                      container.reveal_token_ops(), container.service_deps().auditor)
-    api.register_blueprint(secrets_blueprint(cases, container.token_service(), container.recent_auth(), idempotency))
+    blueprint = secrets_blueprint(cases, container.token_service(), container.recent_auth(), idempotency)
+    blueprint.before_request(check_request)  # after the blueprint's authentication: a refused token is audited
+    api.register_blueprint(blueprint)
     proxies = container.config.api.trusted_proxies()
     if proxies:  # behind N reverse proxies: the client address (rate limits, audit) comes from X-Forwarded-For
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
@@ -81,6 +87,17 @@ def create_app(container: Container | None = None) -> Flask:
     _register_access_log(app)
     app.extensions["sprongus.container"] = container
     return app
+
+
+def fingerprint_key(value_hmac_key: bytes) -> bytes:
+    """One key, one purpose: the value-HMAC key itself signed idempotency fingerprints too, so a stored
+    fingerprint was a MAC under the key that authenticates values. HKDF gives an independent key for it."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=IDEMPOTENCY_KEY_INFO).derive(value_hmac_key)
+
+
+def loggable(text: str) -> str:
+    """Client text in a log line, escaped: a raw newline in a path forged whole log lines."""
+    return text.encode("unicode_escape").decode("ascii")
 
 
 def _register_error_handlers(app: Flask) -> None:
@@ -100,7 +117,7 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:
-        log.error("unexpected %s in %s %s", type(exc).__name__, request.method, request.path)
+        log.error("unexpected %s in %s %s", type(exc).__name__, loggable(request.method), loggable(request.path))
         return problem(500, "internal", "Internal server error", "unexpected error; see the server log "
                        f"(request id {request_id()})")
 
@@ -135,6 +152,7 @@ def _register_access_log(app: Flask) -> None:
         if request.path.startswith("/v1/secrets"):
             response.headers["Cache-Control"] = "no-store"
         principal = g.get("principal")
+        # JSON, so the client's path and forwarded address are escaped (ensure_ascii): no forged lines.
         access_log.info(json.dumps({
             "method": request.method, "path": request.path, "status": response.status_code,
             "ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
