@@ -56,11 +56,17 @@ def test_a_rendered_error_reads_back_as_the_same_error(error: e.SprongusError) -
         assert isinstance(back, e.StepUpRequired) and back.max_age == 900
 
 
-def test_unknown_problem_types_and_bodies_are_an_unavailable_api_without_the_body() -> None:
-    back = error_from_problem(502, {"type": "urn:other", "detail": "bad gateway"}, {})
-    assert isinstance(back, e.RemoteUnavailable) and "502" in str(back)
-    framework = error_from_problem(400, {"title": "Bad Request"}, {})
-    assert isinstance(framework, e.ValidationError)
+@pytest.mark.parametrize(("status", "exit_code"), [(400, 2), (422, 2), (401, 4), (403, 4), (404, 3), (410, 3),
+                                                  (409, 5), (412, 5), (429, 6), (500, 1), (502, 1), (503, 1)])
+def test_answers_of_other_kinds_go_by_their_status(status: int, exit_code: int) -> None:
+    """A gateway's or framework's own answer (no problem type of ours) still maps as its status says."""
+    for body in ({}, {"type": "urn:other", "title": "from a proxy"}, {"type": "urn:sprongus:problem:http-404"}):
+        back = error_from_problem(status, body, {"retry-after": "7"})
+        assert exit_code_for(back) == exit_code, (status, body, back)
+        if status >= 500:
+            assert isinstance(back, e.RemoteUnavailable) and str(status) in str(back)
+        if status == 429:
+            assert isinstance(back, e.RateLimited) and back.retry_after == 7
 
 
 def test_a_rendered_problem_never_carries_a_live_value() -> None:

@@ -227,15 +227,34 @@ def test_passphrase_bundle_moves_to_another_master_key(source: Harness) -> None:
     assert [value_of(other, P1, k) for k in ("a", "b", "c")] == ["alpha", "", "gamma"]
 
 
-@pytest.mark.parametrize("params", [{"n": 2**18}, {"n": 2**20, "r": 32}, {"n": 1024}, {"p": 0}, {"r": "8"}])
-def test_crafted_scrypt_parameters_are_refused_cleanly(source: Harness, params: dict[str, Any]) -> None:
+# The cost is the client's choice and the server's bill: n <= 2^17, r <= 8, p = 1 (and n a power of two, which
+# OpenSSL needs: 2^15 + 1 used to escape as a bare ValueError).
+@pytest.mark.parametrize(("params", "field"), [
+    ({"n": 2**18}, "n"), ({"n": 2**20, "r": 16, "p": 4}, "n"), ({"n": 1024}, "n"), ({"n": 2**15 + 1}, "n"),
+    ({"n": True}, "n"), ({"r": 16}, "r"), ({"r": "8"}, "r"), ({"r": 0}, "r"), ({"p": 2}, "p"), ({"p": 0}, "p")])
+def test_crafted_scrypt_parameters_are_refused_cleanly(source: Harness, params: dict[str, Any], field: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     doc = bundle_of(source, "correct horse")
     doc["protection"].update(params)
     target = make_harness()
+    monkeypatch.setattr("hashlib.scrypt", _no_kdf)
     with pytest.raises(ValidationError) as err:
         target.transfer.import_(owner(), bundle=doc, passphrase=SecretValue("correct horse"))
-    assert err.value.field == "bundle.protection"
+    assert err.value.field == f"bundle.protection.{field}"
     assert state(target) == {}
+
+
+def _no_kdf(*args: Any, **kwargs: Any) -> bytes:
+    raise AssertionError("scrypt ran for parameters that should have been refused first")
+
+
+def test_the_largest_allowed_scrypt_cost_is_accepted(source: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sprongus.domain.bundle.SCRYPT_N", 2**17)  # what a stronger exporter might write
+    doc = bundle_of(source, "correct horse")
+    assert (doc["protection"]["n"], doc["protection"]["r"], doc["protection"]["p"]) == (2**17, 8, 1)
+    target = make_harness()
+    target.transfer.import_(owner(), bundle=doc, passphrase=SecretValue("correct horse"))
+    assert value_of(target, P1, "a") == "alpha"
 
 
 def test_master_key_bundle_fails_cleanly_elsewhere(source: Harness) -> None:

@@ -44,6 +44,9 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
 )
 UNEXPECTED = ProblemType(e.SprongusError, 500, "error", "Error", server_fault=True)
 _BY_KIND = {p.kind: p for p in PROBLEM_TYPES}
+_BY_STATUS = {400: _BY_KIND["validation"], 422: _BY_KIND["validation"], 401: _BY_KIND["unauthenticated"],
+              403: _BY_KIND["insufficient-scope"], 404: _BY_KIND["not-found"], 410: _BY_KIND["gone"],
+              409: _BY_KIND["conflict"], 412: _BY_KIND["precondition-failed"], 429: _BY_KIND["rate-limited"]}
 
 
 def problem_type_of(exc: e.SprongusError) -> ProblemType:
@@ -54,9 +57,9 @@ def error_from_problem(status: int, body: Mapping[str, Any], headers: Mapping[st
     """The domain error a problem+json answer stands for; `headers` with lower-case names."""
     kind = str(body.get("type", "")).removeprefix(TYPE_PREFIX)
     detail = str(body.get("detail") or body.get("title") or f"HTTP {status}")
-    problem = _BY_KIND.get(kind)
-    if problem is None and status in (400, 422):  # a framework-level rejection (malformed JSON, schema)
-        problem = _BY_KIND["validation"]
+    # An answer of another kind (a framework's http-404, a proxy's or gateway's own 401 or 429) goes by its status,
+    # so scripts that retry on "rate limited" or stop on "denied" behave the same whoever answered.
+    problem = _BY_KIND.get(kind) or _BY_STATUS.get(status)
     if problem is None or problem.server_fault:
         return e.RemoteUnavailable(f"the API answered {status}: {detail}")
     error = problem.error

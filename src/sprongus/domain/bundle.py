@@ -29,6 +29,11 @@ SCRYPT_N = 2**15
 SCRYPT_MIN_N = 2**14
 SCRYPT_R = 8
 SCRYPT_P = 1
+# The most an imported bundle may ask for: the cost is the client's choice and the server pays it (CPU and
+# 128*r*n bytes, about 128 MiB here), so it is capped at 4x what sprongus writes, with no parallelism.
+SCRYPT_MAX_N = 2**17
+SCRYPT_MAX_R = 8
+SCRYPT_MAX_P = 1
 SCRYPT_MAXMEM = 256 * 1024 * 1024
 
 
@@ -115,11 +120,18 @@ def protection_of(doc: object) -> dict[str, Any]:
 
 
 def scrypt_params(protection: dict[str, Any]) -> tuple[bytes, int, int, int]:
-    n, r, p = protection.get("n"), protection.get("r"), protection.get("p")
-    ok = all(isinstance(x, int) and not isinstance(x, bool) for x in (n, r, p))
-    if not ok or not (SCRYPT_MIN_N <= n <= 2**20 and 1 <= r <= 16 and 1 <= p <= 4):  # type: ignore[operator]
-        raise ValidationError("bundle.protection", "scrypt parameters out of range")
-    # OpenSSL's scrypt needs 128*r*(n+p+2) bytes; more than maxmem would fail with a bare ValueError.
-    if 128 * r * (n + p + 2) > SCRYPT_MAXMEM:  # type: ignore[operator]
-        raise ValidationError("bundle.protection", "scrypt parameters need too much memory")
-    return unb64(protection.get("salt"), "bundle.protection.salt"), n, r, p  # type: ignore[return-value]
+    """The passphrase KDF's cost, checked before scrypt runs (n must be a power of two, or OpenSSL raises)."""
+    n = _cost(protection.get("n"), "n", SCRYPT_MIN_N, SCRYPT_MAX_N,
+              f"must be a power of two from {SCRYPT_MIN_N} (2^14) to {SCRYPT_MAX_N} (2^17)")
+    if n & (n - 1):
+        raise ValidationError("bundle.protection.n",
+                              f"must be a power of two from {SCRYPT_MIN_N} (2^14) to {SCRYPT_MAX_N} (2^17)")
+    r = _cost(protection.get("r"), "r", 1, SCRYPT_MAX_R, f"must be an integer from 1 to {SCRYPT_MAX_R}")
+    p = _cost(protection.get("p"), "p", 1, SCRYPT_MAX_P, f"must be {SCRYPT_MAX_P}")
+    return unb64(protection.get("salt"), "bundle.protection.salt"), n, r, p
+
+
+def _cost(value: object, name: str, low: int, high: int, rule: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValidationError(f"bundle.protection.{name}", rule)
+    return value

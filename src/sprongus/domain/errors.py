@@ -6,9 +6,17 @@ contains a secret value: messages name the field and the rule only.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class SprongusError(Exception):
     """Base of every error the product raises on purpose."""
+
+    # What an API answer says instead of the message, for classes whose messages may repeat request text (a key
+    # name, a scope, a key id from a bundle) or a driver's or vendor's words. An answer that echoed the request let
+    # a probe test guesses against whatever the scrubber masked; the local CLI keeps the full message, which shows
+    # the user only their own input.
+    public: ClassVar[str | None] = None
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -17,6 +25,10 @@ class SprongusError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    @property
+    def public_detail(self) -> str:
+        return self.message if self.public is None else self.public
 
 
 class ValidationError(SprongusError):
@@ -30,6 +42,9 @@ class ValidationError(SprongusError):
 
 class NotFound(SprongusError):
     """The secret does not exist, or the caller may not know whether it exists."""
+
+    # One text for an absent secret and a hidden scope: the answer must not tell them apart.
+    public = "no such secret, or a scope this token may not act on"
 
 
 class Gone(SprongusError):
@@ -51,9 +66,17 @@ class ConfirmationRequired(PermissionDenied):
 class Conflict(SprongusError):
     """A concurrent or conditional write lost: the stored version is not the expected one."""
 
+    public: ClassVar[str | None] = "the secret changed while this request ran; read it again and retry"
+
     def __init__(self, message: str, *, current_version: int | None = None) -> None:
         super().__init__(message)
         self.current_version = current_version
+
+
+class ReplayOutdated(Conflict):
+    """An Idempotency-Key replay of a write whose secret has been deleted since (HTTP 409)."""
+
+    public: ClassVar[str | None] = None  # a fixed message
 
 
 class RateLimited(SprongusError):
@@ -67,27 +90,40 @@ class RateLimited(SprongusError):
         self.retry_after = retry_after
 
 
+INTEGRITY_FAILED = "integrity check failed: data tampered, corrupted or wrong key"
+
+
 class IntegrityError(SprongusError):
     """Decryption or an integrity check failed. Deliberately vague, like Fernet's InvalidToken."""
 
-    def __init__(self, message: str = "integrity check failed: data tampered, corrupted or wrong key") -> None:
+    public = INTEGRITY_FAILED
+
+    def __init__(self, message: str = INTEGRITY_FAILED) -> None:
         super().__init__(message)
 
 
 class KeyProviderError(SprongusError):
     """The master-key provider could not be used (missing key, locked keychain, KMS down)."""
 
+    public = "the master key could not be used; the server log has the cause"
+
 
 class KeyProviderUnavailable(KeyProviderError):
     """The provider did not answer in time or is not reachable."""
+
+    public = "the key provider is unavailable; try again later"
 
 
 class KeyAccessDenied(KeyProviderError):
     """The KMS refused this caller (IAM / RBAC / policy): fix the service identity's permissions."""
 
+    public = "the key provider refused the server's identity; the server log has the cause"
+
 
 class KeyDisabled(KeyProviderError):
     """The master key (version) is disabled, scheduled for destruction or destroyed at the KMS."""
+
+    public = "the master key is disabled or destroyed at the key provider"
 
 
 class AuditUnavailable(SprongusError):
@@ -96,6 +132,9 @@ class AuditUnavailable(SprongusError):
 
 class StorageError(SprongusError):
     """The database could not be reached or failed; nothing was changed by the failed transaction."""
+
+    # A driver's message can quote the row it refused (key names, a constraint's "failing row").
+    public = "the database is unavailable or refused the request; nothing was changed"
 
 
 class ConfigError(SprongusError):
@@ -120,3 +159,6 @@ class RemoteUnavailable(SprongusError):
 
 class PreconditionFailed(Conflict):
     """If-Match named another version (HTTP 412)."""
+
+    # Its messages name only the header's rule, or the current version to a caller who may read.
+    public: ClassVar[str | None] = None

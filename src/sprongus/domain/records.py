@@ -32,6 +32,10 @@ class SecretRecord:
     meta: dict[str, MetaValue]
     hmac: str | None
     checksum: str
+    # The stored columns that did not decode (corrupt base64, a bad timestamp, meta that is not an object).
+    # Such a row still has its place and name, so a listing shows it and `verify` reports it, but its other fields
+    # are placeholders: every use of its content raises IntegrityError instead.
+    defect: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         # Ciphertext is not plaintext, but there is no reason to put it in logs either.
@@ -40,17 +44,22 @@ class SecretRecord:
 
 @dataclass(frozen=True, slots=True)
 class SecretView:
-    """What callers see: masked unless `value` was explicitly revealed."""
+    """What callers see: masked unless `value` was explicitly revealed.
+
+    A `damaged` view stands for a stored row that does not decode: only its place and name are real (times
+    None, version 0, meta empty).
+    """
 
     scope: Scope
     key: str
     version: int
-    created_at: datetime
-    updated_at: datetime
+    created_at: datetime | None
+    updated_at: datetime | None
     last_rotated_at: datetime | None
     meta: dict[str, MetaValue]
     master_key_id: str
     value: SecretValue | None = None
+    damaged: bool = False
 
     @property
     def masked(self) -> bool:
@@ -72,10 +81,14 @@ class SecretView:
         }
         if with_meta:
             data["meta"] = dict(self.meta)
+        if self.damaged:
+            data["damaged"] = True
         return data
 
 
 def view_of(record: SecretRecord, value: SecretValue | None = None) -> SecretView:
+    if record.defect:
+        return SecretView(record.scope, record.key, 0, None, None, None, {}, "", None, damaged=True)
     return SecretView(record.scope, record.key, record.version, record.created_at, record.updated_at,
                       record.last_rotated_at, dict(record.meta), record.master_key_id, value)
 

@@ -15,8 +15,28 @@ SENSITIVE_KEYS = frozenset({"value", "plaintext", "password", "passphrase", "tok
 
 
 def scrub_text(text: str, extra: list[str] | None = None) -> str:
-    """Replace every live plaintext (and the given extra strings) inside `text` with the mask."""
-    candidates = SecretValue.live_plaintexts() + (extra or [])
+    """Mask the live plaintexts of the current request or command (and `extra`) inside `text`.
+
+    Outside a value scope (the local CLI: one user, one command) that is every value alive in the process.
+    """
+    return _masked(text, SecretValue.live_plaintexts() + (extra or []))
+
+
+def scrub_answer(text: str) -> str:
+    """Mask, in text sent back to an API caller, only the values that caller's own request brought or opened.
+
+    Never another request's: whether a mask appears must not depend on what other tenants do at the same time.
+    """
+    return _masked(text, SecretValue.scope_plaintexts())
+
+
+def scrub_log(text: str) -> str:
+    """Mask every value alive in the process: a log line goes to the operator, so masking more tells no caller
+    anything, and a value in flight elsewhere must not reach the log either."""
+    return _masked(text, SecretValue.process_plaintexts())
+
+
+def _masked(text: str, candidates: list[str]) -> str:
     for plain in sorted(candidates, key=len, reverse=True):
         if len(plain) >= MIN_SCRUB_LENGTH and plain in text:
             text = text.replace(plain, MASK)
@@ -44,14 +64,14 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a broken format string must not break logging
             message = str(record.msg)
-        record.msg = scrub_text(message)
+        record.msg = scrub_log(message)
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = scrub_text(record.exc_text)
+            record.exc_text = scrub_log(record.exc_text)
         if record.stack_info:
-            record.stack_info = scrub_text(record.stack_info)
+            record.stack_info = scrub_log(record.stack_info)
         return True
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import weakref
+from contextvars import ContextVar, Token
 from typing import Any, ClassVar
 
 from sprongus.domain.errors import ValidationError
@@ -12,12 +13,19 @@ MASK = "********"
 MAX_VALUE_BYTES = 65536
 VALUE_RULE = f"must be UTF-8 text of at most {MAX_VALUE_BYTES} bytes"
 
+_Registry = weakref.WeakValueDictionary[int, "SecretValue"]
+# The values of the request (or command) being served. Text sent back to a caller is scrubbed against these only:
+# scrubbing an answer against every value alive in the process made the mask an oracle, where a probe echoing a
+# guess saw `********` exactly when the guess was another tenant's value in flight in a concurrent request.
+_current_scope: ContextVar[_Registry | None] = ContextVar("sprongus_value_scope", default=None)
+
 
 class SecretValue:
     """A secret in flight. Only `reveal()` gives the plaintext; everything else shows `********`.
 
     Live instances are tracked weakly so the logging filter can scrub their plaintext from any log line,
-    even one built by accident with an f-string.
+    even one built by accident with an f-string; each is also tracked in the value scope of the request that
+    made it (`open_value_scope`), which is all that text sent back to that request is scrubbed against.
     """
 
     __slots__ = ("__weakref__", "_text")
@@ -30,6 +38,9 @@ class SecretValue:
             raise ValidationError("value", VALUE_RULE)
         self._text = text
         SecretValue._live[id(self)] = self
+        scoped = _current_scope.get()
+        if scoped is not None:
+            scoped[id(self)] = self
 
     @classmethod
     def from_bytes(cls, data: bytes, field: str = "value") -> SecretValue:
@@ -41,7 +52,20 @@ class SecretValue:
 
     @classmethod
     def live_plaintexts(cls) -> list[str]:
-        return [value._text for value in list(cls._live.values())]
+        """The plaintexts of the current value scope; outside any scope (the CLI), of the whole process."""
+        scoped = _current_scope.get()
+        return _texts(cls._live if scoped is None else scoped)
+
+    @classmethod
+    def scope_plaintexts(cls) -> list[str]:
+        """The plaintexts of the current value scope only: none outside a scope."""
+        scoped = _current_scope.get()
+        return [] if scoped is None else _texts(scoped)
+
+    @classmethod
+    def process_plaintexts(cls) -> list[str]:
+        """Every plaintext alive in the process: for the operator's logs, never for an answer to a caller."""
+        return _texts(cls._live)
 
     def reveal(self) -> str:
         return self._text
@@ -71,6 +95,22 @@ class SecretValue:
 
     def __reduce__(self) -> Any:
         raise TypeError("SecretValue cannot be pickled")
+
+
+def open_value_scope() -> Token[_Registry | None]:
+    """Start a value scope for one request or command; pass the token to `close_value_scope` at its end."""
+    return _current_scope.set(weakref.WeakValueDictionary())
+
+
+def close_value_scope(token: Token[_Registry | None]) -> None:
+    try:
+        _current_scope.reset(token)
+    except ValueError:  # closed from another context than it was opened in: still never leave it open
+        _current_scope.set(None)
+
+
+def _texts(registry: _Registry) -> list[str]:
+    return [value._text for value in list(registry.values())]
 
 
 def _utf8_size(text: str) -> int:

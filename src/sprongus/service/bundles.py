@@ -2,18 +2,39 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sprongus.domain import bundle as fmt
 from sprongus.domain.envelope import aad_for, checksum
-from sprongus.domain.errors import IntegrityError, ValidationError
+from sprongus.domain.errors import (
+    IntegrityError,
+    KeyAccessDenied,
+    KeyDisabled,
+    KeyProviderError,
+    KeyProviderUnavailable,
+    ValidationError,
+)
 from sprongus.domain.import_item import ImportItem
 from sprongus.domain.records import SecretRecord
+from sprongus.domain.scope import Scope
 from sprongus.domain.times import utc_iso
 from sprongus.domain.values import SecretValue
 from sprongus.service.deps import ServiceDeps
 from sprongus.service.sealing import sealed_of
+
+
+@dataclass(frozen=True)
+class ParsedBundle:
+    """A bundle document checked for shape only: nothing in it is authenticated until `BundleCodec.open`."""
+
+    doc: dict[str, Any]
+    protection: dict[str, Any]
+    items: list[fmt.BundleItem]
+
+    @property
+    def places(self) -> list[tuple[Scope, str]]:
+        return [(item.scope, item.key) for item in self.items]
 
 
 class BundleCodec:
@@ -23,7 +44,8 @@ class BundleCodec:
     def build(self, records: list[SecretRecord], passphrase: SecretValue | None) -> dict[str, Any]:
         envelope = self._d.sealer.envelope
         for record in records:  # a rotten row must fail here, not on the far side of a migration
-            if checksum(sealed_of(record), aad_for(record.scope, record.key, record.version)) != record.checksum:
+            if record.defect or checksum(sealed_of(record), aad_for(record.scope, record.key,
+                                                                   record.version)) != record.checksum:
                 raise IntegrityError(f"secret {record.key} in {record.scope} failed its checksum; not exported")
         items = [fmt.BundleItem(r.scope, r.key, r.version, dict(r.meta), sealed_of(r)) for r in records]
         if passphrase is None:
@@ -57,24 +79,47 @@ class BundleCodec:
         value = envelope.open(sealed, aad) if wrap_key is None else envelope.open_under(sealed, aad, wrap_key)
         return ImportItem(item.scope, item.key, value, item.meta)
 
-    def open(self, doc: object, passphrase: SecretValue | None) -> list[ImportItem]:
+    def parse(self, doc: object, passphrase: SecretValue | None) -> ParsedBundle:
+        """Check the document's shape and read its items, using no key: cheap, and all an import needs to
+        authorize before it pays for a KDF or an unwrap. The caller must treat the result as untrusted."""
         protection = fmt.protection_of(doc)
         assert isinstance(doc, dict)
-        wrap_key = None
         if protection["type"] == "master-key":
-            blob = fmt.unb64(protection.get("wrappedKey"), "bundle.protection.wrappedKey")
-            key_id = protection.get("masterKeyId")
-            if not isinstance(key_id, str):
+            fmt.unb64(protection.get("wrappedKey"), "bundle.protection.wrappedKey")
+            if not isinstance(protection.get("masterKeyId"), str):
                 raise ValidationError("bundle.protection.masterKeyId", "must be text")
-            mac_key = self._d.sealer.envelope.unwrap_key(blob, key_id, fmt.BUNDLE_KEY_AAD)
         else:
             if passphrase is None:
                 raise ValidationError("passphrase", "this bundle is protected by a passphrase")
+            fmt.scrypt_params(protection)
+        items = [fmt.item_from_json(raw, f"bundle.items[{i}]") for i, raw in enumerate(doc["items"])]
+        return ParsedBundle(doc, protection, items)
+
+    def open(self, bundle: ParsedBundle, passphrase: SecretValue | None) -> list[ImportItem]:
+        """Derive or unwrap the bundle key, check the document MAC (which covers every item `parse` read), then
+        decrypt the items."""
+        protection, doc = bundle.protection, bundle.doc
+        wrap_key = None
+        if protection["type"] == "master-key":
+            mac_key = self._unwrap_bundle_key(protection)
+        else:
+            assert passphrase is not None  # parse refused a passphrase bundle without one
             salt, n, r, p = fmt.scrypt_params(protection)
             mac_key, wrap_key = fmt.scrypt_keys(passphrase.encode(), salt, n, r, p)
         fmt.check_document_mac(mac_key, doc)
         if doc.get("count") != len(doc["items"]):
             raise IntegrityError()
-        parsed = [fmt.item_from_json(raw, f"bundle.items[{i}]") for i, raw in enumerate(doc["items"])]
         # Each item's DEK is unwrapped by the master key (a KMS call): in parallel, in order.
-        return self._d.pool.map(lambda item: self._open_item(item, wrap_key), parsed)
+        return self._d.pool.map(lambda item: self._open_item(item, wrap_key), bundle.items)
+
+    def _unwrap_bundle_key(self, protection: dict[str, Any]) -> bytes:
+        blob = fmt.unb64(protection.get("wrappedKey"), "bundle.protection.wrappedKey")
+        try:
+            return self._d.sealer.envelope.unwrap_key(blob, protection["masterKeyId"], fmt.BUNDLE_KEY_AAD)
+        except (KeyProviderUnavailable, KeyAccessDenied, KeyDisabled):
+            raise
+        except KeyProviderError:
+            # A key id no provider holds is the client's own text, and the provider's message quotes it: answer
+            # with a fixed rule instead (it once came back as a 500 whose scrubbed detail was a value oracle).
+            raise ValidationError("bundle.protection.masterKeyId",
+                                  "names no master key configured here; this bundle cannot be opened") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -23,4 +24,7 @@ class BoundedPool:
             return [fn(item) for item in items]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(items)),
                                 thread_name_prefix="sprongus-kms") as pool:
-            return list(pool.map(fn, items))
+            # Each call runs in a copy of the caller's context, so a value it opens joins the caller's value scope
+            # (what that request's answers are scrubbed against), not a thread's leftover scope or none.
+            futures = [pool.submit(contextvars.copy_context().run, fn, item) for item in items]
+            return [future.result() for future in futures]

@@ -41,6 +41,8 @@ class RevealTokenOps:
                 record = repo.get(scope, key)
             if record is None:
                 raise NotFound(f"secret {key} not found in {scope}")
+            if record.defect:  # its redeem could never open it: say so now, as a reveal would
+                raise IntegrityError()
             token = REVEAL_TOKEN_PREFIX + base64.urlsafe_b64encode(self._d.random.bytes(32)).decode().rstrip("=")
             expires = self._d.clock.now() + timedelta(seconds=ttl_seconds)
             grant = RevealGrant(principal.subject, principal.projects,

@@ -9,7 +9,7 @@ from sprongus.domain.envelope import aad_for, checksum
 from sprongus.domain.errors import Conflict, IntegrityError, KeyProviderError, NotFound, PermissionDenied
 from sprongus.domain.names import validate_key_name, validate_prefix
 from sprongus.domain.principal import Permission, Principal, authorize
-from sprongus.domain.records import AuditAction, SecretRecord
+from sprongus.domain.records import AuditAction, SecretRecord, SecretView, view_of
 from sprongus.domain.results import RotationReport, VerifyReport
 from sprongus.domain.scope import Scope
 from sprongus.ports.progress import Progress
@@ -25,43 +25,57 @@ class RotationOps:
     def rotate(self, principal: Principal, scope: Scope, key: str | None = None, prefix: str = "",
                rotated_before: datetime | None = None, progress: Progress | None = None) -> RotationReport:
         """New DEK and nonce, version+1. `rotated_before` skips rows already rotated since then (resume)."""
-        with self._d.auditor.failures(principal, AuditAction.ROTATE, scope, key):
-            if key is not None:
-                validate_key_name(key)
+        if key is not None:
+            self.rotate_key(principal, scope, key)
+            return RotationReport(rotated=1)
+        with self._d.auditor.failures(principal, AuditAction.ROTATE, scope):
             prefix = validate_prefix(prefix)
             authorize(principal, scope, Permission.WRITE)
             self._d.throttle.principal(principal, "write")
             report = RotationReport()
-            if key is not None:
-                with self._d.uow.transaction(principal, readonly=True) as repo:
-                    seen = repo.get(scope, key)
-                if seen is None or not self._store_rotated(principal, seen, self._resealed(seen)):
-                    raise NotFound(f"secret {key} not found in {scope}")
-                report.rotated = 1
-                return report
             for rows in scope_pages(self._d.uow, principal, scope, prefix, self._d.batch_size):
                 due = [r for r in rows if not (rotated_before and r.last_rotated_at
                                                and r.last_rotated_at >= rotated_before)]
                 report.skipped += len(rows) - len(due)
                 resealed = self._d.pool.map(self._resealed, due)  # KMS calls in the pool, no DB work there
-                report.rotated += sum(self._store_rotated(principal, seen, new) for seen, new in zip(due, resealed,
-                                                                                                     strict=True))
+                report.rotated += sum(self._store_rotated(principal, seen, new) is not None
+                                      for seen, new in zip(due, resealed, strict=True))
                 if progress:
                     progress(report.rotated + report.skipped, None)
             return report
 
+    def rotate_key(self, principal: Principal, scope: Scope, key: str) -> SecretView:
+        """Rotate one secret and return its masked view: what a writer gets back from a write anyway.
+
+        The view comes from the rotation itself, not from a read afterwards: a read needs `secrets:read`, and a
+        writer without it used to get 403 for a rotation that had already been committed.
+        """
+        with self._d.auditor.failures(principal, AuditAction.ROTATE, scope, key if isinstance(key, str) else None):
+            validate_key_name(key)
+            authorize(principal, scope, Permission.WRITE)
+            self._d.throttle.principal(principal, "write")
+            with self._d.uow.transaction(principal, readonly=True) as repo:
+                seen = repo.get(scope, key)
+            stored = None if seen is None else self._store_rotated(principal, seen, self._resealed(seen))
+            if stored is None:
+                raise NotFound(f"secret {key} not found in {scope}")
+            return view_of(stored)
+
     def _resealed(self, seen: SecretRecord) -> SecretRecord:
         return self._d.sealer.seal(seen, seen.scope, seen.key, self._d.sealer.open(seen), None, rotated=True)
 
-    def _store_rotated(self, principal: Principal, seen: SecretRecord, record: SecretRecord) -> bool:
-        """Compare-and-set the re-sealed version; a concurrent writer's new version counts as rotated too."""
+    def _store_rotated(self, principal: Principal, seen: SecretRecord,
+                       record: SecretRecord) -> SecretRecord | None:
+        """Compare-and-set the re-sealed version; a concurrent writer's new version counts as rotated too.
+
+        The record now stored, or None when the secret was deleted meanwhile."""
         with self._d.uow.transaction(principal) as repo:
             try:
                 repo.save(record, seen.version)
             except Conflict:
-                return repo.get(seen.scope, seen.key) is not None  # a writer made a new version: fresh DEK too
+                return repo.get(seen.scope, seen.key)  # a writer made a new version: fresh DEK too
             self._d.auditor.record(principal, AuditAction.ROTATE, seen.scope, seen.key, record.version)
-        return True
+        return record
 
     def check_master_key(self, principal: Principal) -> None:
         """Unwrap one stored data key: a wrong or missing master key fails here, before anything changes."""
@@ -109,7 +123,7 @@ class RotationOps:
                     report.checked += 1
                     reason = self._problem(row)
                     if reason:
-                        report.failures.append((str(row.scope), row.key, reason))
+                        report.failures.append((_place_of(row), row.key, reason))
                 if progress:
                     progress(report.checked, None)
             if self._d.audit_trail is not None:
@@ -119,6 +133,8 @@ class RotationOps:
             return report
 
     def _problem(self, row: SecretRecord) -> str | None:
+        if row.defect:  # one bad row is reported like any other; the check goes on with the next
+            return f"stored row does not decode ({', '.join(row.defect)})"
         if checksum(sealed_of(row), aad_for(row.scope, row.key, row.version)) != row.checksum:
             return "checksum mismatch"
         if row.hmac is None and self._d.sealer.envelope.signs_values:
@@ -130,6 +146,11 @@ class RotationOps:
         except KeyProviderError:
             return "master key unavailable"
         return None
+
+
+def _place_of(row: SecretRecord) -> str:
+    """The row's scope as text, or `?` when the scope itself did not decode (its placeholder is not the place)."""
+    return "?" if {"owner_type", "owner_id"} & set(row.defect) else str(row.scope)
 
 
 def _require_admin(principal: Principal) -> None:

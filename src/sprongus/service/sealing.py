@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from sprongus.domain.envelope import Envelope, Sealed, aad_for, checksum
+from sprongus.domain.errors import IntegrityError
 from sprongus.domain.meta import MetaValue
 from sprongus.domain.records import SecretRecord
 from sprongus.domain.scope import Scope
@@ -14,6 +15,9 @@ from sprongus.ports.random import RandomSource
 
 
 def sealed_of(record: SecretRecord) -> Sealed:
+    """The crypto fields of a record; a row that did not decode has none to give."""
+    if record.defect:
+        raise IntegrityError()
     return Sealed(record.ciphertext, record.dek_wrapped, record.nonce, record.alg, record.master_key_id, record.hmac)
 
 
@@ -29,6 +33,8 @@ class Sealer:
     def seal(self, previous: SecretRecord | None, scope: Scope, key: str, value: SecretValue,
              meta: dict[str, MetaValue] | None, *, rotated: bool = False) -> SecretRecord:
         """A new version of (scope, key): version+1, meta kept unless given, timestamps carried over."""
+        if previous is not None and previous.defect:  # its version, times and meta are placeholders
+            raise IntegrityError()
         now = self._clock.now()
         version = 1 if previous is None else previous.version + 1
         aad = aad_for(scope, key, version)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import replace
 
-from sprongus.domain.errors import Conflict, NotFound, ValidationError
+from sprongus.domain.errors import Conflict, IntegrityError, NotFound, ReplayOutdated, ValidationError
 from sprongus.domain.meta import MetaValue, validate_meta
 from sprongus.domain.names import validate_key_name, validate_prefix
 from sprongus.domain.principal import Permission, Principal, authorize
@@ -49,7 +50,7 @@ class SecretOps:
             clean_meta = None if meta is None else validate_meta(meta)
             if not isinstance(value, SecretValue):
                 raise ValidationError("value", "must be a SecretValue")
-            authorize(principal, scope, Permission.WRITE)
+            _authorize_set(principal, scope, expected_version is not None)
             self._d.throttle.principal(principal, "write")
             attempts = 1 if expected_version is not None else SET_ATTEMPTS
             for attempt in range(attempts):
@@ -59,6 +60,29 @@ class SecretOps:
                     if attempt == attempts - 1:
                         raise
             raise AssertionError("unreachable")
+
+    def check_set(self, principal: Principal, scope: Scope, key: str, conditional: bool) -> None:
+        """The checks `set` makes before acting, for an answer given without calling it (a malformed If-Match)."""
+        with self._d.auditor.failures(principal, AuditAction.UPDATE, scope, key if isinstance(key, str) else None):
+            validate_key_name(key)
+            _authorize_set(principal, scope, conditional)
+
+    def check_replay(self, principal: Principal, scope: Scope, key: str, conditional: bool,
+                     must_exist: bool) -> None:
+        """An Idempotency-Key replay of `set` passes what the first request passed: validation, permissions and
+        the write limit. A replayed success also needs the secret to exist still (`ReplayOutdated` otherwise):
+        "201 created" for a secret deleted since would tell the client its value is stored when it is not."""
+        with self._d.auditor.failures(principal, AuditAction.UPDATE, scope, key if isinstance(key, str) else None):
+            validate_key_name(key)
+            _authorize_set(principal, scope, conditional)
+            self._d.throttle.principal(principal, "write")
+            if not must_exist:
+                return
+            with self._d.uow.transaction(principal, readonly=True) as repo:
+                record = repo.get(scope, key)
+            if record is None:
+                raise ReplayOutdated("the secret was deleted after the first request with this Idempotency-Key; "
+                                     "send the request again with a new key")
 
     def _set_once(self, principal: Principal, scope: Scope, key: str, value: SecretValue,
                   meta: dict[str, MetaValue] | None, expected_version: int | None) -> SetResult:
@@ -84,6 +108,8 @@ class SecretOps:
                 record = repo.get(scope, key)
             if record is None:
                 raise NotFound(f"secret {key} not found in {scope}")
+            if record.defect:  # a row that does not decode is reported, not shown with made-up fields
+                raise IntegrityError()
             if not reveal:
                 return view_of(record)
             value = self._d.sealer.open(record)
@@ -100,7 +126,9 @@ class SecretOps:
                 record = repo.get(scope, key)
                 if record is None or not repo.delete(scope, key):
                     raise NotFound(f"secret {key} not found in {scope}")
-                self._d.auditor.record(principal, AuditAction.DELETE, scope, key, record.version)
+                # Deleting a row that does not decode is allowed: it is how such a row is cleared.
+                self._d.auditor.record(principal, AuditAction.DELETE, scope, key,
+                                       None if record.defect else record.version)
 
     def list(self, principal: Principal, scope: Scope, prefix: str = "", with_meta: bool = False,
              cursor: str | None = None, limit: int = DEFAULT_PAGE) -> Page:
@@ -118,6 +146,12 @@ class SecretOps:
             return Page(items, encode_cursor(rows[-1].key) if more else None)
 
 
+def _authorize_set(principal: Principal, scope: Scope, conditional: bool) -> None:
+    """Write, and with If-Match read too: its 412 names the current version, which is for readers only."""
+    authorize(principal, scope, Permission.WRITE)
+    if conditional:
+        authorize(principal, scope, Permission.READ)
+
+
 def _without_meta(view: SecretView) -> SecretView:
-    return SecretView(view.scope, view.key, view.version, view.created_at, view.updated_at,
-                      view.last_rotated_at, {}, view.master_key_id, None)
+    return replace(view, meta={})

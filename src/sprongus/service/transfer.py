@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sprongus.domain.errors import ValidationError
+from sprongus.domain.errors import PermissionDenied, ValidationError
 from sprongus.domain.import_item import ImportItem
 from sprongus.domain.meta import validate_meta
 from sprongus.domain.names import validate_key_name, validate_prefix
@@ -16,7 +16,7 @@ from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
 from sprongus.ports import SecretRepository
 from sprongus.ports.progress import Progress
-from sprongus.service.bundles import BundleCodec
+from sprongus.service.bundles import BundleCodec, ParsedBundle
 from sprongus.service.deps import ServiceDeps
 from sprongus.service.pages import pages, scope_pages
 
@@ -55,20 +55,51 @@ class TransferOps:
                 passphrase: SecretValue | None = None, prefix: str = "", dry_run: bool = False,
                 progress: Progress | None = None) -> ImportReport:
         with self._d.auditor.failures(principal, AuditAction.IMPORT, None):
-            if mode not in MODES:
-                raise ValidationError("mode", "must be merge or replace")
-            prefix = validate_prefix(prefix)
-            if (items is None) == (bundle is None):
-                raise ValidationError("items", "give either plaintext items or a bundle")
-            if items is not None and not allow_plaintext:
-                raise ValidationError("plaintext", "plaintext import is refused unless explicitly allowed "
-                                      "(--allow-plaintext / allowPlaintext)")
-            entries = items if items is not None else self._codec.open(bundle, passphrase)
+            prefix, parsed = self._admit(principal, items, bundle, mode, allow_plaintext, passphrase, prefix,
+                                         dry_run)
+            # Only an admitted caller gets here: the passphrase KDF or the master-key unwrap, the MAC, decryption.
+            entries = self._codec.open(parsed, passphrase) if parsed is not None else items or []
             _check_items(entries, prefix)
-            for scope in sorted({e.scope for e in entries}):
-                authorize(principal, scope, Permission.WRITE)
-            self._d.throttle.principal(principal, "write")
             return self._apply(principal, entries, mode, prefix, dry_run, progress)
+
+    def admit(self, principal: Principal, items: list[ImportItem] | None = None,
+              bundle: dict[str, Any] | None = None, mode: str = "merge", allow_plaintext: bool = False,
+              passphrase: SecretValue | None = None, prefix: str = "", dry_run: bool = False) -> None:
+        """The checks `import_` makes before any expensive step, for an answer given without it (a replay)."""
+        with self._d.auditor.failures(principal, AuditAction.IMPORT, None):
+            self._admit(principal, items, bundle, mode, allow_plaintext, passphrase, prefix, dry_run)
+
+    def _admit(self, principal: Principal, items: list[ImportItem] | None, bundle: dict[str, Any] | None,
+               mode: str, allow_plaintext: bool, passphrase: SecretValue | None, prefix: str,
+               dry_run: bool) -> tuple[str, ParsedBundle | None]:
+        """Validate, authorize and count the write, in that order, before any KDF, unwrap or write.
+
+        A bundle's scopes are read from its items before its MAC is checked, so they are unauthenticated here.
+        That is safe for this purpose: a forged scope can only make this check refuse, never let anything
+        through, because the MAC checked next covers these very items and a failed MAC stops the import before
+        any write. What it buys: a caller who may not write every scope the document names (or, for a document
+        naming none, anything) is refused, and one who may is counted against the write limit, before the server
+        runs a passphrase KDF at a cost the document itself chooses, or calls the KMS.
+        """
+        if mode not in MODES:
+            raise ValidationError("mode", "must be merge or replace")
+        prefix = validate_prefix(prefix)
+        if (items is None) == (bundle is None):
+            raise ValidationError("items", "give either plaintext items or a bundle")
+        if items is not None and not allow_plaintext:
+            raise ValidationError("plaintext", "plaintext import is refused unless explicitly allowed "
+                                  "(--allow-plaintext / allowPlaintext)")
+        parsed = None if items is not None else self._codec.parse(bundle, passphrase)
+        if items is not None:
+            _check_items(items, prefix)
+            places = [(e.scope, e.key) for e in items]
+        else:
+            assert parsed is not None
+            places = parsed.places
+            _check_places(places, prefix, "bundle.items")
+        _authorize(principal, {scope for scope, _ in places}, mode == "replace" and dry_run)
+        self._d.throttle.principal(principal, "write")
+        return prefix, parsed
 
     def _apply(self, principal: Principal, entries: list[ImportItem], mode: str, prefix: str, dry_run: bool,
                progress: Progress | None) -> ImportReport:
@@ -115,8 +146,18 @@ def _key_of(record: SecretRecord) -> str:
     return record.key
 
 
+def _authorize(principal: Principal, scopes: set[Scope], needs_read: bool) -> None:
+    """Write on every named scope. A replace dry run also needs read: its report lists the keys a replace would
+    remove, names a writer without read could not otherwise learn."""
+    if not scopes and not principal.has(Permission.WRITE):  # nothing named, but still only for writers
+        raise PermissionDenied(f"missing permission {Permission.WRITE.value}", required=Permission.WRITE.value)
+    for scope in sorted(scopes):
+        authorize(principal, scope, Permission.WRITE)
+        if needs_read:
+            authorize(principal, scope, Permission.READ)
+
+
 def _check_items(entries: list[ImportItem], prefix: str) -> None:
-    seen: set[tuple[Scope, str]] = set()
     for i, entry in enumerate(entries):
         # Items built in code skip parse_items: validate here too, so nothing invalid is ever written.
         if not isinstance(entry.scope, Scope):
@@ -126,9 +167,16 @@ def _check_items(entries: list[ImportItem], prefix: str) -> None:
             raise ValidationError(f"items[{i}].value", "must be a SecretValue")
         if entry.meta is not None:
             validate_meta(entry.meta, f"items[{i}].meta")
-        if (entry.scope, entry.key) in seen:
-            raise ValidationError(f"items[{i}].key", f"duplicate key {entry.key} in {entry.scope}")
-        if prefix and not entry.key.startswith(prefix):
-            raise ValidationError(f"items[{i}].key", f"must start with the prefix {prefix}")
-        seen.add((entry.scope, entry.key))
+    _check_places([(e.scope, e.key) for e in entries], prefix, "items")
+
+
+def _check_places(places: list[tuple[Scope, str]], prefix: str, where: str) -> None:
+    """No (scope, key) twice, every key under the prefix. The rules name the item, never its key or scope."""
+    seen: set[tuple[Scope, str]] = set()
+    for i, place in enumerate(places):
+        if place in seen:
+            raise ValidationError(f"{where}[{i}].key", "repeats the scope and key of an earlier item")
+        if prefix and not place[1].startswith(prefix):
+            raise ValidationError(f"{where}[{i}].key", "must start with the import's prefix")
+        seen.add(place)
 

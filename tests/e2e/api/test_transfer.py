@@ -121,6 +121,8 @@ def test_an_exported_bundle_imports_back_and_needs_the_reveal_scope(any_api: Api
     assert CANARY not in exported.get_data(as_text=True)  # encrypted, not plaintext
     bundle = exported.get_json()
     assert bundle["format"] == "sprongus.bundle.v1"
+    # sent as the service built it (its MAC covers every field), in the order a local export writes
+    assert list(bundle) == ["format", "createdAt", "protection", "count", "items", "mac"]
     for key in ("a", "b"):
         assert any_api.call("DELETE", f"/v1/secrets/project/p1/{key}").status_code == 204
     restored = _import(any_api, {"mode": "merge", "bundle": bundle})  # no allowPlaintext needed

@@ -23,11 +23,15 @@ class CryptoBytesField(peewee.Field):
         return dialect_of(self.model._meta.database).bytes_value(value)
 
     def python_value(self, value: Any) -> bytes | None:
+        """Strict: text outside the base64 alphabet raises ValueError (binascii.Error) rather than decoding to
+        other bytes, and a stray number is not turned into that many zero bytes."""
         if value is None:
             return None
         if isinstance(value, str):
-            return base64.b64decode(value)
-        return bytes(value)
+            return base64.b64decode(value, validate=True)
+        if isinstance(value, bytes | bytearray | memoryview):
+            return bytes(value)
+        raise TypeError("a bytes column holds neither base64 text nor bytes")
 
 
 class MetaField(peewee.Field):
@@ -55,7 +59,10 @@ class UtcDateTimeField(peewee.Field):
         return dialect_of(self.model._meta.database).time_value(value.astimezone(UTC))
 
     def python_value(self, value: Any) -> datetime | None:
+        """A value that is not a timestamp raises ValueError or TypeError (the repository reports the row)."""
         if value is None:
             return None
-        moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+        if not isinstance(moment, datetime):
+            raise TypeError("a timestamp column holds neither ISO-8601 text nor a timestamp")
         return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)

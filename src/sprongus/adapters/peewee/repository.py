@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import peewee
@@ -11,7 +12,7 @@ import peewee
 from sprongus.adapters.peewee.db import storage_errors
 from sprongus.adapters.peewee.dialect import dialect_of
 from sprongus.adapters.peewee.models import BoundModels
-from sprongus.domain.errors import Conflict
+from sprongus.domain.errors import Conflict, IntegrityError, ValidationError
 from sprongus.domain.principal import Principal
 from sprongus.domain.records import SecretRecord
 from sprongus.domain.scope import OwnerType, Scope
@@ -20,6 +21,19 @@ COLUMNS = ("id", "owner_type", "owner_id", "key_name", "ciphertext", "dek_wrappe
            "version", "created_at", "updated_at", "last_rotated_at", "meta", "hmac", "checksum")
 _UPDATED = ("ciphertext", "dek_wrapped", "nonce", "alg", "master_key_id", "version", "created_at", "updated_at",
             "last_rotated_at", "meta", "hmac", "checksum")
+# What each column must decode to; a row with any other shape is a damaged record, not an exception (below).
+_SHAPES: dict[str, tuple[type, ...]] = {
+    "id": (str,), "owner_type": (str,), "owner_id": (str, type(None)), "key_name": (str,), "ciphertext": (bytes,),
+    "dek_wrapped": (bytes,), "nonce": (bytes,), "alg": (str,), "master_key_id": (str,), "version": (int,),
+    "created_at": (datetime,), "updated_at": (datetime,), "last_rotated_at": (datetime, type(None)),
+    "meta": (dict,), "hmac": (str, type(None)), "checksum": (str,)}
+# The columns pages are keyed on: a row whose id or name does not decode cannot be named or paged past (a made-up
+# value would restart the page), so it fails its whole read as an IntegrityError instead.
+_NAMES = ("id", "key_name")
+_PLACEHOLDERS: dict[str, Any] = {
+    "ciphertext": b"", "dek_wrapped": b"", "nonce": b"", "alg": "", "master_key_id": "",
+    "version": 0, "created_at": datetime.fromtimestamp(0, UTC), "updated_at": datetime.fromtimestamp(0, UTC),
+    "last_rotated_at": None, "meta": {}, "hmac": None, "checksum": ""}
 
 
 def prefix_upper_bound(prefix: str) -> str:
@@ -59,7 +73,7 @@ class PeeweeSecretRepository:
     def get(self, scope: Scope, key: str) -> SecretRecord | None:
         params = [scope.owner_type.value, *([scope.owner_id] if scope.owner_id is not None else []), key]
         row = self._db.execute_sql(self._get[scope.owner_id is not None], params).fetchone()  # type: ignore[no-untyped-call]
-        return None if row is None else self._record(row)
+        return None if row is None else self._record(row, scope)
 
     def save(self, record: SecretRecord, expected_version: int | None) -> None:
         values = self._values(record)
@@ -92,7 +106,7 @@ class PeeweeSecretRepository:
         if after_key is not None:
             where += f" AND key_name > {p}"
             params.append(after_key)
-        return self._query(f"{self._select} WHERE {where} ORDER BY key_name LIMIT {p}", [*params, limit])
+        return self._query(f"{self._select} WHERE {where} ORDER BY key_name LIMIT {p}", [*params, limit], scope)
 
     def scan(self, after_id: str | None, limit: int, not_on_master_key: str | None = None) -> list[SecretRecord]:
         p = self._db.param
@@ -105,8 +119,9 @@ class PeeweeSecretRepository:
             params.append(not_on_master_key)
         return self._query(f"{self._select} WHERE {' AND '.join(where)} ORDER BY id LIMIT {p}", [*params, limit])
 
-    def _query(self, sql: str, params: list[Any]) -> list[SecretRecord]:
-        return [self._record(row) for row in self._db.execute_sql(sql, params).fetchall()]  # type: ignore[no-untyped-call]
+    def _query(self, sql: str, params: list[Any], place: Scope | None = None) -> list[SecretRecord]:
+        rows = self._db.execute_sql(sql, params).fetchall()  # type: ignore[no-untyped-call]
+        return [self._record(row, place) for row in rows]
 
     def _values(self, record: SecretRecord) -> list[Any]:
         raw = {"id": record.id, "owner_type": record.scope.owner_type.value, "owner_id": record.scope.owner_id,
@@ -117,12 +132,37 @@ class PeeweeSecretRepository:
                "checksum": record.checksum}
         return [field.db_value(raw[field.name]) for field in self._fields]
 
-    def _record(self, row: tuple[Any, ...]) -> SecretRecord:
-        v = [field.python_value(value) for field, value in zip(self._fields, row, strict=True)]
+    def _record(self, row: tuple[Any, ...], place: Scope | None) -> SecretRecord:
+        """Decode column by column. A corrupt column (broken base64, a bad timestamp, meta that is no object)
+        marks this one record as damaged instead of raising: one bad row used to fail a whole listing, stop
+        `verify` before the rows after it (hiding their tampering) and make a reveal an "unexpected" error."""
+        v: dict[str, Any] = {}
+        defect: list[str] = []
+        for field, raw in zip(self._fields, row, strict=True):
+            try:
+                value = field.python_value(raw)
+            except (ValueError, TypeError, AttributeError, OverflowError):
+                value = None
+                ok = False
+            else:
+                ok = isinstance(value, _SHAPES[field.name]) and not isinstance(value, bool)
+            if not ok and field.name in _NAMES:
+                raise IntegrityError()
+            if not ok or (field.name == "version" and value < 1):
+                defect.append(field.name)
+                value = _PLACEHOLDERS.get(field.name)
+            v[field.name] = value
+        try:
+            scope = Scope(OwnerType(v["owner_type"]), v["owner_id"])
+        except (ValueError, ValidationError) as exc:
+            column = "owner_id" if isinstance(exc, ValidationError) else "owner_type"
+            defect += [] if column in defect else [column]
+            scope = place or Scope.system()  # a placeholder: `verify` shows such a row's scope as "?"
         return SecretRecord(
-            id=v[0], scope=Scope(OwnerType(v[1]), v[2]), key=v[3], ciphertext=v[4], dek_wrapped=v[5], nonce=v[6],
-            alg=v[7], master_key_id=v[8], version=v[9], created_at=v[10], updated_at=v[11], last_rotated_at=v[12],
-            meta=dict(v[13]), hmac=v[14], checksum=v[15])
+            id=v["id"], scope=scope, key=v["key_name"], ciphertext=v["ciphertext"], dek_wrapped=v["dek_wrapped"],
+            nonce=v["nonce"], alg=v["alg"], master_key_id=v["master_key_id"], version=v["version"],
+            created_at=v["created_at"], updated_at=v["updated_at"], last_rotated_at=v["last_rotated_at"],
+            meta=v["meta"], hmac=v["hmac"], checksum=v["checksum"], defect=tuple(defect))
 
 
 class PeeweeUnitOfWork:

@@ -7,7 +7,7 @@ import functools
 import hashlib
 import hmac
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from flask import Response, g, request
 
@@ -21,6 +21,13 @@ MAX_KEY = 255
 
 class IdempotencyConflict(Conflict):
     """The first request with this key is still running."""
+
+    public: ClassVar[str | None] = None  # a fixed message
+
+
+# Called with the stored answer about to be replayed (None when there is none: the first request still runs, or
+# this is another request) and the view's arguments; raises when this caller may not have that answer.
+Precheck = Callable[..., None]
 
 
 class Idempotency:
@@ -37,14 +44,22 @@ class Idempotency:
         salt = hashlib.sha256(subject.encode()).digest()  # no HMAC key configured: a slow, salted digest
         return "scrypt:" + base64.b64encode(hashlib.scrypt(material, salt=salt, n=2**14, r=8, p=1)).decode()
 
-    def guard(self, view: Callable[..., Response]) -> Callable[..., Response]:
-        """Decorates a view that already returns a serialized Response (place it above @blp.response)."""
-        @functools.wraps(view)
-        def guarded(*args: Any, **kwargs: Any) -> Response:
-            return self.run(g.principal.subject, lambda: view(*args, **kwargs))
-        return guarded
+    def guard(self, precheck: Precheck) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+        """Decorates a view that already returns a serialized Response (place it above @blp.response).
 
-    def run(self, subject: str, handler: Callable[[], Response]) -> Response:
+        `precheck` gets the stored answer and the view's arguments: the checks the view's use case would make
+        before acting (permissions, the rate limit), run before anything stored is used.
+        """
+        def decorate(view: Callable[..., Response]) -> Callable[..., Response]:
+            @functools.wraps(view)
+            def guarded(*args: Any, **kwargs: Any) -> Response:
+                return self.run(g.principal.subject, lambda: view(*args, **kwargs),
+                                lambda stored: precheck(stored, *args, **kwargs))
+            return guarded
+        return decorate
+
+    def run(self, subject: str, handler: Callable[[], Response],
+            precheck: Callable[[StoredResponse | None], None] | None = None) -> Response:
         key = request.headers.get("Idempotency-Key")
         if key is None:
             return handler()
@@ -53,7 +68,12 @@ class Idempotency:
         fingerprint = self.fingerprint(subject)
         existing = self._store.begin(subject, key, fingerprint, self._clock.now())
         if existing is not None:
-            if not hmac.compare_digest(existing.fingerprint, fingerprint):
+            # Keys are per subject, not per token: another token of the same subject (read-only, say) must pass
+            # the first request's checks before it sees the stored answer, or even learns the key is in use.
+            same = hmac.compare_digest(existing.fingerprint, fingerprint)
+            if precheck is not None:
+                precheck(existing.response if same else None)  # the answer that would be replayed, if any
+            if not same:
                 raise ValidationError("Idempotency-Key", "was already used with a different request")
             if existing.response is None:
                 raise IdempotencyConflict("a request with this Idempotency-Key is still in progress")

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from flask import Response
 
 from sprongus.adapters.problem_types import PROBLEM_JSON, TYPE_PREFIX, problem_type_of
 from sprongus.domain import errors as e
-from sprongus.domain.redaction import scrub_text
+from sprongus.domain.redaction import scrub_answer
 
 __all__ = ["PROBLEM_JSON", "from_domain_error", "problem", "rate_limit_headers"]
+log = logging.getLogger("sprongus.api")
 
 
 def problem(status: int, kind: str, title: str, detail: str | None = None,
             errors: dict[str, list[str]] | None = None, headers: dict[str, str] | None = None) -> Response:
     body: dict[str, Any] = {"type": TYPE_PREFIX + kind, "title": title, "status": status}
     if detail:
-        body["detail"] = scrub_text(detail)
+        body["detail"] = scrub_answer(detail)
     if errors:
         body["errors"] = errors
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
@@ -29,9 +31,12 @@ def problem(status: int, kind: str, title: str, detail: str | None = None,
 
 
 def from_domain_error(exc: e.SprongusError) -> Response:
+    """The answer shows the error's public detail: never request text, a driver's or a vendor's words."""
     kind = problem_type_of(exc)
     errors = exc.errors if isinstance(exc, e.ValidationError) else None
-    return problem(kind.status, kind.kind, kind.title, str(exc), errors, _headers(exc))
+    if kind.status >= 500 and exc.public is not None:  # the operator still needs the cause the answer leaves out
+        log.error("%s answered %s: %r", type(exc).__name__, kind.status, exc.message)
+    return problem(kind.status, kind.kind, kind.title, exc.public_detail, errors, _headers(exc))
 
 
 def _headers(exc: e.SprongusError) -> dict[str, str]:

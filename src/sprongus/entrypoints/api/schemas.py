@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, fields, post_dump, validate
+from marshmallow import Schema, fields, post_dump, pre_dump, validate
 
 from sprongus.domain.times import utc_iso
 from sprongus.domain.values import MASK
@@ -122,18 +122,20 @@ class ImportBody(Schema):
     dryRun = fields.Boolean(load_default=False)
 
 
-def _changes(report: Any) -> dict[str, list[dict[str, str]]]:
-    return {kind: [{"scope": scope, "keyName": key} for scope, key in getattr(report, kind)]
-            for kind in ("added", "updated", "removed")}
-
-
 class ImportResult(Schema):
     added = Count()
     updated = Count()
     removed = Count()
     dryRun = fields.Boolean(attribute="dry_run")
-    changes = fields.Function(_changes, metadata={"type": "object",
-                                                   "description": "added/updated/removed: [{scope, keyName}]"})
+    changes = fields.Dict(metadata={"description": "added/updated/removed: [{scope, keyName}]"})
+
+    @pre_dump
+    def _with_changes(self, report: Any, **kwargs: Any) -> dict[str, Any]:
+        """An ImportReport's pairs, as counts and as the named changes."""
+        kinds = ("added", "updated", "removed")
+        return {**{kind: getattr(report, kind) for kind in kinds}, "dry_run": report.dry_run,
+                "changes": {kind: [{"scope": scope, "keyName": key} for scope, key in getattr(report, kind)]
+                            for kind in kinds}}
 
 
 class ExportResult(Schema):

@@ -8,20 +8,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import Response, g, jsonify, request
 from flask_smorest import Blueprint
 
 from sprongus.domain.errors import Conflict, PreconditionFailed, StepUpRequired, Unauthenticated
 from sprongus.domain.principal import Principal
 from sprongus.domain.records import AuditAction, Outcome, SecretView
 from sprongus.domain.scope import Scope
-from sprongus.domain.values import SecretValue
+from sprongus.domain.values import SecretValue, close_value_scope, open_value_scope
 from sprongus.entrypoints.api import schemas as s
 from sprongus.entrypoints.api.context import authenticate, principal, request_id, token
 from sprongus.entrypoints.api.docs import KEY_PATH, document_errors, key_parameters
 from sprongus.entrypoints.api.idempotency import Idempotency
 from sprongus.entrypoints.api.transfer_api import add_transfer_routes
-from sprongus.ports.tokens import RecentAuthVerifier
+from sprongus.ports.tokens import RecentAuthVerifier, StoredResponse
 from sprongus.service.auditing import Auditor
 from sprongus.service.reveal_tokens import RevealTokenOps
 from sprongus.service.rotation import RotationOps
@@ -72,6 +72,19 @@ def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: Recent
     blp = Blueprint("secrets", __name__, url_prefix="/v1", description="Secrets: masked reads, explicit reveals")
     secrets, auditor = cases.secrets, cases.auditor
 
+    # Every request of the app (not only this blueprint's) gets its own value scope: the values it brings or
+    # opens are the only ones its error answers are scrubbed against. gunicorn's threads serve request after
+    # request, so the scope is closed at the end, never left for the next request on the thread.
+    @blp.before_app_request
+    def _open_value_scope() -> None:
+        g.value_scope = open_value_scope()
+
+    @blp.teardown_app_request
+    def _close_value_scope(exc: BaseException | None) -> None:
+        scope = g.pop("value_scope", None)
+        if scope is not None:
+            close_value_scope(scope)
+
     @blp.before_request
     def _authenticate() -> None:
         if request.endpoint == "secrets.redeem":
@@ -108,18 +121,27 @@ def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: Recent
         """A secret's masked record with meta."""
         return _with_etag(secrets.get(principal(), Scope.of(owner_type, owner_id), key_name))
 
+    def _put_replay_checks(stored: StoredResponse | None, body: dict[str, Any], owner_type: str, owner_id: str,
+                           key_name: str) -> None:
+        secrets.check_replay(principal(), Scope.of(owner_type, owner_id), key_name,
+                             conditional="If-Match" in request.headers, must_exist=stored is not None)
+
     @blp.route(KEY_PATH, parameters=key_parameters(), methods=["PUT"])
     @blp.arguments(s.PutBody)
-    @idempotency.guard
+    @idempotency.guard(_put_replay_checks)
     @blp.response(200, s.SecretRecord, description="Updated (201 when created); masked")
     @blp.alt_response(201, schema=s.SecretRecord, description="Created")
     @document_errors(blp, 401, 403, 404, 409, 412, 422, 429)
     def put_secret(body: dict[str, Any], owner_type: str, owner_id: str, key_name: str) -> Reply:
-        """Create or update (version+1). Supports Idempotency-Key and If-Match."""
-        expected = _expected_version()
+        """Create or update (version+1). Supports Idempotency-Key and If-Match (which needs secrets:read too)."""
+        scope = Scope.of(owner_type, owner_id)
         try:
-            result = secrets.set(principal(), Scope.of(owner_type, owner_id), key_name, SecretValue(body["value"]),
-                                 body["meta"], expected)
+            expected = _expected_version()
+        except PreconditionFailed:
+            secrets.check_set(principal(), scope, key_name, conditional=True)  # 412 only for who may read
+            raise
+        try:
+            result = secrets.set(principal(), scope, key_name, SecretValue(body["value"]), body["meta"], expected)
         except Conflict as exc:
             if expected is None:
                 raise
@@ -164,9 +186,7 @@ def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: Recent
     @document_errors(blp, 401, 403, 404, 422, 429)
     def rotate_secret(owner_type: str, owner_id: str, key_name: str) -> Reply:
         """Re-encrypt under a fresh data key."""
-        scope = Scope.of(owner_type, owner_id)
-        cases.rotation.rotate(principal(), scope, key_name)
-        return _with_etag(secrets.get(principal(), scope, key_name))
+        return _with_etag(cases.rotation.rotate_key(principal(), Scope.of(owner_type, owner_id), key_name))
 
     add_transfer_routes(blp, cases.transfer, idempotency)
     return blp

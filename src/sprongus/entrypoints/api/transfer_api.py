@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
 from flask_smorest import Blueprint
 
 from sprongus.domain.errors import IntegrityError, ValidationError
@@ -15,23 +16,35 @@ from sprongus.entrypoints.api import schemas as s
 from sprongus.entrypoints.api.context import principal
 from sprongus.entrypoints.api.docs import document_errors
 from sprongus.entrypoints.api.idempotency import Idempotency
+from sprongus.ports.tokens import StoredResponse
 from sprongus.service.transfer import TransferOps
+
+# One API import: whatever the body size allows, a bigger one is refused before any item is parsed (each becomes
+# a SecretValue, and a bundle's items a KMS call each). The local CLI has no such cap.
+MAX_API_IMPORT_ITEMS = 5000
+SIZE_RULE = f"at most {MAX_API_IMPORT_ITEMS} items per API import; split the import"
 
 
 def add_transfer_routes(blp: Blueprint, transfer: TransferOps, idempotency: Idempotency) -> None:
+    def _arguments(body: dict[str, Any]) -> dict[str, Any]:
+        _check_size(body)
+        return {"items": parse_items(body["items"]) if body["items"] is not None else None,
+                "bundle": body["bundle"], "mode": body["mode"], "allow_plaintext": body["allowPlaintext"],
+                "passphrase": SecretValue(body["passphrase"]) if body.get("passphrase") else None,
+                "prefix": body["prefix"], "dry_run": body["dryRun"]}
+
+    def _replay_checks(stored: StoredResponse | None, body: dict[str, Any]) -> None:
+        transfer.admit(principal(), **_arguments(body))
+
     @blp.route("/secrets:import", methods=["POST"])
     @blp.arguments(s.ImportBody)
-    @idempotency.guard
+    @idempotency.guard(_replay_checks)
     @blp.response(200, s.ImportResult)
     @document_errors(blp, 401, 403, 404, 409, 422, 429)
     def import_secrets(body: dict[str, Any]) -> ImportReport:
         """Atomic import of plaintext items (allowPlaintext) or of a bundle. Supports Idempotency-Key."""
-        items = parse_items(body["items"]) if body["items"] is not None else None
-        passphrase = SecretValue(body["passphrase"]) if body.get("passphrase") else None
         try:
-            return transfer.import_(principal(), items=items, bundle=body["bundle"], mode=body["mode"],
-                                    allow_plaintext=body["allowPlaintext"], passphrase=passphrase,
-                                    prefix=body["prefix"], dry_run=body["dryRun"])
+            return transfer.import_(principal(), **_arguments(body))
         except IntegrityError:  # the client's bundle failed its check: bad input, not a server fault
             raise ValidationError("bundle", "integrity check failed: tampered, truncated or wrong "
                                   "key/passphrase") from None
@@ -40,11 +53,22 @@ def add_transfer_routes(blp: Blueprint, transfer: TransferOps, idempotency: Idem
     @blp.arguments(s.ExportQuery, location="query", as_kwargs=True)
     @blp.response(200, s.ExportResult, description="Metadata (never values), or a bundle")
     @document_errors(blp, 401, 403, 404, 422, 429)
-    def export_secrets(ownerType: str, ownerId: str | None, prefix: str, bundle: bool) -> dict[str, Any]:
+    def export_secrets(ownerType: str, ownerId: str | None, prefix: str, bundle: bool) -> Any:
         """Export metadata, or an encrypted bundle (needs secrets:reveal)."""
         scope = Scope.of(ownerType, ownerId)
         result = transfer.export(principal(), scope, prefix, bundle)
         if result.bundle is not None:
-            return result.bundle
+            # Sent as built, not through the schema: its MAC covers every field, present and future, and the
+            # CLI's local and remote exports must be the same document.
+            return current_app.json.response(result.bundle)
         return {"format": "sprongus.metadata.v1", "scope": str(scope), "prefix": prefix,
                 "items": s.metadata_schema().dump(result.items)}
+
+
+def _check_size(body: dict[str, Any]) -> None:
+    items, bundle = body["items"], body["bundle"]
+    if items is not None and len(items) > MAX_API_IMPORT_ITEMS:
+        raise ValidationError("items", SIZE_RULE)
+    if isinstance(bundle, dict) and isinstance(bundle.get("items"), list) and \
+            len(bundle["items"]) > MAX_API_IMPORT_ITEMS:
+        raise ValidationError("bundle.items", SIZE_RULE)

@@ -21,7 +21,7 @@ def status_command(state: CliState, as_json: bool) -> None:
     """The key provider, the current master key and how many secrets each master key wraps."""
     container = state.get_container()
     material = container.key_material()
-    current = container.master_keys().current_key_id()
+    current = container.envelope().current_master_key_id()
     counts = container.unit_of_work().count_by_master_key(state.principal)
     if as_json:
         emit_json({"provider": material.backend, "location": material.location, "currentKeyId": current,
@@ -45,7 +45,7 @@ def rotate_master_command(state: CliState) -> None:
     """
     container = state.get_container()
     material = container.key_material()
-    current = container.master_keys().current_key_id()
+    current = container.envelope().current_master_key_id()
     counts = container.unit_of_work().count_by_master_key(state.principal)
     behind = sum(n for key_id, n in counts.items() if key_id != current)
     if behind:
@@ -53,10 +53,10 @@ def rotate_master_command(state: CliState) -> None:
     elif material.add_master_key is not None:
         container.rotation_ops().check_master_key(state.principal)  # never mint a new version over an unreadable vault
         material.add_master_key()
-        click.echo(f"new master key {container.master_keys().current_key_id()}", err=True)
+        click.echo(f"new master key {container.envelope().current_master_key_id()}", err=True)
     with progress("re-wrapping") as report:
         result = container.rotation_ops().rotate_master(state.principal, progress=report)
-    click.echo(f"re-wrapped {_count(result.rotated)} onto {container.master_keys().current_key_id()}")
+    click.echo(f"re-wrapped {_count(result.rotated)} onto {container.envelope().current_master_key_id()}")
 
 
 def _count(n: int) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,6 +14,9 @@ from sprongus.entrypoints.cli.output import describe, emit_json, format_meta, ta
 from sprongus.entrypoints.cli.params import KEY, PREFIX, SCOPE
 from sprongus.entrypoints.cli.state import CliState, pass_state, remote_option
 from sprongus.entrypoints.cli.values import parse_meta, read_value
+
+if TYPE_CHECKING:  # the domain's records load only in the commands that list, not for --help
+    from sprongus.domain.records import SecretView
 
 
 @remote_option
@@ -99,6 +103,14 @@ def list_command(state: CliState, scope: Scope, prefix: str, with_meta: bool, as
         click.echo(f"no secrets in {scope}" + (f" with prefix {prefix}" if prefix else ""), err=True)
         return
     headers = ["key", "version", "updated"] + (["meta"] if with_meta else [])
-    rows = [[v.key, str(v.version), v.to_dict()["updatedAt"]] + ([format_meta(v.meta)] if with_meta else [])
-            for v in views]
+    rows = [_row(v) + ([format_meta(v.meta)] if with_meta else []) for v in views]
     click.echo(table(headers, rows))
+    if any(v.damaged for v in views):  # listed by name so it is noticed, never skipped in silence
+        click.echo("some stored rows do not decode: `sprongus keys verify` lists them; reading them exits 7",
+                   err=True)
+
+
+def _row(view: SecretView) -> list[str]:
+    if view.damaged:
+        return [view.key, "-", "DAMAGED"]
+    return [view.key, str(view.version), view.to_dict()["updatedAt"]]
