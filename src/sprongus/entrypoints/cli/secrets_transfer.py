@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +119,8 @@ def _write_private(path: Path, text: str, force: bool) -> None:
                     os.unlink(path)  # our own half-written file: created by the O_EXCL open above
                 raise
             return
+        import tempfile  # its imports (shutil, random, bz2, lzma) cost --help ~10 ms
+
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             _write_all(fd, text)
