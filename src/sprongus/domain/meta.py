@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sprongus.domain.errors import ValidationError
+from sprongus.domain.text import utf8_encodable
 
 MAX_META_BYTES = 4096
 MAX_META_STRING = 256
@@ -47,19 +48,11 @@ def _validate_meta_value(key: str, value: Any, field: str) -> MetaValue:
     if isinstance(value, str):
         if len(value) > MAX_META_STRING:
             raise ValidationError(field, f"'{key}' must be at most {MAX_META_STRING} chars")
-        if "\x00" in value or not _encodable(value):
+        if "\x00" in value or not utf8_encodable(value):
             raise ValidationError(field, f"'{key}' must be UTF-8 text without NUL characters")
         return value
     raise ValidationError(field, f"'{key}' must be a string, number, boolean or null")
 
-
-def _encodable(text: str) -> bool:
-    """False for lone surrogates (JSON's `\\ud800` escapes decode to them), which no UTF-8 store can hold."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def dump_meta(meta: Mapping[str, MetaValue]) -> str:

@@ -11,6 +11,7 @@ from sprongus.adapters.peewee.dialect import dialect_of
 from sprongus.adapters.peewee.models import BoundModels
 from sprongus.domain.errors import AuditUnavailable
 from sprongus.domain.records import AuditChainReport, AuditEvent
+from sprongus.domain.text import utf8_encodable
 
 GENESIS = "sha256:" + "0" * 64
 AUDIT_LOCK_ID = 0x53505241  # serializes chain appends on Postgres ("SPRA")
@@ -32,7 +33,7 @@ def storable(value: Any) -> Any:
     them: the denied request's audit row failed, and the answer with it (503). Escaped on both dialects, so the
     chain hashes exactly what is stored."""
     if isinstance(value, str):
-        if "\x00" in value or not _encodable(value):
+        if "\x00" in value or not utf8_encodable(value):
             return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
         return value
     if isinstance(value, dict):
@@ -41,13 +42,6 @@ def storable(value: Any) -> Any:
         return [storable(v) for v in value]
     return value
 
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 class PeeweeAuditSink:

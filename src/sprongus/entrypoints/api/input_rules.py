@@ -14,6 +14,7 @@ from typing import Any
 from flask import request
 
 from sprongus.domain.errors import ValidationError
+from sprongus.domain.text import utf8_encodable
 
 MAX_DEPTH = 32
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -73,7 +74,7 @@ def _walk(document: Any) -> None:
             if depth + 1 > MAX_DEPTH:
                 raise ValidationError("body", DEPTH_RULE)
             stack.extend(_children(node, depth + 1, field, open_name))
-        elif isinstance(node, str) and not _encodable(node):
+        elif isinstance(node, str) and not utf8_encodable(node):
             raise ValidationError(field, TEXT_RULE)
         elif node is _OUT_OF_RANGE:
             raise ValidationError(field, INTEGER_RULE)
@@ -85,7 +86,7 @@ def _children(node: dict[str, Any] | list[Any], depth: int, field: str,
         return [(child, depth, f"{field}[{i}]" if open_name else field, open_name) for i, child in enumerate(node)]
     children = []
     for key, child in node.items():
-        if not _encodable(key):
+        if not utf8_encodable(key):
             raise ValidationError(field, TEXT_RULE)
         if depth == 1 and field == "body" and _FIELD.fullmatch(key):
             children.append((child, depth, key, True))  # a top-level field: its name is the schema's
@@ -93,10 +94,3 @@ def _children(node: dict[str, Any] | list[Any], depth: int, field: str,
             children.append((child, depth, field, False))  # deeper keys are the client's: keep the parent's name
     return children
 
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
