@@ -34,6 +34,11 @@ HOOK_KEYS = [
     ("rubylib", "RUBYLIB"),
     ("JAVA_TOOL_OPTIONS", "JAVA_TOOL_OPTIONS"),
     ("sprongus.api_url", "SPRONGUS_API_URL"),
+    ("git.config_count", "GIT_CONFIG_COUNT"),
+    ("GIT_SSH_COMMAND", "GIT_SSH_COMMAND"),
+    ("npm_config_script_shell", "NPM_CONFIG_SCRIPT_SHELL"),
+    ("pager", "PAGER"),
+    ("https_proxy", "HTTPS_PROXY"),
 ]
 # The child `secrets run` would start: it leaves a marker, so a test can tell whether anything ran.
 TOUCH = "import sys; open(sys.argv[1], 'w').write('ran')"

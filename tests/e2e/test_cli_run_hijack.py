@@ -10,6 +10,7 @@ key named, never the value) before any value is revealed, unless the runner name
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -90,7 +91,7 @@ def test_an_allowed_hook_is_passed_and_path_also_needs_override(hooks: Machine, 
     # --allow-env names one variable: another hook in the same run is still refused.
     both = hooks.run("secrets", "run", SCOPE, "--prefix", "p", "--allow-env", "PERL5LIB", "--",
                      sys.executable, "-c", script, str(tmp_path / "never"))
-    assert_refused(both, tmp_path / "never", "path", "$PATH", "--allow-env PATH")
+    assert_refused(both, tmp_path / "never", "pager", "$PAGER", "--allow-env PAGER")  # the first refused key
 
 
 def test_a_variable_already_set_is_never_replaced_without_override(machine: Machine, tmp_path: Path) -> None:
@@ -139,3 +140,35 @@ def test_a_clash_is_still_named_before_the_hook_rules(machine: Machine, tmp_path
 
     one_error_line(refused.stderr, naming="both map to $A_B")
     assert_refused(refused, marker, "A_B", "a.b")
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_git_config_through_the_environment_never_runs(machine: Machine, tmp_path: Path) -> None:
+    """git reads any setting from GIT_CONFIG_COUNT/KEY_n/VALUE_n; core.fsmonitor is a command it runs."""
+    marker = tmp_path / "pwned"
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    for key, value in (("GIT_CONFIG_COUNT", "1"), ("GIT_CONFIG_KEY_0", "core.fsmonitor"),
+                       ("GIT_CONFIG_VALUE_0", f"touch {marker}; false")):
+        machine.ok("secrets", "set", SCOPE, key, "-", input=value)
+
+    refused = machine.run("secrets", "run", SCOPE, "--", "git", "-C", str(repo), "status", "--short")
+
+    assert refused.returncode == 2 and not marker.exists()
+    one_error_line(refused.stderr, naming="GIT_CONFIG_")
+
+
+def test_a_value_no_environment_can_carry_is_refused_by_name(machine: Machine, tmp_path: Path) -> None:
+    value_file = tmp_path / "nul"
+    value_file.write_bytes(CANARY.encode() + b"\x00tail")
+    machine.ok("secrets", "set", SCOPE, "with.nul", "--file", str(value_file))
+    marker = tmp_path / "ran"
+
+    refused = machine.run("secrets", "run", SCOPE, "--", sys.executable, "-c", TOUCH_MARKER, str(marker))
+
+    assert refused.returncode == 2 and not marker.exists()
+    line = one_error_line(refused.stderr, naming="with.nul")
+    assert "NUL" in line and CANARY not in refused.stdout + refused.stderr
+
+
+TOUCH_MARKER = "import sys; open(sys.argv[1], 'w').write('ran')"

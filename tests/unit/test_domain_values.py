@@ -139,13 +139,13 @@ def test_meta_is_limited_to_4096_serialized_bytes() -> None:
     ({"a" * 65: LEAK}, "keys must match"),
     ({"a b": LEAK}, "keys must match"),
     ({5: LEAK}, "keys must match"),
-    ({"note": LEAK * 40}, "'note' must be at most 256 chars"),
-    ({"nested": {"x": LEAK}}, "'nested' must be a string, number, boolean or null"),
-    ({"list": [LEAK]}, "'list' must be a string, number, boolean or null"),
-    ({"raw": LEAK.encode()}, "'raw' must be a string, number, boolean or null"),
-    ({"n": float("nan")}, "'n' must be a finite number"),
-    ({"n": float("inf")}, "'n' must be a finite number"),
-    ({"n": float("-inf")}, "'n' must be a finite number"),
+    ({"note": LEAK * 40}, "string values must be at most 256 chars"),
+    ({"nested": {"x": LEAK}}, "values must be strings, numbers, booleans or null"),
+    ({"list": [LEAK]}, "values must be strings, numbers, booleans or null"),
+    ({"raw": LEAK.encode()}, "values must be strings, numbers, booleans or null"),
+    ({"n": float("nan")}, "values must be finite numbers"),
+    ({"n": float("inf")}, "values must be finite numbers"),
+    ({"n": float("-inf")}, "values must be finite numbers"),
 ])
 def test_invalid_meta_names_the_field_and_rule_never_the_value(meta: object, rule: str) -> None:
     with pytest.raises(ValidationError) as info:

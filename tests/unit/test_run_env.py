@@ -13,6 +13,8 @@ from sprongus.entrypoints.cli.run_env import env_name, is_hook, variables_for
     "SHELLOPTS", "PYTHONPATH", "PYTHONSTARTUP", "PYTHON_CONFIG", "NODE_OPTIONS", "PERL5OPT", "PERL5LIB", "RUBYOPT",
     "RUBYLIB", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "SPRONGUS_TOKEN", "SPRONGUS_API_URL", "GCONV_PATH",
     "GLIBC_TUNABLES", "PERLLIB", "PERL5DB", "JDK_JAVA_OPTIONS", "NODE_PATH", "PROMPT_COMMAND", "ZDOTDIR",
+    "GIT_CONFIG_COUNT", "GIT_CONFIG_KEY_0", "GIT_SSH_COMMAND", "NPM_CONFIG_SCRIPT_SHELL", "PAGER", "EDITOR",
+    "LESSOPEN", "LUA_INIT_5_4", "DOTNET_STARTUP_HOOKS", "OPENSSL_CONF", "KUBECONFIG", "HTTPS_PROXY",
 ])
 def test_every_denied_family_is_a_hook(name: str) -> None:
     assert is_hook(name)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 access_log = logging.getLogger("sprongus.api.access")
 log = logging.getLogger("sprongus.api")
 MAX_BODY = 32 * 1024 * 1024
+UNKNOWN_FIELD = "Unknown field."  # marshmallow's message for a field the schema does not declare
 IDEMPOTENCY_KEY_INFO = b"sprongus idempotency fingerprint v1"
 
 
@@ -123,20 +124,27 @@ def _register_error_handlers(app: Flask) -> None:
 
 
 def _field_errors(messages: Any) -> dict[str, list[str]]:
-    """Webargs nests messages by location ({"json": {"value": [...]}}): flatten to {"value": [...]}."""
+    """Webargs nests messages by location ({"json": {"value": [...]}}): flatten to {"value": [...]}.
+
+    An unknown field's name is the client's text, not a field of ours: it is reported as `body` (or the query),
+    since an error answer repeats no request text.
+    """
     errors: dict[str, list[str]] = {}
 
-    def walk(node: Any, path: str) -> None:
+    def walk(node: Any, path: str, location: str) -> None:
         if isinstance(node, dict):
             for key, child in node.items():
-                walk(child, f"{path}.{key}" if path else str(key))
+                walk(child, f"{path}.{key}" if path else str(key), location)
         elif isinstance(node, list) and all(isinstance(x, str) for x in node):
-            errors.setdefault(path or "body", []).extend(node)
+            if node == [UNKNOWN_FIELD]:
+                errors.setdefault("query" if location == "query" else "body", []).append("unknown field")
+            else:
+                errors.setdefault(path or "body", []).extend(node)
         elif isinstance(node, list):
             for index, child in enumerate(node):
-                walk(child, f"{path}[{index}]")
-    for location in messages.values() if isinstance(messages, dict) else []:
-        walk(location, "")
+                walk(child, f"{path}[{index}]", location)
+    for location, tree in messages.items() if isinstance(messages, dict) else []:
+        walk(tree, "", str(location))
     return errors
 
 

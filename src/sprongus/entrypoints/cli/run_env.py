@@ -25,8 +25,17 @@ HOOK_NAMES = frozenset({
     # paths and debugger, the JDK launcher's options, an interactive shell's prompt command and zsh's startup dir.
     "GCONV_PATH", "GLIBC_TUNABLES", "PERLLIB", "PERL5DB", "JDK_JAVA_OPTIONS", "NODE_PATH", "PROMPT_COMMAND",
     "ZDOTDIR",
+    # Commands that tools run on their own (pagers, editors, askpass helpers, less's input filter, Lua's init).
+    "PAGER", "MANPAGER", "EDITOR", "VISUAL", "BROWSER", "SSH_ASKPASS", "SUDO_ASKPASS", "LESSOPEN", "LESSCLOSE",
+    "LUA_INIT",
+    # Files that tools then load as code or trusted configuration, and proxies that redirect their traffic.
+    "DOTNET_STARTUP_HOOKS", "OPENSSL_CONF", "OPENSSL_ENGINES", "PHPRC", "PHP_INI_SCAN_DIR", "KUBECONFIG",
+    "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "DOCKER_CONFIG", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+    "NO_PROXY", "FTP_PROXY", "CURL_HOME", "WGETRC", "HOSTALIASES", "RES_OPTIONS",
 })
-HOOK_PREFIXES = ("LD_", "DYLD_", "BASH_FUNC_", "PYTHON", "SPRONGUS_")
+# git reads any setting from GIT_CONFIG_COUNT/KEY_n/VALUE_n (core.fsmonitor, core.pager, ... run commands), and
+# npm any config key (a script shell, a registry) from NPM_CONFIG_*.
+HOOK_PREFIXES = ("LD_", "DYLD_", "BASH_FUNC_", "PYTHON", "SPRONGUS_", "GIT_", "NPM_CONFIG_", "LUA_INIT")
 
 
 def env_name(key: str) -> str:

@@ -74,6 +74,9 @@ def run_command(state: CliState, scope: Scope, prefix: str, override: bool, allo
     for name, key in names.items():
         value = api.get(scope, key, reveal=True).value
         assert value is not None
+        if "\x00" in value.reveal():  # execve cannot carry it: refuse by name rather than fail unexpectedly
+            raise ValidationError("key", f"the value of {key} holds a NUL character, which no environment "
+                                  "variable can carry")
         env[name] = value.reveal()
     try:
         completed = subprocess.run(list(command), env=env, check=False)  # noqa: S603 - the user's own command
