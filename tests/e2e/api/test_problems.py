@@ -109,3 +109,16 @@ def test_error_bodies_never_echo_a_value_even_for_failures_after_validation(api:
         problem(response, response.status_code)
         assert CANARY not in response.get_data(as_text=True)
         assert CANARY not in str(dict(response.headers))
+
+
+@pytest.mark.parametrize("body", [
+    {"value": "x", "GUESS-field-name": 1},
+    {"value": "x", "meta": {"guessed.key": "y" * 300}},
+    {"value": "x", "meta": {"guessed.key": 2**70}},
+    {"value": "x", "meta": {"guessed.key": ["a"]}},
+])
+def test_error_answers_repeat_no_field_or_meta_key_the_client_made_up(api: ApiClient, body: dict[str, Any]) -> None:
+    """Only our own field names appear in an error answer: a name the client chose is its text, not ours."""
+    answer = api.call("PUT", KEY, json=body)
+    problem(answer, 422)
+    assert "GUESS" not in answer.get_data(as_text=True) and "guessed" not in answer.get_data(as_text=True)
