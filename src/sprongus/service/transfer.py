@@ -58,8 +58,11 @@ class TransferOps:
             prefix, parsed = self._admit(principal, items, bundle, mode, allow_plaintext, passphrase, prefix,
                                          dry_run)
             # Only an admitted caller gets here: the passphrase KDF or the master-key unwrap, the MAC, decryption.
-            entries = self._codec.open(parsed, passphrase) if parsed is not None else items or []
-            _check_items(entries, prefix)
+            if parsed is None:
+                entries = items or []  # _admit checked them already
+            else:
+                entries = self._codec.open(parsed, passphrase)
+                _check_items(entries, prefix)  # now with the decrypted values and the authenticated meta
             return self._apply(principal, entries, mode, prefix, dry_run, progress)
 
     def admit(self, principal: Principal, items: list[ImportItem] | None = None,
