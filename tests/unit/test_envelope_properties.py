@@ -27,7 +27,7 @@ def _repeated(char: str) -> st.SearchStrategy[str]:
 
 values = st.one_of(
     st.text(max_size=300),  # any code point but lone surrogates, which have no UTF-8
-    st.characters().flatmap(_repeated),  # right up to the 65,536-byte limit in 1- to 4-byte characters
+    st.characters(codec="utf-8").flatmap(_repeated),  # right up to the 65,536-byte limit in 1- to 4-byte characters
 )
 key_names = st.from_regex(r"[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*", fullmatch=True).filter(
     lambda name: len(name) <= 128)
@@ -47,7 +47,7 @@ def test_every_value_up_to_the_limit_is_accepted(text: str) -> None:
     assert SecretValue(text).reveal() == text
 
 
-@given(st.characters(min_codepoint=0x80).map(lambda c: c * (MAX_VALUE_BYTES // len(c.encode()) + 1)))
+@given(st.characters(min_codepoint=0x80, codec="utf-8").map(lambda c: c * (MAX_VALUE_BYTES // len(c.encode()) + 1)))
 @settings(max_examples=20)
 def test_a_value_over_the_limit_in_utf8_bytes_is_refused_though_it_has_fewer_chars(text: str) -> None:
     assert len(text) < MAX_VALUE_BYTES < len(text.encode("utf-8"))

@@ -27,7 +27,9 @@ SAMPLES: list[e.SprongusError] = [
     e.KeyProviderUnavailable("the KMS did not answer"),
     e.KeyProviderError("master key disabled"),
     e.AuditUnavailable("audit event could not be recorded; action refused"),
-    e.StorageError("database error: connection refused"),
+    e.StorageUnavailable("database unavailable: connection refused"),
+    e.StorageError("database error: file is not a database"),
+    e.Unavailable("a dependency is down"),
     e.ConfigError("SPRONGUS_DATABASE_URL: required"),
 ]
 
@@ -43,7 +45,10 @@ def test_a_rendered_error_reads_back_as_the_same_error(error: e.SprongusError) -
     back = error_from_problem(response.status_code, body, {k.lower(): v for k, v in response.headers.items()})
     row = next(row for row in PROBLEM_TYPES if isinstance(error, row.error))
     if row.server_fault:  # the server's own misconfiguration: the caller sees an unavailable API
-        assert isinstance(back, e.RemoteUnavailable) and exit_code_for(back) == 1
+        assert isinstance(back, e.RemoteUnavailable) and exit_code_for(back) == 8  # was 1: an outage (issue 11)
+        return
+    if type(error) is e.StorageError:  # answered 503 storage-unavailable as ever: the caller can only try again
+        assert type(back) is e.StorageUnavailable and exit_code_for(back) == 8
         return
     assert type(back) is type(error)
     assert exit_code_for(back) == exit_code_for(error)  # --remote exits as local mode would
@@ -57,9 +62,10 @@ def test_a_rendered_error_reads_back_as_the_same_error(error: e.SprongusError) -
 
 
 @pytest.mark.parametrize(("status", "exit_code"), [(400, 2), (422, 2), (401, 4), (403, 4), (404, 3), (410, 3),
-                                                  (409, 5), (412, 5), (429, 6), (500, 1), (502, 1), (503, 1)])
+                                                  (409, 5), (412, 5), (429, 6), (500, 8), (502, 8), (503, 8)])
 def test_answers_of_other_kinds_go_by_their_status(status: int, exit_code: int) -> None:
-    """A gateway's or framework's own answer (no problem type of ours) still maps as its status says."""
+    """A gateway's or framework's own answer (no problem type of ours) still maps as its status says; a 5xx is the
+    API being unavailable, 8 (was 1)."""
     for body in ({}, {"type": "urn:other", "title": "from a proxy"}, {"type": "urn:sprongus:problem:http-404"}):
         back = error_from_problem(status, body, {"retry-after": "7"})
         assert exit_code_for(back) == exit_code, (status, body, back)

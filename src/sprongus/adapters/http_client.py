@@ -14,8 +14,8 @@ import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 
-from sprongus.adapters.problem_types import error_from_problem
-from sprongus.domain.errors import RemoteUnavailable, ValidationError
+from sprongus.adapters.problem_types import TYPE_PREFIX, error_from_problem
+from sprongus.domain.errors import ConfigError, RemoteUnavailable, ValidationError
 from sprongus.domain.import_item import ImportItem
 from sprongus.domain.records import SecretView
 from sprongus.domain.results import ExportResult, ImportReport, Page, RotationReport, SetResult
@@ -45,8 +45,9 @@ class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
                          newurl: str) -> urllib.request.Request | None:
         target = urllib.parse.urlsplit(newurl)
         where = f"{target.scheme}://{target.netloc}{target.path}" if target.netloc else target.path
-        raise RemoteUnavailable(f"the API answered {code} with a redirect to {where}; not followed: set "
-                                "SPRONGUS_API_URL to the API's own address")
+        # A configuration to fix, not an outage to wait out: trying again meets the same redirect.
+        raise ConfigError(f"SPRONGUS_API_URL: the API answered {code} with a redirect to {where}; not followed: "
+                          "set SPRONGUS_API_URL to the API's own address")
 
 
 _OPENER = urllib.request.build_opener(_RefuseRedirects())
@@ -85,8 +86,14 @@ class ApiClient:
                 problem = json.loads(exc.read() or b"{}")
             except ValueError:
                 problem = {}
+            problem = problem if isinstance(problem, dict) else {}
+            if exc.code == 404 and problem.get("type") != TYPE_PREFIX + "not-found":
+                # No such route, not no such secret: the URL names another server or path (a web server's HTML
+                # page, the framework's own http-404). Said as such, never as the page's text.
+                raise ConfigError(f"SPRONGUS_API_URL: {self._base} has no sprongus API (HTTP 404); set it to the "
+                                  "API's base URL, e.g. http://127.0.0.1:8000") from None
             headers = {k.lower(): v for k, v in exc.headers.items()}
-            raise error_from_problem(exc.code, problem if isinstance(problem, dict) else {}, headers) from None
+            raise error_from_problem(exc.code, problem, headers) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise RemoteUnavailable(f"cannot reach the API at {self._base}: {reason}") from None

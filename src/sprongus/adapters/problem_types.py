@@ -39,11 +39,15 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
     ProblemType(e.KeyProviderUnavailable, 503, "key-provider-unavailable", "Key provider unavailable"),
     ProblemType(e.KeyProviderError, 500, "key-provider", "Key provider error"),
     ProblemType(e.AuditUnavailable, 503, "audit-unavailable", "Audit unavailable"),
+    # An outage (unreachable, busy, disk full) and a refused statement answer alike, as they always did; the client
+    # reads the kind back as the outage (the first row wins), so `--remote` exits 8 "try again" for both.
+    ProblemType(e.StorageUnavailable, 503, "storage-unavailable", "Storage unavailable"),
     ProblemType(e.StorageError, 503, "storage-unavailable", "Storage unavailable"),
+    ProblemType(e.Unavailable, 503, "unavailable", "Service unavailable"),
     ProblemType(e.ConfigError, 500, "configuration", "Server misconfigured", server_fault=True),
 )
 UNEXPECTED = ProblemType(e.SprongusError, 500, "error", "Error", server_fault=True)
-_BY_KIND = {p.kind: p for p in PROBLEM_TYPES}
+_BY_KIND = {p.kind: p for p in reversed(PROBLEM_TYPES)}  # reversed: the first row of a kind wins
 _BY_STATUS = {400: _BY_KIND["validation"], 422: _BY_KIND["validation"], 401: _BY_KIND["unauthenticated"],
               403: _BY_KIND["insufficient-scope"], 404: _BY_KIND["not-found"], 410: _BY_KIND["gone"],
               409: _BY_KIND["conflict"], 412: _BY_KIND["precondition-failed"], 429: _BY_KIND["rate-limited"]}

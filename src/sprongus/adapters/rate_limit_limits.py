@@ -6,8 +6,10 @@ import math
 import time
 from collections.abc import Mapping
 
-from sprongus.domain.errors import ConfigError, StorageError
+from sprongus.domain.errors import ConfigError, StorageUnavailable
 from sprongus.ports.rate_limit import RateLimitDecision
+
+REDIS_TIMEOUT = 2.0  # seconds
 
 
 class LimitsRateLimiter:
@@ -22,8 +24,12 @@ class LimitsRateLimiter:
             self._items = {name: parse(text) for name, text in policies.items()}
         except ValueError as exc:
             raise ConfigError(f"rate limit: {exc}") from None
+        # A frozen Redis (accepting connections, answering nothing) must cost a request a bounded wait and a 503,
+        # like a dead one; redis-py waits forever by default.
+        options = {"socket_timeout": REDIS_TIMEOUT, "socket_connect_timeout": REDIS_TIMEOUT} \
+            if storage_uri.startswith(("redis://", "rediss://")) else {}
         try:
-            self._storage = storage_from_string(storage_uri)
+            self._storage = storage_from_string(storage_uri, **options)
         except Exception as exc:
             raise ConfigError(f"SPRONGUS_RATE_LIMIT_STORAGE: cannot use {storage_uri.split('@')[-1]}: "
                               f"{type(exc).__name__}") from None
@@ -35,9 +41,16 @@ class LimitsRateLimiter:
             allowed = self._limiter.hit(item, policy, identity)
             stats = self._limiter.get_window_stats(item, policy, identity)
         except Exception as exc:  # Redis down: fail closed, as "unavailable" (503), never as "allowed"
-            raise StorageError(f"rate-limit storage unavailable: {type(exc).__name__}") from exc
+            raise StorageUnavailable(f"rate-limit storage unavailable: {type(exc).__name__}") from exc
         reset_after = max(0, math.ceil(stats.reset_time - time.time()))
         return RateLimitDecision(allowed, policy, item.amount, item.get_expiry(), stats.remaining, reset_after)
+
+    def available(self) -> bool:
+        """The store answers (a Redis PING; always, in memory): the readiness check's question."""
+        try:
+            return bool(self._storage.check())
+        except Exception:
+            return False
 
 
 class UnlimitedRateLimiter:
@@ -45,3 +58,6 @@ class UnlimitedRateLimiter:
 
     def hit(self, policy: str, identity: str) -> RateLimitDecision:
         return RateLimitDecision(True, policy, 0, 0, 0, 0)
+
+    def available(self) -> bool:
+        return True

@@ -102,13 +102,30 @@ class IntegrityError(SprongusError):
         super().__init__(message)
 
 
+class VaultKeyMismatch(IntegrityError):
+    """The configured master key is not one this vault has used (a lost, replaced or wrong key), found before
+    anything is written: writing on would leave secrets no other key opens."""
+
+    public = "the master key does not match this vault"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+class Unavailable(SprongusError):
+    """A dependency is unavailable (database, key provider, audit store, rate-limit store, the API, a full disk):
+    the action did not happen and may succeed later. Never a finding about the data: an outage is not tampering."""
+
+    public: ClassVar[str | None] = "a service this request needs is unavailable; try again later"
+
+
 class KeyProviderError(SprongusError):
     """The master-key provider could not be used (missing key, locked keychain, KMS down)."""
 
     public = "the master key could not be used; the server log has the cause"
 
 
-class KeyProviderUnavailable(KeyProviderError):
+class KeyProviderUnavailable(KeyProviderError, Unavailable):
     """The provider did not answer in time or is not reachable."""
 
     public = "the key provider is unavailable; try again later"
@@ -126,15 +143,27 @@ class KeyDisabled(KeyProviderError):
     public = "the master key is disabled or destroyed at the key provider"
 
 
-class AuditUnavailable(SprongusError):
+class AuditUnavailable(Unavailable):
     """An audit event could not be recorded; the action it guards did not happen (fail closed)."""
+
+    public: ClassVar[str | None] = None  # its messages name the cause class only (a full disk, an outage)
 
 
 class StorageError(SprongusError):
-    """The database could not be reached or failed; nothing was changed by the failed transaction."""
+    """The database failed or refused the request (a file that is not a database, a broken rule); nothing was
+    changed by the failed transaction. An outage is the subclass StorageUnavailable."""
 
     # A driver's message can quote the row it refused (key names, a constraint's "failing row").
     public = "the database is unavailable or refused the request; nothing was changed"
+
+
+DISK_FULL = "no space left on device"
+
+
+class StorageUnavailable(StorageError, Unavailable):
+    """The database is unreachable, lost its connection or is busy, or the disk is full: try again later."""
+
+    public = "the database is unavailable (unreachable, busy or out of disk space); nothing was changed"
 
 
 class ConfigError(SprongusError):
@@ -153,7 +182,7 @@ class StepUpRequired(Unauthenticated):
         self.max_age = max_age
 
 
-class RemoteUnavailable(SprongusError):
+class RemoteUnavailable(Unavailable):
     """The API could not be reached or answered with a server error."""
 
 

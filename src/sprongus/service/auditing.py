@@ -15,6 +15,7 @@ from sprongus.domain.errors import (
     PermissionDenied,
     RateLimited,
     SprongusError,
+    Unavailable,
     ValidationError,
 )
 from sprongus.domain.principal import Principal, ScopeHidden
@@ -84,4 +85,7 @@ class _FailureAudit:
         try:
             self._auditor.record(self._principal, self._action, self._scope, self._key, None, outcome_of(exc))
         except AuditUnavailable:
-            log.error("could not audit a failed %s on %s", self._action.value, self._scope)
+            # An outage usually takes the audit store with it (the same database, the same full disk): the error
+            # itself is already reported (one line on the CLI, a 503 on the API), so this is no second error line.
+            log.log(logging.INFO if isinstance(exc, Unavailable) else logging.ERROR,
+                    "could not audit a failed %s on %s", self._action.value, self._scope)

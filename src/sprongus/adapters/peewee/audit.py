@@ -7,6 +7,7 @@ import json
 from datetime import UTC
 from typing import Any
 
+from sprongus.adapters.peewee.db import outage_of, storage_errors
 from sprongus.adapters.peewee.dialect import dialect_of
 from sprongus.adapters.peewee.models import BoundModels
 from sprongus.domain.errors import AuditUnavailable
@@ -59,7 +60,9 @@ class PeeweeAuditSink:
         try:
             self._append(event)
         except Exception as exc:
-            raise AuditUnavailable("audit event could not be recorded; action refused") from exc
+            outage = outage_of(exc)  # a full disk or a database outage: say so, so the caller knows to retry
+            raise AuditUnavailable("audit event could not be recorded" + (f" ({outage})" if outage else "")
+                                   + "; action refused") from exc
 
     def _append(self, event: AuditEvent) -> None:
         db = self._db
@@ -91,7 +94,8 @@ class PeeweeAuditSink:
         problems: list[str] = []
         prev, after, checked = GENESIS, 0, 0
         while True:
-            rows = list(m.select().where(m.seq > after).order_by(m.seq).limit(batch))
+            with storage_errors():  # a database outage is StorageUnavailable, not an unexpected error
+                rows = list(m.select().where(m.seq > after).order_by(m.seq).limit(batch))
             for row in rows:
                 checked += 1
                 fields = _fields(row.time, row.actor, row.action, row.scope, row.key_name, row.version,

@@ -20,11 +20,13 @@ from sprongus import __version__
 from sprongus.domain.errors import SprongusError
 from sprongus.domain.redaction import install_log_redaction
 from sprongus.entrypoints.api.context import client_address, request_id
+from sprongus.entrypoints.api.health import health_blueprint, readiness
 from sprongus.entrypoints.api.idempotency import Idempotency
 from sprongus.entrypoints.api.input_rules import check_request
 from sprongus.entrypoints.api.problems import PROBLEM_JSON, from_domain_error, problem
 from sprongus.entrypoints.api.schemas import Problem
 from sprongus.entrypoints.api.secrets_api import UseCases, secrets_blueprint
+from sprongus.entrypoints.storage import release_connection
 
 if TYPE_CHECKING:
     from sprongus.entrypoints.container import Container
@@ -81,6 +83,9 @@ def create_app(container: Container | None = None) -> Flask:
     blueprint = secrets_blueprint(cases, container.token_service(), container.recent_auth(), idempotency)
     blueprint.before_request(check_request)  # after the blueprint's authentication: a refused token is audited
     api.register_blueprint(blueprint)
+    api.register_blueprint(health_blueprint(readiness(container)))
+    storage = container.storage()
+    app.teardown_appcontext(lambda _exc: release_connection(storage))  # back to the pool, checked on next use
     proxies = container.config.api.trusted_proxies()
     if proxies:  # behind N reverse proxies: the client address (rate limits, audit) comes from X-Forwarded-For
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
@@ -159,6 +164,8 @@ def _register_access_log(app: Flask) -> None:
         response.headers["X-Request-ID"] = request_id()
         if request.path.startswith("/v1/secrets"):
             response.headers["Cache-Control"] = "no-store"
+        if request.blueprint == "health" and response.status_code < 400:
+            return response  # a probe every few seconds would drown the log; a failing one is logged
         principal = g.get("principal")
         # JSON, so the client's path and forwarded address are escaped (ensure_ascii): no forged lines.
         access_log.info(json.dumps({

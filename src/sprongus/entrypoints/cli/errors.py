@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import traceback
@@ -12,8 +13,8 @@ from sprongus.domain import errors as e
 from sprongus.domain.redaction import scrub_text
 from sprongus.entrypoints.config import debug_tracebacks
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_DENIED, EXIT_CONFLICT, EXIT_RATE_LIMITED, EXIT_INTEGRITY = (
-    0, 1, 2, 3, 4, 5, 6, 7)
+(EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_DENIED, EXIT_CONFLICT, EXIT_RATE_LIMITED, EXIT_INTEGRITY,
+ EXIT_UNAVAILABLE) = (0, 1, 2, 3, 4, 5, 6, 7, 8)
 
 # Most specific first.
 EXIT_CODES: list[tuple[type[e.SprongusError], int]] = [
@@ -26,10 +27,13 @@ EXIT_CODES: list[tuple[type[e.SprongusError], int]] = [
     (e.Conflict, EXIT_CONFLICT),
     (e.RateLimited, EXIT_RATE_LIMITED),
     (e.IntegrityError, EXIT_INTEGRITY),
-    (e.KeyProviderUnavailable, EXIT_ERROR),
+    # Before KeyProviderError and StorageError: their outage kinds mean "try again", never "the data is bad" (a
+    # script that alarms on 7 must not page anyone for a KMS, database, audit store or API outage or a full disk).
+    (e.Unavailable, EXIT_UNAVAILABLE),
+    # The KMS refuses this identity: its permissions are configuration to fix, like a missing credential.
+    (e.KeyAccessDenied, EXIT_USAGE),
     (e.KeyProviderError, EXIT_INTEGRITY),
-    (e.AuditUnavailable, EXIT_ERROR),
-    (e.StorageError, EXIT_ERROR),
+    (e.StorageError, EXIT_ERROR),  # a file that is not a database, a refused statement: not an outage
 ]
 
 
@@ -63,8 +67,17 @@ class GuardedGroup(click.Group):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             sys.exit(EXIT_ERROR)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise _unexpected(exc) from None
+            # A full disk under anything that writes a file (a new key version, `export --out`): try again later.
+            raise fail(e.StorageUnavailable(e.DISK_FULL)) from None
         except Exception as exc:  # never a traceback: it could carry a value from a local variable's repr
-            if debug_tracebacks():
-                click.echo(scrub_text(traceback.format_exc()), err=True)
-            click.echo(f"error: unexpected {type(exc).__name__}; set SPRONGUS_DEBUG=1 for details", err=True)
-            raise click.exceptions.Exit(EXIT_ERROR) from None
+            raise _unexpected(exc) from None
+
+
+def _unexpected(exc: Exception) -> click.exceptions.Exit:
+    if debug_tracebacks():
+        click.echo(scrub_text(traceback.format_exc()), err=True)
+    click.echo(f"error: unexpected {type(exc).__name__}; set SPRONGUS_DEBUG=1 for details", err=True)
+    return click.exceptions.Exit(EXIT_ERROR)

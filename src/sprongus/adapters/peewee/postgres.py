@@ -1,0 +1,134 @@
+"""The Postgres database of a server: pooled connections that survive an outage, and bounded waits.
+
+A connection lost to a restart, a failover or `pg_terminate_backend` used to stay in its thread for good, so every
+later request failed until the process was restarted; a database that stopped answering held requests for as long
+as the operating system kept the socket. Here:
+
+- connections live in playhouse's pool, returned after each request (`release`); one the server has closed is
+  discarded when it is taken out, so the request after an outage reconnects instead of failing;
+- connecting is bounded (libpq `connect_timeout`), statements are bounded by the server (`statement_timeout`) and
+  their answers by the client (a deadline a little longer: a server that stopped answering cannot cancel anything);
+- TCP keepalives notice an idle connection whose peer vanished without closing it.
+
+Imported only for a Postgres URL: the local CLI on SQLite never loads the driver.
+"""
+
+from __future__ import annotations
+
+import math
+import select
+import threading
+from typing import Any, TypeVar
+
+import peewee
+import psycopg
+from playhouse.pool import PooledPostgresqlDatabase
+from psycopg.abc import PQGen
+from psycopg.conninfo import conninfo_to_dict
+
+RV = TypeVar("RV")
+# Idle 15 s, then a probe every 5 s, 3 unanswered: a vanished peer is noticed within about 30 s. A URL that sets
+# any of these keeps its own.
+KEEPALIVES = {"keepalives": "1", "keepalives_idle": "15", "keepalives_interval": "5", "keepalives_count": "3"}
+# How much longer than the server's statement timeout the client waits: the server's own cancellation (a clean
+# error, and the connection stays usable) must arrive first whenever the server still answers at all.
+REPLY_GRACE = 2.0
+# A connection older than this is closed when it comes back or is taken out, so none lives for ever (a failover
+# behind a DNS name, server-side idle limits).
+MAX_AGE = 300
+
+
+class _DeadlineConnection(psycopg.Connection[Any]):
+    """A psycopg connection that waits at most `reply_timeout` for any answer, then closes itself.
+
+    psycopg (3.3 on) routes every wait of a cursor, commit and rollback through `wait`, which takes a timeout but
+    is given none; libpq has no per-query client timeout at all. Keepalives do not help here: a stopped server's
+    kernel (or a proxy) still acknowledges every packet."""
+
+    reply_timeout: float | None = None
+
+    def wait(self, gen: PQGen[RV], interval: float = 0.1, timeout: float | None = None) -> RV:
+        limit = self.reply_timeout if timeout is None else timeout
+        try:
+            return super().wait(gen, interval, limit)
+        except psycopg.errors._WaitTimeout:  # psycopg's only signal that its wait ran out
+            # The query may still run and its answer may still come: the connection's state is unknown, so it is
+            # closed here (the pool then discards it) rather than reused for the next statement.
+            self.close()
+            raise psycopg.OperationalError(f"the database did not answer within {limit:g} s") from None
+
+
+class _DeadlineAdapter(peewee.Psycopg3Adapter):
+    def connect(self, db: Any, **params: Any) -> Any:
+        params.setdefault("conninfo", db.database)
+        conn = _DeadlineConnection.connect(**params)
+        conn.reply_timeout = db.reply_timeout
+        return conn
+
+
+class ServerDatabase(PooledPostgresqlDatabase):  # type: ignore[misc]
+    """playhouse's pool, with the driver's deadline and a check of a pooled connection that costs no round trip."""
+
+    psycopg3_adapter = _DeadlineAdapter
+
+    def __init__(self, url: str, reply_timeout: float | None, **kwargs: Any) -> None:
+        self.reply_timeout = reply_timeout
+        self._owners: dict[int, threading.Thread] = {}
+        super().__init__(url, **kwargs)
+
+    def _connect(self) -> Any:
+        with self._pool_lock:
+            self._reclaim()
+            conn = super()._connect()
+            self._owners[self.conn_key(conn)] = threading.current_thread()
+            return conn
+
+    def _reclaim(self) -> None:
+        """Close the connections of threads that ended without giving them back. peewee's per-thread state dies
+        with its thread, but the pool would keep such a connection "in use" for the life of the process: a short
+        thread that touched the database (a worker pool's, a test's) would leak one each time."""
+        for key, owner in list(self._owners.items()):
+            if key not in self._in_use:
+                del self._owners[key]  # given back, or closed
+            elif not owner.is_alive():
+                del self._owners[key]
+                self._close_raw(self._in_use.pop(key).connection)
+
+    def _is_closed(self, conn: Any) -> bool:
+        """Taking a connection out of the pool: discard it when it is closed, or when the server has said anything
+        while it sat idle. An idle connection has nothing to read unless the server ended it (terminated backend,
+        restart, shutdown: a FATAL message and end of file) or keepalives found its peer gone; a stray notice only
+        costs a reconnect. playhouse's own check asks the server (SELECT 1) on every checkout: a round trip per
+        request, and one more wait on a database that does not answer."""
+        if conn.closed or conn.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            return True
+        try:
+            return _readable(conn.fileno())
+        except (OSError, ValueError):
+            return True
+
+
+def _readable(fd: int) -> bool:
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLPRI)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([fd], [], [], 0)  # Windows: no poll()
+    return bool(readable)
+
+
+def server_database(url: str, connect_timeout: float, statement_timeout: float | None) -> ServerDatabase:
+    """The pooled database for `url`. Without `statement_timeout` (migrations, whose DDL and lock waits may take
+    long) neither the server nor the client bounds a statement; connecting is always bounded."""
+    given = conninfo_to_dict(url)
+    params: dict[str, Any] = {key: value for key, value in KEEPALIVES.items() if key not in given}
+    params["connect_timeout"] = str(max(2, math.ceil(connect_timeout)))  # libpq counts whole seconds, 2 at least
+    reply_timeout = None
+    if statement_timeout is not None:
+        # Appended after the URL's own options: the later -c wins, so the setting is what applies.
+        own = str(given.get("options") or "")
+        params["options"] = f"{own} -c statement_timeout={math.ceil(statement_timeout * 1000)}".strip()
+        reply_timeout = statement_timeout + REPLY_GRACE
+    # No cap on the pool: each thread holds at most one connection, so the server's threads bound them.
+    return ServerDatabase(url, reply_timeout, max_connections=None, stale_timeout=MAX_AGE, prefer_psycopg3=True,
+                          **params)

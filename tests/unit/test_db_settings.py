@@ -1,0 +1,73 @@
+"""The database timeouts and the readiness cache: settings validated by name, passed to the container and the
+driver, and the readiness result reused for SPRONGUS_READY_MAX_AGE seconds."""
+
+from __future__ import annotations
+
+import pytest
+
+from sprongus.adapters.peewee.postgres import REPLY_GRACE, server_database
+from sprongus.domain.errors import ConfigError
+from sprongus.entrypoints.api.health import Readiness
+from sprongus.entrypoints.config import Settings
+from sprongus.entrypoints.profiles import container_config
+
+SETTINGS = ("SPRONGUS_DB_STATEMENT_TIMEOUT", "SPRONGUS_DB_CONNECT_TIMEOUT", "SPRONGUS_READY_MAX_AGE")
+
+
+def test_defaults_reach_the_container_configuration() -> None:
+    settings = Settings.from_mapping({"SPRONGUS_ENV": "test"})
+    assert (settings.db_statement_timeout, settings.db_connect_timeout, settings.ready_max_age) == (5.0, 5.0, 10.0)
+    config = container_config(Settings.from_mapping({
+        "SPRONGUS_ENV": "test", "SPRONGUS_DB_STATEMENT_TIMEOUT": "2.5", "SPRONGUS_DB_CONNECT_TIMEOUT": "3",
+        "SPRONGUS_READY_MAX_AGE": "0"}))
+    assert (config["database"]["statement_timeout"], config["database"]["connect_timeout"]) == (2.5, 3.0)
+    assert config["api"]["ready_max_age"] == 0.0
+
+
+@pytest.mark.parametrize("name", SETTINGS)
+@pytest.mark.parametrize("raw", ["abc", "-1", "nan", "inf", "1e9", "5s"])
+def test_a_bad_value_is_refused_naming_the_setting(name: str, raw: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_mapping({"SPRONGUS_ENV": "test", name: raw})
+    assert str(info.value).startswith(f"{name}: must be ")
+
+
+@pytest.mark.parametrize(("name", "raw"), [("SPRONGUS_DB_STATEMENT_TIMEOUT", "0"),
+                                           ("SPRONGUS_DB_CONNECT_TIMEOUT", "1")])  # libpq waits 2 s at least
+def test_a_timeout_below_its_floor_is_refused(name: str, raw: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{name}: must be between"):
+        Settings.from_mapping({"SPRONGUS_ENV": "test", name: raw})
+
+
+def test_the_driver_gets_the_timeouts_and_keepalives_and_migrations_no_statement_timeout() -> None:
+    url = "postgresql://app@db.internal:5432/vault?options=-c%20search_path%3Dvault&keepalives_idle=60"
+    server = server_database(url, connect_timeout=2.5, statement_timeout=1.5)
+    params = server.connect_params
+    assert params["connect_timeout"] == "3"
+    assert params["options"] == "-c search_path=vault -c statement_timeout=1500"  # the URL's options kept, ours last
+    assert params["keepalives"] == "1" and "keepalives_idle" not in params  # the URL's own keepalive setting wins
+    assert server.reply_timeout == 1.5 + REPLY_GRACE
+
+    migrations = server_database(url, connect_timeout=5, statement_timeout=None)
+    assert "options" not in migrations.connect_params and migrations.reply_timeout is None
+
+
+def test_readiness_is_checked_at_most_once_per_max_age_and_a_failure_is_not_an_exception() -> None:
+    now, calls = [0.0], {"database": 0, "rateLimitStore": 0}
+
+    def database() -> None:
+        calls["database"] += 1
+        raise OSError("refused")
+
+    def limiter() -> bool:
+        calls["rateLimitStore"] += 1
+        return True
+
+    probe = Readiness({"database": database, "rateLimitStore": limiter}, 10.0, clock=lambda: now[0])
+    assert probe.report() == {"database": False, "rateLimitStore": True}
+    now[0] = 9.9
+    assert probe.report() == {"database": False, "rateLimitStore": True}
+    assert calls == {"database": 1, "rateLimitStore": 1}
+    now[0] = 10.0
+    probe.report()
+    assert calls == {"database": 2, "rateLimitStore": 2}
