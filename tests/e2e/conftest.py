@@ -88,12 +88,18 @@ class Vault:
     def key_file(self) -> Path:
         return Path(self.extra.get("SPRONGUS_KEY_FILE", self.home / "master.key"))
 
-    def container(self) -> Container:
+    def settings(self) -> Settings:
         env = {"SPRONGUS_ENV": "dev", "SPRONGUS_HOME": str(self.home), "SPRONGUS_KEY_PROVIDER": "file", **self.extra}
-        return build_container(Settings.from_mapping(env), notice=self.notices.append, local_owner=True)
+        return Settings.from_mapping(env)
+
+    def container(self) -> Container:
+        return build_container(self.settings(), notice=self.notices.append, local_owner=True)
 
     def __call__(self, *args: str, input: str | bytes | None = None, state: CliState | None = None) -> Result:
-        result = self.runner.invoke(cli, list(args), obj=state or CliState(container=self.container()), input=input)
+        # The container is built inside the command, as in a real process: a start-up refusal (a master key that
+        # does not match the vault) is the command's error and exit code.
+        state = state or CliState(settings=self.settings(), build=lambda _settings, _lean: self.container())
+        result = self.runner.invoke(cli, list(args), obj=state, input=input)
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             raise result.exception  # a bug in the test or the CLI: show it, do not hide it in a result
         return result

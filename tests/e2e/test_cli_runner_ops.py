@@ -13,7 +13,7 @@ from sprongus.adapters.keys_file import FileKeyStore
 from sprongus.entrypoints.cli import cli
 from sprongus.entrypoints.cli.state import CliState
 from tests.e2e.conftest import SCOPE, Vault, one_error_line, stored_rows
-from tests.harness import CANARY
+from tests.harness import CANARY, numbered
 
 # rotate ---------------------------------------------------------------------------------------------------------
 
@@ -139,12 +139,14 @@ def test_run_without_a_runnable_command_exits_2(three: Vault) -> None:
 
 
 def test_keys_status_counts_secrets_per_master_key(three: Vault) -> None:
-    table = three.ok("keys", "status").stdout
+    table = numbered(three.ok("keys", "status").stdout)
 
-    assert table.splitlines()[:2] == [f"provider:    file ({three.key_file})", "current key: file:v1"]
-    assert table.splitlines()[3].split() == ["file:v1", "4", "current"]
-    assert three.status() == {"provider": "file", "location": str(three.key_file), "currentKeyId": "file:v1",
-                              "secretsByMasterKey": {"file:v1": 4}}
+    assert table.splitlines()[:3] == [f"provider:    file ({three.key_file})", "current key: file:v1",
+                                      "hmac key:    file:h1"]
+    assert table.splitlines()[4].split() == ["file:v1", "4", "current"]
+    assert numbered(three.status()) == {"provider": "file", "location": str(three.key_file),
+                                        "currentKeyId": "file:v1", "hmacKeyId": "file:h1",
+                                        "secretsByMasterKey": {"file:v1": 4}, "vaultKeys": {"file:v1": "current"}}
 
 
 def test_keys_status_of_an_empty_vault(vault: Vault) -> None:
@@ -157,9 +159,9 @@ def test_rotate_master_creates_a_new_key_and_rewraps_everything(three: Vault) ->
 
     first = three.ok("keys", "rotate-master")
 
-    assert "new master key file:v2" in first.stderr
-    assert first.stdout == "re-wrapped 4 secrets onto file:v2\n"
-    assert three.status()["secretsByMasterKey"] == {"file:v2": 4}
+    assert "new master key file:v2" in numbered(first.stderr)
+    assert numbered(first.stdout) == "re-wrapped 4 secrets onto file:v2\n"
+    assert numbered(three.status()["secretsByMasterKey"]) == {"file:v2": 4}
     after = stored_rows(three.db)
     assert all(after[k][:2] == before[k][:2] for k in before)  # values untouched: same ciphertext and nonce
     assert versions(three) == {"notion.api_token": 1, "notion.workspace": 1, "openai.key": 1}
@@ -167,24 +169,25 @@ def test_rotate_master_creates_a_new_key_and_rewraps_everything(three: Vault) ->
 
     second = three.ok("keys", "rotate-master")
 
-    assert "new master key file:v3" in second.stderr
-    assert second.stdout == "re-wrapped 4 secrets onto file:v3\n"
-    assert three.status() == {"provider": "file", "location": str(three.key_file), "currentKeyId": "file:v3",
-                              "secretsByMasterKey": {"file:v3": 4}}
+    assert "new master key file:v3" in numbered(second.stderr)
+    assert numbered(second.stdout) == "re-wrapped 4 secrets onto file:v3\n"
+    status = numbered(three.status())
+    assert (status["currentKeyId"], status["secretsByMasterKey"]) == ("file:v3", {"file:v3": 4})
+    assert status["vaultKeys"] == {"file:v1": "opens", "file:v2": "opens", "file:v3": "current"}
 
 
 def test_rotate_master_resumes_when_some_secrets_are_on_an_old_key(three: Vault) -> None:
     # An interrupted rotation: the new key exists and newer writes use it, older rows still sit on v1.
     FileKeyStore(three.key_file).add_master_key()
     three.set("fresh", "new")
-    assert three.status()["secretsByMasterKey"] == {"file:v1": 4, "file:v2": 1}
+    assert numbered(three.status()["secretsByMasterKey"]) == {"file:v1": 4, "file:v2": 1}
 
     result = three.ok("keys", "rotate-master")
 
-    assert "4 secrets not on file:v2 yet" in result.stderr
+    assert "4 secrets not on file:v2 yet" in numbered(result.stderr)
     assert "new master key" not in result.stderr
-    assert result.stdout == "re-wrapped 4 secrets onto file:v2\n"
-    assert three.status()["secretsByMasterKey"] == {"file:v2": 5}
+    assert numbered(result.stdout) == "re-wrapped 4 secrets onto file:v2\n"
+    assert numbered(three.status()["secretsByMasterKey"]) == {"file:v2": 5}
     assert three.reveal("notion.workspace") == b"value of notion.workspace"
 
 

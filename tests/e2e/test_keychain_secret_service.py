@@ -19,10 +19,11 @@ import pytest
 from keyring.backend import KeyringBackend
 from keyring.backends import fail
 
+from sprongus.domain.errors import IntegrityError, KeyProviderError
 from sprongus.entrypoints.config import Settings
 from sprongus.entrypoints.key_material import file_keys, keychain_keys
 from tests.e2e.conftest import SCOPE, SPRONGUS_CMD, Machine, Vault
-from tests.harness import CANARY
+from tests.harness import CANARY, is_new_key_id, numbered
 
 SCRIPT = r"""
 set -u
@@ -93,17 +94,19 @@ def test_master_key_lives_in_a_real_secret_service(tmp_path: Path) -> None:
     assert code == 0, err
     status = json.loads(out)
     assert status["location"].startswith("OS keychain (")
-    assert {k: v for k, v in status.items() if k != "location"} == {
-        "provider": "keychain", "currentKeyId": "keychain:v1", "secretsByMasterKey": {"keychain:v1": 1}}
+    assert numbered({k: v for k, v in status.items() if k != "location"}) == {
+        "provider": "keychain", "currentKeyId": "keychain:v1", "hmacKeyId": "keychain:h1",
+        "secretsByMasterKey": {"keychain:v1": 1}, "vaultKeys": {"keychain:v1": "current"}}
     code, out, err = step("probe")
-    assert (code, json.loads(out)) == (0, {"backend": "Keyring", "format": "sprongus.keyring.v1",
-                                           "master": ["v1"]}), err
+    probe = json.loads(out)
+    assert (code, probe["backend"], probe["format"]) == (0, "Keyring", "sprongus.keyring.v1"), err
+    assert [f"keychain:{v}" for v in probe["master"]] == [status["currentKeyId"]]
     assert not (tmp_path / "vault" / "master.key").exists()
     assert not list(tmp_path.rglob("master.key"))
     code, out, err = step("rotate")
-    assert (code, out) == (0, "re-wrapped 1 secret onto keychain:v2\n"), err
+    assert (code, numbered(out)) == (0, "re-wrapped 1 secret onto keychain:v2\n"), err
     assert step("reveal2")[:2] == (0, CANARY)
-    assert json.loads(step("status2")[1])["secretsByMasterKey"] == {"keychain:v2": 1}
+    assert numbered(json.loads(step("status2")[1])["secretsByMasterKey"]) == {"keychain:v2": 1}
 
 
 # In-memory keyring backend ---------------------------------------------------------------------------------------
@@ -136,8 +139,9 @@ def test_keychain_keys_keep_the_key_in_the_backend_not_in_a_file(tmp_path: Path)
     key_file = tmp_path / "master.key"
 
     material = keychain_keys("vault-a", 2.0, str(key_file), notices.append, backend=backend)
+    assert backend.items == {}  # reads make no key: the first write does
 
-    assert (material.backend, material.master.current_key_id()) == ("keychain", "keychain:v1")
+    assert material.backend == "keychain" and is_new_key_id(material.master.current_key_id(), "keychain:v1")
     assert material.location == "OS keychain (DictKeyring)"
     assert list(backend.items) == [("sprongus", "keyring:vault-a")]
     assert json.loads(backend.items[("sprongus", "keyring:vault-a")])["format"] == "sprongus.keyring.v1"
@@ -148,13 +152,16 @@ def test_keychain_keys_keep_the_key_in_the_backend_not_in_a_file(tmp_path: Path)
 def test_keychain_keys_reload_the_same_key_and_keep_vaults_apart(tmp_path: Path) -> None:
     backend = DictKeyring()
     first = keychain_keys("vault-a", 2.0, str(tmp_path / "a.key"), backend=backend)
+    wrapped = first.master.wrap(b"k" * 32, b"aad")  # the first write makes vault-a's key
     again = keychain_keys("vault-a", 2.0, str(tmp_path / "a.key"), backend=backend)
     other = keychain_keys("vault-b", 2.0, str(tmp_path / "b.key"), backend=backend)
-    wrapped = first.master.wrap(b"k" * 32, b"aad")
+    other.master.current_key_id()  # and vault-b's
 
     assert again.master.unwrap(wrapped.blob, wrapped.master_key_id, b"aad") == b"k" * 32
-    with pytest.raises(Exception, match="integrity"):
+    with pytest.raises(KeyProviderError, match="not available"):  # an id of its own: never vault-a's key
         other.master.unwrap(wrapped.blob, wrapped.master_key_id, b"aad")
+    with pytest.raises(IntegrityError):  # nor under its own id
+        other.master.unwrap(wrapped.blob, other.master.current_key_id(), b"aad")
     assert len(backend.items) == 2
 
 
@@ -167,7 +174,8 @@ def test_a_new_master_key_version_is_stored_in_the_backend(tmp_path: Path) -> No
     material.add_master_key()
     reloaded = keychain_keys("vault-a", 2.0, str(tmp_path / "a.key"), backend=backend)
 
-    assert material.master.current_key_id() == reloaded.master.current_key_id() == "keychain:v2"
+    assert material.master.current_key_id() == reloaded.master.current_key_id()
+    assert is_new_key_id(reloaded.master.current_key_id(), "keychain:v2")
     assert reloaded.master.unwrap(old.blob, old.master_key_id, b"aad") == b"k" * 32
 
 
@@ -177,14 +185,15 @@ def test_without_a_real_keychain_the_key_file_is_used_with_a_notice(tmp_path: Pa
 
     material = keychain_keys("vault-a", 2.0, str(key_file), notices.append, backend=fail.Keyring())  # type: ignore[no-untyped-call]
 
-    assert material.backend == "file"
+    assert material.backend == "file" and not key_file.exists() and notices == []
+    material.master.current_key_id()  # the first write
     assert key_file.exists()
     assert len(notices) == 1 and "no OS keychain is available" in notices[0]
 
 
 def test_a_vault_that_already_uses_the_key_file_keeps_it(tmp_path: Path) -> None:
     key_file = tmp_path / "master.key"
-    file_keys(str(key_file))
+    file_keys(str(key_file)).master.current_key_id()  # a vault that wrote with the key file
     backend = DictKeyring()
 
     material = keychain_keys("vault-a", 2.0, str(key_file), backend=backend)
@@ -202,7 +211,7 @@ def test_the_cli_on_the_in_memory_keychain(tmp_path: Path, monkeypatch: pytest.M
 
     assert vault.reveal("k") == CANARY.encode()
     status = vault.status()
-    assert (status["provider"], status["currentKeyId"]) == ("keychain", "keychain:v1")
-    assert status["secretsByMasterKey"] == {"keychain:v1": 1}
+    assert (status["provider"], numbered(status["currentKeyId"])) == ("keychain", "keychain:v1")
+    assert numbered(status["secretsByMasterKey"]) == {"keychain:v1": 1}
     assert not (tmp_path / "home" / "master.key").exists()
     assert not any(CANARY in text for text in backend.items.values())

@@ -254,7 +254,7 @@ def test_postgres_server_vault_refuses_a_database_that_is_not_current(pg_empty: 
     from sprongus.domain.errors import ConfigError
     from sprongus.entrypoints.storage import open_server_vault
 
-    with pytest.raises(ConfigError, match=r"schema is not current \(0001_initial.* pending\)"):
+    with pytest.raises(ConfigError, match=r"no sprongus schema yet \(0001_initial.* pending\).* as a superuser"):
         open_server_vault(pg_empty.admin_url)
     migrated_pg(pg_empty)
     models = open_server_vault(pg_empty.admin_url)
@@ -300,7 +300,7 @@ def test_after_the_bootstrap_the_maintenance_role_applies_later_migrations(pg_em
         conn.execute(f'CREATE ROLE "{pg_empty.maintenance_role}" LOGIN IN ROLE sprongus_maintenance')
     maintenance = open_postgres(pg_empty.maintenance_url)
     try:
-        assert upgrade(maintenance) == ["0002_api_tokens"]
+        assert upgrade(maintenance) == ["0002_api_tokens", "0003_vault_keys"]
         assert upgrade(maintenance) == []
     finally:
         maintenance.close()

@@ -23,6 +23,7 @@ from sprongus.domain.envelope import aad_for
 from sprongus.domain.errors import IntegrityError, KeyProviderError, KeyProviderUnavailable
 from sprongus.domain.scope import Scope
 from sprongus.entrypoints import key_material as km
+from tests.harness import is_new_key_id
 from tests.unit.keyring_fake import HungKeyring, InMemoryKeyring, LockedKeyring, UnrankedKeyring
 
 AAD = aad_for(Scope.system(), "k", 1)
@@ -48,7 +49,8 @@ def test_the_key_file_is_created_0600_in_a_0700_directory_and_reused(key_path: P
 
     wrapped = km.file_keys(str(key_path)).master.wrap(b"d" * 32, AAD)
     second_run = km.file_keys(str(key_path)).master
-    assert second_run.current_key_id() == wrapped.master_key_id == "file:v1"
+    assert second_run.current_key_id() == wrapped.master_key_id
+    assert is_new_key_id(wrapped.master_key_id, "file:v1")
     assert second_run.unwrap(wrapped.blob, wrapped.master_key_id, AAD) == b"d" * 32
 
 
@@ -123,7 +125,8 @@ def test_processes_creating_the_key_file_at_once_end_with_one_key(key_path: Path
 def test_the_keychain_keeps_the_keys_and_gives_them_back(tmp_path: Path) -> None:
     backend, fallback, notices = InMemoryKeyring(), tmp_path / "master.key", []
     material = km.keychain_keys("vault-a", 2.0, str(fallback), notices.append, backend=backend)
-    assert (material.backend, material.master.current_key_id()) == ("keychain", "keychain:v1")
+    assert material.backend == "keychain" and not backend.items  # made by the first write, not by a read
+    assert is_new_key_id(material.master.current_key_id(), "keychain:v1")
     assert list(backend.items) == [("sprongus", "keyring:vault-a")]
     assert json.loads(backend.items["sprongus", "keyring:vault-a"])["format"] == "sprongus.keyring.v1"
     wrapped = material.master.wrap(b"d" * 32, AAD)
@@ -132,8 +135,15 @@ def test_the_keychain_keeps_the_keys_and_gives_them_back(tmp_path: Path) -> None
     assert again.master.unwrap(wrapped.blob, wrapped.master_key_id, AAD) == b"d" * 32
     assert backend.writes == 1 and not fallback.exists() and notices == []
     other_vault = km.keychain_keys("vault-b", 2.0, str(fallback), backend=backend)
-    with pytest.raises(IntegrityError):  # another vault's keys: never the DEK
+    with pytest.raises(KeyProviderError, match="holds no sprongus master key"):  # and never makes one to try
         other_vault.master.unwrap(wrapped.blob, wrapped.master_key_id, AAD)
+    assert not other_vault.master.has_key
+    other_vault.master.current_key_id()  # its own first write: a key of its own, with an id of its own
+    with pytest.raises(KeyProviderError, match="not available"):  # another vault's keys: never the DEK
+        other_vault.master.unwrap(wrapped.blob, wrapped.master_key_id, AAD)
+    forged = (wrapped.blob, other_vault.master.current_key_id())  # even under its own key id
+    with pytest.raises(IntegrityError):
+        other_vault.master.unwrap(*forged, AAD)
 
 
 def test_a_hung_keychain_gives_up_at_the_timeout(tmp_path: Path) -> None:
@@ -169,7 +179,8 @@ def no_real_keychains() -> list[object]:
 def test_without_a_real_keychain_the_key_file_is_used_and_the_user_told_once(tmp_path: Path, backend: object) -> None:
     path, notices = tmp_path / "home" / "master.key", []
     first = km.keychain_keys("vault-a", 2.0, str(path), notices.append, backend=backend)
-    assert (first.backend, first.master.current_key_id()) == ("file", "file:v1")
+    assert first.backend == "file" and not path.exists() and notices == []  # made by the first write
+    assert is_new_key_id(first.master.current_key_id(), "file:v1")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert len(notices) == 1 and str(path) in notices[0] and "no OS keychain" in notices[0]
     second = km.keychain_keys("vault-a", 2.0, str(path), notices.append, backend=backend)
@@ -180,6 +191,7 @@ def test_without_a_real_keychain_the_key_file_is_used_and_the_user_told_once(tmp
 
 def test_an_existing_key_file_wins_over_the_keychain(key_path: Path) -> None:
     from_file = km.file_keys(str(key_path))
+    from_file.master.current_key_id()  # the first write makes the file
     backend = InMemoryKeyring()
     material = km.keychain_keys("vault-a", 2.0, str(key_path), backend=backend)
     assert material.backend == "file" and backend.items == {}
@@ -192,6 +204,7 @@ def test_added_master_keys_are_persisted_in_the_file_with_mode_0600(key_path: Pa
     assert material.add_master_key is not None
     old = material.master.wrap(b"d" * 32, AAD)
     material.add_master_key()
-    assert material.master.current_key_id() == km.file_keys(str(key_path)).master.current_key_id() == "file:v2"
+    assert material.master.current_key_id() == km.file_keys(str(key_path)).master.current_key_id()
+    assert is_new_key_id(material.master.current_key_id(), "file:v2")
     assert stat.S_IMODE(os.stat(key_path).st_mode) == 0o600
     assert km.file_keys(str(key_path)).master.unwrap(old.blob, old.master_key_id, AAD) == b"d" * 32

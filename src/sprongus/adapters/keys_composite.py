@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 
 from sprongus.domain.errors import IntegrityError, KeyProviderError
 from sprongus.ports.crypto import HmacKeyring, MasterKeyProvider, WrappedKey
@@ -11,9 +12,13 @@ from sprongus.ports.crypto import HmacKeyring, MasterKeyProvider, WrappedKey
 class CompositeMasterKeyProvider:
     """Wraps with the current provider; unwraps with whichever provider knows the key id (like MultiFernet)."""
 
-    def __init__(self, current: MasterKeyProvider, retired: Sequence[MasterKeyProvider] = ()) -> None:
+    def __init__(self, current: MasterKeyProvider, retired: Sequence[MasterKeyProvider] = (),
+                 reload: Callable[[], None] | None = None) -> None:
         self.current = current
         self._all = [current, *retired]
+        self._reload = reload
+        self._reloaded_for: set[str] = set()
+        self._lock = threading.Lock()
 
     def current_key_id(self) -> str:
         return self.current.current_key_id()
@@ -22,10 +27,25 @@ class CompositeMasterKeyProvider:
         return self.current.wrap(dek, aad)
 
     def unwrap(self, wrapped: bytes, key_id: str, aad: bytes) -> bytes:
-        for provider in self._all:
-            if provider.can_unwrap(key_id):
-                return provider.unwrap(wrapped, key_id, aad)
-        raise KeyProviderError(f"no configured key provider holds master key {key_id}")
+        provider = self._holder(key_id)
+        if provider is None and self._reload_once(key_id):
+            provider = self._holder(key_id)
+        if provider is None:
+            raise KeyProviderError(f"no configured key provider holds master key {key_id}")
+        return provider.unwrap(wrapped, key_id, aad)
+
+    def _holder(self, key_id: str) -> MasterKeyProvider | None:
+        return next((provider for provider in self._all if provider.can_unwrap(key_id)), None)
+
+    def _reload_once(self, key_id: str) -> bool:
+        """A key id this process does not know may be a version another process added (`keys rotate-master`
+        while this server runs): re-read the keys once for it, instead of failing until a restart."""
+        with self._lock:
+            if self._reload is None or key_id in self._reloaded_for:
+                return False
+            self._reloaded_for.add(key_id)
+            self._reload()
+            return True
 
     def can_unwrap(self, key_id: str) -> bool:
         return any(provider.can_unwrap(key_id) for provider in self._all)

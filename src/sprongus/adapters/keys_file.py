@@ -6,6 +6,7 @@ import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,9 @@ class FileKeyStore:
             return self.load(), False
         return versions, True
 
+    def exists(self) -> bool:
+        return os.path.lexists(self.path)
+
     def load_existing(self) -> KeyVersions:
         """Load without ever creating: a missing or unreadable file is a KeyProviderError."""
         try:
@@ -69,9 +73,15 @@ class FileKeyStore:
             return KeyVersions.loads(text, f"key file {self.path}")
 
     def add_master_key(self) -> KeyVersions:
+        return self._update(lambda versions: versions.with_new_master().with_new_hmac())
+
+    def add_hmac_key(self) -> KeyVersions:
+        return self._update(KeyVersions.with_new_hmac)
+
+    def _update(self, change: Callable[[KeyVersions], KeyVersions]) -> KeyVersions:
         # Read-modify-write under a lock: two concurrent rotations must not both write a different "v2".
         with key_update_lock(self.path):
-            versions = self.load().with_new_master().with_new_hmac()
+            versions = change(self.load_existing())
             self._write(versions, exclusive=False)
             return versions
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,9 @@ class KeychainKeyStore:
             raise KeyProviderError("the OS keychain did not keep the new master key")
         return KeyVersions.loads(again, "the OS keychain item"), again == versions.dumps()
 
+    def exists(self) -> bool:
+        return self._get() is not None
+
     def load_existing(self) -> KeyVersions:
         text = self._get()
         if text is None:
@@ -40,9 +44,15 @@ class KeychainKeyStore:
         return KeyVersions.loads(text, "the OS keychain item")
 
     def add_master_key(self) -> KeyVersions:
+        return self._update(lambda versions: versions.with_new_master().with_new_hmac())
+
+    def add_hmac_key(self) -> KeyVersions:
+        return self._update(KeyVersions.with_new_hmac)
+
+    def _update(self, change: Callable[[KeyVersions], KeyVersions]) -> KeyVersions:
         lock = key_update_lock(self._lock_path) if self._lock_path else contextlib.nullcontext()
         with lock:
-            versions = self.load_existing().with_new_master().with_new_hmac()
+            versions = change(self.load_existing())
             self._set(versions)
             return versions
 

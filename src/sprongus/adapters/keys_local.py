@@ -10,6 +10,7 @@ import binascii
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,7 @@ NONCE_BYTES = 12
 KEY_BYTES = 32
 KEYRING_FORMAT = "sprongus.keyring.v1"
 _KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_NUMBERED = re.compile(r"[vh](\d+)(?:-[0-9a-f]+)?")
 
 
 @dataclass(frozen=True)
@@ -35,13 +37,13 @@ class KeyVersions:
 
     @classmethod
     def fresh(cls) -> KeyVersions:
-        return cls([("v1", os.urandom(KEY_BYTES))], [("h1", os.urandom(KEY_BYTES))])
+        return cls([(_new_id([], "v"), os.urandom(KEY_BYTES))], [(_new_id([], "h"), os.urandom(KEY_BYTES))])
 
     def with_new_master(self) -> KeyVersions:
-        return KeyVersions([(_next_id(self.master, "v"), os.urandom(KEY_BYTES)), *self.master], self.hmac)
+        return KeyVersions([(_new_id(self.master, "v"), os.urandom(KEY_BYTES)), *self.master], self.hmac)
 
     def with_new_hmac(self) -> KeyVersions:
-        return KeyVersions(self.master, [(_next_id(self.hmac, "h"), os.urandom(KEY_BYTES)), *self.hmac])
+        return KeyVersions(self.master, [(_new_id(self.hmac, "h"), os.urandom(KEY_BYTES)), *self.hmac])
 
     def dumps(self) -> str:
         def encode(keys: list[tuple[str, bytes]]) -> list[dict[str, str]]:
@@ -65,9 +67,11 @@ class KeyVersions:
         return cls(master, hmac)
 
 
-def _next_id(keys: list[tuple[str, bytes]], letter: str) -> str:
-    numbers = [int(kid[1:]) for kid, _ in keys if kid.startswith(letter) and kid[1:].isdigit()]
-    return f"{letter}{max(numbers, default=0) + 1}"
+def _new_id(keys: list[tuple[str, bytes]], letter: str) -> str:
+    """`v3-9f2c41d0`: the number orders versions for people; the random part makes every new key's id unique,
+    so a lost key file replaced by a new one can never pass for the old key (both used to be `v1`)."""
+    numbers = [int(m.group(1)) for kid, _ in keys if (m := _NUMBERED.fullmatch(kid)) and kid[0] == letter]
+    return f"{letter}{max(numbers, default=0) + 1}-{os.urandom(4).hex()}"
 
 
 def _check_id(key_id: object) -> str:
@@ -106,13 +110,27 @@ def parse_key_list(text: str, setting: str) -> list[tuple[str, bytes]]:
 
 
 class LocalMasterKeyProvider:
-    """Wraps with the newest key version, unwraps with any. Raises IntegrityError on tampering."""
+    """Wraps with the newest key version, unwraps with any. Raises IntegrityError on tampering.
 
-    def __init__(self, provider: str, keys: list[tuple[str, bytes]]) -> None:
-        if not keys:
+    `first_key` makes a provider that holds no key yet (a new vault's file or keychain item does not exist): it
+    creates the key only when something asks for the current key (a write), so reads never create keys.
+    """
+
+    def __init__(self, provider: str, keys: list[tuple[str, bytes]],
+                 first_key: Callable[[], list[tuple[str, bytes]]] | None = None, missing: str = "") -> None:
+        if not keys and first_key is None:
             raise ConfigError(f"{provider}: no master key configured")
         self.provider = provider
-        self.reload(keys)
+        self._first_key = first_key
+        self._missing = missing or f"the {provider} provider holds no master key"
+        self._keys: dict[str, AESGCM] = {}
+        self._current: str | None = None
+        if keys:
+            self.reload(keys)
+
+    @property
+    def has_key(self) -> bool:
+        return self._current is not None
 
     def reload(self, keys: list[tuple[str, bytes]]) -> None:
         """Adopt a new list of key versions (newest first), e.g. after a new master key was added."""
@@ -120,11 +138,19 @@ class LocalMasterKeyProvider:
         self._current = keys[0][0]
 
     def current_key_id(self) -> str:
-        return f"{self.provider}:{self._current}"
+        return f"{self.provider}:{self._current_version()}"
+
+    def _current_version(self) -> str:
+        if self._current is None:
+            assert self._first_key is not None  # __init__ allows no keys only with a way to make the first
+            self.reload(self._first_key())
+        assert self._current is not None
+        return self._current
 
     def wrap(self, dek: bytes, aad: bytes) -> WrappedKey:
         nonce = os.urandom(NONCE_BYTES)
-        return WrappedKey(self.current_key_id(), nonce + self._keys[self._current].encrypt(nonce, dek, aad))
+        version = self._current_version()
+        return WrappedKey(f"{self.provider}:{version}", nonce + self._keys[version].encrypt(nonce, dek, aad))
 
     def unwrap(self, wrapped: bytes, key_id: str, aad: bytes) -> bytes:
         version = self._version(key_id)
@@ -138,6 +164,8 @@ class LocalMasterKeyProvider:
         return provider == self.provider and version in self._keys
 
     def _version(self, key_id: str) -> str:
+        if self._current is None:
+            raise KeyProviderError(f"master key {key_id} is not available: {self._missing}")
         if not self.can_unwrap(key_id):
             raise KeyProviderError(f"master key {key_id} is not available to the {self.provider} provider")
         return key_id.partition(":")[2]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from sprongus.adapters.memory import InMemoryAuditSink, InMemoryUnitOfWork
 from sprongus.adapters.memory_tokens import InMemoryApiTokenStore, InMemoryIdempotencyStore, InMemoryRevealTokenStore
+from sprongus.adapters.memory_vault_keys import InMemoryVaultKeyStore
 from sprongus.ports.storage import Storage
 
 
 def memory_storage() -> Storage:
-    return Storage(uow=InMemoryUnitOfWork(), audit=InMemoryAuditSink(), audit_trail=None,
+    uow = InMemoryUnitOfWork()
+    return Storage(uow=uow, audit=InMemoryAuditSink(), audit_trail=None,
                    api_tokens=InMemoryApiTokenStore(), reveal_tokens=InMemoryRevealTokenStore(),
-                   idempotency=InMemoryIdempotencyStore())
+                   idempotency=InMemoryIdempotencyStore(), vault_keys=InMemoryVaultKeyStore(uow))

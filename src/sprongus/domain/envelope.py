@@ -131,6 +131,9 @@ class Envelope:
             tag = self._sign(plaintext, aad)
         return Sealed(sealed.ciphertext, wrapped.blob, sealed.nonce, sealed.alg, wrapped.master_key_id, tag)
 
+    def current_hmac_key_id(self) -> str | None:
+        return self._current_hmac_id()
+
     def _current_hmac_id(self) -> str | None:
         return None if self._hmac_keys is None else self._hmac_keys.current_key_id()
 

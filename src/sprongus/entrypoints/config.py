@@ -21,11 +21,15 @@ class Settings:
     env: str = "dev"
     home: Path | None = None
     database_url: str | None = None
+    db_statement_timeout: float = 5.0  # seconds, Postgres: the server cancels, the client stops waiting soon after
+    db_connect_timeout: float = 5.0  # seconds, Postgres (libpq counts whole seconds, 2 at least)
+    ready_max_age: float = 10.0  # seconds a /v1/health/ready result is reused by its process
     key_provider: str | None = None
     master_keys: str | None = field(default=None, repr=False)
     hmac_keys: str | None = field(default=None, repr=False)
     key_file: Path | None = None
     retired_key_providers: tuple[str, ...] = ()
+    allow_local_keys: bool = False  # prod: admit the file and keychain providers (a single-host deployment)
     keychain_timeout: float = 5.0
     rate_limits: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
     rate_limit_storage: str = "memory://"
@@ -66,11 +70,15 @@ class Settings:
             env=profile,
             home=Path(home).expanduser() if home else None,
             database_url=env.get("SPRONGUS_DATABASE_URL") or None,
+            db_statement_timeout=_number(env, "SPRONGUS_DB_STATEMENT_TIMEOUT", 5.0, 0.1, 3600.0),
+            db_connect_timeout=_number(env, "SPRONGUS_DB_CONNECT_TIMEOUT", 5.0, 2.0, 300.0),
+            ready_max_age=_number(env, "SPRONGUS_READY_MAX_AGE", 10.0, 0.0, 300.0),
             key_provider=env.get("SPRONGUS_KEY_PROVIDER") or None,
             master_keys=env.get("SPRONGUS_MASTER_KEYS") or None,
             hmac_keys=env.get("SPRONGUS_HMAC_KEYS") or None,
             key_file=Path(key_file).expanduser() if key_file else None,
             retired_key_providers=tuple(p.strip() for p in retired.split(",") if p.strip()),
+            allow_local_keys=env.get("SPRONGUS_ALLOW_LOCAL_KEYS", "") in ("1", "true", "yes"),
             keychain_timeout=_number(env, "SPRONGUS_KEYCHAIN_TIMEOUT", 5.0, 0.1, 120.0),
             rate_limits=limits,
             rate_limit_storage=env.get("SPRONGUS_RATE_LIMIT_STORAGE", "memory://"),
@@ -103,6 +111,15 @@ class Settings:
         from platformdirs import user_config_path
 
         return user_config_path(APP_NAME) / "master.key"
+
+    @property
+    def api_token_file(self) -> Path:
+        """Where `sprongus login` keeps API tokens when there is no OS keychain: beside the key file's default."""
+        if self.home:
+            return self.home / "api-tokens.json"
+        from platformdirs import user_config_path
+
+        return user_config_path(APP_NAME) / "api-tokens.json"
 
     @property
     def vault_id(self) -> str:

@@ -7,6 +7,7 @@ the first request.
 
 from __future__ import annotations
 
+import errno
 import logging
 import operator
 from collections.abc import Callable
@@ -20,12 +21,13 @@ from sprongus.adapters.keys_composite import CompositeHmacKeyring, CompositeMast
 from sprongus.adapters.random_os import OsRandomSource
 from sprongus.adapters.rate_limit_limits import LimitsRateLimiter, UnlimitedRateLimiter
 from sprongus.domain.envelope import Envelope
-from sprongus.domain.errors import ConfigError, SprongusError
+from sprongus.domain.errors import DISK_FULL, ConfigError, SprongusError, StorageUnavailable
 from sprongus.entrypoints import key_material as km
 from sprongus.entrypoints.config import Settings
 from sprongus.entrypoints.kms import KmsOptions
 from sprongus.entrypoints.profiles import KMS_SCHEMES, container_config
 from sprongus.entrypoints.storage import embedded_storage, memory_storage, server_storage
+from sprongus.ports.storage import Storage
 from sprongus.service.auditing import Auditor
 from sprongus.service.deps import ServiceDeps
 from sprongus.service.parallel import BoundedPool
@@ -36,6 +38,8 @@ from sprongus.service.secrets import SecretOps
 from sprongus.service.throttle import Throttle
 from sprongus.service.tokens import AuthTimeVerifier, TokenService
 from sprongus.service.transfer import TransferOps
+from sprongus.service.vault_hmac import StoredHmacKeys, VaultHmacKeyring
+from sprongus.service.vault_keys import KeySource, VaultKeys
 
 log = logging.getLogger("sprongus")
 
@@ -84,11 +88,23 @@ def _retired(config: dict[str, Any], kms: dict[str, Any], notice: Any) -> list[k
 
 
 def _master_keys(current: km.KeyMaterial, retired: list[km.KeyMaterial]) -> CompositeMasterKeyProvider:
-    return CompositeMasterKeyProvider(current.master, [m.master for m in retired])
+    return CompositeMasterKeyProvider(current.master, [m.master for m in retired], reload=current.reload)
 
 
-def _hmac_keys(current: km.KeyMaterial, retired: list[km.KeyMaterial]) -> CompositeHmacKeyring:
-    return CompositeHmacKeyring(current.hmac, [m.hmac for m in retired])
+def _hmac_keys(current: km.KeyMaterial, retired: list[km.KeyMaterial],
+               stored: VaultHmacKeyring) -> CompositeHmacKeyring:
+    """Signs with the provider's own HMAC keys (SPRONGUS_HMAC_KEYS, or a local keyring's), else with the keys the
+    vault keeps; the vault's keys always verify, so values signed before a provider switch still check."""
+    if current.hmac is None:
+        return CompositeHmacKeyring(stored, [m.hmac for m in retired])
+    return CompositeHmacKeyring(current.hmac, [stored, *(m.hmac for m in retired)])
+
+
+def _vault_keys(storage: Storage, envelope: Envelope, clock: Any, random: Any, material: km.KeyMaterial,
+                stored_hmac: StoredHmacKeys) -> VaultKeys:
+    source = KeySource(material.location, material.has_key, material.reload, material.add_hmac_key)
+    return VaultKeys(storage.vault_keys, envelope, clock, random, source,
+                     stored_hmac if material.hmac is None else None)
 
 
 class Container(containers.DeclarativeContainer):
@@ -101,7 +117,8 @@ class Container(containers.DeclarativeContainer):
     key_material = _key_material_selector(config, notice, config.keys.backend)
     retired_key_material = providers.Singleton(_retired, config.keys, config.kms, notice)
     master_keys = providers.Singleton(_master_keys, key_material, retired_key_material)
-    hmac_keys = providers.Singleton(_hmac_keys, key_material, retired_key_material)
+    vault_hmac_keys = providers.Singleton(VaultHmacKeyring)
+    hmac_keys = providers.Singleton(_hmac_keys, key_material, retired_key_material, vault_hmac_keys)
     envelope = providers.Singleton(
         Envelope, providers.Dict({AesGcmDataCipher.alg: data_cipher}), AesGcmDataCipher.alg, master_keys, hmac_keys)
 
@@ -110,7 +127,8 @@ class Container(containers.DeclarativeContainer):
         config.database.backend,
         memory=providers.Singleton(memory_storage),
         sqlite=providers.Singleton(embedded_storage, config.database.url),
-        postgres=providers.Singleton(server_storage, config.database.url),
+        postgres=providers.Singleton(server_storage, config.database.url, config.database.statement_timeout,
+                                     config.database.connect_timeout),
     )
     database = providers.Callable(operator.attrgetter("database"), storage)
     unit_of_work = providers.Callable(operator.attrgetter("uow"), storage)
@@ -129,8 +147,11 @@ class Container(containers.DeclarativeContainer):
     token_service = providers.Singleton(TokenService, api_token_store, clock, random)
     recent_auth = providers.Singleton(AuthTimeVerifier, config.api.reveal_max_age, clock)
 
+    vault_key_store = providers.Callable(operator.attrgetter("vault_keys"), storage)
+    stored_hmac_keys = providers.Singleton(StoredHmacKeys, vault_key_store, envelope, clock, random, vault_hmac_keys)
+    vault_keys = providers.Singleton(_vault_keys, storage, envelope, clock, random, key_material, stored_hmac_keys)
     service_deps = providers.Singleton(
-        ServiceDeps, uow=unit_of_work, sealer=providers.Singleton(Sealer, envelope, clock, random),
+        ServiceDeps, uow=unit_of_work, sealer=providers.Singleton(Sealer, envelope, clock, random, vault_keys),
         auditor=providers.Singleton(Auditor, audit_sink, clock), throttle=providers.Singleton(Throttle, rate_limiter),
         pool=providers.Singleton(BoundedPool, config.kms.concurrency), clock=clock, random=random,
         batch_size=config.batch_size, audit_trail=audit_trail)
@@ -141,7 +162,7 @@ class Container(containers.DeclarativeContainer):
 
 
 PORTS = ("clock", "data_cipher", "key_material", "envelope", "storage", "rate_limiter", "token_service",
-         "secret_ops", "transfer_ops", "rotation_ops", "reveal_token_ops")
+         "secret_ops", "transfer_ops", "rotation_ops", "reveal_token_ops", "vault_keys")
 
 
 def build_container(settings: Settings | None = None, notice: Callable[[str], None] | None = None,
@@ -164,5 +185,8 @@ def build_container(settings: Settings | None = None, notice: Callable[[str], No
         except SprongusError:
             raise
         except Exception as exc:  # a driver or SDK failing at start-up: say which port, not a traceback
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:  # a new key file on a full disk
+                raise StorageUnavailable(DISK_FULL) from exc
             raise ConfigError(f"cannot start {port.replace('_', ' ')}: {type(exc).__name__}: {exc}") from exc
+    container.vault_keys().check()  # a lost, replaced or wrong master key is refused here, before any write
     return container

@@ -9,13 +9,13 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sprongus.adapters.keychain import has_real_backend, real_backend
 from sprongus.adapters.keys_file import FileKeyStore
 from sprongus.adapters.keys_keychain import KeychainKeyStore
 from sprongus.adapters.keys_local import KeyVersions, LocalMasterKeyProvider, StaticHmacKeyring, parse_key_list
-from sprongus.domain.errors import ConfigError
+from sprongus.domain.errors import ConfigError, KeyProviderError
 from sprongus.ports.crypto import HmacKeyring, MasterKeyProvider
 
 Notice = Callable[[str], None]
@@ -28,20 +28,29 @@ class KeyMaterial:
     backend: str
     location: str
     add_master_key: Callable[[], None] | None = None
+    # Re-read the keys from where they are kept: another process may have added a version (`keys rotate-master`).
+    reload: Callable[[], None] | None = None
+    add_hmac_key: Callable[[], None] | None = None
+    has_key: Callable[[], bool] = lambda: True
 
 
 def memory_keys() -> KeyMaterial:
     """A random key for this process only: the `test` profile's default."""
     versions = KeyVersions.fresh()
     master = LocalMasterKeyProvider("memory", versions.master)
+    hmac = StaticHmacKeyring(versions.hmac, "memory")
 
     def add_master_key() -> None:
         nonlocal versions
         versions = versions.with_new_master()
         master.reload(versions.master)
 
-    return KeyMaterial(master, StaticHmacKeyring(versions.hmac, "memory"), "memory", "process memory",
-                       add_master_key)
+    def add_hmac_key() -> None:
+        nonlocal versions
+        versions = versions.with_new_hmac()
+        hmac.reload(versions.hmac)
+
+    return KeyMaterial(master, hmac, "memory", "process memory", add_master_key, add_hmac_key=add_hmac_key)
 
 
 def env_keys(master_keys: str | None, hmac_keys: str | None) -> KeyMaterial:
@@ -52,15 +61,35 @@ def env_keys(master_keys: str | None, hmac_keys: str | None) -> KeyMaterial:
                        "env", "SPRONGUS_MASTER_KEYS")
 
 
+class _KeptKeys(Protocol):
+    """Where a local provider keeps its key versions: a 0600 file or an OS keychain item."""
+
+    def load_or_create(self) -> tuple[KeyVersions, bool]: ...
+
+    def exists(self) -> bool: ...
+
+    def load_existing(self) -> KeyVersions: ...
+
+    def add_master_key(self) -> KeyVersions: ...
+
+    def add_hmac_key(self) -> KeyVersions: ...
+
+
 def file_keys(path: str, notice: Notice | None = None, reason: str | None = None,
               create: bool = True) -> KeyMaterial:
-    """`create=False` for a retired provider: it only decrypts, so it must never mint a key of its own."""
+    """`create=False` for a retired provider: it only decrypts, so it must never mint a key of its own.
+
+    A missing key file is not created here: only the first write creates it (reads never create keys), and the
+    vault's key check refuses a missing key outright when the vault already holds secrets.
+    """
     store = FileKeyStore(Path(path))
-    versions, created = store.load_or_create() if create else (store.load_existing(), False)
-    if created and notice and reason:
-        notice(f"warning: {reason}; the master key is kept in {path} (mode 0600). Back it up: without it "
-               "the vault cannot be decrypted.")
-    return _local("file", versions, str(path), store.add_master_key)
+
+    def created_notice() -> None:
+        if notice and reason:
+            notice(f"warning: {reason}; the master key is kept in {path} (mode 0600). Back it up: without it "
+                   "the vault cannot be decrypted.")
+
+    return _local("file", store, str(path), f"the key file {path} does not exist", create, created_notice)
 
 
 def keychain_keys(vault_id: str, timeout: float, fallback_path: str, notice: Notice | None = None,
@@ -73,19 +102,36 @@ def keychain_keys(vault_id: str, timeout: float, fallback_path: str, notice: Not
     if backend is None or not has_real_backend(backend):
         return file_keys(fallback_path, notice, "no OS keychain is available", create=create)
     store = KeychainKeyStore(backend, vault_id, timeout, lock_path=Path(fallback_path))
-    versions, _ = store.load_or_create() if create else (store.load_existing(), False)
-    return _local("keychain", versions, f"OS keychain ({type(backend).__name__})", store.add_master_key)
+    return _local("keychain", store, f"OS keychain ({type(backend).__name__})",
+                  "the OS keychain holds no sprongus master key", create, None)
 
 
-def _local(provider: str, versions: KeyVersions, location: str,
-           add_version: Callable[[], KeyVersions]) -> KeyMaterial:
-    master = LocalMasterKeyProvider(provider, versions.master)
-    hmac = StaticHmacKeyring(versions.hmac, provider)
+def _local(provider: str, store: _KeptKeys, location: str, missing: str, create: bool,
+           created_notice: Callable[[], None] | None) -> KeyMaterial:
+    if store.exists():  # unreadable or malformed is an error of its own: never papered over with a new key
+        versions: KeyVersions | None = store.load_existing()
+    elif create:
+        versions = None
+    else:
+        raise KeyProviderError(missing)
+    hmac = StaticHmacKeyring(versions.hmac if versions else [], provider)
 
-    def add_master_key() -> None:
-        # Local keyrings rotate the value-HMAC key together with the master key; old HMAC keys keep verifying.
-        versions = add_version()
-        master.reload(versions.master)
-        hmac.reload(versions.hmac)
+    def first_key() -> list[tuple[str, bytes]]:
+        made, created = store.load_or_create()
+        hmac.reload(made.hmac)
+        if created and created_notice:
+            created_notice()
+        return made.master
 
-    return KeyMaterial(master, hmac, provider, location, add_master_key)
+    master = LocalMasterKeyProvider(provider, versions.master if versions else [], first_key, missing)
+
+    def adopt(new: KeyVersions) -> None:
+        master.reload(new.master)
+        hmac.reload(new.hmac)
+
+    return KeyMaterial(master, hmac, provider, location,
+                       add_master_key=lambda: adopt(store.add_master_key()),
+                       reload=lambda: adopt(store.load_existing()) if master.has_key else None,
+                       add_hmac_key=lambda: adopt(store.add_hmac_key()),
+                       has_key=lambda: master.has_key)
+

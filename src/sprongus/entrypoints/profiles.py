@@ -66,19 +66,27 @@ def container_config(settings: Settings) -> dict[str, Any]:
     """The container's configuration tree; raises ConfigError for anything unsafe or malformed."""
     db, keys, limits = database_backend(settings), key_backend(settings), rate_limit_backend(settings)
     if settings.env == "prod":
+        # prod takes only KMS providers: a key in the environment (env) or in one process (memory) never, a key on
+        # the host's disk or keychain (file, keychain) only when the operator says it is a single-host deployment.
         if keys in ("env", "memory"):
-            raise ConfigError(f"SPRONGUS_KEY_PROVIDER: the {keys} key provider is refused when SPRONGUS_ENV=prod; "
-                              "use a KMS provider")
+            raise ConfigError(f"SPRONGUS_KEY_PROVIDER: the {keys} key provider is refused when SPRONGUS_ENV=prod, "
+                              "even with SPRONGUS_ALLOW_LOCAL_KEYS=1; use a KMS provider")
+        if keys in LOCAL_KEY_BACKENDS and not settings.allow_local_keys:
+            raise ConfigError(f"SPRONGUS_KEY_PROVIDER: the {keys} key provider is refused when SPRONGUS_ENV=prod "
+                              "unless SPRONGUS_ALLOW_LOCAL_KEYS=1 (a single-host deployment); use a KMS provider")
         if db == "memory":
             raise ConfigError("SPRONGUS_DATABASE_URL: in-memory storage is refused when SPRONGUS_ENV=prod")
         if limits == "memory":
             raise ConfigError("SPRONGUS_RATE_LIMIT_STORAGE: in-memory rate limits are refused when "
                               "SPRONGUS_ENV=prod (several workers would not share them); use redis://")
     for provider in settings.retired_key_providers:
-        key_backend_of(provider)  # validate each now: a typo must fail at start-up
+        # Validate each now: a typo must fail at start-up. A retired local provider stays allowed in prod: it only
+        # unwraps the data keys still on it while `keys rotate-master` moves them onto the KMS (the way off it).
+        key_backend_of(provider)
     return {
         "env": settings.env,
-        "database": {"backend": db, "url": database_url(settings)},
+        "database": {"backend": db, "url": database_url(settings), "statement_timeout": settings.db_statement_timeout,
+                     "connect_timeout": settings.db_connect_timeout},
         "keys": {"backend": keys, "provider": settings.key_provider or keys,
                  "retired": list(settings.retired_key_providers),
                  "master_keys": settings.master_keys or "", "hmac_keys": settings.hmac_keys or "",
@@ -87,7 +95,8 @@ def container_config(settings: Settings) -> dict[str, Any]:
         "rate_limit": {"backend": limits, "storage": settings.rate_limit_storage,
                        "policies": dict(settings.rate_limits)},
         "batch_size": settings.batch_size,
-        "api": {"reveal_max_age": settings.reveal_max_age, "trusted_proxies": settings.trusted_proxies},
+        "api": {"reveal_max_age": settings.reveal_max_age, "trusted_proxies": settings.trusted_proxies,
+                "ready_max_age": settings.ready_max_age},
         "kms": {"endpoint": settings.kms_endpoint, "ca_file": settings.kms_ca_file, "timeout": settings.kms_timeout,
                 "allow_http": settings.env != "prod",
                 "concurrency": settings.kms_concurrency or (16 if keys in KMS_SCHEMES else 1)},

@@ -6,6 +6,7 @@ from typing import Any
 from sprongus.ports.audit import AuditSink, AuditTrail
 from sprongus.ports.repository import UnitOfWork
 from sprongus.ports.tokens import ApiTokenStore, IdempotencyStore, RevealTokenStore
+from sprongus.ports.vault_keys import VaultKeyStore
 
 
 @dataclass(frozen=True)
@@ -18,4 +19,5 @@ class Storage:
     api_tokens: ApiTokenStore
     reveal_tokens: RevealTokenStore
     idempotency: IdempotencyStore
+    vault_keys: VaultKeyStore
     database: Any = None  # the engine's handle (peewee BoundModels) for operator commands; None in memory

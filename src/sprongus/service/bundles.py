@@ -49,6 +49,7 @@ class BundleCodec:
                 raise IntegrityError(f"secret {record.key} in {record.scope} failed its checksum; not exported")
         items = [fmt.BundleItem(r.scope, r.key, r.version, dict(r.meta), sealed_of(r)) for r in records]
         if passphrase is None:
+            self._d.sealer.before_key_use()
             bundle_key = self._d.random.bytes(32)
             wrapped = envelope.wrap_key(bundle_key, fmt.BUNDLE_KEY_AAD)
             protection: dict[str, Any] = {"type": "master-key", "masterKeyId": wrapped.master_key_id,

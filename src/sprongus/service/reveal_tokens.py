@@ -43,6 +43,7 @@ class RevealTokenOps:
                 raise NotFound(f"secret {key} not found in {scope}")
             if record.defect:  # its redeem could never open it: say so now, as a reveal would
                 raise IntegrityError()
+            self._d.sealer.before_key_use()  # the grant is sealed with the master key
             token = REVEAL_TOKEN_PREFIX + base64.urlsafe_b64encode(self._d.random.bytes(32)).decode().rstrip("=")
             expires = self._d.clock.now() + timedelta(seconds=ttl_seconds)
             grant = RevealGrant(principal.subject, principal.projects,
@@ -50,7 +51,7 @@ class RevealTokenOps:
                                 scope.owner_type.value, scope.owner_id, key, expires)
             grant = replace(grant, seal=self._seal(grant, token_hash(token)))
             self._d.auditor.record(principal, AuditAction.REVEAL, scope, key, record.version, one_time="minted",
-                                   expires_at=expires.isoformat())
+                                   expires_at=utc_iso(expires))
             self._stores().add(token_hash(token), grant)
             return RevealTokenMinted(token, utc_iso(expires))
 

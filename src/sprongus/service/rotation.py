@@ -6,7 +6,14 @@ from dataclasses import replace
 from datetime import datetime
 
 from sprongus.domain.envelope import aad_for, checksum
-from sprongus.domain.errors import Conflict, IntegrityError, KeyProviderError, NotFound, PermissionDenied
+from sprongus.domain.errors import (
+    Conflict,
+    IntegrityError,
+    KeyProviderError,
+    KeyProviderUnavailable,
+    NotFound,
+    PermissionDenied,
+)
 from sprongus.domain.names import validate_key_name, validate_prefix
 from sprongus.domain.principal import Permission, Principal, authorize
 from sprongus.domain.records import AuditAction, SecretRecord, SecretView, view_of
@@ -32,6 +39,7 @@ class RotationOps:
             prefix = validate_prefix(prefix)
             authorize(principal, scope, Permission.WRITE)
             self._d.throttle.principal(principal, "write")
+            self._d.sealer.before_write()
             report = RotationReport()
             for rows in scope_pages(self._d.uow, principal, scope, prefix, self._d.batch_size):
                 due = [r for r in rows if not (rotated_before and r.last_rotated_at
@@ -54,6 +62,7 @@ class RotationOps:
             validate_key_name(key)
             authorize(principal, scope, Permission.WRITE)
             self._d.throttle.principal(principal, "write")
+            self._d.sealer.before_write()
             with self._d.uow.transaction(principal, readonly=True) as repo:
                 seen = repo.get(scope, key)
             stored = None if seen is None else self._store_rotated(principal, seen, self._resealed(seen))
@@ -89,6 +98,9 @@ class RotationOps:
         """Re-wrap every DEK not on the current master key. Values and versions stay; reruns finish the job."""
         with self._d.auditor.failures(principal, AuditAction.ROTATE_MASTER, None):
             _require_admin(principal)
+            # The current key checked against the vault and recorded (it may have been added a moment ago), or a
+            # key added elsewhere adopted, before anything moves onto it.
+            self._d.sealer.before_write(fresh=True)
             current = self._d.sealer.envelope.current_master_key_id()
             total = sum(n for key_id, n in self._d.uow.count_by_master_key(principal).items() if key_id != current)
             report = RotationReport()
@@ -103,8 +115,12 @@ class RotationOps:
                             report.skipped += 1  # rewritten meanwhile (with a fresh DEK on the current key)
                 if progress:
                     progress(report.rotated + report.skipped, total)
+            moved, skipped = (0, 0)
+            if self._d.sealer.vault_keys is not None:  # the vault's HMAC keys move onto the current key too
+                moved, skipped = self._d.sealer.vault_keys.rewrap_hmac_keys()
             self._d.auditor.record(principal, AuditAction.ROTATE_MASTER, None, None, None,
-                                   rotated=report.rotated, master_key_id=current)
+                                   rotated=report.rotated, master_key_id=current, hmac_keys_moved=moved,
+                                   hmac_keys_damaged=skipped)
             return report
 
     def _rewrapped(self, row: SecretRecord) -> SecretRecord:
@@ -143,6 +159,10 @@ class RotationOps:
             self._d.sealer.open(row)
         except IntegrityError:
             return "decryption or hmac failed"
+        except KeyProviderUnavailable:
+            # An outage is not a finding: the row was not checked, so the whole run stops (exit 8, try again)
+            # instead of reporting every following row as a problem.
+            raise
         except KeyProviderError:
             return "master key unavailable"
         return None

@@ -12,6 +12,7 @@ from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
 from sprongus.ports import Clock
 from sprongus.ports.random import RandomSource
+from sprongus.service.vault_keys import VaultKeys
 
 
 def sealed_of(record: SecretRecord) -> Sealed:
@@ -22,19 +23,36 @@ def sealed_of(record: SecretRecord) -> Sealed:
 
 
 class Sealer:
-    def __init__(self, envelope: Envelope, clock: Clock, random: RandomSource) -> None:
+    def __init__(self, envelope: Envelope, clock: Clock, random: RandomSource,
+                 vault_keys: VaultKeys | None = None) -> None:
         self.envelope = envelope
         self._clock = clock
         self._random = random
+        self.vault_keys = vault_keys
+
+    def before_write(self, fresh: bool = False) -> None:
+        """The master key must match the vault before anything is sealed for it (see VaultKeys).
+
+        Every write use case calls it first, outside any transaction: the key records it may add must commit on
+        their own, never roll back with a write that lost a race while this process keeps using the key."""
+        if self.vault_keys is not None:
+            self.vault_keys.before_write(fresh)
 
     def new_id(self) -> str:
         return str(uuid.UUID(bytes=self._random.bytes(16), version=4))
+
+    def before_key_use(self) -> None:
+        """Before the master key wraps a bundle key or a reveal grant: it matches the vault (and is never made)."""
+        if self.vault_keys is not None:
+            self.vault_keys.before_key_use()
 
     def seal(self, previous: SecretRecord | None, scope: Scope, key: str, value: SecretValue,
              meta: dict[str, MetaValue] | None, *, rotated: bool = False) -> SecretRecord:
         """A new version of (scope, key): version+1, meta kept unless given, timestamps carried over."""
         if previous is not None and previous.defect:  # its version, times and meta are placeholders
             raise IntegrityError()
+        if self.vault_keys is not None and not self.vault_keys.ready:
+            raise AssertionError("before_write() must run before a value is sealed")
         now = self._clock.now()
         version = 1 if previous is None else previous.version + 1
         aad = aad_for(scope, key, version)

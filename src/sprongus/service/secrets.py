@@ -52,6 +52,7 @@ class SecretOps:
                 raise ValidationError("value", "must be a SecretValue")
             _authorize_set(principal, scope, expected_version is not None)
             self._d.throttle.principal(principal, "write")
+            self._d.sealer.before_write()
             attempts = 1 if expected_version is not None else SET_ATTEMPTS
             for attempt in range(attempts):
                 try:

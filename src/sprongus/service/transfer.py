@@ -63,6 +63,8 @@ class TransferOps:
             else:
                 entries = self._codec.open(parsed, passphrase)
                 _check_items(entries, prefix)  # now with the decrypted values and the authenticated meta
+            if not dry_run:
+                self._d.sealer.before_write()
             return self._apply(principal, entries, mode, prefix, dry_run, progress)
 
     def admit(self, principal: Principal, items: list[ImportItem] | None = None,

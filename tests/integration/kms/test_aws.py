@@ -249,3 +249,23 @@ def test_rotation_from_one_aws_key_to_another_keeps_the_old_one_for_decryption(m
     admin.disable_key(KeyId=old.split("/")[-1])
     assert vaults.revealed(switched, secrets) == secrets
     vaults.close(switched)
+
+
+def test_a_vault_pointed_at_another_kms_key_is_refused_at_start_not_on_the_first_reveal(
+        moto_endpoint: str, new_key: Callable[[], str], tmp_path: Path) -> None:
+    from sprongus.domain.errors import VaultKeyMismatch
+
+    right, wrong = new_key(), new_key()
+    vault = vaults.open_vault(tmp_path, **aws_settings(moto_endpoint, right))
+    secrets = vaults.fill(vault, 2)
+    before = vaults.master_key_counts(vault)
+    vaults.close(vault)
+
+    with pytest.raises(VaultKeyMismatch, match="does not match this vault") as info:
+        vaults.open_vault(tmp_path, **aws_settings(moto_endpoint, wrong))
+    assert f"aws:{wrong}" in str(info.value) and "nothing was written" in str(info.value)
+
+    vault = vaults.open_vault(tmp_path, **aws_settings(moto_endpoint, right))
+    assert vaults.master_key_counts(vault) == before
+    assert vaults.revealed(vault, secrets) == secrets
+    vaults.close(vault)

@@ -51,6 +51,13 @@ class SqliteDialect:
     def time_value(self, value: datetime) -> Any:
         return value.isoformat()
 
+    def data_keys_sql(self, db: peewee.Database) -> str:
+        """A few stored data keys of any tenant (of one master key, or any when NULL): the local owner sees every
+        row. Parameters: limit, master key id."""
+        p = db.param
+        return ("SELECT owner_type, owner_id, key_name, version, dek_wrapped, master_key_id FROM secret_kv "  # noqa: S608
+                f"WHERE master_key_id = COALESCE({p}, master_key_id) ORDER BY updated_at DESC LIMIT {p}")
+
 
 class PostgresDialect:
     name = "postgres"
@@ -88,6 +95,10 @@ class PostgresDialect:
 
     def time_value(self, value: datetime) -> Any:
         return value
+
+    def data_keys_sql(self, db: peewee.Database) -> str:
+        """Through a SECURITY DEFINER function: row-level security would show the app role no row here."""
+        return f"SELECT * FROM sprongus_vault_data_keys({db.param}, {db.param})"  # noqa: S608 - placeholders
 
 
 Dialect = SqliteDialect | PostgresDialect

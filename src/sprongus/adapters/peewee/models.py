@@ -99,6 +99,18 @@ class IdempotencyRow(BaseModel):
         primary_key = peewee.CompositeKey("subject", "key")
 
 
+class VaultKeyRow(BaseModel):
+    kind = peewee.TextField()
+    key_id = peewee.TextField()
+    blob = CryptoBytesField()
+    master_key_id = peewee.TextField()
+    created_at = UtcDateTimeField()
+
+    class Meta:
+        table_name = "vault_key"
+        primary_key = peewee.CompositeKey("kind", "key_id")
+
+
 class BoundModels:
     """Model classes bound to one database, so several vaults (tests, restore drills) live in one process."""
 
@@ -109,6 +121,7 @@ class BoundModels:
         self.api_token: type[ApiTokenRow] = _bind(ApiTokenRow, db)
         self.reveal_token: type[RevealTokenRow] = _bind(RevealTokenRow, db)
         self.idempotency: type[IdempotencyRow] = _bind(IdempotencyRow, db)
+        self.vault_key: type[VaultKeyRow] = _bind(VaultKeyRow, db)
 
 
 def _bind(model: type[peewee.Model], db: peewee.Database) -> Any:

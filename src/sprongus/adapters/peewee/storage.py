@@ -6,6 +6,7 @@ from sprongus.adapters.peewee.audit import PeeweeAuditSink
 from sprongus.adapters.peewee.models import BoundModels
 from sprongus.adapters.peewee.repository import PeeweeUnitOfWork
 from sprongus.adapters.peewee.tokens import PeeweeApiTokenStore, PeeweeIdempotencyStore, PeeweeRevealTokenStore
+from sprongus.adapters.peewee.vault_keys import PeeweeVaultKeyStore
 from sprongus.ports.storage import Storage
 
 
@@ -13,4 +14,5 @@ def peewee_storage(models: BoundModels) -> Storage:
     audit = PeeweeAuditSink(models)
     return Storage(uow=PeeweeUnitOfWork(models), audit=audit, audit_trail=audit,
                    api_tokens=PeeweeApiTokenStore(models), reveal_tokens=PeeweeRevealTokenStore(models),
-                   idempotency=PeeweeIdempotencyStore(models), database=models)
+                   idempotency=PeeweeIdempotencyStore(models), vault_keys=PeeweeVaultKeyStore(models),
+                   database=models)

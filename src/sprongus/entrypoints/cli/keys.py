@@ -1,12 +1,17 @@
-"""`sprongus keys status|rotate-master`."""
+"""`sprongus keys status|rotate-master|rotate-hmac|verify`."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import click
 
 from sprongus.entrypoints.cli.errors import EXIT_INTEGRITY
 from sprongus.entrypoints.cli.output import emit_json, progress, table
 from sprongus.entrypoints.cli.state import CliState, pass_state
+
+if TYPE_CHECKING:
+    from sprongus.entrypoints.container import Container
 
 
 @click.group("keys")
@@ -15,23 +20,69 @@ def keys_group() -> None:
 
 
 @keys_group.command("status")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
 @pass_state
 def status_command(state: CliState, as_json: bool) -> None:
     """The key provider, the current master key and how many secrets each master key wraps."""
-    container = state.get_container()
-    material = container.key_material()
-    current = container.envelope().current_master_key_id()
+    from sprongus.domain.errors import ConfigError, KeyAccessDenied
+
+    try:
+        container = state.get_container()
+        material = container.key_material()
+        _check_kms(container, material.backend)
+    except KeyAccessDenied as exc:  # no credentials, or a policy refusing them: the operator's configuration
+        raise ConfigError(f"SPRONGUS_KEY_PROVIDER: the key provider cannot be used: {exc}") from None
+    # A status is a read: it never makes a key (a new vault's key comes with its first secret).
+    current = container.envelope().current_master_key_id() if material.has_key() else None
     counts = container.unit_of_work().count_by_master_key(state.principal)
+    states = container.vault_keys().states()
+    known = {k.key_id: k.state for k in states}
+    wraps_hmac = {k.key_id for k in states if k.hmac_keys}
+    hmac = container.envelope().current_hmac_key_id() if current else None
     if as_json:
         emit_json({"provider": material.backend, "location": material.location, "currentKeyId": current,
-                   "secretsByMasterKey": counts})
+                   "hmacKeyId": hmac, "secretsByMasterKey": counts, "vaultKeys": known})
         return
     click.echo(f"provider:    {material.backend} ({material.location})")
-    click.echo(f"current key: {current}")
-    rows = [[key_id, str(n), "current" if key_id == current else "old: run keys rotate-master"]
-            for key_id, n in sorted(counts.items())]
+    click.echo(f"current key: {current or 'none yet (the first write creates it)'}")
+    click.echo(f"hmac key:    {hmac or 'none yet'}")
+    rows = [[key_id, str(counts.get(key_id, 0)),
+             _key_state(key_id, current, known, counts.get(key_id, 0) or key_id in wraps_hmac)]
+            for key_id in sorted(set(counts) | set(known))]
     click.echo(table(["master key", "secrets", "state"], rows) if rows else "no secrets yet")
+
+
+def _key_state(key_id: str, current: str | None, known: dict[str, str], in_use: bool) -> str:
+    """`in_use`: it still wraps secrets or the vault's HMAC keys, so it must stay until `keys rotate-master`."""
+    if key_id == current:
+        return "current"
+    if known.get(key_id) == "not available":
+        return "not available to this provider"
+    return "old: run keys rotate-master" if in_use else "old: no secret uses it"
+
+
+@keys_group.command("rotate-hmac")
+@pass_state
+def rotate_hmac_command(state: CliState) -> None:
+    """Start signing new values with a new value-HMAC key; values signed with older keys keep verifying."""
+    from sprongus.domain.errors import PermissionDenied
+
+    if not state.principal.owner:
+        raise PermissionDenied("only the vault operator (local mode) may rotate the HMAC key")
+    container = state.get_container()
+    click.echo(f"new hmac key {container.vault_keys().rotate_hmac()}")
+
+
+def _check_kms(container: Container, backend: str) -> None:
+    """A KMS provider can be built without calling the KMS, and a status that only read its key id said all was
+    well with no credentials at all: wrap a throwaway key once. No credentials or a refusing policy (KeyAccessDenied)
+    is the operator's configuration to fix (exit 2); an outage keeps its own error and exit code."""
+    import os
+
+    from sprongus.entrypoints.profiles import KMS_SCHEMES
+
+    if backend in KMS_SCHEMES:  # local keys were read to build the provider (and a probe must not create any)
+        container.envelope().wrap_key(os.urandom(32), b"sprongus.keys-status.v1")
 
 
 @keys_group.command("rotate-master")
@@ -64,10 +115,11 @@ def _count(n: int) -> str:
 
 
 @keys_group.command("verify")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
 @pass_state
 def verify_command(state: CliState, as_json: bool) -> None:
-    """Check every secret (checksum, decryption, value HMAC) and the audit chain. Exit 7 on any problem."""
+    """Check every secret (checksum, decryption, value HMAC) and the audit chain. Exit 7 on any problem; exit 8,
+    with nothing reported, when the key provider or the database is unavailable: an outage is not tampering."""
     with progress("verifying") as report:
         result = state.get_container().rotation_ops().verify(state.principal, progress=report)
     if as_json:
