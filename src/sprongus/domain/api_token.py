@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sprongus.domain.errors import ValidationError
 from sprongus.domain.principal import Permission
+from sprongus.domain.times import utc_iso
 
 TOKEN_PREFIX = "spr_"  # noqa: S105 - a prefix, not a token
 MAX_TTL = 366 * 86400
@@ -31,8 +32,8 @@ class ApiToken:
     def to_dict(self) -> dict[str, object]:
         """Never the token nor its hash."""
         return {"id": self.id, "subject": self.subject, "scopes": sorted(p.value for p in self.permissions),
-                "projects": sorted(self.projects), "createdAt": self.created_at.isoformat(),
-                "expiresAt": self.expires_at.isoformat(), "revoked": self.revoked_at is not None}
+                "projects": sorted(self.projects), "createdAt": utc_iso(self.created_at),
+                "expiresAt": utc_iso(self.expires_at), "revoked": self.revoked_at is not None}
 
 
 def token_hash(token: str) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import peewee
@@ -11,10 +13,12 @@ from sprongus.adapters.peewee.db import storage_errors
 from sprongus.adapters.peewee.dialect import dialect_of
 from sprongus.adapters.peewee.models import ApiTokenRow, BoundModels
 from sprongus.domain.api_token import ApiToken
+from sprongus.domain.errors import PermissionDenied
 from sprongus.domain.principal import Permission
 from sprongus.ports.tokens import IDEMPOTENCY_TTL, IdempotencyRecord, RevealGrant, StoredResponse
 
 _MAX_REVEAL_TTL = timedelta(hours=1)
+INSUFFICIENT_PRIVILEGE = "42501"  # SQLSTATE
 
 
 def _split(text: str) -> frozenset[str]:
@@ -33,7 +37,7 @@ class PeeweeApiTokenStore:
                       f"WHERE token_hash = {self._db.param}")
 
     def add(self, token: ApiToken) -> None:
-        with storage_errors(), self._db.atomic():
+        with storage_errors(), _operators_only(), self._db.atomic():
             self._m.insert(id=token.id, token_hash=token.token_hash, subject=token.subject,
                            scopes=",".join(sorted(p.value for p in token.permissions)),
                            projects=",".join(sorted(token.projects)), created_at=token.created_at,
@@ -56,9 +60,25 @@ class PeeweeApiTokenStore:
             return [_token(row) for row in self._m.select().order_by(self._m.created_at)]
 
     def revoke(self, token_id: str, when: datetime) -> bool:
-        with storage_errors(), self._db.atomic():
+        with storage_errors(), _operators_only(), self._db.atomic():
             m = self._m
             return bool(m.update(revoked_at=when).where((m.id == token_id) & m.revoked_at.is_null()).execute())
+
+
+@contextmanager
+def _operators_only() -> Iterator[None]:
+    """Postgres grants the app role only SELECT on api_token: issuing or revoking as it said "database error:
+    permission denied for table api_token". Exit 4 (PermissionDenied), not 2: the database refused a right this
+    login lacks, like any other refusal; the setting is well-formed, the fix is to run as another login."""
+    try:
+        yield
+    except peewee.ProgrammingError as exc:
+        driver_error = exc.__cause__ or exc.__context__  # peewee re-raises the driver's error as its own
+        if INSUFFICIENT_PRIVILEGE not in (getattr(driver_error, "sqlstate", None),
+                                          getattr(driver_error, "pgcode", None)):
+            raise
+        raise PermissionDenied("api_token: this database login may not issue or revoke API tokens; run `sprongus "
+                               "tokens` as a maintenance login (a member of sprongus_maintenance)") from None
 
 
 def _token(row: ApiTokenRow) -> ApiToken:

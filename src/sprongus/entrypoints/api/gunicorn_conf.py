@@ -7,11 +7,13 @@ line (or in GUNICORN_CMD_ARGS) override them, e.g. `--workers 8` or `-k sync`.
 
 - bind: SPRONGUS_BIND, else 127.0.0.1:8000 (loopback: put a TLS-terminating proxy in front, docs/deploy.md).
 - workers: WEB_CONCURRENCY, else 2 per CPU (at least 2). Each worker runs `threads` threads (gthread), so one
-  slow KMS or database call does not stall the worker; every thread holds its own database connection.
+  slow KMS or database call does not stall the worker; a request holds one pooled database connection (Postgres)
+  and gives it back when it ends.
 - preload off: each worker builds its own container (database connections, KMS client, Redis pool) after the
   fork, instead of inheriting sockets opened by the master.
 - on_starting: in-memory rate limits with more than one worker are refused outside dev (and warned about in
   dev) before any worker starts: each worker would count alone, letting N times every limit through.
+- post_fork: an expected error while a worker loads the app is printed as its one line, without a traceback.
 - access log off: the app writes one structured JSON line per request itself (logger `sprongus.api.access`),
   with the request id and subject and without headers, query strings or bodies. Everything goes to stderr,
   through the root handler that the app's log-redaction filter is attached to.
@@ -83,6 +85,26 @@ def worker_rate_limit_notice(settings: Settings, workers: int) -> str | None:
                           "or one worker")
     return (f"SPRONGUS_RATE_LIMIT_STORAGE: in-memory rate limits with {workers} workers: each worker counts alone, "
             f"so up to {workers} times every limit gets through; use redis:// to share them")
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Runs in each worker before it loads the app: a SprongusError at load (a refused setting, a schema not
+    current, an unreachable KMS) becomes gunicorn's AppImportError, which it prints as one line (the useful one)
+    and stops on ("App failed to load", exit 4), instead of a 41-line traceback ending in that line."""
+    load = worker.load_wsgi
+
+    def load_or_one_line() -> None:
+        from gunicorn.errors import AppImportError  # type: ignore[import-untyped]  # gunicorn ships no types
+
+        from sprongus.domain.errors import SprongusError
+        from sprongus.domain.redaction import scrub_text
+
+        try:
+            load()
+        except SprongusError as exc:
+            raise AppImportError(f"error: {scrub_text(str(exc))}") from None
+
+    worker.load_wsgi = load_or_one_line
 
 
 def on_starting(server: Any) -> None:

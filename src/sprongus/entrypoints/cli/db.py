@@ -16,8 +16,9 @@ def db_group() -> None:
 @pass_state
 def upgrade_command(state: CliState) -> None:
     """Apply pending migrations (Postgres: the first run as a superuser, later ones as a maintenance login)."""
-    from sprongus.adapters.peewee.db import open_database
-    from sprongus.adapters.peewee.migrate import upgrade
+    from sprongus.adapters.peewee.db import open_database, storage_errors
+    from sprongus.adapters.peewee.migrate import pending, upgrade
+    from sprongus.domain.errors import PermissionDenied, StorageError
     from sprongus.entrypoints.profiles import database_url
 
     url = database_url(state.get_settings())
@@ -26,7 +27,17 @@ def upgrade_command(state: CliState) -> None:
         return
     db = open_database(url)
     try:
-        applied = upgrade(db)
+        with storage_errors():
+            first = any(name.startswith("0001_") for name in pending(db))
+        try:
+            applied = upgrade(db)
+        except StorageError as exc:
+            if first and "permission denied" in str(exc):
+                # Exit 4 like any refusal of this login's rights: the fix is another login, not another setting.
+                raise PermissionDenied("database: the first `sprongus db upgrade` creates the sprongus roles and "
+                                       "needs a superuser (or the database owner); later upgrades run as a "
+                                       "maintenance login") from None
+            raise
     finally:
         db.close()
     click.echo(f"applied: {', '.join(applied)}" if applied else "schema is current")

@@ -20,20 +20,26 @@ from sprongus.entrypoints.cli.values import read_passphrase
 
 @remote_option
 @click.command("import")
-@click.option("--file", "file", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@click.option("--file", "file", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The dotenv, JSON or bundle file to import.")
 @click.option("--format", "format_", type=click.Choice(["json", "dotenv", "bundle"]), help="Default: from the file.")
 @click.option("--scope", type=SCOPE, help="Scope for dotenv and {KEY: value} JSON files.")
-@click.option("--merge", "mode", flag_value="merge", default=True, help="Upsert the items (default).")
-@click.option("--replace", "mode", flag_value="replace", help="Also delete keys of the scope the file lacks.")
+# Two flags rather than one option with two flag values: with one, `--merge --replace` silently meant the last.
+@click.option("--merge", is_flag=True, help="Upsert the items (the default).")
+@click.option("--replace", is_flag=True, help="Also delete keys of the scope the file lacks.")
 @click.option("--prefix", type=PREFIX, default="",
               help="Every imported key must start with it; --replace deletes only under it.")
 @click.option("--allow-plaintext", is_flag=True, help="Accept a plaintext (dotenv/JSON) file.")
 @click.option("--dry-run", is_flag=True, help="Show what would be added, changed and removed; write nothing.")
 @click.option("--passphrase-file", type=click.Path(path_type=Path, dir_okay=False), help="For a passphrase bundle.")
 @pass_state
-def import_command(state: CliState, file: Path, format_: str | None, scope: Scope | None, mode: str, prefix: str,
-                   allow_plaintext: bool, dry_run: bool, passphrase_file: Path | None) -> None:
+def import_command(state: CliState, file: Path, format_: str | None, scope: Scope | None, merge: bool,
+                   replace: bool, prefix: str, allow_plaintext: bool, dry_run: bool,
+                   passphrase_file: Path | None) -> None:
     """Import secrets from a dotenv, JSON or bundle file (all or nothing)."""
+    if merge and replace:
+        raise ValidationError("mode", "give either --merge or --replace, not both")
+    mode = "replace" if replace else "merge"
     from sprongus.entrypoints.cli import import_formats as fmt  # the parsers load the domain: not for --help
 
     text = fmt.read_text(file)
@@ -60,7 +66,7 @@ def import_command(state: CliState, file: Path, format_: str | None, scope: Scop
 @remote_option
 @click.command("export")
 @click.argument("scope", type=SCOPE)
-@click.option("--prefix", type=PREFIX, default="")
+@click.option("--prefix", type=PREFIX, default="", help="Only key names starting with this prefix.")
 @click.option("--bundle", is_flag=True, help="An encrypted bundle (values stay encrypted) instead of metadata.")
 @click.option("--passphrase-file", type=click.Path(path_type=Path, dir_okay=False),
               help="With --bundle: protect with a passphrase, so another installation can import it.")

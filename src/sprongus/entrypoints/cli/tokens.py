@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
+from sprongus.domain.times import utc_iso
 from sprongus.entrypoints.cli.output import emit_json, table
 from sprongus.entrypoints.cli.state import CliState, pass_state
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sprongus.domain.api_token import ApiToken
 
 SCOPES = ["secrets:read", "secrets:write", "secrets:reveal", "secrets:admin"]
 
@@ -30,21 +38,30 @@ def create_command(state: CliState, subject: str, scopes: tuple[str, ...], proje
     token, record = state.get_container().token_service().create(subject, list(scopes), list(projects),
                                                                    parse_ttl(ttl))
     click.echo(token.reveal())
-    click.echo(f"created {record.id} for {subject}, expires {record.expires_at.isoformat()}", err=True)
+    click.echo(f"created {record.id} for {subject}, expires {utc_iso(record.expires_at)}", err=True)
 
 
 @tokens_group.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts (with each token's state).")
 @pass_state
 def list_command(state: CliState, as_json: bool) -> None:
-    """Tokens with their subject, scopes and expiry (never the token)."""
-    records = state.get_container().token_service().list()
+    """Tokens with their subject, scopes, expiry and state: active, expired or revoked (never the token)."""
+    container = state.get_container()
+    records = container.token_service().list()
+    now = container.clock().now()
     if as_json:
-        emit_json([r.to_dict() for r in records])
+        emit_json([{**r.to_dict(), "state": _state(r, now)} for r in records])
         return
     rows = [[r.id, r.subject, ",".join(sorted(p.value for p in r.permissions)), ",".join(sorted(r.projects)) or "-",
-             r.expires_at.isoformat(timespec="seconds"), "revoked" if r.revoked_at else "active"] for r in records]
+             utc_iso(r.expires_at), _state(r, now)] for r in records]
     click.echo(table(["id", "subject", "scopes", "projects", "expires", "state"], rows) if rows else "no tokens")
+
+
+def _state(record: ApiToken, now: datetime) -> str:
+    """What authentication would make of the token now: a revoked one stays `revoked` after it expires too."""
+    if record.revoked_at is not None:
+        return "revoked"
+    return "expired" if record.expires_at <= now else "active"
 
 
 @tokens_group.command("revoke")

@@ -38,6 +38,10 @@ def read_value(value: str | None, file: Path | None, as_json: bool) -> SecretVal
 
 def _from_stdin() -> SecretValue:
     data = sys.stdin.buffer.read()
+    if not data:
+        # `sprongus secrets set S K < /dev/null` (or an empty variable piped in) stored "" without a word. An empty
+        # value stays legal, so it is stored; the warning makes the accident visible.
+        click.echo("warning: the value is empty (stdin was empty); stored as given", err=True)
     # `echo "$TOKEN" | sprongus secrets set ...` must store the token, not the token and a newline.
     if data.endswith(b"\r\n"):
         data = data[:-2]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from typing import Any
 
 import boto3
@@ -17,18 +16,12 @@ from botocore.config import Config
 
 from sprongus.adapters.kms_aws import AwsKmsMasterKeyProvider
 from sprongus.domain.errors import ConfigError
-from sprongus.entrypoints.kms import KmsOptions, ProviderUri
-
-ARN = re.compile(r"arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):\d{12}:(key/[A-Za-z0-9-]+|alias/[A-Za-z0-9/_-]+)")
-ALIAS = re.compile(r"alias/[A-Za-z0-9/_-]+")
+from sprongus.entrypoints.kms import KmsOptions, ProviderUri, resource_match
 
 
 def build(uri: ProviderUri, options: KmsOptions) -> AwsKmsMasterKeyProvider:
-    arn = ARN.fullmatch(uri.resource)
-    if arn is None and not ALIAS.fullmatch(uri.resource):
-        raise ConfigError("SPRONGUS_KEY_PROVIDER: an aws:// URI names a KMS key: "
-                          "aws://arn:aws:kms:REGION:ACCOUNT:key/ID or aws://alias/NAME")
-    region = arn["region"] if arn else os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    arn = resource_match(uri)
+    region = arn["region"] or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if not region:
         raise ConfigError("SPRONGUS_KEY_PROVIDER: aws://alias/NAME needs AWS_REGION (or name the key by its ARN)")
     config = Config(connect_timeout=options.timeout, read_timeout=options.timeout,

@@ -15,7 +15,6 @@ SPRONGUS_KMS_CA_FILE decides which certificate it may present.
 from __future__ import annotations
 
 import ipaddress
-import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,9 +24,7 @@ from azure.keyvault.keys.crypto import CryptographyClient
 
 from sprongus.adapters.kms_azure import AzureKeyVaultMasterKeyProvider
 from sprongus.domain.errors import ConfigError
-from sprongus.entrypoints.kms import KmsOptions, ProviderUri
-
-_URI = re.compile(r"(?P<host>[^/]+)/keys/(?P<name>[0-9A-Za-z-]{1,127})(?:/(?P<version>[0-9A-Za-z]{1,64}))?")
+from sprongus.entrypoints.kms import KmsOptions, ProviderUri, resource_match
 
 
 def default_credential() -> TokenCredential:
@@ -38,10 +35,7 @@ def default_credential() -> TokenCredential:
 
 def build(uri: ProviderUri, options: KmsOptions,
           credential: TokenCredential | None = None) -> AzureKeyVaultMasterKeyProvider:
-    match = _URI.fullmatch(uri.resource)
-    if match is None:
-        raise ConfigError("SPRONGUS_KEY_PROVIDER: an azure:// URI names a key: "
-                          "azure://VAULT.vault.azure.net/keys/NAME[/VERSION]")
+    match = resource_match(uri)
     vault_url = (uri.endpoint or f"https://{match['host']}").rstrip("/")
     if urlsplit(vault_url).scheme != "https":
         raise ConfigError("SPRONGUS_KMS_ENDPOINT: Azure Key Vault needs an https:// endpoint (the SDK never sends "

@@ -6,7 +6,6 @@ in prod), which gets an insecure channel and no credentials at all.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,16 +18,13 @@ from google.cloud.kms_v1.services.key_management_service.transports import KeyMa
 
 from sprongus.adapters.kms_gcp import GcpKmsMasterKeyProvider
 from sprongus.domain.errors import ConfigError
-from sprongus.entrypoints.kms import KmsOptions, ProviderUri
+from sprongus.entrypoints.kms import KmsOptions, ProviderUri, resource_match
 
-KEY_NAME = re.compile(r"projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+")
 DEFAULT_HOST = "cloudkms.googleapis.com"
 
 
 def build(uri: ProviderUri, options: KmsOptions) -> GcpKmsMasterKeyProvider:
-    if not KEY_NAME.fullmatch(uri.resource):
-        raise ConfigError("SPRONGUS_KEY_PROVIDER: a gcp:// URI names a crypto key (not a version): "
-                          "gcp://projects/P/locations/L/keyRings/R/cryptoKeys/K")
+    resource_match(uri)
     # Retry only what is certainly safe and transient, and never past the timeout: the SDK default is 60 s.
     bounded = retry.Retry(initial=0.1, maximum=1.0, multiplier=2.0, timeout=options.timeout,
                           predicate=retry.if_exception_type(exceptions.ServiceUnavailable))

@@ -9,23 +9,17 @@ The token is handed to hvac and never logged or put in an error message.
 from __future__ import annotations
 
 import os
-import re
 
 import hvac  # type: ignore[import-untyped]
 import requests.adapters
 
 from sprongus.adapters.kms_vault import VaultTransitMasterKeyProvider
 from sprongus.domain.errors import ConfigError
-from sprongus.entrypoints.kms import KmsOptions, ProviderUri
-
-_URI = re.compile(r"(?P<host>[^/]+)/(?P<mount>[A-Za-z0-9._/-]+?)/keys/(?P<name>[A-Za-z0-9._-]+)")
+from sprongus.entrypoints.kms import KmsOptions, ProviderUri, resource_match
 
 
 def build(uri: ProviderUri, options: KmsOptions) -> VaultTransitMasterKeyProvider:
-    match = _URI.fullmatch(uri.resource)
-    if match is None:
-        raise ConfigError("SPRONGUS_KEY_PROVIDER: a vault:// URI names a transit key: "
-                          "vault://HOST:PORT/transit/keys/NAME (the mount is the path before /keys/)")
+    match = resource_match(uri)
     token = hvac.utils.get_token_from_env()  # VAULT_TOKEN, else ~/.vault-token, as the vault CLI does
     if not token:
         raise ConfigError("VAULT_TOKEN: the vault:// key provider needs a Vault token (VAULT_TOKEN or "
