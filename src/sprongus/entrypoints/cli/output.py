@@ -37,25 +37,36 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 @contextmanager
-def progress(label: str) -> Iterator[Callable[[int, int | None], None] | None]:
-    """A progress bar on stderr when it is a terminal; otherwise no callback at all."""
+def progress(label: str, total: Callable[[], int] | None = None) -> Iterator[Callable[[int, int | None], None] | None]:
+    """A progress bar on stderr when it is a terminal; otherwise no callback at all.
+
+    Work whose service reports no total as it goes (a scope's rotation) passes `total`: it is counted once, up
+    front and on a terminal only (scripts pay nothing), so that the long commands all show the same bar. Without
+    either, the count is rewritten in place.
+    """
     if not sys.stderr.isatty():
         yield None
         return
     state: dict[str, Any] = {"bar": None, "done": 0}
 
-    def update(done: int, total: int | None) -> None:
-        if total is None:  # unknown length: a counter rewritten in place
+    def start(length: int) -> None:
+        bar: Any = click.progressbar(length=length, label=label, file=sys.stderr)
+        bar.__enter__()
+        state["bar"] = bar
+
+    def update(done: int, known: int | None) -> None:
+        if known is None and state["bar"] is None:  # unknown length: a counter rewritten in place
             click.echo(f"\r{label}: {done}", nl=False, err=True)
             state["counter"] = True
             return
         if state["bar"] is None:
-            bar: Any = click.progressbar(length=total, label=label, file=sys.stderr)
-            bar.__enter__()
-            state["bar"] = bar
+            start(known or done)
         state["bar"].update(done - state["done"])
         state["done"] = done
 
+    counted = total() if total is not None else 0
+    if counted > 0:
+        start(counted)
     try:
         yield update
     finally:

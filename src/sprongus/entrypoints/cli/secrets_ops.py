@@ -26,20 +26,46 @@ def rotate_command(state: CliState, scope: Scope, key: str | None, prefix: str) 
     """Re-encrypt with a fresh data key (version+1): one key, a prefix, or the whole scope."""
     if key and prefix:
         raise ValidationError("prefix", "give either KEY or --prefix, not both")
-    with progress("rotating") as report:
+    from sprongus.service.pages import api_views  # loads the domain's records: not for --help
+
+    count = None if key else (lambda: sum(1 for _ in api_views(state.api, scope, prefix)))
+    with progress("rotating", total=count) as report:
         result = state.api.rotate(scope, key, prefix, progress=report)
     click.echo(f"rotated {result.rotated} secret{'s' if result.rotated != 1 else ''} in {scope}")
 
 
+RUN_USAGE = "sprongus secrets run SCOPE [OPTIONS] -- COMMAND [ARG]..."
+_VALUED = ("--prefix", "--allow-env")  # run's options that take a value: the word after them is not the command
+
+
 class _RunCommand(click.Command):
-    """`secrets run SCOPE python3 -c ...` without `--` reads `-c` as an option of ours: say how to fix it."""
+    """`secrets run SCOPE python3 -c ...` without `--` reads `-c` as an option of ours: say how to fix it, in one
+    line. An unknown option before the command (a typo of ours, `--overide`) keeps Click's own message."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        given = list(args)  # Click's parser consumes the list it is handed
         try:
             return super().parse_args(ctx, args)
         except click.NoSuchOption as exc:
-            raise click.UsageError(f"{exc.format_message()} Put -- before COMMAND so that its options are not "
-                                   "read as sprongus options.", ctx) from None
+            if _after_command(given, exc.option_name):
+                raise ValidationError("command", f"put -- before it: {RUN_USAGE}") from None
+            raise
+
+
+def _after_command(args: list[str], option: str) -> bool:
+    """Whether `option` comes after SCOPE and a first word of the command."""
+    words, skip = 0, False
+    for arg in args:
+        short_cluster = len(option) == 2 and arg.startswith(option) and not arg.startswith("--")  # `ls -lh`
+        if arg == option or arg.startswith(option + "=") or short_cluster:
+            return words >= 2
+        if skip:
+            skip = False
+        elif arg in _VALUED:
+            skip = True
+        elif not arg.startswith("-"):
+            words += 1
+    return False
 
 
 @remote_option
