@@ -91,7 +91,8 @@ def drill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Drill]:
         server = {**settings, "SPRONGUS_DATABASE_URL": f"postgresql://{pg.app_role}@127.0.0.1:{pg_proxy.port}/{pg.name}",
                   "SPRONGUS_RATE_LIMIT_STORAGE": f"redis://127.0.0.1:{redis_proxy.port}{redis_url.path}",
                   "SPRONGUS_DB_STATEMENT_TIMEOUT": "1", "SPRONGUS_DB_CONNECT_TIMEOUT": "2",
-                  "SPRONGUS_READY_MAX_AGE": "0"}
+                  "SPRONGUS_READY_MAX_AGE": "0",
+                  "SPRONGUS_RATE_LIMIT_WRITE": "100000/minute"}  # the load drill writes fast; limits are not tested
         log = root / "gunicorn.log"
         proc, url = start_gunicorn(machine, server, log)
         stack.callback(stop, proc)
@@ -227,3 +228,45 @@ def test_a_server_started_during_a_database_outage_serves_503s_and_recovers_with
     finally:
         stop(proc)
         proxy.kill()
+
+
+def test_a_database_outage_under_load_loses_no_acknowledged_write(drill: Drill) -> None:
+    """Writers keep writing (each to keys of its own) while the database goes away and comes back: every write that
+    was answered 2xx is there afterwards with that version, and every other answer was a quick 503."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Event
+
+    stop_writing = Event()
+
+    def writer(index: int) -> list[tuple[str, int, int]]:
+        answers = []
+        n = 0
+        while not stop_writing.is_set():
+            path = f"/v1/secrets/user/{drill.subject}/load.w{index}.k{n % 5}"
+            response, seconds = drill.call("PUT", path, json={"value": f"v{n}"})
+            assert seconds < BOUND, seconds
+            version = response.json().get("version", 0) if response.status_code in (200, 201) else 0
+            answers.append((path, response.status_code, version))
+            n += 1
+        return answers
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(writer, i) for i in range(4)]
+        time.sleep(1.0)
+        drill.pg_proxy.kill()
+        time.sleep(1.5)
+        drill.restart("pg_proxy")
+        time.sleep(1.5)
+        stop_writing.set()
+        answers = [answer for future in futures for answer in future.result()]
+
+    statuses = {status for _, status, _ in answers}
+    assert statuses <= {200, 201, 503}, statuses
+    assert 503 in statuses and {200, 201} & statuses  # the outage was met, and writes went on after it
+    acknowledged: dict[str, int] = {}
+    for path, status, version in answers:
+        if status in (200, 201):
+            acknowledged[path] = max(acknowledged.get(path, 0), version)
+    for path, version in acknowledged.items():
+        stored, _ = drill.call("GET", path)
+        assert stored.status_code == 200 and stored.json()["version"] >= version, (path, stored.text)
