@@ -1,6 +1,6 @@
 """Keeps a local CLI command from loading integrations it never uses.
 
-dependency-injector probes yaml, pydantic-settings, FastAPI, Starlette and werkzeug (flask) when it is imported,
+dependency-injector probes yaml, pydantic(-settings), FastAPI, Starlette and werkzeug (flask) when it is imported,
 and peewee and playhouse (the migrations' pool module) probe the Postgres drivers: together ~100 ms of a local
 `secrets get`. While those libraries load,
 the probed modules are reported missing (their importers catch ImportError); nothing is left behind, so a later
@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from importlib.machinery import ModuleSpec
 from types import ModuleType
 
-NEVER_LOCAL = ("yaml", "pydantic_settings", "fastapi", "fast_depends", "starlette", "werkzeug", "flask")
+NEVER_LOCAL = ("yaml", "pydantic_settings", "pydantic", "fastapi", "fast_depends", "starlette", "werkzeug", "flask")
 POSTGRES_DRIVERS = ("psycopg", "psycopg2")
 
 
