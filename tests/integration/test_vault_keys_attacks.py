@@ -181,3 +181,20 @@ def test_a_provider_that_refuses_this_identity_proves_nothing_about_a_new_key(tm
     with pytest.raises(KeyAccessDenied):  # exit 2: fix the permission; k2 is not recorded on its account
         write(switched, "new")
     assert ("master", "env:k2") not in sql(tmp_path, "SELECT kind, key_id FROM vault_key")
+
+
+def test_a_kms_primary_version_that_changes_during_the_first_record_is_retried_not_misrecorded(
+        tmp_path: Path, vaults: list[Container]) -> None:
+    from dataclasses import replace
+
+    vaults.append(vault := open_vault(tmp_path, key("k1")))
+    envelope = vault.envelope()
+    real_wrap = envelope.wrap_key
+    envelope.wrap_key = lambda k, aad: replace(real_wrap(k, aad), master_key_id="env:k9")  # type: ignore[method-assign]
+    with pytest.raises(KeyProviderUnavailable, match="changed while it was checked"):  # exit 8: try again
+        write(vault)
+    assert sql(tmp_path, "SELECT key_id FROM vault_key") == [] and sql(tmp_path, "SELECT * FROM secret_kv") == []
+    envelope.wrap_key = real_wrap  # type: ignore[method-assign]
+    write(vault)
+    assert sql(tmp_path, "SELECT key_id FROM vault_key WHERE kind = 'master'") == [("env:k1",)]
+    assert reveal(vault) == CANARY

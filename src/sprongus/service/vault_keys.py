@@ -21,6 +21,7 @@ from sprongus.domain.errors import (
     KeyAccessDenied,
     KeyDisabled,
     KeyProviderError,
+    KeyProviderUnavailable,
     Unavailable,
     VaultKeyMismatch,
 )
@@ -168,9 +169,10 @@ class VaultKeys:
 
     def _record(self, current: str) -> None:
         wrapped = self._envelope.wrap_key(self._random.bytes(32), check_aad(current))
-        if wrapped.master_key_id != current:  # a KMS changed its primary version meanwhile: check that one later
+        if wrapped.master_key_id != current:  # a KMS changed its primary version meanwhile: check that one next
             self._checked = None
-            raise KeyProviderError(f"the current master key changed while it was checked ({current}); try again")
+            raise KeyProviderUnavailable(f"the current master key changed while it was checked ({current}); "
+                                         "try again")
         record = VaultKeyRecord(MASTER, current, wrapped.blob, current, self._clock.now())
 
         def still_matches(records: list[VaultKeyRecord]) -> bool:  # under the store's lock: one first writer wins
