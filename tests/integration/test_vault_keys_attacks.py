@@ -198,3 +198,63 @@ def test_a_kms_primary_version_that_changes_during_the_first_record_is_retried_n
     write(vault)
     assert sql(tmp_path, "SELECT key_id FROM vault_key WHERE kind = 'master'") == [("env:k1",)]
     assert reveal(vault) == CANARY
+
+
+def test_a_key_file_replaced_under_a_running_process_is_checked_before_it_writes(tmp_path: Path) -> None:
+    def file_vault(home: Path) -> Container:
+        return build_container(Settings.from_mapping({"SPRONGUS_ENV": "dev", "SPRONGUS_HOME": str(home),
+                                                      "SPRONGUS_KEY_PROVIDER": "file"}), notice=lambda _: None)
+
+    server, other = file_vault(tmp_path / "home"), file_vault(tmp_path / "other")
+    write(server)
+    write(other, "theirs")
+    original = (tmp_path / "home" / "master.key").read_bytes()
+    (tmp_path / "home" / "master.key").write_bytes((tmp_path / "other" / "master.key").read_bytes())
+    server.vault_keys().refresh_seconds = 0.0  # the refresh re-reads the file (the gunicorn drill waits 5 s)
+    before = sql(tmp_path / "home", "SELECT key_name, master_key_id FROM secret_kv")
+    for _ in range(2):
+        with pytest.raises(VaultKeyMismatch):
+            write(server, "under.the.wrong.key")
+    assert sql(tmp_path / "home", "SELECT key_name, master_key_id FROM secret_kv") == before
+    assert len(sql(tmp_path / "home", "SELECT key_id FROM vault_key WHERE kind = 'master'")) == 1
+
+    (tmp_path / "home" / "master.key").write_bytes(original)  # the right file back: no restart needed
+    write(server, "after")
+    assert reveal(server, "after") == CANARY
+    for vault in (server, other):
+        vault.database().db.close()
+
+
+def test_junk_data_rows_under_the_next_key_id_do_not_refuse_the_right_key(tmp_path: Path,
+                                                                         vaults: list[Container]) -> None:
+    k1, k2 = key("k1"), key("k2")
+    vaults.append(vault := open_vault(tmp_path, k1))
+    write(vault)
+    (row,) = sql(tmp_path, "SELECT * FROM secret_kv")
+    junk = list(row)
+    junk[0], junk[3], junk[8] = "junk-id", "junk.key", "env:k2"  # id, key_name, master_key_id: a planted row
+    sql(tmp_path, f"INSERT INTO secret_kv VALUES ({', '.join('?' * len(junk))})", *junk)
+    vaults.append(rotated := open_vault(tmp_path, f"{k2},{k1}"))  # the operator's next key: not refused
+    write(rotated, "fresh")
+    assert reveal(rotated, "fresh") == CANARY
+
+
+def test_a_refused_identity_while_hmac_keys_load_is_not_tampering(tmp_path: Path, vaults: list[Container]) -> None:
+    k1 = key("k1")
+    vaults.append(first := open_vault(tmp_path, k1))
+    write(first)
+    vaults.append(second := open_vault(tmp_path, k1))
+    keys = second.master_keys()
+    real_unwrap, refused = keys.unwrap, {"on": True}
+
+    def flaky(blob: bytes, key_id: str, aad: bytes) -> bytes:
+        if refused["on"] and aad.startswith(hmac_aad("")[:24]):
+            raise KeyAccessDenied("the KMS refused this identity")
+        return real_unwrap(blob, key_id, aad)
+
+    keys.unwrap = flaky  # type: ignore[method-assign]
+    with pytest.raises(KeyAccessDenied):  # exit 2: a permission to fix, never "integrity check failed"
+        reveal(second)
+    refused["on"] = False
+    assert reveal(second) == CANARY
+    assert len(sql(tmp_path, "SELECT key_id FROM vault_key WHERE kind = 'hmac'")) == 1

@@ -68,7 +68,7 @@ def test_a_new_local_master_key_also_rotates_the_hmac_key_and_old_rows_still_ver
     container = build_container(_settings(tmp_path, SPRONGUS_KEY_PROVIDER="file"))
     service = use_cases(container)
     service.secrets.set(OWNER, SCOPE, "old", SecretValue(CANARY))
-    container.key_material().add_master_key()
+    container.key_material().add_master_key()  # keys re-read: the next write checks the new key first
     service.secrets.set(OWNER, SCOPE, "new", SecretValue(CANARY))
     with container.unit_of_work().transaction(OWNER) as repo:
         tags = {key: (repo.get(SCOPE, key).hmac or "").rsplit(":", 1)[0] for key in ("old", "new")}  # type: ignore[union-attr]

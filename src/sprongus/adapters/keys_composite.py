@@ -43,6 +43,8 @@ class CompositeMasterKeyProvider:
         with self._lock:
             if self._reload is None or key_id in self._reloaded_for:
                 return False
+            if len(self._reloaded_for) >= 1000:  # ids from imported bundles: bounded, never a growing set
+                self._reloaded_for.clear()
             self._reloaded_for.add(key_id)
             self._reload()
             return True

@@ -42,6 +42,7 @@ class RotationReport:
 
     rotated: int = 0
     skipped: int = 0
+    hmac_keys_damaged: int = 0  # rotate_master: the vault's HMAC key records that did not open, left as they were
 
 
 @dataclass

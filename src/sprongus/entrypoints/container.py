@@ -102,7 +102,8 @@ def _hmac_keys(current: km.KeyMaterial, retired: list[km.KeyMaterial],
 
 def _vault_keys(storage: Storage, envelope: Envelope, clock: Any, random: Any, material: km.KeyMaterial,
                 stored_hmac: StoredHmacKeys) -> VaultKeys:
-    source = KeySource(material.location, material.has_key, material.reload, material.add_hmac_key)
+    source = KeySource(material.location, material.has_key, material.reload, material.add_hmac_key,
+                       material.generation)
     return VaultKeys(storage.vault_keys, envelope, clock, random, source,
                      stored_hmac if material.hmac is None else None)
 

@@ -32,6 +32,7 @@ class KeyMaterial:
     reload: Callable[[], None] | None = None
     add_hmac_key: Callable[[], None] | None = None
     has_key: Callable[[], bool] = lambda: True
+    generation: Callable[[], int] = lambda: 0  # grows whenever the keys are re-read: the vault check looks again
 
 
 def memory_keys() -> KeyMaterial:
@@ -40,17 +41,22 @@ def memory_keys() -> KeyMaterial:
     master = LocalMasterKeyProvider("memory", versions.master)
     hmac = StaticHmacKeyring(versions.hmac, "memory")
 
+    generation = [0]
+
     def add_master_key() -> None:
         nonlocal versions
         versions = versions.with_new_master()
         master.reload(versions.master)
+        generation[0] += 1
 
     def add_hmac_key() -> None:
         nonlocal versions
         versions = versions.with_new_hmac()
         hmac.reload(versions.hmac)
+        generation[0] += 1
 
-    return KeyMaterial(master, hmac, "memory", "process memory", add_master_key, add_hmac_key=add_hmac_key)
+    return KeyMaterial(master, hmac, "memory", "process memory", add_master_key, add_hmac_key=add_hmac_key,
+                       generation=lambda: generation[0])
 
 
 def env_keys(master_keys: str | None, hmac_keys: str | None) -> KeyMaterial:
@@ -125,13 +131,16 @@ def _local(provider: str, store: _KeptKeys, location: str, missing: str, create:
 
     master = LocalMasterKeyProvider(provider, versions.master if versions else [], first_key, missing)
 
+    generation = [0]
+
     def adopt(new: KeyVersions) -> None:
         master.reload(new.master)
         hmac.reload(new.hmac)
+        generation[0] += 1
 
     return KeyMaterial(master, hmac, provider, location,
                        add_master_key=lambda: adopt(store.add_master_key()),
                        reload=lambda: adopt(store.load_existing()) if master.has_key else None,
                        add_hmac_key=lambda: adopt(store.add_hmac_key()),
-                       has_key=lambda: master.has_key)
+                       has_key=lambda: master.has_key, generation=lambda: generation[0])
 

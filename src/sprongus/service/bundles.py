@@ -52,6 +52,7 @@ class BundleCodec:
             self._d.sealer.before_key_use()
             bundle_key = self._d.random.bytes(32)
             wrapped = envelope.wrap_key(bundle_key, fmt.BUNDLE_KEY_AAD)
+            self._d.sealer.confirm(wrapped.master_key_id)
             protection: dict[str, Any] = {"type": "master-key", "masterKeyId": wrapped.master_key_id,
                                           "wrappedKey": fmt.b64(wrapped.blob)}
             mac_key = bundle_key

@@ -84,6 +84,7 @@ class RevealTokenOps:
         use the master key cannot forge a grant for someone else's secret."""
         key = self._d.random.bytes(32)
         wrapped = self._d.sealer.envelope.wrap_key(key, GRANT_AAD + digest.encode())
+        self._d.sealer.confirm(wrapped.master_key_id)
         mac = hmac.digest(key, _grant_body(grant, digest), "sha256")
         return "|".join([wrapped.master_key_id, base64.b64encode(wrapped.blob).decode(),
                          base64.b64encode(mac).decode()])

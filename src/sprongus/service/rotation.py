@@ -118,6 +118,7 @@ class RotationOps:
             moved, skipped = (0, 0)
             if self._d.sealer.vault_keys is not None:  # the vault's HMAC keys move onto the current key too
                 moved, skipped = self._d.sealer.vault_keys.rewrap_hmac_keys()
+                report.hmac_keys_damaged = skipped
             self._d.auditor.record(principal, AuditAction.ROTATE_MASTER, None, None, None,
                                    rotated=report.rotated, master_key_id=current, hmac_keys_moved=moved,
                                    hmac_keys_damaged=skipped)
@@ -126,6 +127,7 @@ class RotationOps:
     def _rewrapped(self, row: SecretRecord) -> SecretRecord:
         aad = aad_for(row.scope, row.key, row.version)
         sealed = self._d.sealer.envelope.rewrap(sealed_of(row), aad)
+        self._d.sealer.confirm(sealed.master_key_id)
         return replace(row, dek_wrapped=sealed.dek_wrapped, master_key_id=sealed.master_key_id, hmac=sealed.hmac,
                        checksum=checksum(sealed, aad))
 

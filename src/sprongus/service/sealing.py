@@ -41,6 +41,11 @@ class Sealer:
     def new_id(self) -> str:
         return str(uuid.UUID(bytes=self._random.bytes(16), version=4))
 
+    def confirm(self, master_key_id: str) -> None:
+        """The key that just sealed or wrapped is the one checked against the vault (see VaultKeys.confirm)."""
+        if self.vault_keys is not None:
+            self.vault_keys.confirm(master_key_id)
+
     def before_key_use(self) -> None:
         """Before the master key wraps a bundle key or a reveal grant: it matches the vault (and is never made)."""
         if self.vault_keys is not None:
@@ -51,12 +56,11 @@ class Sealer:
         """A new version of (scope, key): version+1, meta kept unless given, timestamps carried over."""
         if previous is not None and previous.defect:  # its version, times and meta are placeholders
             raise IntegrityError()
-        if self.vault_keys is not None and not self.vault_keys.ready:
-            raise AssertionError("before_write() must run before a value is sealed")
         now = self._clock.now()
         version = 1 if previous is None else previous.version + 1
         aad = aad_for(scope, key, version)
         sealed = self.envelope.seal(value, aad)
+        self.confirm(sealed.master_key_id)
         return SecretRecord(
             id=previous.id if previous else self.new_id(),
             scope=scope, key=key, ciphertext=sealed.ciphertext, dek_wrapped=sealed.dek_wrapped,

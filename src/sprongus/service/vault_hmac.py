@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 
 from sprongus.domain.envelope import Envelope, length_prefixed
-from sprongus.domain.errors import IntegrityError, KeyProviderError, Unavailable
+from sprongus.domain.errors import IntegrityError, KeyAccessDenied, KeyDisabled, KeyProviderError, Unavailable
 from sprongus.ports import Clock
 from sprongus.ports.random import RandomSource
 from sprongus.ports.vault_keys import HMAC, VaultKeyRecord, VaultKeyStore
@@ -82,8 +82,8 @@ class StoredHmacKeys:
             try:
                 keys.append((record.key_id, self._envelope.unwrap_key(record.blob, record.master_key_id,
                                                                       hmac_aad(record.key_id))))
-            except Unavailable:
-                raise
+            except (Unavailable, KeyAccessDenied, KeyDisabled):
+                raise  # the key could not be used now: not a damaged row, and nothing to forget or replace
             except (IntegrityError, KeyProviderError):
                 continue  # a damaged row: the values it signed fail their check, and `keys verify` names them
         self.keyring.adopt(keys)
@@ -120,7 +120,7 @@ class StoredHmacKeys:
                 continue
             try:
                 key = self._envelope.unwrap_key(record.blob, record.master_key_id, hmac_aad(record.key_id))
-            except Unavailable:
+            except (Unavailable, KeyAccessDenied, KeyDisabled):
                 raise
             except (IntegrityError, KeyProviderError):
                 skipped += 1

@@ -46,6 +46,7 @@ class KeySource:
     has_key: Callable[[], bool]  # False: a local provider whose key does not exist yet (made by the first write)
     reload: Callable[[], None] | None = None
     add_own_hmac_key: Callable[[], None] | None = None  # file/keychain/memory keep HMAC keys beside the master key
+    generation: Callable[[], int] = lambda: 0  # changes when the keys were re-read (a new key may be current)
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class VaultKeys:
         self._recorded = False  # ... and the vault holds its record
         self._refreshed_at = -float("inf")
         self._hmac_ready = False
+        self._seen_generation = source.generation()
         self.refresh_seconds = refresh_seconds
 
     @property
@@ -109,17 +111,20 @@ class VaultKeys:
         `fresh`: check now, whatever the time (a master-key rotation, which may follow a key added just now)."""
         if fresh:
             self._refreshed_at = -float("inf")
-        if self.ready and not self._refresh_due():
+        if self.ready and not self._refresh_due() and self._source.generation() == self._seen_generation:
             return
         with self._lock:
             records = self._store.records()
-            if not self._recorded or self._refresh_due():
+            if not self._recorded or self._refresh_due() or self._source.generation() != self._seen_generation:
+                if self._hmac is None and self._source.add_own_hmac_key is not None and self._source.reload:
+                    # A local keyring (`keys rotate-hmac` elsewhere added a version), re-read before the check:
+                    # whatever it now holds is what gets checked, never used unchecked.
+                    self._source.reload()
                 self._verify(records, creating=True, current=self._adopt_newer_key(records))
                 if self._hmac is not None:
                     self._hmac.refresh(records)
-                elif self._source.add_own_hmac_key is not None and self._source.reload is not None:
-                    self._source.reload()  # a local keyring: `keys rotate-hmac` elsewhere added a version
                 self._refreshed_at = time.monotonic()
+                self._seen_generation = self._source.generation()
             if self._hmac is not None:
                 self._hmac.ensure()
             self._hmac_ready = True
@@ -145,32 +150,49 @@ class VaultKeys:
         if current != self._checked:
             if not self._matches(current, masters):
                 raise self._mismatch(current)
-            self._checked, self._recorded = current, current in masters
-        if creating and not self._recorded:
+            recorded = current in masters
+            if creating and not recorded:
+                self._record(current)  # before the key counts as checked: a failed record leaves it unchecked
+                recorded = True
+            self._checked, self._recorded = current, recorded
+        elif creating and not self._recorded:
             self._record(current)
+            self._recorded = True
+
+    def confirm(self, master_key_id: str) -> None:
+        """After sealing or wrapping, before anything is stored: the key that did it is the checked one. A key
+        file replaced under a running process, or re-read for an unknown key id, is never used unchecked."""
+        if master_key_id != self._checked:
+            self._refreshed_at = -float("inf")  # the next write checks the key now in use
+            raise KeyProviderUnavailable("the master key changed while this request ran; nothing was written, "
+                                         "try again")
 
     def _matches(self, current: str, masters: dict[str, VaultKeyRecord]) -> bool:
-        if current in masters and self._opens(masters[current]):
-            return True
-        # Its record is missing or does not open (damaged, or written by someone with the database but not the
-        # key): the data it wrapped decides; a key with none is new, and must open what the vault was written with.
-        wrapped_by_it = self._store.data_keys(_SAMPLES, current)
-        if wrapped_by_it:
-            return any(self._opens_data_key(sample) for sample in wrapped_by_it)
+        if current in masters:
+            if self._opens(masters[current]):
+                return True
+            # Its record does not open (damaged): the data it wrapped decides.
+            if any(self._opens_data_key(sample) for sample in self._store.data_keys(_SAMPLES, current)):
+                return True
+        # A key the vault has no record of must open what the vault was written with: a record of another key, or
+        # data those keys wrapped; never data claiming to be its own (junk rows must not decide for it).
         return self._others_open({k: r for k, r in masters.items() if k != current})
 
     def _others_open(self, masters: dict[str, VaultKeyRecord]) -> bool:
-        """The configured keys open what the vault was written with: a record, else (records damaged, or none yet)
-        a stored data key. An empty vault with no records opens trivially."""
+        """The configured keys open what the vault was written with: a record, else data a recorded key wrapped.
+        With no records (a new vault, or one from before records) the stored data keys decide; an empty vault
+        opens trivially."""
         if any(self._opens(record) for record in masters.values()):
             return True
+        if masters:
+            return any(self._opens_data_key(sample) for key_id in masters
+                       for sample in self._store.data_keys(_SAMPLES, key_id))
         samples = self._store.data_keys(_SAMPLES)
-        return (not samples and not masters) or any(self._opens_data_key(sample) for sample in samples)
+        return not samples or any(self._opens_data_key(sample) for sample in samples)
 
     def _record(self, current: str) -> None:
         wrapped = self._envelope.wrap_key(self._random.bytes(32), check_aad(current))
         if wrapped.master_key_id != current:  # a KMS changed its primary version meanwhile: check that one next
-            self._checked = None
             raise KeyProviderUnavailable(f"the current master key changed while it was checked ({current}); "
                                          "try again")
         record = VaultKeyRecord(MASTER, current, wrapped.blob, current, self._clock.now())
@@ -179,9 +201,7 @@ class VaultKeys:
             return self._matches(current, {r.key_id: r for r in records if r.kind == MASTER})
 
         if not self._store.add_master(record, still_matches):
-            self._checked = None
             raise self._mismatch(current)
-        self._recorded = True
 
     def _mismatch(self, current: str) -> VaultKeyMismatch:
         return VaultKeyMismatch(f"the master key does not match this vault: {current} ({self._source.location}) "

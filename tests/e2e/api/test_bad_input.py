@@ -156,12 +156,13 @@ def test_idempotency_fingerprints_use_a_key_derived_from_but_not_equal_to_the_va
         (stored,) = db.execute("SELECT fingerprint FROM idempotency_key").fetchone()
     db.close()
     keys = api.container.hmac_keys()
-    value_key = keys.key(keys.current_key_id())
+    key_id = keys.current_key_id()
+    value_key = keys.key(key_id)
     material = b"\n".join([b"PUT", KEY.encode(), body])
     derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
                    info=b"sprongus idempotency fingerprint v1").derive(value_key)
     assert derived != value_key
-    assert stored != "hmac:" + base64.b64encode(hmac.digest(value_key, material, "sha256")).decode()
-    assert stored == "hmac:" + base64.b64encode(hmac.digest(derived, material, hashlib.sha256)).decode()
+    assert stored != f"hmac:{key_id}:" + base64.b64encode(hmac.digest(value_key, material, "sha256")).decode()
+    assert stored == f"hmac:{key_id}:" + base64.b64encode(hmac.digest(derived, material, hashlib.sha256)).decode()
     replay = _send(api, "PUT", KEY, body, **{"Idempotency-Key": "k-1"})
     assert replay.headers["Idempotent-Replayed"] == "true"

@@ -74,10 +74,9 @@ def create_app(container: Container | None = None) -> Flask:
                                         "info": {"description": "SecretKV: masked reads, explicit reveals"}})
     api = ProblemApi(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
-    hmac_keys = container.hmac_keys()
-    current = hmac_keys.current_key_id()
-    idempotency = Idempotency(container.idempotency_store(), container.clock(),
-                              fingerprint_key(hmac_keys.key(current)) if current else None)
+    # The HMAC keys are looked up per request: at start-up they may not exist yet, or their store may be down.
+    idempotency = Idempotency(container.idempotency_store(), container.clock(), container.hmac_keys(),
+                              fingerprint_key)
     cases = UseCases(container.secret_ops(), container.transfer_ops(), container.rotation_ops(),
                      container.reveal_token_ops(), container.service_deps().auditor)
     blueprint = secrets_blueprint(cases, container.token_service(), container.recent_auth(), idempotency)

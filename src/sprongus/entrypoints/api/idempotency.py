@@ -11,8 +11,9 @@ from typing import Any, ClassVar
 
 from flask import Response, g, request
 
-from sprongus.domain.errors import Conflict, ValidationError
+from sprongus.domain.errors import Conflict, IntegrityError, ValidationError
 from sprongus.ports.clock import Clock
+from sprongus.ports.crypto import HmacKeyring
 from sprongus.ports.tokens import IdempotencyStore, StoredResponse
 
 REPLAYED_HEADERS = ("Content-Type", "ETag", "Cache-Control", "Location")
@@ -31,16 +32,31 @@ Precheck = Callable[..., None]
 
 
 class Idempotency:
-    def __init__(self, store: IdempotencyStore, clock: Clock, fingerprint_key: bytes | None) -> None:
+    def __init__(self, store: IdempotencyStore, clock: Clock, hmac_keys: HmacKeyring,
+                 derive: Callable[[bytes], bytes]) -> None:
+        """`derive` turns a value-HMAC key into the fingerprint key (never the value key itself)."""
         self._store = store
         self._clock = clock
-        self._key = fingerprint_key
+        self._hmac_keys = hmac_keys
+        self._derive = derive
 
-    def fingerprint(self, subject: str) -> str:
-        """Keyed, so the stored fingerprint of a PUT reveals nothing about its value."""
+    def fingerprint(self, subject: str, like: str | None = None) -> str:
+        """Keyed, so the stored fingerprint of a PUT reveals nothing about its value: `hmac:<key id>:<mac>`.
+
+        The key is looked up per request, not fixed at start-up (a vault's HMAC key may be made after a worker
+        started, or rotated), and a stored fingerprint is recomputed `like` it was made, with the key it names:
+        a retry that reaches another worker, or comes after `keys rotate-hmac`, still matches."""
         material = b"\n".join([request.method.encode(), request.path.encode(), request.get_data()])
-        if self._key is not None:
-            return "hmac:" + base64.b64encode(hmac.digest(self._key, material, "sha256")).decode()
+        if like is None or like.startswith("hmac:"):
+            named = like[len("hmac:"):].rpartition(":")[0] if like else ""
+            key_id = named or self._hmac_keys.current_key_id()
+            if key_id is not None:
+                try:
+                    key = self._derive(self._hmac_keys.key(key_id))
+                except IntegrityError:
+                    return ""  # a key this vault no longer knows: nothing can match it
+                mac = base64.b64encode(hmac.digest(key, material, "sha256")).decode()
+                return f"hmac:{key_id}:{mac}" if named or like is None else f"hmac:{mac}"
         salt = hashlib.sha256(subject.encode()).digest()  # no HMAC key configured: a slow, salted digest
         return "scrypt:" + base64.b64encode(hashlib.scrypt(material, salt=salt, n=2**14, r=8, p=1)).decode()
 
@@ -70,7 +86,7 @@ class Idempotency:
         if existing is not None:
             # Keys are per subject, not per token: another token of the same subject (read-only, say) must pass
             # the first request's checks before it sees the stored answer, or even learns the key is in use.
-            same = hmac.compare_digest(existing.fingerprint, fingerprint)
+            same = hmac.compare_digest(existing.fingerprint, self.fingerprint(subject, like=existing.fingerprint))
             if precheck is not None:
                 precheck(existing.response if same else None)  # the answer that would be replayed, if any
             if not same:

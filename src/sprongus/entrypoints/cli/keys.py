@@ -108,6 +108,9 @@ def rotate_master_command(state: CliState) -> None:
     with progress("re-wrapping") as report:
         result = container.rotation_ops().rotate_master(state.principal, progress=report)
     click.echo(f"re-wrapped {_count(result.rotated)} onto {container.envelope().current_master_key_id()}")
+    if result.hmac_keys_damaged:
+        click.echo(f"warning: {result.hmac_keys_damaged} value-HMAC key record(s) of the vault did not open and "
+                   "stay on their old master key; `keys verify` names any value they signed", err=True)
 
 
 def _count(n: int) -> str:
