@@ -33,8 +33,9 @@ SQLITE_PRAGMAS = {
 _SQLITE_DISK = {10, 13}  # SQLITE_IOERR (the -shm file cannot grow), SQLITE_FULL
 _SQLITE_BUSY = {5, 6, 7}  # SQLITE_BUSY, SQLITE_LOCKED, SQLITE_NOMEM
 # Postgres SQLSTATE classes of an outage: connection exception, insufficient resources (53100 is a full disk),
-# operator intervention (a statement timeout, a shutdown, cannot connect now), system error (I/O).
-_PG_OUTAGE = ("08", "53", "57", "58")
+# operator intervention (a statement timeout, a shutdown, cannot connect now), system error (I/O); and what a retry
+# gets past: transaction rollback (40001 serialization failure, 40P01 deadlock) and a lock not available (55P03).
+_PG_OUTAGE = ("08", "53", "57", "58", "40", "55P03")
 # A login the server refused ("FATAL: password authentication failed", "database ... does not exist") is a setting
 # to fix, not an outage, unless it says the server is starting, stopping or out of connection slots.
 _PG_BUSY = ("starting up", "shutting down", "too many", "connection slots", "recovery mode")

@@ -15,14 +15,16 @@ Imported only for a Postgres URL: the local CLI on SQLite never loads the driver
 
 from __future__ import annotations
 
+import heapq
 import math
 import select
 import threading
+import time
 from typing import Any, TypeVar
 
 import peewee
 import psycopg
-from playhouse.pool import PooledPostgresqlDatabase
+from playhouse.pool import PoolConnection, PooledDatabase, PooledPostgresqlDatabase
 from psycopg.abc import PQGen
 from psycopg.conninfo import conninfo_to_dict
 
@@ -75,13 +77,42 @@ class ServerDatabase(PooledPostgresqlDatabase):  # type: ignore[misc]
         self.reply_timeout = reply_timeout
         self._owners: dict[int, threading.Thread] = {}
         super().__init__(url, **kwargs)
+        # peewee's own lock serializes every thread's connect and close, although each thread's connection state
+        # is its own: during an outage one thread's connect timeout held up all the others. The pool's structures
+        # keep their lock (_pool_lock).
+        self._lock = peewee._NoopLock()
 
     def _connect(self) -> Any:
+        """A pooled connection if one is fit to use, else a new one, opened outside the pool's lock: playhouse
+        connects while holding it, so during an outage each thread's connect timeout queued behind the others'
+        (the fourth request of a worker waited four timeouts) and no thread could even give a connection back."""
         with self._pool_lock:
             self._reclaim()
-            conn = super()._connect()
-            self._owners[self.conn_key(conn)] = threading.current_thread()
+            conn = self._reusable()
+            if conn is not None:
+                return conn
+        conn = super(PooledDatabase, self)._connect()  # the driver's, past the pool: bounded by connect_timeout
+        now = time.time()
+        with self._pool_lock:
+            key = self.conn_key(conn)
+            self._in_use[key] = PoolConnection(now, conn, now)
+            self._owners[key] = threading.current_thread()
+        return conn
+
+    def _reusable(self) -> Any:
+        """Under the pool's lock: the oldest idle connection that is neither closed nor stale, or None."""
+        while self._connections:
+            stamp, _counter, conn = heapq.heappop(self._connections)
+            if self._is_closed(conn):
+                continue
+            if self._stale_timeout and self._is_stale(stamp):
+                self._close_raw(conn)
+                continue
+            key = self.conn_key(conn)
+            self._in_use[key] = PoolConnection(stamp, conn, time.time())
+            self._owners[key] = threading.current_thread()
             return conn
+        return None
 
     def _reclaim(self) -> None:
         """Close the connections of threads that ended without giving them back. peewee's per-thread state dies
