@@ -3,7 +3,6 @@ and the transient errors a retry gets past (deadlock, serialization failure) are
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import pytest
 from sprongus.adapters.peewee.db import open_postgres, outage_of, ping, release_connection
 from sprongus.domain.errors import StorageUnavailable
 from sprongus.entrypoints.cli.errors import EXIT_UNAVAILABLE, exit_code_for
+from tests.integration.silent_listener import silent_listener
 from tests.pg import PgDatabase
 
 CONNECT_TIMEOUT = 2.0
@@ -23,28 +23,8 @@ CONNECT_TIMEOUT = 2.0
 @pytest.fixture
 def silent_server() -> Iterator[int]:
     """A port that accepts connections and never says a word (a stopped host behind a proxy, a failover)."""
-    server = socket.create_server(("127.0.0.1", 0), backlog=64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield int(server.getsockname()[1])
-    finally:
-        stop.set()
-        thread.join()
-        for conn in held:
-            conn.close()
-        server.close()
+    with silent_listener() as port:
+        yield port
 
 
 def test_every_thread_fails_within_one_connect_timeout_not_behind_the_others(silent_server: int) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -11,33 +9,14 @@ import pytest
 
 from sprongus.adapters.rate_limit_limits import REDIS_TIMEOUT, LimitsRateLimiter
 from sprongus.domain.errors import StorageUnavailable
+from tests.integration.silent_listener import silent_listener
 
 
 @pytest.fixture
 def frozen_redis() -> Iterator[str]:
-    """A listener that accepts every connection and never sends a byte."""
-    server = socket.create_server(("127.0.0.1", 0))
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                accepted.append(server.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"redis://127.0.0.1:{server.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join()
-        for conn in accepted:
-            conn.close()
-        server.close()
+    """A Redis URL whose server accepts every connection and never sends a byte."""
+    with silent_listener() as port:
+        yield f"redis://127.0.0.1:{port}"
 
 
 def test_a_frozen_store_is_unavailable_within_the_timeout_never_allowed(frozen_redis: str) -> None:

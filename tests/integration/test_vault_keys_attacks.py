@@ -15,16 +15,11 @@ from pathlib import Path
 import pytest
 
 from sprongus.domain.errors import ConfigError, KeyAccessDenied, KeyProviderUnavailable, VaultKeyMismatch
-from sprongus.domain.principal import Principal
-from sprongus.domain.scope import Scope
-from sprongus.domain.values import SecretValue
 from sprongus.entrypoints.config import Settings
 from sprongus.entrypoints.container import Container, build_container
 from sprongus.service.vault_hmac import hmac_aad
 from tests.harness import CANARY, use_cases
-
-OWNER = Principal.local_owner("owner")
-SCOPE = Scope.project("p1")
+from tests.integration.owner_ops import OWNER, SCOPE, reveal, write
 
 
 def key(key_id: str) -> str:
@@ -41,14 +36,6 @@ def sql(home: Path, statement: str, *args: object) -> list[tuple[object, ...]]:
         return conn.execute(statement, args).fetchall()
 
 
-def write(vault: Container, name: str = "db.password", value: str = CANARY) -> None:
-    use_cases(vault).secrets.set(OWNER, SCOPE, name, SecretValue(value))
-
-
-def reveal(vault: Container, name: str = "db.password") -> str:
-    value = use_cases(vault).secrets.get(OWNER, SCOPE, name, reveal=True).value
-    assert value is not None
-    return value.reveal()
 
 
 @pytest.fixture
@@ -59,25 +46,32 @@ def vaults() -> Iterator[list[Container]]:
         vault.database().db.close()
 
 
-def test_a_kms_outage_while_hmac_keys_load_is_an_outage_not_tampering(tmp_path: Path,
-                                                                     vaults: list[Container]) -> None:
+# The label of the AAD every HMAC-key wrap carries (hmac_aad's first part: a 4-byte length, then the label).
+HMAC_KEY_AAD_LABEL = hmac_aad("")[:4 + len(b"sprongus.hmac-key.v1")]
+
+
+@pytest.mark.parametrize("fault", [KeyProviderUnavailable("the KMS did not answer"),  # exit 8 / 503
+                                   KeyAccessDenied("the KMS refused this identity")],  # exit 2: fix the permission
+                         ids=type)
+def test_a_kms_fault_while_hmac_keys_load_is_that_fault_not_tampering(tmp_path: Path, vaults: list[Container],
+                                                                     fault: Exception) -> None:
     k1 = key("k1")
     vaults.append(first := open_vault(tmp_path, k1))
     write(first)
     vaults.append(second := open_vault(tmp_path, k1))
     keys = second.master_keys()
-    real_unwrap, outage = keys.unwrap, {"on": True}
+    real_unwrap, faulty = keys.unwrap, {"on": True}
 
     def flaky(blob: bytes, key_id: str, aad: bytes) -> bytes:
-        if outage["on"] and aad.startswith(hmac_aad("")[:24]):
-            raise KeyProviderUnavailable("the KMS did not answer")
+        if faulty["on"] and aad.startswith(HMAC_KEY_AAD_LABEL):
+            raise fault
         return real_unwrap(blob, key_id, aad)
 
     keys.unwrap = flaky  # type: ignore[method-assign]
     for _ in range(3):
-        with pytest.raises(KeyProviderUnavailable):  # exit 8 and 503, never "integrity check failed"
+        with pytest.raises(type(fault)):  # never "integrity check failed"
             reveal(second)
-    outage["on"] = False
+    faulty["on"] = False
     assert reveal(second) == CANARY  # tried again, not remembered as a missing key
     assert use_cases(second).rotation.verify(OWNER).ok
     assert len(sql(tmp_path, "SELECT key_id FROM vault_key WHERE kind = 'hmac'")) == 1  # no key minted
@@ -237,24 +231,3 @@ def test_junk_data_rows_under_the_next_key_id_do_not_refuse_the_right_key(tmp_pa
     vaults.append(rotated := open_vault(tmp_path, f"{k2},{k1}"))  # the operator's next key: not refused
     write(rotated, "fresh")
     assert reveal(rotated, "fresh") == CANARY
-
-
-def test_a_refused_identity_while_hmac_keys_load_is_not_tampering(tmp_path: Path, vaults: list[Container]) -> None:
-    k1 = key("k1")
-    vaults.append(first := open_vault(tmp_path, k1))
-    write(first)
-    vaults.append(second := open_vault(tmp_path, k1))
-    keys = second.master_keys()
-    real_unwrap, refused = keys.unwrap, {"on": True}
-
-    def flaky(blob: bytes, key_id: str, aad: bytes) -> bytes:
-        if refused["on"] and aad.startswith(hmac_aad("")[:24]):
-            raise KeyAccessDenied("the KMS refused this identity")
-        return real_unwrap(blob, key_id, aad)
-
-    keys.unwrap = flaky  # type: ignore[method-assign]
-    with pytest.raises(KeyAccessDenied):  # exit 2: a permission to fix, never "integrity check failed"
-        reveal(second)
-    refused["on"] = False
-    assert reveal(second) == CANARY
-    assert len(sql(tmp_path, "SELECT key_id FROM vault_key WHERE kind = 'hmac'")) == 1

@@ -17,18 +17,13 @@ import pytest
 from dependency_injector import providers
 
 from sprongus.domain.errors import ConfigError, VaultKeyMismatch
-from sprongus.domain.principal import Principal
-from sprongus.domain.scope import Scope
-from sprongus.domain.values import SecretValue
 from sprongus.entrypoints import key_material as km
 from sprongus.entrypoints.config import Settings
 from sprongus.entrypoints.container import Container, build_container
 from sprongus.entrypoints.profiles import container_config
 from tests.harness import CANARY, is_new_key_id, use_cases
+from tests.integration.owner_ops import OWNER, SCOPE, reveal, write
 from tests.unit.keyring_fake import InMemoryKeyring
-
-OWNER = Principal.local_owner("owner")
-SCOPE = Scope.project("p1")
 
 
 def b64key() -> str:
@@ -53,14 +48,6 @@ def rows(home: Path, table: str = "secret_kv") -> list[tuple[object, ...]]:
         return conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
 
 
-def write(vault: Container, key: str = "db.password", value: str = CANARY) -> None:
-    use_cases(vault).secrets.set(OWNER, SCOPE, key, SecretValue(value))
-
-
-def reveal(vault: Container, key: str = "db.password") -> str:
-    value = use_cases(vault).secrets.get(OWNER, SCOPE, key, reveal=True).value
-    assert value is not None
-    return value.reveal()
 
 
 @pytest.fixture

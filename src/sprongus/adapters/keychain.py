@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sprongus.domain.errors import KeyProviderError, KeyProviderUnavailable
+from sprongus.domain.errors import KeyProviderUnavailable
 
 T = TypeVar("T")
 SERVICE = "sprongus"
@@ -83,10 +83,3 @@ def api_token_item(api_url: str, timeout: float = 5.0) -> KeychainItem | None:
 def stored_api_token(api_url: str) -> str | None:
     item = api_token_item(api_url)
     return None if item is None else item.get()
-
-
-def store_api_token(api_url: str, token: str) -> None:
-    item = api_token_item(api_url, 10.0)
-    if item is None:
-        raise KeyProviderError("no OS keychain is available; set SPRONGUS_TOKEN instead")
-    item.set(token)
