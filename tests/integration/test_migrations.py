@@ -300,7 +300,7 @@ def test_after_the_bootstrap_the_maintenance_role_applies_later_migrations(pg_em
         conn.execute(f'CREATE ROLE "{pg_empty.maintenance_role}" LOGIN IN ROLE sprongus_maintenance')
     maintenance = open_postgres(pg_empty.maintenance_url)
     try:
-        assert upgrade(maintenance) == ["0002_api_tokens", "0003_vault_keys"]
+        assert upgrade(maintenance) == ["0002_api_tokens", "0003_vault_keys", "0004_identity"]
         assert upgrade(maintenance) == []
     finally:
         maintenance.close()

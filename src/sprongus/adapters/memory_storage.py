@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sprongus.adapters.memory import InMemoryAuditSink, InMemoryUnitOfWork
+from sprongus.adapters.memory_identity import InMemoryJwtReplayStore, InMemoryTrustStore
 from sprongus.adapters.memory_tokens import InMemoryApiTokenStore, InMemoryIdempotencyStore, InMemoryRevealTokenStore
 from sprongus.adapters.memory_vault_keys import InMemoryVaultKeyStore
 from sprongus.ports.storage import Storage
@@ -12,4 +13,5 @@ def memory_storage() -> Storage:
     uow = InMemoryUnitOfWork()
     return Storage(uow=uow, audit=InMemoryAuditSink(), audit_trail=None,
                    api_tokens=InMemoryApiTokenStore(), reveal_tokens=InMemoryRevealTokenStore(),
-                   idempotency=InMemoryIdempotencyStore(), vault_keys=InMemoryVaultKeyStore(uow))
+                   idempotency=InMemoryIdempotencyStore(), vault_keys=InMemoryVaultKeyStore(uow),
+                   trusts=InMemoryTrustStore(), jwt_replay=InMemoryJwtReplayStore())

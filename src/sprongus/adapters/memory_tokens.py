@@ -33,6 +33,14 @@ class InMemoryApiTokenStore:
                     return True
         return False
 
+    def revoke_by_hash(self, token_hash: str, when: datetime) -> bool:
+        with self._lock:
+            token = self._tokens.get(token_hash)
+            if token is None or token.revoked_at is not None:
+                return False
+            self._tokens[token_hash] = replace(token, revoked_at=when)
+            return True
+
 
 class InMemoryRevealTokenStore:
     def __init__(self) -> None:

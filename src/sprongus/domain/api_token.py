@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sprongus.domain.errors import ValidationError
-from sprongus.domain.principal import Permission
+from sprongus.domain.principal import Permission, TokenKind
 from sprongus.domain.times import utc_iso
 
 TOKEN_PREFIX = "spr_"  # noqa: S105 - a prefix, not a token
@@ -28,11 +28,15 @@ class ApiToken:
     expires_at: datetime
     auth_time: datetime
     revoked_at: datetime | None = None
+    kind: TokenKind = TokenKind.OPERATOR
+    trust: str | None = None  # the trust it was exchanged under (workload and user tokens)
+    key_prefix: str = ""
 
     def to_dict(self) -> dict[str, object]:
         """Never the token nor its hash."""
-        return {"id": self.id, "subject": self.subject, "scopes": sorted(p.value for p in self.permissions),
-                "projects": sorted(self.projects), "createdAt": utc_iso(self.created_at),
+        return {"id": self.id, "subject": self.subject, "kind": self.kind.value, "trust": self.trust,
+                "scopes": sorted(p.value for p in self.permissions), "projects": sorted(self.projects),
+                "keyPrefix": self.key_prefix, "createdAt": utc_iso(self.created_at),
                 "expiresAt": utc_iso(self.expires_at), "revoked": self.revoked_at is not None}
 
 

@@ -13,7 +13,8 @@ from sprongus.domain.errors import ConfigError
 
 PROFILES = ("test", "dev", "prod")
 APP_NAME = "sprongus"
-DEFAULT_RATE_LIMITS = {"reveal": "10/minute", "write": "120/minute", "redeem": "30/minute"}
+DEFAULT_RATE_LIMITS = {"reveal": "10/minute", "write": "120/minute", "redeem": "30/minute",
+                       "reveal_batch": "60/minute", "reveal_workload": "600/minute", "exchange": "60/minute"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,10 @@ class Settings:
     remote: bool = False
     api_url: str | None = None
     api_token: str | None = field(default=None, repr=False)
+    oidc_issuer: str | None = None  # people's IdP, published at /v1/auth/config for `sprongus login --oidc`
+    oidc_client_id: str | None = None
+    oidc_audience: str | None = None
+    oidc_token_file: Path | None = None  # a workload's JWT (a Kubernetes projected token), exchanged by --remote
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -92,6 +97,11 @@ class Settings:
             remote=env.get("SPRONGUS_REMOTE", "") in ("1", "true", "yes"),
             api_url=env.get("SPRONGUS_API_URL") or None,
             api_token=env.get("SPRONGUS_TOKEN") or None,
+            oidc_issuer=env.get("SPRONGUS_OIDC_ISSUER") or None,
+            oidc_client_id=env.get("SPRONGUS_OIDC_CLIENT_ID") or None,
+            oidc_audience=env.get("SPRONGUS_OIDC_AUDIENCE") or None,
+            oidc_token_file=Path(env["SPRONGUS_OIDC_TOKEN_FILE"]).expanduser()
+            if env.get("SPRONGUS_OIDC_TOKEN_FILE") else None,
         )
 
     @property

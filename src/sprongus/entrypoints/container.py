@@ -138,6 +138,8 @@ class Container(containers.DeclarativeContainer):
     api_token_store = providers.Callable(operator.attrgetter("api_tokens"), storage)
     reveal_token_store = providers.Callable(operator.attrgetter("reveal_tokens"), storage)
     idempotency_store = providers.Callable(operator.attrgetter("idempotency"), storage)
+    trust_store = providers.Callable(operator.attrgetter("trusts"), storage)
+    jwt_replay_store = providers.Callable(operator.attrgetter("jwt_replay"), storage)
 
     rate_limiter = providers.Selector(
         config.rate_limit.backend,

@@ -97,6 +97,8 @@ def container_config(settings: Settings) -> dict[str, Any]:
         "batch_size": settings.batch_size,
         "api": {"reveal_max_age": settings.reveal_max_age, "trusted_proxies": settings.trusted_proxies,
                 "ready_max_age": settings.ready_max_age},
+        "oidc": {"issuer": settings.oidc_issuer, "client_id": settings.oidc_client_id,
+                 "audience": settings.oidc_audience, "allow_http": settings.env != "prod"},
         "kms": {"endpoint": settings.kms_endpoint, "ca_file": settings.kms_ca_file, "timeout": settings.kms_timeout,
                 "allow_http": settings.env != "prod",
                 "concurrency": settings.kms_concurrency or (16 if keys in KMS_SCHEMES else 1)},

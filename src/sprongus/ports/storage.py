@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sprongus.ports.audit import AuditSink, AuditTrail
+from sprongus.ports.identity import JwtReplayStore, TrustStore
 from sprongus.ports.repository import UnitOfWork
 from sprongus.ports.tokens import ApiTokenStore, IdempotencyStore, RevealTokenStore
 from sprongus.ports.vault_keys import VaultKeyStore
@@ -20,4 +21,6 @@ class Storage:
     reveal_tokens: RevealTokenStore
     idempotency: IdempotencyStore
     vault_keys: VaultKeyStore
+    trusts: TrustStore
+    jwt_replay: JwtReplayStore
     database: Any = None  # the engine's handle (peewee BoundModels) for operator commands; None in memory

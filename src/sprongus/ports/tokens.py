@@ -18,6 +18,10 @@ class ApiTokenStore(Protocol):
 
     def revoke(self, token_id: str, when: datetime) -> bool: ...
 
+    def revoke_by_hash(self, token_hash: str, when: datetime) -> bool:
+        """Logout: the holder revokes the token it presents (the API may not revoke tokens by id)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class RevealGrant:

@@ -28,7 +28,13 @@ def pages(fetch: Callable[[A | None], list[R]], next_after: Callable[[R], A], si
 
 def scope_pages(uow: UnitOfWork, principal: Principal, scope: Scope, prefix: str,
                 size: int) -> Iterator[list[SecretRecord]]:
-    """A scope's records by key name, one short read-only transaction per page."""
+    """A scope's records by key name, one short read-only transaction per page (only the keys under the
+    caller's key prefix)."""
+    visible = principal.narrow(prefix)
+    if visible is None:
+        return iter(())
+    prefix = visible
+
     def fetch(after: str | None) -> list[SecretRecord]:
         with uow.transaction(principal, readonly=True) as repo:
             return repo.list_page(scope, prefix, after, size)

@@ -35,7 +35,7 @@ class RevealTokenOps:
             validate_key_name(key)
             if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int) or not 1 <= ttl_seconds <= MAX_TTL:
                 raise ValidationError("ttlSeconds", f"must be an integer between 1 and {MAX_TTL}")
-            authorize(principal, scope, Permission.REVEAL)
+            authorize(principal, scope, Permission.REVEAL, key)
             self._d.throttle.principal(principal, "reveal")
             with self._d.uow.transaction(principal, readonly=True) as repo:
                 record = repo.get(scope, key)

@@ -60,7 +60,7 @@ class RotationOps:
         """
         with self._d.auditor.failures(principal, AuditAction.ROTATE, scope, key if isinstance(key, str) else None):
             validate_key_name(key)
-            authorize(principal, scope, Permission.WRITE)
+            authorize(principal, scope, Permission.WRITE, key)
             self._d.throttle.principal(principal, "write")
             self._d.sealer.before_write()
             with self._d.uow.transaction(principal, readonly=True) as repo:

@@ -50,7 +50,7 @@ class SecretOps:
             clean_meta = None if meta is None else validate_meta(meta)
             if not isinstance(value, SecretValue):
                 raise ValidationError("value", "must be a SecretValue")
-            _authorize_set(principal, scope, expected_version is not None)
+            _authorize_set(principal, scope, key, expected_version is not None)
             self._d.throttle.principal(principal, "write")
             self._d.sealer.before_write()
             attempts = 1 if expected_version is not None else SET_ATTEMPTS
@@ -66,7 +66,7 @@ class SecretOps:
         """The checks `set` makes before acting, for an answer given without calling it (a malformed If-Match)."""
         with self._d.auditor.failures(principal, AuditAction.UPDATE, scope, key if isinstance(key, str) else None):
             validate_key_name(key)
-            _authorize_set(principal, scope, conditional)
+            _authorize_set(principal, scope, key, conditional)
 
     def check_replay(self, principal: Principal, scope: Scope, key: str, conditional: bool,
                      must_exist: bool) -> None:
@@ -75,7 +75,7 @@ class SecretOps:
         "201 created" for a secret deleted since would tell the client its value is stored when it is not."""
         with self._d.auditor.failures(principal, AuditAction.UPDATE, scope, key if isinstance(key, str) else None):
             validate_key_name(key)
-            _authorize_set(principal, scope, conditional)
+            _authorize_set(principal, scope, key, conditional)
             self._d.throttle.principal(principal, "write")
             if not must_exist:
                 return
@@ -102,7 +102,7 @@ class SecretOps:
         action = AuditAction.REVEAL if reveal else AuditAction.READ
         with self._d.auditor.failures(principal, action, scope, key if isinstance(key, str) else None):
             validate_key_name(key)
-            authorize(principal, scope, Permission.REVEAL if reveal else Permission.READ)
+            authorize(principal, scope, Permission.REVEAL if reveal else Permission.READ, key)
             if reveal:
                 self._d.throttle.principal(principal, "reveal")
             with self._d.uow.transaction(principal, readonly=True) as repo:
@@ -121,7 +121,7 @@ class SecretOps:
     def unset(self, principal: Principal, scope: Scope, key: str) -> None:
         with self._d.auditor.failures(principal, AuditAction.DELETE, scope, key if isinstance(key, str) else None):
             validate_key_name(key)
-            authorize(principal, scope, Permission.WRITE)
+            authorize(principal, scope, Permission.WRITE, key)
             self._d.throttle.principal(principal, "write")
             with self._d.uow.transaction(principal) as repo:
                 record = repo.get(scope, key)
@@ -139,19 +139,22 @@ class SecretOps:
                 raise ValidationError("limit", f"must be an integer between 1 and {MAX_PAGE}")
             after = None if not cursor else decode_cursor(cursor)
             authorize(principal, scope, Permission.READ)
+            visible = principal.narrow(prefix)
+            if visible is None:  # the caller's key prefix and this one share no key
+                return Page([], None)
             with self._d.uow.transaction(principal, readonly=True) as repo:
-                rows = repo.list_page(scope, prefix, after, limit + 1)
+                rows = repo.list_page(scope, visible, after, limit + 1)
             more = len(rows) > limit
             rows = rows[:limit]
             items = [view_of(r) if with_meta else _without_meta(view_of(r)) for r in rows]
             return Page(items, encode_cursor(rows[-1].key) if more else None)
 
 
-def _authorize_set(principal: Principal, scope: Scope, conditional: bool) -> None:
+def _authorize_set(principal: Principal, scope: Scope, key: str, conditional: bool) -> None:
     """Write, and with If-Match read too: its 412 names the current version, which is for readers only."""
-    authorize(principal, scope, Permission.WRITE)
+    authorize(principal, scope, Permission.WRITE, key)
     if conditional:
-        authorize(principal, scope, Permission.READ)
+        authorize(principal, scope, Permission.READ, key)
 
 
 def _without_meta(view: SecretView) -> SecretView:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sprongus.domain.errors import RateLimited
-from sprongus.domain.principal import Principal
+from sprongus.domain.principal import Principal, TokenKind
 from sprongus.ports import RateLimiter
 
 
@@ -12,8 +12,11 @@ class Throttle:
         self._limiter = limiter
 
     def principal(self, principal: Principal, policy: str) -> None:
-        """The local vault owner is never limited; everyone else counts against `policy`."""
+        """The local vault owner is never limited; everyone else counts against `policy` (single reveals by a
+        workload token against `reveal_workload`: a service reads what it needs at start-up)."""
         if principal.rate_limited:
+            if policy == "reveal" and principal.kind is TokenKind.WORKLOAD:
+                policy = "reveal_workload"
             self._hit(policy, principal.subject)
 
     def address(self, policy: str, client_address: str | None) -> None:

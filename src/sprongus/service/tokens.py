@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import hmac
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sprongus.domain.api_token import TOKEN_PREFIX, ApiToken, token_hash
 from sprongus.domain.errors import NotFound, StepUpRequired, Unauthenticated, ValidationError
-from sprongus.domain.principal import Permission, Principal
+from sprongus.domain.names import validate_prefix
+from sprongus.domain.principal import Permission, Principal, TokenKind
 from sprongus.domain.scope import OWNER_ID_RULE
 from sprongus.domain.values import SecretValue
 from sprongus.ports.clock import Clock
@@ -27,24 +28,29 @@ class TokenService:
         self._clock = clock
         self._random = random
 
-    def create(self, subject: str, scopes: list[str], projects: list[str], ttl_seconds: int) -> tuple[SecretValue,
-                                                                                                      ApiToken]:
+    def create(self, subject: str, scopes: list[str], projects: list[str], ttl_seconds: int,
+               kind: TokenKind = TokenKind.OPERATOR, key_prefix: str = "") -> tuple[SecretValue, ApiToken]:
+        """An operator's token (`tokens create`); `kind` workload exempts it from the recent-auth rule."""
+        now = self._clock.now()
+        return self.issue(subject, scopes, projects, now + timedelta(seconds=ttl_seconds), now, kind, None,
+                          key_prefix)
+
+    def issue(self, subject: str, scopes: list[str], projects: list[str], expires_at: datetime,
+              auth_time: datetime, kind: TokenKind, trust: str | None, key_prefix: str) -> tuple[SecretValue,
+                                                                                                ApiToken]:
+        """A new token: the only time it exists in plaintext; the store keeps its hash."""
         if not _SUBJECT.fullmatch(subject or ""):
             raise ValidationError("subject", OWNER_ID_RULE)
-        if not scopes:
-            raise ValidationError("scope", "give at least one scope: " + ", ".join(p.value for p in Permission))
-        try:
-            permissions = frozenset(Permission(s) for s in scopes)
-        except ValueError:
-            raise ValidationError("scope", "must be one of " + ", ".join(p.value for p in Permission)) from None
+        permissions = parse_scopes(scopes)
         for project in projects:
             if not _SUBJECT.fullmatch(project):
                 raise ValidationError("project", OWNER_ID_RULE)
+        key_prefix = validate_prefix(key_prefix, "key-prefix")
         token = TOKEN_PREFIX + base64.urlsafe_b64encode(self._random.bytes(32)).decode("ascii").rstrip("=")
-        now = self._clock.now()
         record = ApiToken(id="tok_" + self._random.bytes(8).hex(), token_hash=token_hash(token), subject=subject,
-                          permissions=permissions, projects=frozenset(projects), created_at=now,
-                          expires_at=now + timedelta(seconds=ttl_seconds), auth_time=now)
+                          permissions=permissions, projects=frozenset(projects), created_at=self._clock.now(),
+                          expires_at=expires_at, auth_time=auth_time, kind=TokenKind(kind), trust=trust,
+                          key_prefix=key_prefix)
         self._store.add(record)
         return SecretValue(token), record
 
@@ -59,7 +65,8 @@ class TokenService:
         if not hmac.compare_digest(record.token_hash, token_hash(bearer)):
             raise Unauthenticated("the bearer token is unknown, revoked or expired")
         principal = Principal(subject=record.subject, permissions=record.permissions, projects=record.projects,
-                              request_id=request_id, client_address=client_address)
+                              request_id=request_id, client_address=client_address, kind=record.kind,
+                              key_prefix=record.key_prefix)
         return principal, record
 
     def list(self) -> list[ApiToken]:
@@ -70,6 +77,15 @@ class TokenService:
             raise NotFound(f"token {token_id} not found")
 
 
+def parse_scopes(scopes: list[str]) -> frozenset[Permission]:
+    if not scopes:
+        raise ValidationError("scope", "give at least one scope: " + ", ".join(p.value for p in Permission))
+    try:
+        return frozenset(Permission(s) for s in scopes)
+    except ValueError:
+        raise ValidationError("scope", "must be one of " + ", ".join(p.value for p in Permission)) from None
+
+
 class AuthTimeVerifier:
     """The default RecentAuthVerifier: the token's auth_time must be within max_age seconds."""
 
@@ -78,5 +94,7 @@ class AuthTimeVerifier:
         self._clock = clock
 
     def check(self, token: ApiToken) -> None:
+        if token.kind is TokenKind.WORKLOAD:  # a service has no person to sign in again; its token is short-lived
+            return
         if (self._clock.now() - token.auth_time).total_seconds() > self.max_age:
             raise StepUpRequired(self.max_age)

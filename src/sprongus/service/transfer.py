@@ -103,6 +103,8 @@ class TransferOps:
             places = parsed.places
             _check_places(places, prefix, "bundle.items")
         _authorize(principal, {scope for scope, _ in places}, mode == "replace" and dry_run)
+        for scope, key in places:  # a key-prefix token writes only under its prefix (others look absent)
+            authorize(principal, scope, Permission.WRITE, key)
         self._d.throttle.principal(principal, "write")
         return prefix, parsed
 
@@ -111,8 +113,9 @@ class TransferOps:
         report = ImportReport(dry_run=dry_run)
         with self._d.uow.transaction(principal) as repo:
             existing = {(e.scope, e.key): repo.get(e.scope, e.key) for e in entries}
-            if mode == "replace":
-                report.removed = self._stale(repo, entries, prefix)
+            visible = principal.narrow(prefix)
+            if mode == "replace" and visible is not None:  # a key-prefix token replaces only under its prefix
+                report.removed = self._stale(repo, entries, visible)
             for entry in entries:
                 previous = existing[(entry.scope, entry.key)]
                 (report.added if previous is None else report.updated).append((str(entry.scope), entry.key))

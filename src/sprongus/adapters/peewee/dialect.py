@@ -114,5 +114,5 @@ def set_caller(db: peewee.Database, caller: Principal) -> None:
     admin = "on" if caller.owner or Permission.ADMIN in caller.permissions else "off"
     db.execute_sql(  # type: ignore[no-untyped-call]
         "SELECT set_config('sprongus.subject', %s, true), set_config('sprongus.projects', %s, true), "
-        "set_config('sprongus.admin', %s, true)",
-        (caller.subject, ",".join(sorted(caller.projects)), admin))
+        "set_config('sprongus.admin', %s, true), set_config('sprongus.key_prefix', %s, true)",
+        (caller.subject, ",".join(sorted(caller.projects)), admin, caller.key_prefix))

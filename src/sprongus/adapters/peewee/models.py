@@ -65,6 +65,9 @@ class ApiTokenRow(BaseModel):
     expires_at = UtcDateTimeField()
     auth_time = UtcDateTimeField()
     revoked_at = UtcDateTimeField(null=True)
+    kind = peewee.TextField(default="operator")
+    trust = peewee.TextField(null=True)
+    key_prefix = peewee.TextField(default="")
 
     class Meta:
         table_name = "api_token"
@@ -111,6 +114,33 @@ class VaultKeyRow(BaseModel):
         primary_key = peewee.CompositeKey("kind", "key_id")
 
 
+class TrustRow(BaseModel):
+    name = peewee.TextField(primary_key=True)
+    issuer = peewee.TextField()
+    audience = peewee.TextField()
+    jwks_url = peewee.TextField(null=True)
+    claims = MetaField()  # {"claim": "glob", ...}
+    subject_claim = peewee.TextField()
+    subject_prefix = peewee.TextField()
+    scopes = peewee.TextField()
+    projects = peewee.TextField()
+    key_prefix = peewee.TextField()
+    ttl_seconds = peewee.IntegerField()
+    kind = peewee.TextField()
+    created_at = UtcDateTimeField()
+
+    class Meta:
+        table_name = "oidc_trust"
+
+
+class JwtReplayRow(BaseModel):
+    jti_hash = peewee.TextField(primary_key=True)
+    expires_at = UtcDateTimeField()
+
+    class Meta:
+        table_name = "jwt_replay"
+
+
 class BoundModels:
     """Model classes bound to one database, so several vaults (tests, restore drills) live in one process."""
 
@@ -122,6 +152,8 @@ class BoundModels:
         self.reveal_token: type[RevealTokenRow] = _bind(RevealTokenRow, db)
         self.idempotency: type[IdempotencyRow] = _bind(IdempotencyRow, db)
         self.vault_key: type[VaultKeyRow] = _bind(VaultKeyRow, db)
+        self.trust: type[TrustRow] = _bind(TrustRow, db)
+        self.jwt_replay: type[JwtReplayRow] = _bind(JwtReplayRow, db)
 
 
 def _bind(model: type[peewee.Model], db: peewee.Database) -> Any:

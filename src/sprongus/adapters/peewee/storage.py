@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sprongus.adapters.peewee.audit import PeeweeAuditSink
+from sprongus.adapters.peewee.identity import PeeweeJwtReplayStore, PeeweeTrustStore
 from sprongus.adapters.peewee.models import BoundModels
 from sprongus.adapters.peewee.repository import PeeweeUnitOfWork
 from sprongus.adapters.peewee.tokens import PeeweeApiTokenStore, PeeweeIdempotencyStore, PeeweeRevealTokenStore
@@ -15,4 +16,5 @@ def peewee_storage(models: BoundModels) -> Storage:
     return Storage(uow=PeeweeUnitOfWork(models), audit=audit, audit_trail=audit,
                    api_tokens=PeeweeApiTokenStore(models), reveal_tokens=PeeweeRevealTokenStore(models),
                    idempotency=PeeweeIdempotencyStore(models), vault_keys=PeeweeVaultKeyStore(models),
+                   trusts=PeeweeTrustStore(models), jwt_replay=PeeweeJwtReplayStore(models),
                    database=models)

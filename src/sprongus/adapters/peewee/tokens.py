@@ -14,7 +14,7 @@ from sprongus.adapters.peewee.dialect import dialect_of
 from sprongus.adapters.peewee.models import ApiTokenRow, BoundModels
 from sprongus.domain.api_token import ApiToken
 from sprongus.domain.errors import PermissionDenied
-from sprongus.domain.principal import Permission
+from sprongus.domain.principal import Permission, TokenKind
 from sprongus.ports.tokens import IDEMPOTENCY_TTL, IdempotencyRecord, RevealGrant, StoredResponse
 
 _MAX_REVEAL_TTL = timedelta(hours=1)
@@ -26,7 +26,7 @@ def _split(text: str) -> frozenset[str]:
 
 
 _TOKEN_COLUMNS = ("id", "token_hash", "subject", "scopes", "projects", "created_at", "expires_at", "auth_time",
-                  "revoked_at")
+                  "revoked_at", "kind", "trust", "key_prefix")
 
 
 class PeeweeApiTokenStore:
@@ -37,11 +37,12 @@ class PeeweeApiTokenStore:
                       f"WHERE token_hash = {self._db.param}")
 
     def add(self, token: ApiToken) -> None:
-        with storage_errors(), _operators_only(), self._db.atomic():
+        with storage_errors(), operators_only("api_token", "issue or revoke API tokens", "tokens"), self._db.atomic():
             self._m.insert(id=token.id, token_hash=token.token_hash, subject=token.subject,
                            scopes=",".join(sorted(p.value for p in token.permissions)),
                            projects=",".join(sorted(token.projects)), created_at=token.created_at,
-                           expires_at=token.expires_at, auth_time=token.auth_time).execute()
+                           expires_at=token.expires_at, auth_time=token.auth_time, kind=token.kind.value,
+                           trust=token.trust, key_prefix=token.key_prefix).execute()
 
     def find(self, token_hash: str) -> ApiToken | None:
         """Every API request runs this: one prepared statement, not a query rebuilt by peewee each time."""
@@ -60,16 +61,26 @@ class PeeweeApiTokenStore:
             return [_token(row) for row in self._m.select().order_by(self._m.created_at)]
 
     def revoke(self, token_id: str, when: datetime) -> bool:
-        with storage_errors(), _operators_only(), self._db.atomic():
+        with storage_errors(), operators_only("api_token", "issue or revoke API tokens", "tokens"), self._db.atomic():
             m = self._m
             return bool(m.update(revoked_at=when).where((m.id == token_id) & m.revoked_at.is_null()).execute())
 
+    def revoke_by_hash(self, token_hash: str, when: datetime) -> bool:
+        m = self._m
+        with storage_errors(), self._db.atomic():
+            if isinstance(self._db, peewee.PostgresqlDatabase):  # the app role revokes only through this function
+                row = self._db.execute_sql("SELECT sprongus_revoke_token(%s, %s)",  # type: ignore[no-untyped-call]
+                                           [token_hash, m.revoked_at.db_value(when)]).fetchone()
+                return bool(row[0])
+            return bool(m.update(revoked_at=when).where((m.token_hash == token_hash)
+                                                        & m.revoked_at.is_null()).execute())
+
 
 @contextmanager
-def _operators_only() -> Iterator[None]:
-    """Postgres grants the app role only SELECT on api_token: issuing or revoking as it said "database error:
-    permission denied for table api_token". Exit 4 (PermissionDenied), not 2: the database refused a right this
-    login lacks, like any other refusal; the setting is well-formed, the fix is to run as another login."""
+def operators_only(table: str, what: str, command: str) -> Iterator[None]:
+    """Postgres keeps operators' rights from the app role (it may not mint operator tokens nor edit trusts): doing
+    so as it said "database error: permission denied for table api_token". Exit 4 (PermissionDenied), not 2: the
+    database refused a right this login lacks, like any other refusal; the fix is to run as another login."""
     try:
         yield
     except peewee.ProgrammingError as exc:
@@ -77,15 +88,16 @@ def _operators_only() -> Iterator[None]:
         if INSUFFICIENT_PRIVILEGE not in (getattr(driver_error, "sqlstate", None),
                                           getattr(driver_error, "pgcode", None)):
             raise
-        raise PermissionDenied("api_token: this database login may not issue or revoke API tokens; run `sprongus "
-                               "tokens` as a maintenance login (a member of sprongus_maintenance)") from None
+        raise PermissionDenied(f"{table}: this database login may not {what}; run `sprongus {command}` as a "
+                               "maintenance login (a member of sprongus_maintenance)") from None
 
 
 def _token(row: ApiTokenRow) -> ApiToken:
     return ApiToken(id=row.id, token_hash=row.token_hash, subject=row.subject,
                     permissions=frozenset(Permission(s) for s in _split(row.scopes)), projects=_split(row.projects),
                     created_at=row.created_at, expires_at=row.expires_at, auth_time=row.auth_time,
-                    revoked_at=row.revoked_at)
+                    revoked_at=row.revoked_at, kind=TokenKind(row.kind), trust=row.trust,
+                    key_prefix=row.key_prefix or "")
 
 
 class PeeweeRevealTokenStore:

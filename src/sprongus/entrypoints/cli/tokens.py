@@ -29,14 +29,19 @@ def tokens_group() -> None:
               help="Repeatable: secrets:read, secrets:write, secrets:reveal, secrets:admin (system scope).")
 @click.option("--project", "projects", multiple=True, help="Repeatable: project:<id> scopes it may act on.")
 @click.option("--ttl", default="30d", show_default=True, help="Seconds or a number with s, m, h, d.")
+@click.option("--kind", type=click.Choice(["operator", "workload"]), default="operator", show_default=True,
+              help="workload: for a service or CI job (no recent-auth rule for reveals, the workload reveal limit).")
+@click.option("--key-prefix", default="", metavar="PREFIX",
+              help="The token sees and touches only keys starting with PREFIX (others answer 404).")
 @pass_state
 def create_command(state: CliState, subject: str, scopes: tuple[str, ...], projects: tuple[str, ...],
-                   ttl: str) -> None:
+                   ttl: str, kind: str, key_prefix: str) -> None:
     """Create a token and print it alone, once: it cannot be shown again."""
     from sprongus.domain.api_token import parse_ttl
+    from sprongus.domain.principal import TokenKind
 
     token, record = state.get_container().token_service().create(subject, list(scopes), list(projects),
-                                                                   parse_ttl(ttl))
+                                                                   parse_ttl(ttl), TokenKind(kind), key_prefix)
     click.echo(token.reveal())
     click.echo(f"created {record.id} for {subject}, expires {utc_iso(record.expires_at)}", err=True)
 
@@ -52,9 +57,11 @@ def list_command(state: CliState, as_json: bool) -> None:
     if as_json:
         emit_json([{**r.to_dict(), "state": _state(r, now)} for r in records])
         return
-    rows = [[r.id, r.subject, ",".join(sorted(p.value for p in r.permissions)), ",".join(sorted(r.projects)) or "-",
-             utc_iso(r.expires_at), _state(r, now)] for r in records]
-    click.echo(table(["id", "subject", "scopes", "projects", "expires", "state"], rows) if rows else "no tokens")
+    rows = [[r.id, r.subject, r.kind.value + (f" ({r.trust})" if r.trust else ""),
+             ",".join(sorted(p.value for p in r.permissions)), ",".join(sorted(r.projects)) or "-",
+             r.key_prefix or "-", utc_iso(r.expires_at), _state(r, now)] for r in records]
+    click.echo(table(["id", "subject", "kind", "scopes", "projects", "key prefix", "expires", "state"], rows)
+               if rows else "no tokens")
 
 
 def _state(record: ApiToken, now: datetime) -> str:
