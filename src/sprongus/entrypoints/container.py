@@ -38,6 +38,7 @@ from sprongus.service.secrets import SecretOps
 from sprongus.service.throttle import Throttle
 from sprongus.service.tokens import AuthTimeVerifier, TokenService
 from sprongus.service.transfer import TransferOps
+from sprongus.service.trusts import TrustOps
 from sprongus.service.vault_hmac import StoredHmacKeys, VaultHmacKeyring
 from sprongus.service.vault_keys import KeySource, VaultKeys
 
@@ -149,6 +150,7 @@ class Container(containers.DeclarativeContainer):
     )
     token_service = providers.Singleton(TokenService, api_token_store, clock, random)
     recent_auth = providers.Singleton(AuthTimeVerifier, config.api.reveal_max_age, clock)
+    trust_ops = providers.Singleton(TrustOps, trust_store, clock, config.oidc.allow_http)
 
     vault_key_store = providers.Callable(operator.attrgetter("vault_keys"), storage)
     stored_hmac_keys = providers.Singleton(StoredHmacKeys, vault_key_store, envelope, clock, random, vault_hmac_keys)

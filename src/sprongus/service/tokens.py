@@ -17,7 +17,7 @@ from sprongus.ports.clock import Clock
 from sprongus.ports.random import RandomSource
 from sprongus.ports.tokens import ApiTokenStore
 
-_SUBJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
+SUBJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
 
 
 class TokenService:
@@ -39,11 +39,11 @@ class TokenService:
               auth_time: datetime, kind: TokenKind, trust: str | None, key_prefix: str) -> tuple[SecretValue,
                                                                                                 ApiToken]:
         """A new token: the only time it exists in plaintext; the store keeps its hash."""
-        if not _SUBJECT.fullmatch(subject or ""):
+        if not SUBJECT.fullmatch(subject or ""):
             raise ValidationError("subject", OWNER_ID_RULE)
         permissions = parse_scopes(scopes)
         for project in projects:
-            if not _SUBJECT.fullmatch(project):
+            if not SUBJECT.fullmatch(project):
                 raise ValidationError("project", OWNER_ID_RULE)
         key_prefix = validate_prefix(key_prefix, "key-prefix")
         token = TOKEN_PREFIX + base64.urlsafe_b64encode(self._random.bytes(32)).decode("ascii").rstrip("=")
