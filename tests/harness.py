@@ -64,7 +64,9 @@ def make_harness(versions: KeyVersions | None = None, *, batch_size: int = 500, 
     envelope = Envelope({cipher.alg: cipher}, cipher.alg, wrap_keys(keys) if wrap_keys else keys,
                         StaticHmacKeyring(versions.hmac, "memory") if hmac else None)
     uow, audit, clock = InMemoryUnitOfWork(), InMemoryAuditSink(), ManualClock()
-    limiter = LimitsRateLimiter({"reveal": reveal_limit, "write": write_limit, "redeem": "30/minute"})
+    limiter = LimitsRateLimiter({"reveal": reveal_limit, "write": write_limit, "redeem": "30/minute",
+                                 "reveal_workload": "600/minute", "reveal_batch": "60/minute",
+                                 "exchange": "60/minute"})
     deps = ServiceDeps(uow=uow, sealer=Sealer(envelope, clock, random), auditor=Auditor(audit, clock),
                        throttle=Throttle(limiter), pool=BoundedPool(concurrency), clock=clock, random=random,
                        batch_size=batch_size)
