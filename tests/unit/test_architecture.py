@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "sprongus"
 FLOORS = {"domain": 0, "ports": 0, "service": 1, "adapters": 2, "entrypoints": 3}
 INNER_FORBIDDEN = ("flask", "flask_smorest", "marshmallow", "werkzeug", "peewee", "playhouse", "click", "keyring",
                    "cryptography", "google", "azure", "boto3", "botocore", "hvac", "dependency_injector", "psycopg",
-                   "redis", "limits", "requests", "gunicorn", "dotenv", "platformdirs", "filelock")
+                   "redis", "limits", "requests", "gunicorn", "dotenv", "platformdirs", "filelock", "jwt")
 MAX_LINES = 300
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 
@@ -23,6 +24,10 @@ class InMemorySecretRepository:
 
     def get(self, scope: Scope, key: str) -> SecretRecord | None:
         return self.rows.get(scope, {}).get(key)
+
+    def get_many(self, scope: Scope, keys: list[str]) -> list[SecretRecord]:
+        rows = self.rows.get(scope, {})
+        return [rows[k] for k in sorted(set(keys)) if k in rows]
 
     def save(self, record: SecretRecord, expected_version: int | None) -> None:
         current = self.get(record.scope, record.key)
@@ -127,6 +132,12 @@ class InMemoryAuditSink:
             raise AuditUnavailable("audit store unavailable")
         with self._lock:
             self.events.append(event)
+
+    def record_many(self, events: Sequence[AuditEvent]) -> None:
+        if not self.available:
+            raise AuditUnavailable("audit store unavailable")
+        with self._lock:  # one extend under the lock: no other event lands between a batch's events
+            self.events.extend(events)
 
 
 class ManualClock:

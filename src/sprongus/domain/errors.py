@@ -191,3 +191,27 @@ class PreconditionFailed(Conflict):
 
     # Its messages name only the header's rule, or the current version to a caller who may read.
     public: ClassVar[str | None] = None
+
+
+class InvalidTokenRequest(ValidationError):
+    """An OAuth token request missing or repeating a parameter, or breaking its size rule (RFC 6749 §5.2
+    `invalid_request`); the token endpoint answers 400 in RFC 6749's format."""
+
+    oauth_error: ClassVar[str] = "invalid_request"
+
+
+class UnsupportedGrantType(InvalidTokenRequest):
+    oauth_error: ClassVar[str] = "unsupported_grant_type"
+
+
+class InvalidGrant(Unauthenticated):
+    """A subject token (JWT) that may not be exchanged, whatever the cause (signature, issuer, audience, times, no
+    trust, a claim rule, a replay): one answer for all, so a caller learns nothing about which check failed. The
+    message is the precise reason, for the server log and the audit trail only."""
+
+    oauth_error: ClassVar[str] = "invalid_grant"
+    public: ClassVar[str | None] = "the subject token is invalid, expired, already used or not trusted"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

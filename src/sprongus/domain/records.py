@@ -107,6 +107,8 @@ class AuditAction(StrEnum):
     IMPORT = "import"
     EXPORT = "export"
     VERIFY = "verify"
+    EXCHANGE = "exchange"
+    REVOKE = "revoke"
 
 
 class Outcome(StrEnum):

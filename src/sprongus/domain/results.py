@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sprongus.domain.records import SecretView
+from sprongus.domain.values import SecretValue
 
 
 @dataclass(frozen=True, slots=True)
 class Page:
     items: list[SecretView]
     next_cursor: str | None
+
+
+class RevealedSecret(NamedTuple):
+    key: str
+    value: SecretValue
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReveal:
+    """A batch reveal: the revealed secrets by key name, and the requested keys that answered nothing (absent, or
+    outside the caller's key prefix: the two look the same)."""
+
+    items: list[RevealedSecret]
+    missing: list[str]
 
 
 @dataclass(frozen=True, slots=True)

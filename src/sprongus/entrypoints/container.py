@@ -27,9 +27,12 @@ from sprongus.entrypoints.config import Settings
 from sprongus.entrypoints.kms import KmsOptions
 from sprongus.entrypoints.profiles import KMS_SCHEMES, container_config
 from sprongus.entrypoints.storage import embedded_storage, memory_storage, server_storage
+from sprongus.ports.identity import JwtVerifier
 from sprongus.ports.storage import Storage
 from sprongus.service.auditing import Auditor
+from sprongus.service.batch_reveal import BatchRevealOps
 from sprongus.service.deps import ServiceDeps
+from sprongus.service.federation import TokenExchange, TokenSelfService
 from sprongus.service.parallel import BoundedPool
 from sprongus.service.reveal_tokens import RevealTokenOps
 from sprongus.service.rotation import RotationOps
@@ -109,6 +112,13 @@ def _vault_keys(storage: Storage, envelope: Envelope, clock: Any, random: Any, m
                      stored_hmac if material.hmac is None else None)
 
 
+def _jwt_verifier(clock: Any, allow_http: bool) -> JwtVerifier:
+    """PyJWT loads only when the API starts: a local CLI command never verifies a JWT."""
+    from sprongus.adapters.jwks_pyjwt import PyJwtVerifier
+
+    return PyJwtVerifier(clock, allow_http)
+
+
 class Container(containers.DeclarativeContainer):
     config = providers.Configuration(strict=True)
     notice = providers.Object(log.warning)
@@ -164,6 +174,11 @@ class Container(containers.DeclarativeContainer):
     transfer_ops = providers.Singleton(TransferOps, service_deps)
     rotation_ops = providers.Singleton(RotationOps, service_deps)
     reveal_token_ops = providers.Singleton(RevealTokenOps, service_deps, reveal_token_store)
+    jwt_verifier = providers.Singleton(_jwt_verifier, clock, config.oidc.allow_http)
+    token_exchange = providers.Singleton(TokenExchange, service_deps, trust_store, jwt_replay_store, jwt_verifier,
+                                         token_service)
+    token_self_service = providers.Singleton(TokenSelfService, service_deps, api_token_store)
+    batch_reveal_ops = providers.Singleton(BatchRevealOps, service_deps)
 
 
 PORTS = ("clock", "data_cipher", "key_material", "envelope", "storage", "rate_limiter", "token_service",

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from sprongus.domain.records import AuditChainReport, AuditEvent
@@ -9,6 +10,10 @@ class AuditSink(Protocol):
     """Records audit events durably. Raises AuditUnavailable when it cannot (the caller then fails closed)."""
 
     def record(self, event: AuditEvent) -> None: ...
+
+    def record_many(self, events: Sequence[AuditEvent]) -> None:
+        """All of them, in order, or none (AuditUnavailable): a batch is audited whole before it is answered."""
+        ...
 
 
 class AuditTrail(Protocol):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sprongus.domain.trust import Trust
 
@@ -29,4 +29,23 @@ class JwtReplayStore(Protocol):
 
     def claim(self, jti_hash: str, expires_at: datetime, now: datetime) -> bool:
         """True the first time a hash is claimed; False if it was claimed before and has not expired."""
+        ...
+
+
+class JwtVerifier(Protocol):
+    """Reads and verifies an identity provider's JWTs (JOSE and the JWKS fetching live in the adapter).
+
+    Both methods raise InvalidGrant for a token that is not well formed, not signed by the issuer's published keys,
+    or signed with an algorithm other than RS256, ES256 or EdDSA; Unavailable when the issuer's keys cannot be
+    fetched. Neither ever puts the token in an error or a log line.
+    """
+
+    def issuer_of(self, token: str) -> str:
+        """The unverified `iss` claim, only to choose the trusts to verify against."""
+        ...
+
+    def verify(self, token: str, issuer: str, jwks_url: str | None) -> dict[str, Any]:
+        """The claims, once the signature checks out against the issuer's keys (`jwks_url`, else the `jwks_uri` of
+        the issuer's OpenID discovery document) and `iss` equals `issuer` (or `issuer` and one trailing slash).
+        Audience, times and claim rules are the caller's to check."""
         ...

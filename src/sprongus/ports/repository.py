@@ -13,6 +13,10 @@ class SecretRepository(Protocol):
 
     def get(self, scope: Scope, key: str) -> SecretRecord | None: ...
 
+    def get_many(self, scope: Scope, keys: list[str]) -> list[SecretRecord]:
+        """The rows of these keys that exist, in one statement, ordered by key name (absent keys are left out)."""
+        ...
+
     def save(self, record: SecretRecord, expected_version: int | None) -> None:
         """Insert (expected_version None) or compare-and-set update; raises Conflict if the row moved."""
         ...

@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 from sprongus.domain.import_item import ImportItem
 from sprongus.domain.records import SecretView
-from sprongus.domain.results import ExportResult, ImportReport, Page, RotationReport, SetResult
+from sprongus.domain.results import BatchReveal, ExportResult, ImportReport, Page, RotationReport, SetResult
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
 from sprongus.ports.progress import Progress
@@ -24,6 +24,12 @@ class SecretsApi(Protocol):
     def get(self, scope: Scope, key: str, reveal: bool = False) -> SecretView: ...
 
     def unset(self, scope: Scope, key: str) -> None: ...
+
+    def reveal_many(self, scope: Scope, prefix: str | None = None,
+                    keys: builtins.list[str] | None = None) -> BatchReveal:
+        """Up to 1,000 plaintexts of one scope in one call: the keys named, or those under a prefix (neither: the
+        whole scope). One reveal as far as rate limits go; one audit row per secret revealed."""
+        ...
 
     def list(self, scope: Scope, prefix: str = "", with_meta: bool = False, cursor: str | None = None,
              limit: int = 50) -> Page: ...

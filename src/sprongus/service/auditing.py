@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
@@ -61,20 +62,34 @@ class Auditor:
         except Exception as exc:
             raise AuditUnavailable("audit event could not be recorded; action refused") from exc
 
+    def record_many(self, principal: Principal, action: AuditAction, scope: Scope,
+                    entries: Sequence[tuple[str, int | None, Outcome]], **detail: Any) -> None:
+        """One event per (key, version, outcome), all at one time, stored all or none (else AuditUnavailable)."""
+        now, where = self._clock.now(), str(scope)
+        events = [AuditEvent(now, principal.subject, action, where, key, version, outcome, principal.request_id,
+                             principal.client_address, dict(detail)) for key, version, outcome in entries]
+        try:
+            self._sink.record_many(events)
+        except AuditUnavailable:
+            raise
+        except Exception as exc:
+            raise AuditUnavailable("audit events could not be recorded; action refused") from exc
+
     def failures(self, principal: Principal, action: AuditAction, scope: Scope | None,
-                 key: str | None = None) -> _FailureAudit:
+                 key: str | None = None, **detail: Any) -> _FailureAudit:
         """Audit the failed attempt of whatever runs inside, then re-raise the original error."""
-        return _FailureAudit(self, principal, action, scope, key)
+        return _FailureAudit(self, principal, action, scope, key, detail)
 
 
 class _FailureAudit:
     """A class, not a generator context manager: it wraps every service call."""
 
-    __slots__ = ("_action", "_auditor", "_key", "_principal", "_scope")
+    __slots__ = ("_action", "_auditor", "_detail", "_key", "_principal", "_scope")
 
     def __init__(self, auditor: Auditor, principal: Principal, action: AuditAction, scope: Scope | None,
-                 key: str | None) -> None:
+                 key: str | None, detail: dict[str, Any]) -> None:
         self._auditor, self._principal, self._action, self._scope, self._key = auditor, principal, action, scope, key
+        self._detail = detail
 
     def __enter__(self) -> None:
         return None
@@ -83,7 +98,8 @@ class _FailureAudit:
         if exc is None or isinstance(exc, AuditUnavailable) or not isinstance(exc, SprongusError):
             return
         try:
-            self._auditor.record(self._principal, self._action, self._scope, self._key, None, outcome_of(exc))
+            self._auditor.record(self._principal, self._action, self._scope, self._key, None, outcome_of(exc),
+                                 **self._detail)
         except AuditUnavailable:
             # An outage usually takes the audit store with it (the same database, the same full disk): the error
             # itself is already reported (one line on the CLI, a 503 on the API), so this is no second error line.

@@ -9,10 +9,11 @@ from typing import Any
 from sprongus.domain.import_item import ImportItem
 from sprongus.domain.principal import Principal
 from sprongus.domain.records import SecretView
-from sprongus.domain.results import ExportResult, ImportReport, Page, RotationReport, SetResult
+from sprongus.domain.results import BatchReveal, ExportResult, ImportReport, Page, RotationReport, SetResult
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
 from sprongus.ports.progress import Progress
+from sprongus.service.batch_reveal import BatchRevealOps
 from sprongus.service.rotation import RotationOps
 from sprongus.service.secrets import DEFAULT_PAGE, SecretOps
 from sprongus.service.transfer import TransferOps
@@ -20,11 +21,12 @@ from sprongus.service.transfer import TransferOps
 
 class LocalSecretsApi:
     def __init__(self, principal: Principal, secrets: SecretOps, transfer: TransferOps,
-                 rotation: RotationOps) -> None:
+                 rotation: RotationOps, batch_reveal: BatchRevealOps | None = None) -> None:
         self.principal = principal
         self._secrets = secrets
         self._transfer = transfer
         self._rotation = rotation
+        self._batch_reveal = batch_reveal
 
     def set(self, scope: Scope, key: str, value: SecretValue, meta: object = None) -> SetResult:
         return self._secrets.set(self.principal, scope, key, value, meta)
@@ -34,6 +36,12 @@ class LocalSecretsApi:
 
     def unset(self, scope: Scope, key: str) -> None:
         self._secrets.unset(self.principal, scope, key)
+
+    def reveal_many(self, scope: Scope, prefix: str | None = None,
+                    keys: builtins.list[str] | None = None) -> BatchReveal:
+        if self._batch_reveal is None:  # a programming error: whoever built this API left the use case out
+            raise TypeError("LocalSecretsApi was built without batch_reveal")
+        return self._batch_reveal.reveal_many(self.principal, scope, prefix, keys)
 
     def list(self, scope: Scope, prefix: str = "", with_meta: bool = False, cursor: str | None = None,
              limit: int = DEFAULT_PAGE) -> Page:

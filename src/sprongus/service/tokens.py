@@ -18,6 +18,10 @@ from sprongus.ports.random import RandomSource
 from sprongus.ports.tokens import ApiTokenStore
 
 SUBJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
+# An exchanged token's subject is the trust's prefix and an IdP's claim ("gha:repo:acme/shop:ref:refs/heads/main"):
+# any printable text without whitespace. It is never a valid owner id, so it has no user:<id> scope of its own.
+EXCHANGED_SUBJECT_MAX = 200
+EXCHANGED_SUBJECT_RULE = f"must be 1-{EXCHANGED_SUBJECT_MAX} printable characters without whitespace"
 
 
 class TokenService:
@@ -39,8 +43,11 @@ class TokenService:
               auth_time: datetime, kind: TokenKind, trust: str | None, key_prefix: str) -> tuple[SecretValue,
                                                                                                 ApiToken]:
         """A new token: the only time it exists in plaintext; the store keeps its hash."""
-        if not SUBJECT.fullmatch(subject or ""):
+        kind = TokenKind(kind)
+        if kind is TokenKind.OPERATOR and not SUBJECT.fullmatch(subject or ""):
             raise ValidationError("subject", OWNER_ID_RULE)
+        if kind is not TokenKind.OPERATOR and not valid_exchanged_subject(subject):
+            raise ValidationError("subject", EXCHANGED_SUBJECT_RULE)
         permissions = parse_scopes(scopes)
         for project in projects:
             if not SUBJECT.fullmatch(project):
@@ -49,7 +56,7 @@ class TokenService:
         token = TOKEN_PREFIX + base64.urlsafe_b64encode(self._random.bytes(32)).decode("ascii").rstrip("=")
         record = ApiToken(id="tok_" + self._random.bytes(8).hex(), token_hash=token_hash(token), subject=subject,
                           permissions=permissions, projects=frozenset(projects), created_at=self._clock.now(),
-                          expires_at=expires_at, auth_time=auth_time, kind=TokenKind(kind), trust=trust,
+                          expires_at=expires_at, auth_time=auth_time, kind=kind, trust=trust,
                           key_prefix=key_prefix)
         self._store.add(record)
         return SecretValue(token), record
@@ -75,6 +82,11 @@ class TokenService:
     def revoke(self, token_id: str) -> None:
         if not self._store.revoke(token_id, self._clock.now()):
             raise NotFound(f"token {token_id} not found")
+
+
+def valid_exchanged_subject(subject: object) -> bool:
+    return (isinstance(subject, str) and 1 <= len(subject) <= EXCHANGED_SUBJECT_MAX and subject.isprintable()
+            and not any(char.isspace() for char in subject))
 
 
 def parse_scopes(scopes: list[str]) -> frozenset[Permission]:

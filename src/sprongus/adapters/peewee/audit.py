@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import UTC
 from typing import Any
 
@@ -16,6 +17,8 @@ from sprongus.domain.text import utf8_encodable
 
 GENESIS = "sha256:" + "0" * 64
 AUDIT_LOCK_ID = 0x53505241  # serializes chain appends on Postgres ("SPRA")
+# Rows per INSERT of a batch: 12 parameters each, well below SQLite's oldest default limit of 999 per statement.
+INSERT_ROWS = 80
 
 
 def chain_hash(prev_hash: str, fields: list[Any]) -> str:
@@ -53,40 +56,58 @@ class PeeweeAuditSink:
         self._db = models.db
         columns = ("time", "actor", "action", "scope", "key_name", "version", "outcome", "request_id",
                    "client_address", "detail", "prev_hash", "hash")
-        placeholders = ", ".join([self._db.param] * len(columns))
-        self._insert = f"INSERT INTO audit_event ({', '.join(columns)}) VALUES ({placeholders})"  # noqa: S608
+        self._row_marks = "(" + ", ".join([self._db.param] * len(columns)) + ")"
+        self._insert = f"INSERT INTO audit_event ({', '.join(columns)}) VALUES {self._row_marks}"  # noqa: S608
 
     def record(self, event: AuditEvent) -> None:
+        self.record_many([event])
+
+    def record_many(self, events: Sequence[AuditEvent]) -> None:
+        """One transaction (the caller's, or its own): every row of a batch is chained and committed, or none."""
+        if not events:
+            return
         try:
-            self._append(event)
+            self._append(events)
         except Exception as exc:
             outage = outage_of(exc)  # a full disk or a database outage: say so, so the caller knows to retry
             raise AuditUnavailable("audit event could not be recorded" + (f" ({outage})" if outage else "")
                                    + "; action refused") from exc
 
-    def _append(self, event: AuditEvent) -> None:
+    def _append(self, events: Sequence[AuditEvent]) -> None:
         db = self._db
-        if db.in_transaction():  # the caller's transaction: the row commits or rolls back with the action
-            self._append_locked(event)
+        if db.in_transaction():  # the caller's transaction: the rows commit or roll back with the action
+            self._append_locked(events)
             return
         with dialect_of(db).write_transaction(db):
-            self._append_locked(event)
+            self._append_locked(events)
 
-    def _append_locked(self, event: AuditEvent) -> None:
+    def _append_locked(self, events: Sequence[AuditEvent]) -> None:
         db = self._db
         dialect_of(db).serialize(db, AUDIT_LOCK_ID)  # one chain: appends happen one at a time
         last = db.execute_sql("SELECT hash FROM audit_event ORDER BY seq DESC LIMIT 1").fetchone()  # type: ignore[no-untyped-call]
         prev = last[0] if last is not None else GENESIS
+        rows: list[list[Any]] = []
+        for event in events:  # each row chains to the one before it, within the batch too (seq keeps this order)
+            row = self._row(event, prev)
+            prev = row[-1]
+            rows.append(row)
+        for start in range(0, len(rows), INSERT_ROWS):
+            chunk = rows[start:start + INSERT_ROWS]
+            db.execute_sql(self._insert_rows(len(chunk)), [v for row in chunk for v in row])  # type: ignore[no-untyped-call]
+
+    def _row(self, event: AuditEvent, prev: str) -> list[Any]:
         detail = storable(json.loads(json.dumps(event.detail, default=str)))
         actor, scope, key_name, request_id, client_address = (storable(v) for v in (
             event.actor, event.scope, event.key_name, event.request_id, event.client_address))
         fields = _fields(event.time, actor, event.action.value, scope, key_name, event.version,
                          event.outcome.value, request_id, client_address, detail)
         m = self._m
-        values = [m.time.db_value(event.time), actor, event.action.value, scope, key_name,
-                  event.version, event.outcome.value, request_id, client_address,
-                  m.detail.db_value(detail), prev, chain_hash(prev, fields)]
-        db.execute_sql(self._insert, values)  # type: ignore[no-untyped-call]
+        return [m.time.db_value(event.time), actor, event.action.value, scope, key_name,
+                event.version, event.outcome.value, request_id, client_address,
+                m.detail.db_value(detail), prev, chain_hash(prev, fields)]
+
+    def _insert_rows(self, count: int) -> str:
+        return self._insert + "".join([", " + self._row_marks] * (count - 1))
 
     def verify_chain(self, batch: int = 1000) -> AuditChainReport:
         """Recompute the chain: an edited, deleted (but the last) or reordered row shows up as a problem."""

@@ -75,6 +75,15 @@ class PeeweeSecretRepository:
         row = self._db.execute_sql(self._get[scope.owner_id is not None], params).fetchone()  # type: ignore[no-untyped-call]
         return None if row is None else self._record(row, scope)
 
+    def get_many(self, scope: Scope, keys: list[str]) -> list[SecretRecord]:
+        names = sorted(set(keys))
+        if not names:  # `IN ()` is no SQL
+            return []
+        where, params = self._place(scope)
+        marks = ", ".join([self._db.param] * len(names))  # the service caps a batch well below either dialect's
+        return self._query(f"{self._select} WHERE {where} AND key_name IN ({marks}) ORDER BY key_name",
+                           [*params, *names], scope)
+
     def save(self, record: SecretRecord, expected_version: int | None) -> None:
         values = self._values(record)
         if expected_version is None:

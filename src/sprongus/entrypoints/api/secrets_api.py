@@ -17,12 +17,14 @@ from sprongus.domain.records import AuditAction, Outcome, SecretView
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue, close_value_scope, open_value_scope
 from sprongus.entrypoints.api import schemas as s
+from sprongus.entrypoints.api.batch_api import add_batch_routes
 from sprongus.entrypoints.api.context import authenticate, principal, request_id, token
 from sprongus.entrypoints.api.docs import KEY_PATH, document_errors, key_parameters
 from sprongus.entrypoints.api.idempotency import Idempotency
 from sprongus.entrypoints.api.transfer_api import add_transfer_routes
 from sprongus.ports.tokens import RecentAuthVerifier, StoredResponse
 from sprongus.service.auditing import Auditor
+from sprongus.service.batch_reveal import BatchRevealOps
 from sprongus.service.reveal_tokens import RevealTokenOps
 from sprongus.service.rotation import RotationOps
 from sprongus.service.secrets import SecretOps
@@ -48,6 +50,7 @@ class UseCases:
     rotation: RotationOps
     reveal_tokens: RevealTokenOps
     auditor: Auditor
+    batch_reveal: BatchRevealOps
 
 
 def _with_etag(view: SecretView, status: int = 200) -> Reply:
@@ -97,7 +100,7 @@ def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: Recent
                            method=request.method, path=request.path)
             raise
 
-    def _check_recent_auth(scope: Scope, key: str) -> None:
+    def _check_recent_auth(scope: Scope, key: str | None) -> None:
         try:
             recent_auth.check(token())
         except StepUpRequired:
@@ -189,4 +192,5 @@ def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: Recent
         return _with_etag(cases.rotation.rotate_key(principal(), Scope.of(owner_type, owner_id), key_name))
 
     add_transfer_routes(blp, cases.transfer, idempotency)
+    add_batch_routes(blp, cases.batch_reveal, _check_recent_auth)
     return blp
