@@ -18,7 +18,15 @@ from sprongus.adapters.problem_types import TYPE_PREFIX, error_from_problem
 from sprongus.domain.errors import ConfigError, RemoteUnavailable, ValidationError
 from sprongus.domain.import_item import ImportItem
 from sprongus.domain.records import SecretView
-from sprongus.domain.results import ExportResult, ImportReport, Page, RotationReport, SetResult
+from sprongus.domain.results import (
+    BatchReveal,
+    ExportResult,
+    ImportReport,
+    Page,
+    RevealedSecret,
+    RotationReport,
+    SetResult,
+)
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
 from sprongus.ports.progress import Progress
@@ -59,10 +67,15 @@ def api_base(url: str) -> str:
 
 
 class ApiClient:
-    """JSON over HTTP with a bearer token; a problem answer raises its domain error. Redirects are refused."""
+    """JSON over HTTP with a bearer token (none for the API's public routes); a problem answer raises its domain
+    error. Redirects are refused."""
 
-    def __init__(self, base_url: str, token: str) -> None:
+    def __init__(self, base_url: str, token: str | None) -> None:
         self._base = api_base(base_url)
+        self._token = token
+
+    def use_token(self, token: str) -> None:
+        """Calls from now on carry this token (a step-up sign-in replaced the old one)."""
         self._token = token
 
     def call(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> Any:
@@ -76,8 +89,8 @@ class ApiClient:
             url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(url, data=data, method=method, headers={  # noqa: S310 - scheme checked
-            "Authorization": f"Bearer {self._token}", "Content-Type": "application/json",
-            "Accept": "application/json"})
+            **({"Authorization": f"Bearer {self._token}"} if self._token is not None else {}),
+            "Content-Type": "application/json", "Accept": "application/json"})
         try:
             with _OPENER.open(request, timeout=TIMEOUT) as response:
                 raw, status = response.read(), response.status
@@ -128,6 +141,16 @@ class HttpSecretsApi:
 
     def unset(self, scope: Scope, key: str) -> None:
         self._api.call("DELETE", _path(scope, key))
+
+    def reveal_many(self, scope: Scope, prefix: str | None = None,
+                    keys: builtins.list[str] | None = None) -> BatchReveal:
+        body: dict[str, Any] = {"ownerType": scope.owner_type.value}
+        for name, value in (("ownerId", scope.owner_id), ("prefix", prefix), ("keys", keys)):
+            if value is not None:
+                body[name] = value
+        data = self._api.call("POST", "/secrets:reveal", body)
+        return BatchReveal([RevealedSecret(i["keyName"], SecretValue(i["value"]), i["version"])
+                            for i in data["items"]], list(data["missing"]))
 
     def list(self, scope: Scope, prefix: str = "", with_meta: bool = False, cursor: str | None = None,
              limit: int = 50) -> Page:

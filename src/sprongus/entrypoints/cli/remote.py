@@ -1,5 +1,6 @@
-"""`--remote`: the SecretsApi of the REST API named by the settings, with its token (SPRONGUS_TOKEN, else the OS
-keychain, else the file `sprongus login` writes where there is no keychain)."""
+"""`--remote`: the REST API named by the settings and its token (SPRONGUS_TOKEN, else a workload's JWT from
+SPRONGUS_OIDC_TOKEN_FILE exchanged for one, else the OS keychain, else the file `sprongus login` writes where there
+is no keychain). The SecretsApi on top, with the step-up offer, is cli/login.py's `remote_secrets_api`."""
 
 from __future__ import annotations
 
@@ -10,22 +11,34 @@ import stat
 import urllib.parse
 from pathlib import Path
 
-from sprongus.adapters.http_client import ApiClient, HttpSecretsApi
 from sprongus.domain import errors as e
 from sprongus.entrypoints.config import Settings
 
+# Where the token of --remote came from, in the order they are tried.
+FROM_ENV, FROM_WORKLOAD, FROM_LOGIN = "SPRONGUS_TOKEN", "SPRONGUS_OIDC_TOKEN_FILE", "login"
 
-def remote_api(settings: Settings) -> HttpSecretsApi:
-    if not settings.api_url or urllib.parse.urlsplit(settings.api_url).scheme not in ("http", "https"):
+
+def checked_api_url(url: str | None) -> str:
+    if not url or urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise e.ConfigError("SPRONGUS_API_URL: set it to the API's http(s) base URL (e.g. http://127.0.0.1:8000)")
-    token = settings.api_token
-    if not token:
-        from sprongus.adapters.keychain import stored_api_token
+    return url
 
-        token = stored_api_token(settings.api_url) or stored_file_token(settings.api_token_file, settings.api_url)
+
+def remote_token(settings: Settings, url: str) -> tuple[str, str]:
+    """(token, where it came from). A workload's JWT is exchanged for a token of this process only: never stored."""
+    if settings.api_token:
+        return settings.api_token, FROM_ENV
+    if settings.oidc_token_file is not None:
+        from sprongus.adapters.oidc_device import JWT_TOKEN_TYPE, exchange, read_jwt_file
+
+        return exchange(url, read_jwt_file(settings.oidc_token_file), JWT_TOKEN_TYPE).token.reveal(), FROM_WORKLOAD
+    from sprongus.adapters.keychain import stored_api_token
+
+    token = stored_api_token(url) or stored_file_token(settings.api_token_file, url)
     if not token:
-        raise e.PermissionDenied("no API token: set SPRONGUS_TOKEN or run `sprongus login`")
-    return HttpSecretsApi(ApiClient(settings.api_url, token))
+        raise e.PermissionDenied("no API token: set SPRONGUS_TOKEN or run `sprongus login` (`--oidc` to sign in "
+                                 "with your identity provider)")
+    return token, FROM_LOGIN
 
 
 # `sprongus login` without an OS keychain: {"format": ..., "tokens": {API base URL: token}}, mode 0600.
@@ -47,10 +60,23 @@ def stored_file_token(path: Path, api_url: str) -> str | None:
 
 def store_file_token(path: Path, api_url: str, token: str) -> None:
     """Add or replace this API's token: written to a fresh 0600 file, then renamed over the old one."""
-    import tempfile  # its imports cost start-up time: only `sprongus login` needs it
-
     tokens = _read_tokens(path) or {}
     tokens[_api(api_url)] = token
+    _write_tokens(path, tokens)
+
+
+def forget_file_token(path: Path, api_url: str) -> bool:
+    """`sprongus logout`: drop this API's token from the file; False when it held none."""
+    tokens = _read_tokens(path)
+    if not tokens or tokens.pop(_api(api_url), None) is None:
+        return False
+    _write_tokens(path, tokens)
+    return True
+
+
+def _write_tokens(path: Path, tokens: dict[str, object]) -> None:
+    import tempfile  # its imports cost start-up time: only `sprongus login` needs it
+
     text = json.dumps({"format": TOKEN_FILE_FORMAT, "tokens": tokens}, indent=2) + "\n"
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -6,11 +6,12 @@ import click
 
 from sprongus import __version__
 from sprongus.domain.redaction import install_log_redaction
+from sprongus.entrypoints.cli.auth import auth_group, login_command, logout_command
 from sprongus.entrypoints.cli.db import db_group
 from sprongus.entrypoints.cli.errors import GuardedGroup
 from sprongus.entrypoints.cli.keys import keys_group
 from sprongus.entrypoints.cli.secrets import secrets_group
-from sprongus.entrypoints.cli.serve import login_command, serve_command
+from sprongus.entrypoints.cli.serve import serve_command
 from sprongus.entrypoints.cli.state import CliState
 from sprongus.entrypoints.cli.tokens import tokens_group
 from sprongus.entrypoints.config import log_level
@@ -22,7 +23,8 @@ def cli() -> None:
     """sprongus: an envelope-encrypted secrets store."""
 
 
-for group in (secrets_group, keys_group, tokens_group, db_group, serve_command, login_command):
+for group in (secrets_group, keys_group, tokens_group, auth_group, db_group, serve_command, login_command,
+              logout_command):
     cli.add_command(group)
 
 

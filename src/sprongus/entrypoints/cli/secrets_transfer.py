@@ -70,19 +70,32 @@ def import_command(state: CliState, file: Path, format_: str | None, scope: Scop
 @click.option("--bundle", is_flag=True, help="An encrypted bundle (values stay encrypted) instead of metadata.")
 @click.option("--passphrase-file", type=click.Path(path_type=Path, dir_okay=False),
               help="With --bundle: protect with a passphrase, so another installation can import it.")
+@click.option("--format", "format_", type=click.Choice(["dotenv", "json", "shell"]),
+              help="With --reveal: the plaintext values as a dotenv file, JSON or shell `export` lines.")
+@click.option("--reveal", is_flag=True, help="With --format: export the plaintext values (asks for confirmation).")
+@click.option("--yes", is_flag=True, help="Confirm --reveal without a prompt (required without a terminal).")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
               help="Write to this new file (mode 0600) instead of stdout.")
 @click.option("--force", is_flag=True, help="With --out: replace the file if it exists.")
 @pass_state
 def export_command(state: CliState, scope: Scope, prefix: str, bundle: bool, passphrase_file: Path | None,
-                   out: Path | None, force: bool) -> None:
-    """Export metadata (default, never values) or an encrypted bundle."""
+                   format_: str | None, reveal: bool, yes: bool, out: Path | None, force: bool) -> None:
+    """Export metadata (default, never values), an encrypted bundle, or with --reveal the plaintext values."""
     if passphrase_file and not bundle:
         raise ValidationError("passphrase-file", "only goes with --bundle")
     if force and out is None:
         raise ValidationError("force", "only goes with --out")
+    if format_ and not reveal:  # values leave the vault only on the explicit flag
+        raise ValidationError("reveal", f"--format {format_} exports plaintext values; pass --reveal to do so")
+    if reveal and bundle:
+        raise ValidationError("reveal", "a bundle keeps the values encrypted; give either --bundle or --reveal")
+    if reveal and not format_:
+        raise ValidationError("format", "--reveal needs --format dotenv, json or shell")
     if out is not None and not force and os.path.lexists(out):
         raise _exists()  # early, so a refused export reads and audits nothing (the write below checks again)
+    if reveal and format_:
+        _export_plaintext(state, scope, prefix, format_, yes, out, force)
+        return
     with progress("exporting") as report:
         result = state.api.export(scope, prefix, bundle, read_passphrase(passphrase_file),
                                       progress=report)
@@ -94,6 +107,29 @@ def export_command(state: CliState, scope: Scope, prefix: str, bundle: bool, pas
         return
     _write_private(out, json.dumps(document, indent=2, ensure_ascii=False) + "\n", force)
     click.echo(f"exported {len(result.items)} secret{'s' if len(result.items) != 1 else ''} to {out}", err=True)
+
+
+def _export_plaintext(state: CliState, scope: Scope, prefix: str, format_: str, yes: bool, out: Path | None,
+                      force: bool) -> None:
+    """Names first (a listing reveals nothing), then one batch reveal per 1,000 keys, then one write."""
+    from sprongus.entrypoints.cli import plaintext_formats as fmt  # loads the domain: not for --help
+    from sprongus.entrypoints.cli.secrets_basic import confirm_reveal
+    from sprongus.service.batch_reveal import reveal_keys
+    from sprongus.service.pages import api_views
+
+    under = f" under {prefix}" if prefix else ""
+    confirm_reveal(f"Reveal the values of {scope}{under} into {out or 'standard output'}?", yes)
+    names = fmt.variable_names(view.key for view in api_views(state.api, scope, prefix))
+    values = {key: value.reveal() for key, value in reveal_keys(state.api, scope, names.values()).items()}
+    text = fmt.render(format_, names, values)
+    if format_ == "dotenv" and (expanding := fmt.interpolated(names, values)):
+        click.echo(f"warning: the values of {', '.join(expanding)} hold ${{: read the file without variable "
+                   "expansion (python-dotenv: interpolate=False), or they change", err=True)
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    _write_private(out, text, force)
+    click.echo(f"exported {len(names)} secret{'s' if len(names) != 1 else ''} to {out}", err=True)
 
 
 def _metadata(record: dict[str, Any]) -> dict[str, Any]:

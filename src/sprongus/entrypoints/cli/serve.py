@@ -1,4 +1,4 @@
-"""`sprongus serve` (development server) and `sprongus login` (keep an API token for --remote)."""
+"""`sprongus serve`: the development server."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from sprongus.domain.errors import ConfigError, ValidationError
+from sprongus.domain.errors import ConfigError
 from sprongus.entrypoints.cli.state import CliState, pass_state
 
 if TYPE_CHECKING:
@@ -72,31 +72,3 @@ def _plain_text(record: logging.LogRecord) -> bool:
     record.msg, record.args = _ANSI.sub("", record.getMessage()), None
     return True
 
-
-@click.command("login")
-@click.option("--api-url", help="The API's base URL (default: SPRONGUS_API_URL).")
-@pass_state
-def login_command(state: CliState, api_url: str | None) -> None:
-    """Read an API token from stdin and keep it for --remote: in the OS keychain, else in a 0600 file."""
-    from sprongus.adapters.keychain import api_token_item
-    from sprongus.entrypoints.cli.remote import store_file_token
-
-    settings = state.get_settings()
-    url = api_url or settings.api_url
-    if not url:
-        raise ValidationError("api-url", "give --api-url or set SPRONGUS_API_URL")
-    interactive = sys.stdin.isatty()
-    token = click.prompt("API token", hide_input=True, err=True) if interactive else sys.stdin.readline().strip()
-    if not token.startswith("spr_"):
-        raise ValidationError("token", "an API token starts with spr_")
-    item = api_token_item(url, 10.0)
-    if item is not None:
-        item.set(token)
-        click.echo(f"token stored in the OS keychain for {url}")
-        return
-    # A headless machine has no keychain: the file is what the key file is to the master key (0600, refused
-    # when others can read it), so --remote works there too without SPRONGUS_TOKEN in every shell.
-    path = settings.api_token_file
-    store_file_token(path, url, token)
-    click.echo(f"warning: no OS keychain is available; the token is kept in {path} (mode 0600)", err=True)
-    click.echo(f"token stored for {url}")

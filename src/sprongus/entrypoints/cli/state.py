@@ -40,6 +40,7 @@ class CliState:
     lean_imports: bool = False  # only the real CLI process: a test process may need every integration
     remote: bool = False  # --remote, or SPRONGUS_REMOTE=1
     settings: Settings | None = None
+    remote_api: SecretsApi | None = None  # built on first use
 
     def get_container(self) -> Container:
         if self.container is None:
@@ -65,14 +66,16 @@ class CliState:
     def api(self) -> SecretsApi:
         """The one interface every `secrets` command talks to: the local vault, or the REST API with --remote."""
         if self.remote or self.get_settings().remote:
-            from sprongus.entrypoints.cli.remote import remote_api
+            if self.remote_api is None:  # once per command: a workload's JWT is exchanged once
+                from sprongus.entrypoints.cli.login import remote_secrets_api
 
-            return remote_api(self.get_settings())
+                self.remote_api = remote_secrets_api(self.get_settings())
+            return self.remote_api
         from sprongus.service.local_api import LocalSecretsApi
 
         container = self.get_container()
         return LocalSecretsApi(self.principal, container.secret_ops(), container.transfer_ops(),
-                               container.rotation_ops())
+                               container.rotation_ops(), container.batch_reveal_ops())
 
     @property
     def principal(self) -> Principal:
