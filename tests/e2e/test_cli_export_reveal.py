@@ -149,6 +149,24 @@ def test_keys_naming_the_same_variable_are_refused_before_anything_is_revealed(m
     assert reveal_rows(machine) == []
 
 
+def test_hook_variables_are_refused_for_sourced_formats_unless_allowed(machine: Machine) -> None:
+    """A dotenv or shell export is sourced into someone's environment: a writer of the scope must not be able to
+    plant LD_PRELOAD or PATH there, as `secrets run` refuses them."""
+    machine.ok("secrets", "set", SCOPE, "ld_preload", CANARY)
+    refused = {fmt: machine.run("secrets", "export", SCOPE, "--format", fmt, "--reveal", "--yes")
+               for fmt in ("shell", "dotenv")}
+    revealed_by_refusals = reveal_rows(machine)
+    allowed = export(machine, "shell", "--allow-env", "LD_PRELOAD")
+
+    for proc in refused.values():
+        assert proc.returncode == 2 and proc.stdout == ""
+        line = one_error_line(proc.stderr, naming="--allow-env LD_PRELOAD")
+        assert "ld_preload" in line and CANARY not in line
+    assert revealed_by_refusals == []  # refused on the names, before anything was revealed
+    assert f"export LD_PRELOAD='{CANARY}'" in allowed
+    assert json.loads(export(machine, "json")) == {"LD_PRELOAD": CANARY}  # JSON is not sourced
+
+
 @pytest.mark.parametrize(("args", "field"), [
     (["--format", "dotenv"], "reveal"),  # values leave only on the explicit flag
     (["--reveal", "--yes"], "format"),

@@ -349,7 +349,8 @@ def test_login_step_up_asks_the_issuer_for_a_fresh_sign_in(stack: Stack) -> None
                                              "prompt": "login"}]
 
 
-def test_a_workload_token_file_is_exchanged_for_this_process_only(stack: Stack, tmp_path: Path) -> None:
+def test_a_workload_token_file_is_exchanged_once_and_its_token_kept_until_the_file_is_renewed(
+        stack: Stack, tmp_path: Path) -> None:
     stack.machine.ok("auth", "trust", "add", "k8s-shop", "--issuer", stack.issuer.url, "--audience", "sprongus",
                      "--claim", "sub=system:serviceaccount:shop:worker", "--subject-prefix", "k8s:",
                      "--project", "shop", "--scope", "secrets:read", "--scope", "secrets:reveal")
@@ -363,7 +364,11 @@ def test_a_workload_token_file_is_exchanged_for_this_process_only(stack: Stack, 
     workload = {"SPRONGUS_OIDC_TOKEN_FILE": str(jwt_file), "SPRONGUS_REMOTE": "1"}
 
     revealed = stack.cli("secrets", "get", SCOPE, "db.password", "--reveal", "--yes", **workload)
-    replayed = stack.cli("secrets", "list", SCOPE, **workload)  # the same JWT again: exchanged once only
+    again = stack.cli("secrets", "list", SCOPE, **workload)  # the same JWT: the kept token, no second exchange
+    cache = stack.token_file.with_name("workload-tokens.json")
+    cache_mode, cache_text, first_jwt = stat.S_IMODE(cache.stat().st_mode), cache.read_text(), stack.jwts[-1]
+    cache.unlink()
+    replayed = stack.cli("secrets", "list", SCOPE, **workload)  # nothing kept: the server exchanges a JWT once
     project("shop")
     status = stack.cli("auth", "status", "--json", **workload)
     project("other")
@@ -373,7 +378,9 @@ def test_a_workload_token_file_is_exchanged_for_this_process_only(stack: Stack, 
     env_wins = stack.cli("secrets", "list", SCOPE, **workload, SPRONGUS_TOKEN="spr_" + "x" * 43)
 
     assert (revealed.returncode, revealed.stdout) == (0, CANARY + "\n"), revealed.stderr
-    assert not stack.token_file.exists()  # a workload's token is never stored
+    assert not stack.token_file.exists()  # a workload's token is not a login
+    assert again.returncode == 0, again.stderr
+    assert cache_mode == 0o600 and first_jwt not in cache_text and "spr_" in cache_text
     assert replayed.returncode == 4
     assert one_error_line(replayed.stderr) == "error: the identity provider's token was refused (invalid_grant)"
     assert status.returncode == 0, status.stderr

@@ -65,9 +65,9 @@ class Auditor:
     def record_many(self, principal: Principal, action: AuditAction, scope: Scope,
                     entries: Sequence[tuple[str, int | None, Outcome]], **detail: Any) -> None:
         """One event per (key, version, outcome), all at one time, stored all or none (else AuditUnavailable)."""
-        now, where = self._clock.now(), str(scope)
+        now, where, shared = self._clock.now(), str(scope), dict(detail)  # one detail for all: serialized once
         events = [AuditEvent(now, principal.subject, action, where, key, version, outcome, principal.request_id,
-                             principal.client_address, dict(detail)) for key, version, outcome in entries]
+                             principal.client_address, shared) for key, version, outcome in entries]
         try:
             self._sink.record_many(events)
         except AuditUnavailable:

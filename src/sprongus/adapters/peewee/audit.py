@@ -87,24 +87,30 @@ class PeeweeAuditSink:
         last = db.execute_sql("SELECT hash FROM audit_event ORDER BY seq DESC LIMIT 1").fetchone()  # type: ignore[no-untyped-call]
         prev = last[0] if last is not None else GENESIS
         rows: list[list[Any]] = []
+        shared: dict[int, tuple[Any, Any]] = {}
         for event in events:  # each row chains to the one before it, within the batch too (seq keeps this order)
-            row = self._row(event, prev)
+            row = self._row(event, prev, shared)
             prev = row[-1]
             rows.append(row)
         for start in range(0, len(rows), INSERT_ROWS):
             chunk = rows[start:start + INSERT_ROWS]
             db.execute_sql(self._insert_rows(len(chunk)), [v for row in chunk for v in row])  # type: ignore[no-untyped-call]
 
-    def _row(self, event: AuditEvent, prev: str) -> list[Any]:
-        detail = storable(json.loads(json.dumps(event.detail, default=str)))
+    def _row(self, event: AuditEvent, prev: str, shared: dict[int, tuple[Any, Any]]) -> list[Any]:
+        """`shared`: the rows of a batch reveal share one detail dict; it is serialized once, not per row (the
+        events, and so their dicts, live until the batch is written, so an id names one dict)."""
+        m = self._m
+        if id(event.detail) not in shared:
+            detail = storable(json.loads(json.dumps(event.detail, default=str)))
+            shared[id(event.detail)] = (detail, m.detail.db_value(detail))
+        detail, stored_detail = shared[id(event.detail)]
         actor, scope, key_name, request_id, client_address = (storable(v) for v in (
             event.actor, event.scope, event.key_name, event.request_id, event.client_address))
         fields = _fields(event.time, actor, event.action.value, scope, key_name, event.version,
                          event.outcome.value, request_id, client_address, detail)
-        m = self._m
         return [m.time.db_value(event.time), actor, event.action.value, scope, key_name,
                 event.version, event.outcome.value, request_id, client_address,
-                m.detail.db_value(detail), prev, chain_hash(prev, fields)]
+                stored_detail, prev, chain_hash(prev, fields)]
 
     def _insert_rows(self, count: int) -> str:
         return self._insert + "".join([", " + self._row_marks] * (count - 1))

@@ -16,24 +16,31 @@ NUL cannot live in an environment variable or a shell word, so shell and dotenv 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from sprongus.domain.errors import ValidationError
-from sprongus.entrypoints.cli.run_env import env_name
+from sprongus.entrypoints.cli.run_env import env_name, is_hook
 
 FORMATS = ("dotenv", "json", "shell")
 _DOTENV_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\a": "\\a",
                                  "\b": "\\b", "\f": "\\f", "\v": "\\v"})
 
 
-def variable_names(keys: Iterable[str]) -> dict[str, str]:
-    """variable -> key; two keys naming one variable (`a.b` and `A_B`) are refused by name: one would be lost."""
+def variable_names(keys: Iterable[str], hooks_allowed: Collection[str] | None = None) -> dict[str, str]:
+    """variable -> key; two keys naming one variable (`a.b` and `A_B`) are refused by name: one would be lost.
+
+    `hooks_allowed` (dotenv and shell, which are sourced into an environment): a key that maps to a loader, shell
+    or interpreter hook is refused, as `secrets run` refuses it, unless its variable is named there. Checked on
+    the names, before anything is revealed."""
     names: dict[str, str] = {}
     for key in keys:
         name = env_name(key)
         if name in names:
             raise ValidationError("key", f"{names[name]} and {key} both map to {name}; export them with --prefix "
                                   "apart, or rename one")
+        if hooks_allowed is not None and is_hook(name) and name not in hooks_allowed:
+            raise ValidationError("key", f"{key} maps to ${name}, a loader, shell or interpreter hook; refused "
+                                  f"unless --allow-env {name}")
         names[name] = key
     return names
 

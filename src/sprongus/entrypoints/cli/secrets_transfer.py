@@ -77,9 +77,13 @@ def import_command(state: CliState, file: Path, format_: str | None, scope: Scop
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
               help="Write to this new file (mode 0600) instead of stdout.")
 @click.option("--force", is_flag=True, help="With --out: replace the file if it exists.")
+@click.option("--allow-env", "allowed", multiple=True, metavar="NAME",
+              help="With --format dotenv or shell: allow this variable although it is a loader, shell or "
+              "interpreter hook (LD_*, PATH, PYTHON*, ...). Repeatable.")
 @pass_state
 def export_command(state: CliState, scope: Scope, prefix: str, bundle: bool, passphrase_file: Path | None,
-                   format_: str | None, reveal: bool, yes: bool, out: Path | None, force: bool) -> None:
+                   format_: str | None, reveal: bool, yes: bool, out: Path | None, force: bool,
+                   allowed: tuple[str, ...]) -> None:
     """Export metadata (default, never values), an encrypted bundle, or with --reveal the plaintext values."""
     if passphrase_file and not bundle:
         raise ValidationError("passphrase-file", "only goes with --bundle")
@@ -94,7 +98,7 @@ def export_command(state: CliState, scope: Scope, prefix: str, bundle: bool, pas
     if out is not None and not force and os.path.lexists(out):
         raise _exists()  # early, so a refused export reads and audits nothing (the write below checks again)
     if reveal and format_:
-        _export_plaintext(state, scope, prefix, format_, yes, out, force)
+        _export_plaintext(state, scope, prefix, format_, yes, out, force, frozenset(allowed))
         return
     with progress("exporting") as report:
         result = state.api.export(scope, prefix, bundle, read_passphrase(passphrase_file),
@@ -110,7 +114,7 @@ def export_command(state: CliState, scope: Scope, prefix: str, bundle: bool, pas
 
 
 def _export_plaintext(state: CliState, scope: Scope, prefix: str, format_: str, yes: bool, out: Path | None,
-                      force: bool) -> None:
+                      force: bool, allowed: frozenset[str]) -> None:
     """Names first (a listing reveals nothing), then one batch reveal per 1,000 keys, then one write."""
     from sprongus.entrypoints.cli import plaintext_formats as fmt  # loads the domain: not for --help
     from sprongus.entrypoints.cli.secrets_basic import confirm_reveal
@@ -119,7 +123,8 @@ def _export_plaintext(state: CliState, scope: Scope, prefix: str, format_: str, 
 
     under = f" under {prefix}" if prefix else ""
     confirm_reveal(f"Reveal the values of {scope}{under} into {out or 'standard output'}?", yes)
-    names = fmt.variable_names(view.key for view in api_views(state.api, scope, prefix))
+    names = fmt.variable_names((view.key for view in api_views(state.api, scope, prefix)),
+                               hooks_allowed=None if format_ == "json" else allowed)
     values = {key: value.reveal() for key, value in reveal_keys(state.api, scope, names.values()).items()}
     text = fmt.render(format_, names, values)
     if format_ == "dotenv" and (expanding := fmt.interpolated(names, values)):
