@@ -160,6 +160,26 @@ def test_concurrent_records_are_all_kept_each_in_its_thread_order(subject: Subje
         assert (report.checked, report.problems) == (threads * per_thread, [])
 
 
+def test_record_many_keeps_a_batch_in_order_after_what_came_before(subject: Subject) -> None:
+    subject.sink.record(VARIED[0])
+    batch = [event(10 + i, detail={"batch": True}) for i in range(170)]  # more rows than one INSERT carries
+    subject.sink.record_many(batch)
+    subject.sink.record_many([])
+    subject.sink.record(VARIED[1])
+    assert subject.stored() == [as_dict(e) for e in (VARIED[0], *batch, VARIED[1])]
+    if subject.trail is not None:
+        assert subject.trail.verify_chain().problems == []
+
+
+def test_a_batch_that_cannot_be_written_leaves_nothing(subject: Subject, monkeypatch: pytest.MonkeyPatch) -> None:
+    subject.sink.record(event(0))
+    subject.break_store(monkeypatch)
+    with pytest.raises(AuditUnavailable):
+        subject.sink.record_many([event(i) for i in range(1, 5)])
+    monkeypatch.undo()
+    assert [row["key_name"] for row in subject.stored()] == ["db.password.0"]
+
+
 def test_a_store_that_cannot_write_raises_audit_unavailable(subject: Subject, monkeypatch: pytest.MonkeyPatch) -> None:
     subject.sink.record(event(0))
     subject.break_store(monkeypatch)

@@ -195,6 +195,16 @@ def test_list_page_prefix_is_literal(uow: UnitOfWork, caller: Principal) -> None
         assert repo.list_page(ALICE, "c", None, 100) == []
 
 
+def test_get_many_returns_the_named_rows_of_one_scope_only(uow: UnitOfWork, caller: Principal) -> None:
+    put(uow, caller, *[rec(ALICE, k) for k in ("a", "b", "c.d")], rec(BOB, "a"), rec(SYSTEM, "b"))
+    with uow.transaction(caller, readonly=True) as repo:
+        found = sorted(repo.get_many(ALICE, ["c.d", "a", "absent", "A"]), key=lambda r: r.key)
+        assert found == [rec(ALICE, "a"), rec(ALICE, "c.d")]  # exactly, byte for byte; no other scope's row
+        assert repo.get_many(SYSTEM, ["a", "b"]) == [rec(SYSTEM, "b")]
+        assert repo.get_many(ALICE, []) == []
+        assert len(repo.get_many(ALICE, [f"k{i}" for i in range(1000)] + ["b"])) == 1  # a long list, one query
+
+
 def test_scan_orders_by_id_across_scopes(uow: UnitOfWork, caller: Principal) -> None:
     rows = [rec(ALICE, "k1", id="id-05"), rec(SYSTEM, "k2", id="id-01", master="memory:v2"),
             rec(P1, "k3", id="id-09"), rec(BOB, "k4", id="id-03", master="memory:v2"), rec(ALICE, "k5", id="id-07")]

@@ -21,7 +21,7 @@ from sprongus.service.transfer import TransferOps
 
 class LocalSecretsApi:
     def __init__(self, principal: Principal, secrets: SecretOps, transfer: TransferOps,
-                 rotation: RotationOps, batch_reveal: BatchRevealOps | None = None) -> None:
+                 rotation: RotationOps, batch_reveal: BatchRevealOps) -> None:
         self.principal = principal
         self._secrets = secrets
         self._transfer = transfer
@@ -39,8 +39,6 @@ class LocalSecretsApi:
 
     def reveal_many(self, scope: Scope, prefix: str | None = None,
                     keys: builtins.list[str] | None = None) -> BatchReveal:
-        if self._batch_reveal is None:  # a programming error: whoever built this API left the use case out
-            raise TypeError("LocalSecretsApi was built without batch_reveal")
         return self._batch_reveal.reveal_many(self.principal, scope, prefix, keys)
 
     def list(self, scope: Scope, prefix: str = "", with_meta: bool = False, cursor: str | None = None,

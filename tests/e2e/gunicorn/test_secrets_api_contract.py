@@ -32,7 +32,7 @@ def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Secret
                                           "SPRONGUS_KEY_PROVIDER": "memory"})
         container = build_container(settings, local_owner=True)
         yield (LocalSecretsApi(Principal.local_owner("owner"), container.secret_ops(), container.transfer_ops(),
-                               container.rotation_ops()), Scope.project("contract"))
+                               container.rotation_ops(), container.batch_reveal_ops()), Scope.project("contract"))
         container.database().db.close()
         return
     stack: Stack = request.getfixturevalue("stack")
@@ -75,6 +75,20 @@ def test_list_pages_follow_the_cursor_in_key_order(api: tuple[SecretsApi, Scope]
     assert [v.key for v in api_views(secrets, scope)] == ["a.one", "b.one", "b.two", "c.three", "x"]
     with_meta = list(api_views(secrets, scope, "b.", with_meta=True))
     assert [(v.key, v.meta) for v in with_meta] == [("b.one", {"k": "b.one"}), ("b.two", {"k": "b.two"})]
+
+
+def test_reveal_many_opens_a_prefix_or_named_keys_in_one_call(api: tuple[SecretsApi, Scope]) -> None:
+    secrets, scope = api
+    for key in ("svc.b", "svc.a", "other"):
+        secrets.set(scope, key, SecretValue(f"{CANARY}-{key}"))
+    by_prefix = secrets.reveal_many(scope, prefix="svc.")
+    by_keys = secrets.reveal_many(scope, keys=["other", "svc.a", "absent", "svc.a"])
+    assert [(i.key, i.value.reveal(), i.version) for i in by_prefix.items] == [
+        ("svc.a", f"{CANARY}-svc.a", 1), ("svc.b", f"{CANARY}-svc.b", 1)]
+    assert by_prefix.missing == []
+    assert [i.key for i in by_keys.items] == ["other", "svc.a"] and by_keys.missing == ["absent"]
+    with pytest.raises(ValidationError):
+        secrets.reveal_many(scope, prefix="svc.", keys=["svc.a"])
 
 
 def test_unset_removes_the_secret(api: tuple[SecretsApi, Scope]) -> None:
