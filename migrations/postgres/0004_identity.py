@@ -2,8 +2,9 @@
 exchanged JWT ids.
 
 The API now issues tokens itself (a token exchange) and revokes them (logout), so the app role gains INSERT on
-api_token, but a policy lets it insert only `workload` and `user` tokens: operator tokens stay a maintenance
-login's right. It revokes through `sprongus_revoke_token`, by the token's hash, never by id, so it cannot revoke a
+api_token, but a policy lets it insert only what a trust could issue: a `workload` or `user` token naming an
+existing trust of its kind, with scopes and projects within the trust's, under its key prefix, living at most the
+trust's TTL. Operator tokens stay a maintenance login's right, and a stolen app login cannot mint itself an admin. It revokes through `sprongus_revoke_token`, by the token's hash, never by id, so it cannot revoke a
 token without naming it. Trusts are written by operators only; the app role reads them.
 The tenant policy of secret_kv also honours the caller's key prefix (`sprongus.key_prefix`).
 """
@@ -24,20 +25,6 @@ STATEMENTS = [
     "CHECK (kind IN ('operator', 'workload', 'user'))",
     "ALTER TABLE api_token ADD COLUMN trust TEXT",
     "ALTER TABLE api_token ADD COLUMN key_prefix TEXT NOT NULL DEFAULT ''",
-    "ALTER TABLE api_token ENABLE ROW LEVEL SECURITY",
-    "CREATE POLICY api_token_read ON api_token FOR SELECT USING (true)",
-    "CREATE POLICY api_token_exchanged ON api_token FOR INSERT WITH CHECK (kind IN ('workload', 'user'))",
-    "GRANT INSERT ON api_token TO sprongus_app",
-    """
-    CREATE FUNCTION sprongus_revoke_token(hash TEXT, at TIMESTAMPTZ) RETURNS BOOLEAN
-    LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
-        WITH done AS (UPDATE api_token SET revoked_at = at
-                      WHERE token_hash = hash AND revoked_at IS NULL RETURNING 1)
-        SELECT EXISTS (SELECT 1 FROM done)
-    $$
-    """,
-    "REVOKE ALL ON FUNCTION sprongus_revoke_token(TEXT, TIMESTAMPTZ) FROM PUBLIC",
-    "GRANT EXECUTE ON FUNCTION sprongus_revoke_token(TEXT, TIMESTAMPTZ) TO sprongus_app, sprongus_maintenance",
     """
     CREATE TABLE oidc_trust (
         name TEXT PRIMARY KEY,
@@ -56,6 +43,29 @@ STATEMENTS = [
     )
     """,
     "CREATE INDEX oidc_trust_issuer ON oidc_trust (issuer)",
+    "ALTER TABLE api_token ENABLE ROW LEVEL SECURITY",
+    "CREATE POLICY api_token_read ON api_token FOR SELECT USING (true)",
+    """
+    CREATE POLICY api_token_exchanged ON api_token FOR INSERT WITH CHECK (
+        kind IN ('workload', 'user') AND EXISTS (
+            SELECT 1 FROM oidc_trust t
+            WHERE t.name = api_token.trust AND t.kind = api_token.kind
+              AND string_to_array(api_token.scopes, ',') <@ string_to_array(t.scopes, ',')
+              AND string_to_array(api_token.projects, ',') <@ string_to_array(t.projects, ',')
+              AND starts_with(api_token.key_prefix, t.key_prefix)
+              AND api_token.expires_at <= now() + make_interval(secs => t.ttl_seconds + 60)))
+    """,
+    "GRANT INSERT ON api_token TO sprongus_app",
+    """
+    CREATE FUNCTION sprongus_revoke_token(hash TEXT, at TIMESTAMPTZ) RETURNS BOOLEAN
+    LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+        WITH done AS (UPDATE api_token SET revoked_at = at
+                      WHERE token_hash = hash AND revoked_at IS NULL RETURNING 1)
+        SELECT EXISTS (SELECT 1 FROM done)
+    $$
+    """,
+    "REVOKE ALL ON FUNCTION sprongus_revoke_token(TEXT, TIMESTAMPTZ) FROM PUBLIC",
+    "GRANT EXECUTE ON FUNCTION sprongus_revoke_token(TEXT, TIMESTAMPTZ) TO sprongus_app, sprongus_maintenance",
     """
     CREATE TABLE jwt_replay (
         jti_hash TEXT PRIMARY KEY,

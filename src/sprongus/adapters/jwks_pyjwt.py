@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -52,9 +53,22 @@ def fetch_json_bytes(url: str) -> bytes:
     """GET `url`: 200 and at most MAX_DOCUMENT bytes, else Unavailable (the cause is logged, with the URL)."""
     # The caller allowed only https (http outside prod) URLs; the opener follows no redirect to another scheme.
     request = urllib.request.Request(url, headers={"Accept": "application/json", "User-Agent": "sprongus"})  # noqa: S310
+    # The socket timeout bounds each read, not the fetch: a server dripping a byte at a time would hold the worker
+    # as long as it liked. So the whole body must arrive by a deadline too.
+    deadline = time.monotonic() + FETCH_TIMEOUT
     try:
         with _OPENER.open(request, timeout=FETCH_TIMEOUT) as response:
-            body: bytes = response.read(MAX_DOCUMENT + 1)
+            chunks: list[bytes] = []
+            size = 0
+            while size <= MAX_DOCUMENT:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the document did not arrive in time")
+                chunk: bytes = response.read1(MAX_DOCUMENT + 1 - size)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            body = b"".join(chunks)
     except urllib.error.HTTPError as exc:
         log.warning("identity provider fetch of %s answered %s", url, exc.code)
         raise Unavailable(f"identity provider answered {exc.code}") from None

@@ -47,3 +47,7 @@ class InMemoryJwtReplayStore:
                 return False
             self._seen[jti_hash] = expires_at
             return True
+
+    def release(self, jti_hash: str) -> None:
+        with self._lock:
+            self._seen.pop(jti_hash, None)

@@ -77,12 +77,16 @@ def parse_claim_rules(rules: list[str]) -> tuple[tuple[str, str], ...]:
     """`repository=acme/shop`, `ref=refs/heads/*` -> ((claim, glob), ...)."""
     if len(rules) > MAX_CLAIMS:
         raise ValidationError("claim", f"at most {MAX_CLAIMS} claim rules")
-    parsed = []
+    parsed: list[tuple[str, str]] = []
     for rule in rules:
         name, sep, glob = rule.partition("=")
         if not sep or not _CLAIM.fullmatch(name) or not glob or len(glob) > 256:
             raise ValidationError("claim", "must be CLAIM=GLOB (a claim name, '=', a non-empty glob of at most "
                                   "256 chars)")
+        # Stored as one JSON object: a second rule on a claim would silently replace the first (and widen the
+        # trust: `repository=acme/*` and `repository=*/shop` would keep only `*/shop`).
+        if any(name == seen for seen, _ in parsed):
+            raise ValidationError("claim", "give at most one rule per claim (write one glob that says it all)")
         parsed.append((name, glob))
     return tuple(parsed)
 

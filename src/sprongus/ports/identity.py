@@ -31,6 +31,10 @@ class JwtReplayStore(Protocol):
         """True the first time a hash is claimed; False if it was claimed before and has not expired."""
         ...
 
+    def release(self, jti_hash: str) -> None:
+        """Forget a claim whose exchange then failed (an outage): the JWT was not spent, a retry may use it."""
+        ...
+
 
 class JwtVerifier(Protocol):
     """Reads and verifies an identity provider's JWTs (JOSE and the JWKS fetching live in the adapter).

@@ -7,6 +7,7 @@ the precise reason goes to the audit trail and the server log, never the JWT its
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -104,7 +105,8 @@ class TokenExchange:
         trust, claims = self._match(token, trusts, now, chosen)
         subject = _subject(trust, claims)
         exp = float(claims["exp"])
-        if not self._replay.claim(_replay_key(claims, token), datetime.fromtimestamp(exp, UTC), now):
+        replay_key = _replay_key(claims, token)
+        if not self._replay.claim(replay_key, datetime.fromtimestamp(exp, UTC), now):
             raise InvalidGrant("already exchanged (replay)")
         ttl = min(trust.ttl_seconds, MAX_TTL)
         if trust.kind is TokenKind.USER:  # a person's session ends with the sign-in it came from
@@ -112,15 +114,30 @@ class TokenExchange:
         if ttl < 1:
             raise InvalidGrant("the JWT expires within a second")
         try:
+            return self._issue(trust, subject, claims, caller, now, ttl)
+        except Exception as exc:
+            if not isinstance(exc, InvalidGrant):  # an outage, not a fault of the JWT: it is not spent
+                with contextlib.suppress(Exception):
+                    self._replay.release(replay_key)
+            raise
+
+    def _issue(self, trust: Trust, subject: str, claims: dict[str, Any], caller: Principal, now: datetime,
+               ttl: int) -> Exchanged:
+        try:
             secret, record = self._tokens.issue(subject, sorted(trust.scopes), sorted(trust.projects),
                                                 now + timedelta(seconds=ttl), _auth_time(claims, now), trust.kind,
                                                 trust.name, trust.key_prefix)
         except ValidationError as exc:  # a stored trust that no longer passes the rules: the operator must fix it
             raise InvalidGrant(f"trust {trust.name} makes no valid token ({exc.field})") from None
         who = Principal(subject, request_id=caller.request_id, client_address=caller.client_address, kind=trust.kind)
-        # Fail closed: without its audit row the token is never handed out (its stored hash is then of no use).
-        self._d.auditor.record(who, AuditAction.EXCHANGE, None, None, None, Outcome.SUCCESS, trust=trust.name,
-                               tokenId=record.id, kind=trust.kind.value, expiresIn=ttl)
+        try:
+            # Fail closed: without its audit row the token is never handed out, and its row is revoked.
+            self._d.auditor.record(who, AuditAction.EXCHANGE, None, None, None, Outcome.SUCCESS, trust=trust.name,
+                                   tokenId=record.id, kind=trust.kind.value, expiresIn=ttl)
+        except Exception:
+            with contextlib.suppress(Exception):  # best effort: its plaintext was never shown to anyone
+                self._tokens.revoke_issued(record)
+            raise
         return Exchanged(secret, record, ttl)
 
     def _match(self, token: str, trusts: list[Trust], now: datetime,
@@ -219,20 +236,23 @@ def _subject(trust: Trust, claims: dict[str, Any]) -> str:
 
 
 def _replay_key(claims: dict[str, Any], token: str) -> str:
-    """One JWT, one exchange: its issuer and jti, or the whole JWT when it has no jti."""
+    """One JWT, one exchange: its issuer and jti, or, when it has no jti, what its signature covers (header and
+    payload): the signature itself is malleable (ECDSA's (r, n - s), base64 padding) and must not make a new JWT."""
     jti = claims.get("jti")
-    material = f"{claims['iss']}\x00{jti}" if isinstance(jti, str) and jti else token
+    material = f"{claims['iss']}\x00{jti}" if isinstance(jti, str) and jti else token.rpartition(".")[0]
     return "sha256:" + hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _auth_time(claims: dict[str, Any], now: datetime) -> datetime:
-    """When the person (or workload) last authenticated: the JWT's auth_time, else its iat; never later than now.
-    Without either it is unknown, and taken as long ago: a user token then steps up before its first reveal."""
-    for name in ("auth_time", "iat"):
-        value = claims.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _LAST_INSTANT:
-            return min(datetime.fromtimestamp(value, UTC), now)
-    return _UNKNOWN_AUTH_TIME
+    """When the person (or workload) last authenticated: the JWT's auth_time, else (only when it has none) its iat;
+    never later than now. Unknown, and taken as long ago, when that claim is missing, is not a time (a string,
+    null), or lies in the future beyond the leeway: a user token then steps up before its first reveal. A bad
+    auth_time never falls back to the iat, which is when the JWT was minted, not when the person signed in."""
+    value = claims.get("auth_time" if "auth_time" in claims else "iat")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            or not 0 <= value <= min(_LAST_INSTANT, now.timestamp() + LEEWAY):
+        return _UNKNOWN_AUTH_TIME
+    return min(datetime.fromtimestamp(value, UTC), now)
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,6 +76,10 @@ class TokenService:
                               key_prefix=record.key_prefix)
         return principal, record
 
+    def revoke_issued(self, record: ApiToken) -> None:
+        """Revoke a token just issued whose issuing failed after the store kept it (its audit row did not)."""
+        self._store.revoke_by_hash(record.token_hash, self._clock.now())
+
     def list(self) -> list[ApiToken]:
         return self._store.all()
 

@@ -81,3 +81,7 @@ class PeeweeJwtReplayStore:
             except peewee.IntegrityError:
                 return False
             return True
+
+    def release(self, jti_hash: str) -> None:
+        with storage_errors(), self._db.atomic():
+            self._m.delete().where(self._m.jti_hash == jti_hash).execute()
