@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from flask import Response, jsonify
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, pre_load, validate
 from marshmallow import ValidationError as SchemaError
 
-from sprongus.domain.results import BatchReveal
 from sprongus.domain.scope import Scope
 from sprongus.entrypoints.api import schemas as s
 from sprongus.entrypoints.api.context import principal
@@ -53,8 +53,13 @@ def add_batch_routes(blp: Blueprint, ops: BatchRevealOps, recent_auth_check: Rec
     @blp.arguments(BatchRevealBody)
     @blp.response(200, BatchRevealResult, description="The plaintexts, once; one audit row per secret")
     @document_errors(blp, 401, 403, 404, 422, 429, 503)
-    def reveal_many(body: dict[str, Any]) -> BatchReveal:
+    def reveal_many(body: dict[str, Any]) -> Response:
         """Reveal up to 1,000 secrets of one scope, by name or prefix (recent authentication required)."""
         scope = Scope.of(body["ownerType"], body["ownerId"])
         recent_auth_check(scope, None)
-        return ops.reveal_many(principal(), scope, body["prefix"], body["keys"])
+        result = ops.reveal_many(principal(), scope, body["prefix"], body["keys"])
+        # The document BatchRevealResult describes, built directly: a service reads its configuration at start-up
+        # with this request, and marshmallow's per-field work was a tenth of its time for 200 items.
+        document = {"items": [{"keyName": i.key, "value": i.value.reveal(), "version": i.version}
+                              for i in result.items], "missing": result.missing}
+        return jsonify(document)
