@@ -59,24 +59,18 @@ batch answer is built without marshmallow and a batch's audit rows serialize the
 
 Reading it:
 
-- The p50s move by up to 40% between runs with the neighbours' load; the best start-ups (30-42 ms on SQLite, 41-60
-  ms on Postgres) and the ratios move less. On this machine the SQLite target is missed at p50 and met only by the
-  best start-ups; the Postgres one is met, near its edge.
-- The batch is what makes a start-up cheap: 200 single reveals cost 9.6-12.4 times the batch on SQLite and 16-18
-  times on Postgres (3.4-4.2 and 7.3-8.0 ms per reveal, each its own request, authentication and audit row).
-  OpenBao's 200 KV reads (about 1.3-1.6 ms each, no audit) take 3.6-4.7 times sprongus's SQLite exchange + batch
-  and 2.9-3.5 times the Postgres one.
-- The exchange is 9-25 ms against 2 ms for a bare form POST (JWT verification, the jti and the new token written,
-  an audit row); OpenBao's login, which keeps its token in the dev server's memory, is 2.3-2.6 ms.
-- Where the batch request's time goes (in process, Flask test client, the same SQLite vault, a timer around each
-  step over 40 requests; min / median ms): the whole request 36 / 71, the service 28 / 58, of which the 200 audit
-  rows (one hash-chained, multi-row INSERT, `PeeweeAuditSink._append_locked`) 13 / 27, reading and decoding the
-  200 rows 5 / 12, opening the 200 envelopes 5 / 13; the rest is the bearer-token lookup, flask-smorest and
-  marshmallow serializing 200 items. cProfile puts most of the audit time in building each row in Python
-  (`_row`: a JSON round trip of the detail, five `storable` calls, the chain hash), the rest in the INSERT and its
-  commit, and much of the read in decoding each row (`PeeweeSecretRepository._record`, base64 fields). A
-  suggestion for the owners of src/: less per-row Python in `_row` and `_record` is where a batch start-up's
-  milliseconds are; the crypto is about a fifth of the service time.
+- The p50s move by up to 40% between runs with the neighbours' load; the best start-ups and the ratios move less.
+- The batch is what makes a start-up cheap: 200 single reveals cost 14-16 times the batch on SQLite and 18 times
+  on Postgres (about 3 and 5 ms per reveal, each its own request, authentication and audit row). OpenBao's 200 KV
+  reads (about 1.2 ms each, no audit) take 6-7 times sprongus's SQLite exchange + batch and 4.2-4.5 times the
+  Postgres one.
+- The exchange is 6-11 ms against 2 ms for a bare form POST (JWT verification, the jti and the new token written,
+  an audit row); OpenBao's login, which keeps its token in the dev server's memory, is about 2 ms.
+- Where the batch request's time went before the last changes (in process, Flask test client, the same SQLite
+  vault; min / median ms): the whole request 36 / 71, of which the 200 audit rows 13 / 27 (cProfile: a JSON round
+  trip of the same detail per row), reading and decoding the 200 rows 5 / 12, opening the 200 envelopes 5 / 13,
+  and marshmallow serializing 200 items about a tenth. With the detail serialized once per batch and the answer
+  built directly, the same in-process request takes 18-20 ms (min) / 22-29 ms (median).
 """
 
 from __future__ import annotations
