@@ -214,11 +214,14 @@ def machine(tmp_path: Path) -> Machine:
     return Machine(tmp_path)
 
 
-def run_on_terminal(machine: Machine, args: list[str], replies: list[tuple[bytes, bytes]]) -> tuple[int, bytes]:
-    """Run sprongus with a pty as stdin/stdout/stderr, answering each (prompt, reply) in turn: (exit code, screen)."""
+def run_on_terminal(machine: Machine, args: list[str], replies: list[tuple[bytes, bytes]],
+                    env: Mapping[str, str] | None = None) -> tuple[int, bytes]:
+    """Run sprongus with a pty as stdin/stdout/stderr, answering each (prompt, reply) in turn: (exit code, screen).
+    `env`: the whole environment (default: the machine's)."""
     master, slave = pty.openpty()
-    proc = subprocess.Popen(machine.argv(*args), stdin=slave, stdout=slave, stderr=slave, env=machine.env(),
-                            cwd=machine.root, start_new_session=True)
+    proc = subprocess.Popen(machine.argv(*args), stdin=slave, stdout=slave, stderr=slave,
+                            env=dict(env) if env is not None else machine.env(), cwd=machine.root,
+                            start_new_session=True)
     os.close(slave)
     screen, pending, seen, deadline = b"", list(replies), 0, time.monotonic() + 30
     try:

@@ -11,10 +11,7 @@ server's log.
 from __future__ import annotations
 
 import json
-import os
-import pty
 import re
-import select
 import signal
 import stat
 import subprocess
@@ -30,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Machine, Proc, one_error_line
+from tests.e2e.conftest import Machine, Proc, one_error_line, run_on_terminal
 from tests.e2e.test_cli_serve_login import NO_KEYCHAIN, free_port
 from tests.harness import CANARY
 from tests.oidc.issuer import OidcIssuer
@@ -272,35 +269,11 @@ def test_step_up_without_a_terminal_exits_4_with_the_hint(stack: Stack) -> None:
 
 
 def _on_terminal(stack: Stack, args: list[str], replies: list[tuple[bytes, bytes]]) -> tuple[int, str]:
-    """sprongus on a pty (stdin, stdout and stderr), answering each (prompt, reply) in turn: (exit code, screen)."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(stack.machine.argv(*args), stdin=slave, stdout=slave, stderr=slave,
-                            env=stack.env(SPRONGUS_REMOTE="1"), cwd=stack.machine.root, start_new_session=True)
-    os.close(slave)
-    screen, pending, seen, deadline = b"", list(replies), 0, time.monotonic() + 30
-    try:
-        while True:
-            ready, _, _ = select.select([master], [], [], max(0.0, deadline - time.monotonic()))
-            assert ready, f"the terminal went quiet: {screen!r}"
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the process closed the terminal
-                break
-            if not chunk:
-                break
-            screen += chunk
-            if pending and pending[0][0] in screen[seen:]:
-                seen = len(screen)
-                os.write(master, pending.pop(0)[1])
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
-        os.close(master)
-    assert not pending, screen
+    """sprongus on a pty, remote, answering each (prompt, reply) in turn: (exit code, screen)."""
+    code, screen = run_on_terminal(stack.machine, args, replies, env=stack.env(SPRONGUS_REMOTE="1"))
     text = screen.decode(errors="replace")
     stack.outputs.append(text)
-    return proc.returncode, text
+    return code, text
 
 
 STEP_UP_PROMPT = b"Your sign-in is older than 900 s. Sign in again now? [y/N]: "
