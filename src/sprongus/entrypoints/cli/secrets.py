@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from sprongus.entrypoints.cli.secrets_basic import get_command, list_command, set_command, unset_command
+from sprongus.entrypoints.cli.secrets_inject import inject_command
 from sprongus.entrypoints.cli.secrets_ops import rotate_command, run_command
 from sprongus.entrypoints.cli.secrets_transfer import export_command, import_command
 
@@ -15,5 +16,5 @@ def secrets_group() -> None:
 
 
 for command in (set_command, get_command, unset_command, list_command, import_command, export_command,
-                rotate_command, run_command):
+                rotate_command, run_command, inject_command):
     secrets_group.add_command(command)
