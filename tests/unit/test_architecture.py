@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "sprongus"
-FLOORS = {"domain": 0, "ports": 0, "service": 1, "adapters": 2, "entrypoints": 3}
+# `client` (sprongus.client, the applications' Python client) is an entrypoint like the CLI and the API.
+FLOORS = {"domain": 0, "ports": 0, "service": 1, "adapters": 2, "entrypoints": 3, "client": 3}
 INNER_FORBIDDEN = ("flask", "flask_smorest", "marshmallow", "werkzeug", "peewee", "playhouse", "click", "keyring",
                    "cryptography", "google", "azure", "boto3", "botocore", "hvac", "dependency_injector", "psycopg",
                    "redis", "limits", "requests", "gunicorn", "dotenv", "platformdirs", "filelock", "jwt")
@@ -78,6 +79,21 @@ def test_no_arrow_points_up_a_floor() -> None:
 def test_domain_ports_and_service_import_no_framework_driver_or_sdk() -> None:
     found = [f"{module} imports {name}" for module, path in MODULES.items()
              if _floor(module) in (0, 1) for name in _imports(path) if name.split(".")[0] in INNER_FORBIDDEN]
+    assert found == []
+
+
+# The client runs inside other people's applications: it imports the product's inner floors and adapters only (no
+# container, config reader or CLI), and none of the server's or the CLI's libraries; Flask only in its own helper.
+CLIENT_MAY_IMPORT = ("sprongus.domain", "sprongus.ports", "sprongus.adapters", "sprongus.client")
+CLIENT_FLASK_HELPER = "sprongus.client.flask"
+
+
+def test_the_client_imports_inner_floors_and_adapters_and_no_server_or_cli_library() -> None:
+    client = {module: path for module, path in MODULES.items() if module.startswith("sprongus.client")}
+    assert CLIENT_FLASK_HELPER in client  # the check is looking at the package
+    found = [f"{module} imports {name}" for module, path in client.items() for name in _imports(path)
+             if (name.startswith("sprongus.") and not name.startswith(CLIENT_MAY_IMPORT))
+             or (name.split(".")[0] in INNER_FORBIDDEN and not (module == CLIENT_FLASK_HELPER and name == "flask"))]
     assert found == []
 
 

@@ -1,0 +1,136 @@
+"""One HTTP exchange with the API, standard library only: an application that imports the client pays for no
+HTTP library and no framework. A non-2xx answer becomes the domain's error through the shared problem table
+(adapters/problem_types.py), wrapped with what the retry rules need: the status and the Retry-After delay."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sprongus.adapters.http_client import api_base
+from sprongus.adapters.problem_types import TYPE_PREFIX, error_from_problem
+from sprongus.domain.errors import ConfigError, RemoteUnavailable, SprongusError, Unauthenticated
+from sprongus.domain.values import SecretValue
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    body: Any  # the parsed JSON, or None for an empty body
+
+
+class HttpFailure(Exception):
+    """A request that failed: the domain error to raise, the status (None: no answer at all, the request may or may
+    not have reached the server) and the server's Retry-After in seconds. Internal: callers see `error` only."""
+
+    def __init__(self, error: SprongusError, status: int | None, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.status = status
+        self.retry_after = retry_after
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect would carry the bearer token (and a reveal's POST, as a GET) wherever it points: refused, naming
+    the target without its query string."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> urllib.request.Request | None:
+        target = urllib.parse.urlsplit(newurl)
+        where = f"{target.scheme}://{target.netloc}{target.path}" if target.netloc else target.path
+        # A setting to fix, not an outage to wait out: trying again meets the same redirect.
+        raise ConfigError(f"the API answered {code} with a redirect to {where}; not followed: point the client at "
+                          "the API's own address")
+
+
+_OPENER = urllib.request.build_opener(_RefuseRedirects())
+
+
+def checked_base(url: str, setting: str = "api_url") -> str:
+    """The API's base URL ending in /v1; an http(s) URL without credentials in it, else ConfigError."""
+    parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{setting}: the API's http(s) base URL is needed, e.g. https://secrets.example.com")
+    if parts.username or parts.password:
+        raise ConfigError(f"{setting}: credentials do not belong in the URL; pass a token")
+    return api_base(url)
+
+
+def retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (RFC 9110 also allows an HTTP date; the API and the usual proxies send seconds)."""
+    text = (value or "").strip()
+    return float(text) if text.isdigit() else None
+
+
+class Http:
+    """JSON (or a form) to `<base>/<path>` with an optional bearer token."""
+
+    def __init__(self, api_url: str, timeout: float, setting: str = "api_url") -> None:
+        self.base = checked_base(api_url, setting)
+        self.timeout = timeout
+        self.setting = setting  # what the messages name: the constructor's argument or SPRONGUS_API_URL
+
+    def send(self, method: str, path: str, *, token: SecretValue | None = None, body: Any = None,
+             form: Mapping[str, str] | None = None, query: Mapping[str, Any] | None = None,
+             headers: Mapping[str, str] | None = None) -> Answer:
+        url = self.base + urllib.parse.quote(path, safe="/:.-_@")
+        if query:
+            url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+        sent = {"Accept": "application/json", **(headers or {})}
+        data = None
+        if form is not None:
+            data, sent["Content-Type"] = urllib.parse.urlencode(form).encode(), "application/x-www-form-urlencoded"
+        elif body is not None:
+            data, sent["Content-Type"] = json.dumps(body).encode(), "application/json"
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token.reveal()}"
+        request = urllib.request.Request(url, data=data, method=method, headers=sent)  # noqa: S310 - http(s) only
+        try:
+            with _OPENER.open(request, timeout=self.timeout) as response:
+                raw, status = response.read(), response.status
+        except urllib.error.HTTPError as exc:
+            raise self._failure(exc) from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            reason = getattr(exc, "reason", None) or type(exc).__name__
+            raise HttpFailure(RemoteUnavailable(f"cannot reach the API at {self.base}: {reason}"), None) from None
+        try:
+            return Answer(status, json.loads(raw) if raw else None)
+        except ValueError:
+            error = RemoteUnavailable(f"the API at {self.base} answered {status} with a body that is not JSON")
+            raise HttpFailure(error, status) from None
+
+    def _failure(self, exc: urllib.error.HTTPError) -> HttpFailure:
+        headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
+        try:
+            doc = json.loads(exc.read() or b"{}")
+        except (ValueError, OSError, http.client.HTTPException):
+            doc = {}
+        doc = doc if isinstance(doc, dict) else {}
+        if exc.code == 404 and doc.get("type") != TYPE_PREFIX + "not-found":
+            # No such route, not no such secret: the URL names another server or path. Said as such, never as the
+            # page's own text.
+            return HttpFailure(ConfigError(f"{self.setting}: {self.base} has no sprongus API (HTTP 404); use the API's "
+                                           "base URL, e.g. https://secrets.example.com"), 404)
+        if exc.code == 400 and "error" in doc and "type" not in doc:
+            return HttpFailure(_oauth_error(doc), 400)  # the token endpoint answers in RFC 6749's format
+        return HttpFailure(error_from_problem(exc.code, doc, headers), exc.code,
+                           retry_after(headers.get("retry-after")))
+
+
+def _oauth_error(doc: Mapping[str, Any]) -> SprongusError:
+    """RFC 6749 5.2. Only the error code is repeated, as far as it is one: the description is the server's text."""
+    code = doc.get("error")
+    code = code if isinstance(code, str) and 0 < len(code) <= 64 and all(c.isalnum() or c in "_-." for c in code) \
+        else "no error code"
+    if code == "invalid_grant":
+        return Unauthenticated("the JWT was refused (invalid_grant: invalid, expired, already exchanged or not "
+                               "trusted)")
+    if code == "unsupported_grant_type":
+        return ConfigError(f"the API does not exchange tokens ({code})")
+    return Unauthenticated(f"the token exchange was refused ({code})")
