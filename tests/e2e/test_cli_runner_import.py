@@ -81,9 +81,9 @@ def test_import_json_items_carry_their_own_scopes_and_meta(vault: Vault, tmp_pat
     ("vars.json", '{"A": "1",', "json"),  # a broken .json file is not read as an (empty) dotenv file
     ("vars.txt", '{"A": "1",', "json"),
     ("vars.json", '["A"]', "json"),
-    ("vars.env", "A=1\nNO_EQUALS_SIGN\n", "items[1].value"),
+    ("vars.env", "A=1\nNO_EQUALS_SIGN\n", "line 2"),  # dotenv errors name the line, not an item
     ("vars.env", 'A=1\nB="unterminated\nC=3\n', "dotenv"),  # python-dotenv would skip the line silently
-    ("vars.env", "A=1\n9LIVES=2\n", "items[1].key"),
+    ("vars.env", "A=1\n9LIVES=2\n", "line 2"),
 ])
 def test_import_rejects_bad_files_naming_the_cause(vault: Vault, tmp_path: Path, name: str, content: str,
                                                    field: str) -> None:

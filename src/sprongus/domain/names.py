@@ -7,6 +7,9 @@ import re
 from sprongus.domain.errors import ValidationError
 
 KEY_NAME_RULE = "1-128 chars matching ^[A-Za-z][A-Za-z0-9_-]*(\\.[A-Za-z0-9_-]+)*$"
+# The same rule in words, for people at the CLI. API answers keep KEY_NAME_RULE: clients and docs quote the regex.
+KEY_NAME_WORDS = ("a key name starts with a letter and holds letters, digits, '_' and '-', in parts joined by '.'; "
+                  "at most 128 characters")
 PREFIX_RULE = "at most 128 chars of [A-Za-z0-9._-], starting with a letter"
 _KEY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*")
 _PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9._-]*")
