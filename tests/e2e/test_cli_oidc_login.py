@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Machine, Proc, one_error_line, run_on_terminal
+from tests.e2e.test_cli_json_shapes import checked
 from tests.e2e.test_cli_serve_login import NO_KEYCHAIN, free_port
 from tests.harness import CANARY
 from tests.oidc.issuer import OidcIssuer
@@ -219,6 +220,22 @@ def test_login_status_reveal_and_logout(stack: Stack) -> None:
     assert listed.returncode == 4
     one_error_line(listed.stderr, naming="no API token")
     assert (again.returncode, again.stderr) == (0, f"not logged in to {stack.url}: no token is kept for it\n")
+    _no_secrets_printed(stack)
+
+
+def test_login_json_is_a_summary_and_quiet_keeps_only_the_code_to_enter(stack: Stack) -> None:
+    login = stack.cli("-q", "login", "--oidc", "--json")
+
+    assert login.returncode == 0, login.stderr
+    summary = checked("login", login.stdout)
+    assert {k: summary[k] for k in ("apiUrl", "storedIn", "subject")} == {
+        "apiUrl": stack.url, "storedIn": "file", "subject": "oidc:alice"}
+    assert summary["expiresAt"].endswith("Z")
+    assert list(stack.stored()) == [stack.url]
+    # -q drops the wait and the confirmation, never what the person must do (nor the no-keychain warning).
+    assert CODE_LINE.search(login.stderr), login.stderr
+    assert "Waiting" not in login.stderr and "logged in as" not in login.stderr
+    assert "warning: no OS keychain is available" in login.stderr
     _no_secrets_printed(stack)
 
 

@@ -58,6 +58,7 @@ RUN_HERE = ("docs/cli.md", "docs/providers-secrets.md", "docs/operations.md", "d
 RUN_ELSEWHERE = {
     "docs/api.md": "tests/e2e/gunicorn/test_api_docs.py (against a real `sprongus serve`)",
     "docs/scopes-and-keys.md": "tests/unit/test_docs_python_examples.py (its Python examples)",
+    "docs/sdk.md": "tests/unit/test_docs_sdk_examples.py (its Python examples, against the API served on loopback)",
 }
 REFERENCE_ONLY = {
     "docs/architecture.md": "the source tree's layout; no commands",

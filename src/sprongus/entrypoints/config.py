@@ -152,6 +152,11 @@ def debug_tracebacks(environ: Mapping[str, str] | None = None) -> bool:
     return (os.environ if environ is None else environ).get("SPRONGUS_DEBUG") == "1"
 
 
+def no_color(environ: Mapping[str, str] | None = None) -> bool:
+    """NO_COLOR (no-color.org): present and not empty, whatever its value, turns the CLI's colours off."""
+    return bool((os.environ if environ is None else environ).get("NO_COLOR"))
+
+
 def server_bind(environ: Mapping[str, str] | None = None) -> str:
     """SPRONGUS_BIND, else loopback: a TLS-terminating proxy goes in front."""
     return (os.environ if environ is None else environ).get("SPRONGUS_BIND") or "127.0.0.1:8000"

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from sprongus.domain.errors import Unauthenticated, ValidationError
-from sprongus.entrypoints.cli.output import emit_json, table
-from sprongus.entrypoints.cli.state import CliState, pass_state
+from sprongus.entrypoints.cli.output import emit_json, info, table
+from sprongus.entrypoints.cli.state import CliState, LocalGroup, pass_state
 from sprongus.entrypoints.cli.tokens import SCOPES
 
 if TYPE_CHECKING:
@@ -22,9 +22,10 @@ def auth_group() -> None:
     """Who may sign in: trusts for identity providers, and the signed-in token's status."""
 
 
-@auth_group.group("trust")
+@auth_group.group("trust", cls=LocalGroup)
 def trust_group() -> None:
-    """Trusts: which identity provider's JWTs the API exchanges for API tokens, and what those tokens may do."""
+    """Trusts (local: on this machine's vault): which identity provider's JWTs the API exchanges for API tokens,
+    and what those tokens may do."""
 
 
 @trust_group.command("add")
@@ -43,10 +44,11 @@ def trust_group() -> None:
 @click.option("--ttl", default="15m", show_default=True, help="Their lifetime: seconds or s, m, h (at most 12h).")
 @click.option("--kind", type=click.Choice(["workload", "user"]), default="workload", show_default=True,
               help="workload: services and CI jobs; user: people signing in with `sprongus login --oidc`.")
+@click.option("--json", "as_json", is_flag=True, help="Print the new trust as JSON (as `auth trust list --json`).")
 @pass_state
 def trust_add_command(state: CliState, name: str, issuer: str, audience: str, jwks_url: str | None,
                       claims: tuple[str, ...], subject_claim: str, subject_prefix: str, scopes: tuple[str, ...],
-                      projects: tuple[str, ...], key_prefix: str, ttl: str, kind: str) -> None:
+                      projects: tuple[str, ...], key_prefix: str, ttl: str, kind: str, as_json: bool) -> None:
     """Trust an identity provider's JWTs (a CI system, a Kubernetes cluster, the people's IdP)."""
     from sprongus.domain.api_token import parse_ttl
 
@@ -54,8 +56,11 @@ def trust_add_command(state: CliState, name: str, issuer: str, audience: str, jw
         name, issuer, audience, list(scopes), jwks_url=jwks_url, claims=list(claims), subject_claim=subject_claim,
         subject_prefix=subject_prefix, projects=list(projects), key_prefix=key_prefix, ttl_seconds=parse_ttl(ttl),
         kind=kind)
-    click.echo(f"added trust {trust.name}: {trust.kind.value} tokens for {trust.issuer} (audience "
-               f"{trust.audience}), {_ttl(trust.ttl_seconds)}")
+    if as_json:
+        emit_json(trust.to_dict())
+        return
+    info(f"added trust {trust.name}: {trust.kind.value} tokens for {trust.issuer} (audience {trust.audience}), "
+         f"{_ttl(trust.ttl_seconds)}", err=False)
 
 
 @trust_group.command("list")
@@ -87,11 +92,15 @@ def _ttl(seconds: int) -> str:
 
 @trust_group.command("remove")
 @click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON: name, removed.")
 @pass_state
-def trust_remove_command(state: CliState, name: str) -> None:
+def trust_remove_command(state: CliState, name: str, as_json: bool) -> None:
     """Remove a trust. Tokens already exchanged under it stay valid until they expire (`tokens revoke` them)."""
     state.get_container().trust_ops().remove(name)
-    click.echo(f"removed trust {name}")
+    if as_json:
+        emit_json({"name": name, "removed": True})
+        return
+    info(f"removed trust {name}", err=False)
 
 
 @auth_group.command("status")
@@ -130,11 +139,13 @@ def _describe(me: dict[str, Any], source: str) -> str:
 @click.option("--api-url", help="The API's base URL (default: SPRONGUS_API_URL).")
 @click.option("--oidc", is_flag=True, help="Sign in with the identity provider the API names (device sign-in).")
 @click.option("--step-up", is_flag=True, help="With --oidc: a fresh sign-in, as recent reveals require.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a summary as JSON: apiUrl, storedIn, subject, expiresAt (never the token).")
 @pass_state
-def login_command(state: CliState, api_url: str | None, oidc: bool, step_up: bool) -> None:
+def login_command(state: CliState, api_url: str | None, oidc: bool, step_up: bool, as_json: bool) -> None:
     """Keep an API token for --remote: in the OS keychain, else in a 0600 file. The token is read from stdin, or
     with --oidc comes from signing in with the identity provider."""
-    from sprongus.entrypoints.cli.login import keep_token, sign_in_and_keep
+    from sprongus.entrypoints.cli.login import KEYCHAIN, keep_token, oidc_login
     from sprongus.entrypoints.cli.remote import checked_api_url
 
     settings = state.get_settings()
@@ -144,21 +155,28 @@ def login_command(state: CliState, api_url: str | None, oidc: bool, step_up: boo
         raise ValidationError("api-url", "give --api-url or set SPRONGUS_API_URL")
     url = checked_api_url(api_url or settings.api_url)
     if oidc:
-        sign_in_and_keep(settings, url, step_up=step_up)
+        summary = oidc_login(settings, url, step_up=step_up)[1]
+        if as_json:
+            emit_json(summary)
         return
     interactive = sys.stdin.isatty()
     token = click.prompt("API token", hide_input=True, err=True) if interactive else sys.stdin.readline().strip()
     if not token.startswith("spr_"):
         raise ValidationError("token", "an API token starts with spr_")
     where = keep_token(settings, url, token)
-    click.echo(f"token stored in the OS keychain for {url}" if where == "the OS keychain" else
-               f"token stored for {url}")
+    if as_json:  # a pasted token is kept without asking the API, so who it names is not known here
+        emit_json({"apiUrl": url, "storedIn": "keychain" if where == KEYCHAIN else "file", "subject": None,
+                   "expiresAt": None})
+        return
+    info(f"token stored in the OS keychain for {url}" if where == KEYCHAIN else f"token stored for {url}", err=False)
 
 
 @click.command("logout")
 @click.option("--api-url", help="The API's base URL (default: SPRONGUS_API_URL).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the result as JSON: apiUrl, keptToken and envToken (each revoked, invalid or null).")
 @pass_state
-def logout_command(state: CliState, api_url: str | None) -> None:
+def logout_command(state: CliState, api_url: str | None, as_json: bool) -> None:
     """Revoke the API token at the API and forget it here (keychain and token file). A token in SPRONGUS_TOKEN is
     revoked too; unset it yourself."""
     from sprongus.entrypoints.cli.login import forget_tokens, stored_tokens
@@ -168,19 +186,23 @@ def logout_command(state: CliState, api_url: str | None) -> None:
     url = checked_api_url(api_url or settings.api_url)
     stored = stored_tokens(settings, url)
     env = settings.api_token
+    result: dict[str, str | None] = {"apiUrl": url, "keptToken": None, "envToken": None}
     if not stored and not env:
-        click.echo(f"not logged in to {url}: no token is kept for it", err=True)
-        return
+        info(f"not logged in to {url}: no token is kept for it")
     revoked = {token: _revoke(url, token) for token in dict.fromkeys([*([env] if env else []), *stored])}
     if stored:
         forget_tokens(settings, url)
         valid = all(revoked[token] for token in stored)
-        click.echo(f"logged out of {url}: the token is revoked and forgotten" if valid else
-                   f"logged out of {url}: the token was already invalid (expired or revoked); it is forgotten",
-                   err=True)
+        result["keptToken"] = "revoked" if valid else "invalid"
+        info(f"logged out of {url}: the token is revoked and forgotten" if valid else
+             f"logged out of {url}: the token was already invalid (expired or revoked); it is forgotten")
     if env:
-        state_of = "revoked" if revoked[env] else "already invalid"
-        click.echo(f"the token in SPRONGUS_TOKEN is {state_of}; unset SPRONGUS_TOKEN in your environment", err=True)
+        result["envToken"] = "revoked" if revoked[env] else "invalid"
+        # Not a notice: the shell still holds the token, and only the user can remove it (so -q keeps this line).
+        click.echo(f"the token in SPRONGUS_TOKEN is {'revoked' if revoked[env] else 'already invalid'}; unset "
+                   "SPRONGUS_TOKEN in your environment", err=True)
+    if as_json:
+        emit_json(result)
 
 
 def _revoke(url: str, token: str) -> bool:

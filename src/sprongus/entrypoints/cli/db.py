@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import click
 
-from sprongus.entrypoints.cli.state import CliState, pass_state
+from sprongus.entrypoints.cli.output import emit_json, info
+from sprongus.entrypoints.cli.state import CliState, LocalGroup, pass_state
 
 
-@click.group("db")
+@click.group("db", cls=LocalGroup)
 def db_group() -> None:
-    """Database schema management."""
+    """Database schema management (local: the configured database, never through the API)."""
 
 
 @db_group.command("upgrade")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON: applied (the migrations' names).")
 @pass_state
-def upgrade_command(state: CliState) -> None:
+def upgrade_command(state: CliState, as_json: bool) -> None:
     """Apply pending migrations (Postgres: the first run as a superuser, later ones as a maintenance login)."""
     from sprongus.adapters.peewee.db import open_database, storage_errors
     from sprongus.adapters.peewee.migrate import pending, upgrade
@@ -23,7 +25,7 @@ def upgrade_command(state: CliState) -> None:
 
     url = database_url(state.get_settings())
     if url.startswith("memory:"):
-        click.echo("in-memory storage: nothing to migrate")
+        emit_json({"applied": []}) if as_json else info("in-memory storage: nothing to migrate", err=False)
         return
     db = open_database(url)
     try:
@@ -40,4 +42,7 @@ def upgrade_command(state: CliState) -> None:
             raise
     finally:
         db.close()
-    click.echo(f"applied: {', '.join(applied)}" if applied else "schema is current")
+    if as_json:
+        emit_json({"applied": applied})
+        return
+    info(f"applied: {', '.join(applied)}" if applied else "schema is current", err=False)

@@ -7,16 +7,16 @@ from typing import TYPE_CHECKING
 import click
 
 from sprongus.entrypoints.cli.errors import EXIT_INTEGRITY
-from sprongus.entrypoints.cli.output import emit_json, progress, table
-from sprongus.entrypoints.cli.state import CliState, pass_state
+from sprongus.entrypoints.cli.output import emit_json, info, progress, table
+from sprongus.entrypoints.cli.state import CliState, LocalGroup, pass_state
 
 if TYPE_CHECKING:
     from sprongus.entrypoints.container import Container
 
 
-@click.group("keys")
+@click.group("keys", cls=LocalGroup)
 def keys_group() -> None:
-    """Master keys: status, rotation and verification."""
+    """Master keys (local: on this machine's vault): status, rotation and verification."""
 
 
 @keys_group.command("status")
@@ -49,7 +49,7 @@ def status_command(state: CliState, as_json: bool) -> None:
     rows = [[key_id, str(counts.get(key_id, 0)),
              _key_state(key_id, current, known, counts.get(key_id, 0) or key_id in wraps_hmac)]
             for key_id in sorted(set(counts) | set(known))]
-    click.echo(table(["master key", "secrets", "state"], rows) if rows else "no secrets yet")
+    click.echo(table(["master key", "secrets", "state"], rows, states=("state",)) if rows else "no secrets yet")
 
 
 def _key_state(key_id: str, current: str | None, known: dict[str, str], in_use: bool) -> str:
@@ -62,15 +62,20 @@ def _key_state(key_id: str, current: str | None, known: dict[str, str], in_use: 
 
 
 @keys_group.command("rotate-hmac")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON: hmacKeyId.")
 @pass_state
-def rotate_hmac_command(state: CliState) -> None:
+def rotate_hmac_command(state: CliState, as_json: bool) -> None:
     """Start signing new values with a new value-HMAC key; values signed with older keys keep verifying."""
     from sprongus.domain.errors import PermissionDenied
 
     if not state.principal.owner:
         raise PermissionDenied("only the vault operator (local mode) may rotate the HMAC key")
     container = state.get_container()
-    click.echo(f"new hmac key {container.vault_keys().rotate_hmac()}")
+    key_id = container.vault_keys().rotate_hmac()
+    if as_json:
+        emit_json({"hmacKeyId": key_id})
+        return
+    info(f"new hmac key {key_id}", err=False)
 
 
 def _check_kms(container: Container, backend: str) -> None:
@@ -86,8 +91,10 @@ def _check_kms(container: Container, backend: str) -> None:
 
 
 @keys_group.command("rotate-master")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the result as JSON: currentKeyId, newKeyId, rewrapped, hmacKeysDamaged.")
 @pass_state
-def rotate_master_command(state: CliState) -> None:
+def rotate_master_command(state: CliState, as_json: bool) -> None:
     """Re-wrap every data key onto the current master key.
 
     When every secret already sits on the current key and the provider keeps its own keys (file, keychain),
@@ -99,15 +106,22 @@ def rotate_master_command(state: CliState) -> None:
     current = container.envelope().current_master_key_id()
     counts = container.unit_of_work().count_by_master_key(state.principal)
     behind = sum(n for key_id, n in counts.items() if key_id != current)
+    new_key = None
     if behind:
-        click.echo(f"{_count(behind)} not on {current} yet: re-wrapping them", err=True)
+        info(f"{_count(behind)} not on {current} yet: re-wrapping them")
     elif material.add_master_key is not None:
         container.rotation_ops().check_master_key(state.principal)  # never mint a new version over an unreadable vault
         material.add_master_key()
-        click.echo(f"new master key {container.envelope().current_master_key_id()}", err=True)
+        new_key = container.envelope().current_master_key_id()
+        info(f"new master key {new_key}")
     with progress("re-wrapping") as report:
         result = container.rotation_ops().rotate_master(state.principal, progress=report)
-    click.echo(f"re-wrapped {_count(result.rotated)} onto {container.envelope().current_master_key_id()}")
+    current = container.envelope().current_master_key_id()
+    if as_json:
+        emit_json({"currentKeyId": current, "newKeyId": new_key, "rewrapped": result.rotated,
+                   "hmacKeysDamaged": result.hmac_keys_damaged})
+    else:
+        info(f"re-wrapped {_count(result.rotated)} onto {current}", err=False)
     if result.hmac_keys_damaged:
         click.echo(f"warning: {result.hmac_keys_damaged} value-HMAC key record(s) of the vault did not open and "
                    "stay on their old master key; `keys verify` names any value they signed", err=True)
@@ -134,7 +148,9 @@ def verify_command(state: CliState, as_json: bool) -> None:
             click.echo(f"{scope} {key}: {reason}")
         for problem in result.audit_problems:
             click.echo(problem)
-        click.echo(f"checked {_count(result.checked)}: " + ("ok" if result.ok else "PROBLEMS FOUND"),
-                   err=not result.ok)
+        if result.ok:
+            info(f"checked {_count(result.checked)}: ok", err=False)
+        else:  # a finding, never a notice: -q keeps it
+            click.echo(f"checked {_count(result.checked)}: PROBLEMS FOUND", err=True)
     if not result.ok:
         raise click.exceptions.Exit(EXIT_INTEGRITY)

@@ -12,6 +12,7 @@ import click
 
 from sprongus.adapters.http_client import ApiClient, HttpSecretsApi
 from sprongus.domain import errors as e
+from sprongus.entrypoints.cli.output import info
 from sprongus.entrypoints.cli.remote import (
     FROM_ENV,
     FROM_LOGIN,
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from sprongus.adapters.oidc_device import Exchanged
 
 STEP_UP_HINT = "sign in again with `sprongus login --oidc --step-up`"
+KEYCHAIN = "the OS keychain"  # keep_token's answer when the token went there, not to the file
 
 
 def keep_token(settings: Settings, url: str, token: str) -> str:
@@ -37,7 +39,7 @@ def keep_token(settings: Settings, url: str, token: str) -> str:
     item = api_token_item(url, 10.0)
     if item is not None:
         item.set(token)
-        return "the OS keychain"
+        return KEYCHAIN
     # A headless machine has no keychain: the file is what the key file is to the master key (0600, refused
     # when others can read it), so --remote works there too without SPRONGUS_TOKEN in every shell.
     path = settings.api_token_file
@@ -95,7 +97,7 @@ def oidc_sign_in(settings: Settings, url: str, *, step_up: bool) -> Exchanged:
     click.echo(f"To sign in, open {code.verification_uri} and enter the code {code.user_code}", err=True)
     if code.verification_uri_complete:
         click.echo(f"  (or open {code.verification_uri_complete}, which fills in the code)", err=True)
-    click.echo("Waiting for the sign-in to be approved...", err=True)
+    info("Waiting for the sign-in to be approved...")
     id_token = oidc.poll(endpoints, client_id, code)
     return oidc.exchange(url, id_token, oidc.ID_TOKEN_TYPE)
 
@@ -107,8 +109,8 @@ def whoami(url: str, token: str) -> dict[str, Any]:
     return answer
 
 
-def signed_in_line(url: str, token: str, expires_in: int | None = None) -> str:
-    """`logged in as alice (expires 2025-01-01T12:00:00Z)`, from the API's own view of the new token."""
+def signed_in(url: str, token: str, expires_in: int | None = None) -> dict[str, Any]:
+    """The subject and expiry of a new token, from the API's own view of it (None where it did not say)."""
     try:
         me = whoami(url, token)
     except e.SprongusError:  # the token is kept: only the confirmation's details are missing
@@ -116,16 +118,23 @@ def signed_in_line(url: str, token: str, expires_in: int | None = None) -> str:
     expires = me.get("expiresAt")
     if expires is None and expires_in is not None:
         expires = (datetime.now(UTC) + timedelta(seconds=expires_in)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return f"logged in as {me.get('subject', 'the identity provider user')} (expires {expires or 'unknown'})"
+    return {"subject": me.get("subject"), "expiresAt": expires}
+
+
+def oidc_login(settings: Settings, url: str, *, step_up: bool) -> tuple[str, dict[str, Any]]:
+    """`login --oidc` and the step-up offer: sign in, keep the token, say who is signed in. Returns the token and
+    the summary `login --json` prints (where the token is kept, subject, expiry: never the token itself)."""
+    exchanged = oidc_sign_in(settings, url, step_up=step_up)
+    token = exchanged.token.reveal()
+    where = keep_token(settings, url, token)
+    who = signed_in(url, token, exchanged.expires_in)
+    info(f"logged in as {who['subject'] or 'the identity provider user'} (expires {who['expiresAt'] or 'unknown'})")
+    return token, {"apiUrl": url, "storedIn": "keychain" if where == KEYCHAIN else "file", **who}
 
 
 def sign_in_and_keep(settings: Settings, url: str, *, step_up: bool) -> str:
-    """`login --oidc` and the step-up offer: sign in, keep the token, say who is signed in. Returns the token."""
-    exchanged = oidc_sign_in(settings, url, step_up=step_up)
-    token = exchanged.token.reveal()
-    keep_token(settings, url, token)
-    click.echo(signed_in_line(url, token, exchanged.expires_in), err=True)
-    return token
+    """The step-up offer's sign-in: as `login --oidc`; returns the new token."""
+    return oidc_login(settings, url, step_up=step_up)[0]
 
 
 def on_terminal() -> bool:

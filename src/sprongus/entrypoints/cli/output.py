@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from sprongus.domain.records import SecretView
+from sprongus.entrypoints.config import no_color
 
 
 def emit_json(data: Any) -> None:
@@ -29,10 +30,48 @@ def format_meta(meta: dict[str, Any]) -> str:
     return ", ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in sorted(meta.items()))
 
 
-def table(headers: list[str], rows: list[list[str]]) -> str:
+def is_quiet() -> bool:
+    """Whether the running command was given the root's -q (CliState.quiet); outside a command, no. Read off the
+    root context's object rather than through cli/state.py, which imports cli/login.py, which prints through here."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and bool(getattr(ctx.find_root().obj, "quiet", False))
+
+
+def info(message: str, *, err: bool = True) -> None:
+    """A confirmation or notice (`created ...`, `no secrets in ...`): -q drops it. Errors and warnings never come
+    through here, so -q cannot hide what the user has to act on."""
+    if not is_quiet():
+        click.echo(message, err=err)
+
+
+# Cells of a state column that deserve a glance; anything else stays plain.
+STATE_STYLES: dict[str, dict[str, Any]] = {
+    "revoked": {"fg": "red"}, "expired": {"dim": True}, "DAMAGED": {"fg": "red", "bold": True},
+    "not available to this provider": {"fg": "red"}, "old: run keys rotate-master": {"fg": "yellow"},
+    "old: no secret uses it": {"dim": True},
+}
+
+
+def use_color() -> bool:
+    """Colour only for a person: stdout a terminal and NO_COLOR unset (no-color.org). Pipes, files and CI logs get
+    no escape codes at all, so a `grep` or a parser never meets one."""
+    return sys.stdout.isatty() and not no_color()
+
+
+def table(headers: list[str], rows: list[list[str]], states: tuple[str, ...] = ()) -> str:
+    """Aligned columns, the header in capitals; on a terminal the header is bold and the cells of the `states`
+    columns are coloured by STATE_STYLES. Widths come from the plain text: escape codes take no room on screen."""
     widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows, strict=False)]
-    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip()]
-    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in rows]
+    color = use_color()
+    coloured = {i for i, h in enumerate(headers) if h in states} if color else set()
+
+    def cell(text: str, width: int, style: dict[str, Any] | None) -> str:
+        return (click.style(text, **style) if style else text) + " " * (width - len(text))
+
+    lines = ["  ".join(cell(h.upper(), w, {"bold": True} if color else None)
+                       for h, w in zip(headers, widths, strict=False)).rstrip()]
+    lines += ["  ".join(cell(str(c), w, STATE_STYLES.get(str(c)) if i in coloured else None)
+                        for i, (c, w) in enumerate(zip(row, widths, strict=False))).rstrip() for row in rows]
     return "\n".join(lines)
 
 
@@ -44,7 +83,7 @@ def progress(label: str, total: Callable[[], int] | None = None) -> Iterator[Cal
     front and on a terminal only (scripts pay nothing), so that the long commands all show the same bar. Without
     either, the count is rewritten in place.
     """
-    if not sys.stderr.isatty():
+    if not sys.stderr.isatty() or is_quiet():
         yield None
         return
     state: dict[str, Any] = {"bar": None, "done": 0}

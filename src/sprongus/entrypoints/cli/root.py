@@ -7,24 +7,27 @@ import click
 from sprongus import __version__
 from sprongus.domain.redaction import install_log_redaction
 from sprongus.entrypoints.cli.auth import auth_group, login_command, logout_command
+from sprongus.entrypoints.cli.completion import completion_command
 from sprongus.entrypoints.cli.db import db_group
 from sprongus.entrypoints.cli.errors import GuardedGroup
 from sprongus.entrypoints.cli.keys import keys_group
 from sprongus.entrypoints.cli.secrets import secrets_group
 from sprongus.entrypoints.cli.serve import serve_command
-from sprongus.entrypoints.cli.state import CliState
+from sprongus.entrypoints.cli.state import CliState, use_quiet
 from sprongus.entrypoints.cli.tokens import tokens_group
 from sprongus.entrypoints.config import log_level
 
 
 @click.group(cls=GuardedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sprongus")
+@click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=use_quiet,
+              help="No confirmations, notices or progress on success; errors and warnings still print.")
 def cli() -> None:
     """sprongus: an envelope-encrypted secrets store."""
 
 
 for group in (secrets_group, keys_group, tokens_group, auth_group, db_group, serve_command, login_command,
-              logout_command):
+              logout_command, completion_command):
     cli.add_command(group)
 
 

@@ -10,7 +10,7 @@ import click
 
 from sprongus.domain.errors import ConfirmationRequired
 from sprongus.domain.scope import Scope
-from sprongus.entrypoints.cli.output import describe, emit_json, format_meta, table
+from sprongus.entrypoints.cli.output import describe, emit_json, format_meta, info, table
 from sprongus.entrypoints.cli.params import KEY, PREFIX, SCOPE
 from sprongus.entrypoints.cli.state import CliState, pass_state, remote_option
 from sprongus.entrypoints.cli.values import parse_meta, read_value
@@ -26,17 +26,23 @@ if TYPE_CHECKING:  # the domain's records load only in the commands that list, n
 @click.argument("value", required=False)
 @click.option("--file", "file", type=click.Path(path_type=Path, dir_okay=False),
               help="Read the value from a file, byte for byte.")
-@click.option("--json", "as_json", is_flag=True, help="The value must parse as JSON (stored as given).")
+@click.option("--json", "as_json", is_flag=True,
+              help="The value must parse as JSON (stored as given). For a JSON report, --print-json.")
 @click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE", help="A non-secret tag; repeatable.")
+# Not --json: that flag already says the value is JSON, and scripts rely on it refusing anything else.
+@click.option("--print-json", is_flag=True, help="Print the result as JSON: scope, keyName, version, created.")
 @pass_state
 def set_command(state: CliState, scope: Scope, key: str, value: str | None, file: Path | None, as_json: bool,
-                meta: tuple[str, ...]) -> None:
+                meta: tuple[str, ...], print_json: bool) -> None:
     """Store a new version of a secret. VALUE, `-` (stdin), piped stdin, --file, or a hidden prompt."""
     tags = parse_meta(meta)
     secret = read_value(value, file, as_json)
     result = state.api.set(scope, key, secret, tags)
+    if print_json:
+        emit_json({"scope": str(scope), "keyName": key, "version": result.view.version, "created": result.created})
+        return
     verb = "created" if result.created else "updated"
-    click.echo(f"{verb} {scope} {key} (version {result.view.version})")
+    info(f"{verb} {scope} {key} (version {result.view.version})", err=False)
 
 
 @remote_option
@@ -77,11 +83,15 @@ def confirm_reveal(question: str, yes: bool) -> None:
 @click.command("unset")
 @click.argument("scope", type=SCOPE)
 @click.argument("key", type=KEY)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON: scope, keyName, deleted.")
 @pass_state
-def unset_command(state: CliState, scope: Scope, key: str) -> None:
+def unset_command(state: CliState, scope: Scope, key: str, as_json: bool) -> None:
     """Delete a secret (every version)."""
     state.api.unset(scope, key)
-    click.echo(f"deleted {scope} {key}")
+    if as_json:
+        emit_json({"scope": str(scope), "keyName": key, "deleted": True})
+        return
+    info(f"deleted {scope} {key}", err=False)
 
 
 @remote_option
@@ -100,11 +110,11 @@ def list_command(state: CliState, scope: Scope, prefix: str, with_meta: bool, as
         emit_json({"scope": str(scope), "items": [v.to_dict(with_meta=with_meta) for v in views]})
         return
     if not views:
-        click.echo(f"no secrets in {scope}" + (f" with prefix {prefix}" if prefix else ""), err=True)
+        info(f"no secrets in {scope}" + (f" with prefix {prefix}" if prefix else ""))
         return
     headers = ["key", "version", "updated"] + (["meta"] if with_meta else [])
     rows = [_row(v) + ([format_meta(v.meta)] if with_meta else []) for v in views]
-    click.echo(table(headers, rows))
+    click.echo(table(headers, rows, states=("updated",)))  # a DAMAGED row stands out
     if any(v.damaged for v in views):  # listed by name so it is noticed, never skipped in silence
         click.echo("some stored rows do not decode: `sprongus keys verify` lists them; reading them exits 7",
                    err=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from sprongus.domain.errors import ValidationError
+from sprongus.entrypoints.cli.output import info
 from sprongus.entrypoints.cli.secrets_transfer import _exists, _write_private
 from sprongus.entrypoints.cli.state import CliState, pass_state, remote_option
 
@@ -58,7 +59,7 @@ def inject_command(state: CliState, template: Path, out: Path | None, force: boo
         click.echo(text.encode("utf-8"), nl=False)
         return
     _write_private(out, text, force)
-    click.echo(f"injected {_plural(count, 'secret')} into {out}", err=True)
+    info(f"injected {_plural(count, 'secret')} into {out}")
 
 
 def _read(template: Path) -> bytes:

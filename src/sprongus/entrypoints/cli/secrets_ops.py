@@ -10,7 +10,7 @@ import click
 
 from sprongus.domain.errors import ValidationError
 from sprongus.domain.scope import Scope
-from sprongus.entrypoints.cli.output import progress
+from sprongus.entrypoints.cli.output import emit_json, info, progress
 from sprongus.entrypoints.cli.params import KEY, PREFIX, SCOPE
 from sprongus.entrypoints.cli.run_env import variables_for
 from sprongus.entrypoints.cli.state import CliState, pass_state, remote_option
@@ -21,8 +21,9 @@ from sprongus.entrypoints.cli.state import CliState, pass_state, remote_option
 @click.argument("scope", type=SCOPE)
 @click.argument("key", type=KEY, required=False)
 @click.option("--prefix", type=PREFIX, default="", help="Rotate every key under this prefix.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON: scope, keyName, prefix, rotated.")
 @pass_state
-def rotate_command(state: CliState, scope: Scope, key: str | None, prefix: str) -> None:
+def rotate_command(state: CliState, scope: Scope, key: str | None, prefix: str, as_json: bool) -> None:
     """Re-encrypt with a fresh data key (version+1): one key, a prefix, or the whole scope."""
     if key and prefix:
         raise ValidationError("prefix", "give either KEY or --prefix, not both")
@@ -31,7 +32,10 @@ def rotate_command(state: CliState, scope: Scope, key: str | None, prefix: str) 
     count = None if key else (lambda: sum(1 for _ in api_views(state.api, scope, prefix)))
     with progress("rotating", total=count) as report:
         result = state.api.rotate(scope, key, prefix, progress=report)
-    click.echo(f"rotated {result.rotated} secret{'s' if result.rotated != 1 else ''} in {scope}")
+    if as_json:
+        emit_json({"scope": str(scope), "keyName": key, "prefix": prefix, "rotated": result.rotated})
+        return
+    info(f"rotated {result.rotated} secret{'s' if result.rotated != 1 else ''} in {scope}", err=False)
 
 
 RUN_USAGE = "sprongus secrets run SCOPE [OPTIONS] -- COMMAND [ARG]..."

@@ -12,7 +12,7 @@ import click
 
 from sprongus.domain.errors import ValidationError
 from sprongus.domain.scope import Scope
-from sprongus.entrypoints.cli.output import emit_json, progress
+from sprongus.entrypoints.cli.output import emit_json, info, progress
 from sprongus.entrypoints.cli.params import PREFIX, SCOPE
 from sprongus.entrypoints.cli.state import CliState, pass_state, remote_option
 from sprongus.entrypoints.cli.values import read_passphrase
@@ -32,10 +32,12 @@ from sprongus.entrypoints.cli.values import read_passphrase
 @click.option("--allow-plaintext", is_flag=True, help="Accept a plaintext (dotenv/JSON) file.")
 @click.option("--dry-run", is_flag=True, help="Show what would be added, changed and removed; write nothing.")
 @click.option("--passphrase-file", type=click.Path(path_type=Path, dir_okay=False), help="For a passphrase bundle.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the result as JSON: added, updated, removed ({scope, keyName} each) and dryRun.")
 @pass_state
 def import_command(state: CliState, file: Path, format_: str | None, scope: Scope | None, merge: bool,
                    replace: bool, prefix: str, allow_plaintext: bool, dry_run: bool,
-                   passphrase_file: Path | None) -> None:
+                   passphrase_file: Path | None, as_json: bool) -> None:
     """Import secrets from a dotenv, JSON or bundle file (all or nothing)."""
     if merge and replace:
         raise ValidationError("mode", "give either --merge or --replace, not both")
@@ -46,21 +48,25 @@ def import_command(state: CliState, file: Path, format_: str | None, scope: Scop
     kind = format_ or fmt.guess_format(file, text)
     items, bundle = None, None
     if kind == "bundle":
-        bundle = fmt.parse_bundle(text)
+        bundle = fmt.parse_bundle(text, passphrase_file)
     else:
         if not allow_plaintext:  # refuse before parsing: nothing of the file's values is touched
             raise ValidationError("plaintext", f"{kind} files hold plaintext; pass --allow-plaintext to import")
-        items = fmt.parse_dotenv(text, scope) if kind == "dotenv" else fmt.parse_json_items(text, scope)
+        items = fmt.parse_dotenv(text, scope, prefix) if kind == "dotenv" else fmt.parse_json_items(text, scope)
     with progress("importing") as report:
         result = state.api.import_(items=items, bundle=bundle, mode=mode,
                                        allow_plaintext=allow_plaintext, passphrase=read_passphrase(passphrase_file),
                                        prefix=prefix, dry_run=dry_run, progress=report)
+    if as_json:
+        emit_json({"added": _pairs(result.added), "updated": _pairs(result.updated),
+                   "removed": _pairs(result.removed), "dryRun": dry_run})
+        return
     if dry_run:
         for sign, pairs in (("+", result.added), ("~", result.updated), ("-", result.removed)):
             for scope_text, key in pairs:
                 click.echo(f"{sign} {scope_text} {key}")
     summary = f"{len(result.added)} added, {len(result.updated)} changed, {len(result.removed)} removed"
-    click.echo(("dry run: would import " if dry_run else "imported: ") + summary, err=dry_run)
+    info(("dry run: would import " if dry_run else "imported: ") + summary, err=dry_run)
 
 
 @remote_option
@@ -110,7 +116,7 @@ def export_command(state: CliState, scope: Scope, prefix: str, bundle: bool, pas
         emit_json(document)
         return
     _write_private(out, json.dumps(document, indent=2, ensure_ascii=False) + "\n", force)
-    click.echo(f"exported {len(result.items)} secret{'s' if len(result.items) != 1 else ''} to {out}", err=True)
+    info(f"exported {len(result.items)} secret{'s' if len(result.items) != 1 else ''} to {out}")
 
 
 def _export_plaintext(state: CliState, scope: Scope, prefix: str, format_: str, yes: bool, out: Path | None,
@@ -134,7 +140,11 @@ def _export_plaintext(state: CliState, scope: Scope, prefix: str, format_: str, 
         click.echo(text, nl=False)
         return
     _write_private(out, text, force)
-    click.echo(f"exported {len(names)} secret{'s' if len(names) != 1 else ''} to {out}", err=True)
+    info(f"exported {len(names)} secret{'s' if len(names) != 1 else ''} to {out}")
+
+
+def _pairs(pairs: list[tuple[str, str]]) -> list[dict[str, str]]:
+    return [{"scope": scope, "keyName": key} for scope, key in pairs]
 
 
 def _metadata(record: dict[str, Any]) -> dict[str, Any]:

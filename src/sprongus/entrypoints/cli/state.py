@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -41,6 +41,7 @@ class CliState:
     remote: bool = False  # --remote, or SPRONGUS_REMOTE=1
     settings: Settings | None = None
     remote_api: SecretsApi | None = None  # built on first use
+    quiet: bool = False  # -q: no confirmations, notices or progress; errors and warnings still print
 
     def get_container(self) -> Container:
         if self.container is None:
@@ -93,6 +94,55 @@ def _os_user() -> str:
 
 
 pass_state = click.make_pass_decorator(CliState, ensure=True)
+
+
+def use_quiet(ctx: click.Context, _: click.Parameter, value: bool) -> None:
+    """The root's -q, kept on the state for every command below it."""
+    if value:
+        ctx.ensure_object(CliState).quiet = True
+
+
+LOCAL_NOTE = "Local: on this machine's vault (the configured database), never through the API."
+
+
+class LocalCommand(click.Command):
+    """A command that acts on this machine's vault only (keys, tokens, trusts, migrations). --remote or
+    SPRONGUS_REMOTE=1 is refused by name rather than ignored: an operator who meant the remote vault must not get
+    this one's keys or tokens without a word."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = f"{self.help or ''}\n\n{LOCAL_NOTE}".strip()
+        # Hidden: it exists only so that `--remote` gets this one-line refusal rather than Click's usage dump.
+        self.params.append(click.Option(["--remote"], is_flag=True, hidden=True, expose_value=False, is_eager=True,
+                                        callback=self._refuse_flag))
+
+    def _refuse_flag(self, ctx: click.Context, _: click.Parameter, value: bool) -> None:
+        if value:
+            from sprongus.domain.errors import ValidationError
+
+            raise ValidationError("remote", f"{_path(ctx)} is local only: it acts on this machine's vault, never "
+                                  "through the API")
+
+    def invoke(self, ctx: click.Context) -> Any:
+        if ctx.ensure_object(CliState).get_settings().remote:
+            from sprongus.domain.errors import ConfigError
+
+            raise ConfigError(f"SPRONGUS_REMOTE: {_path(ctx)} is local only (it acts on this machine's vault, never "
+                              "through the API); unset SPRONGUS_REMOTE to run it")
+        return super().invoke(ctx)
+
+
+class LocalGroup(click.Group):
+    """A group of LocalCommands: every `@group.command` below it gets the refusal and the help note. (The group's
+    own first line says `local`, so that `sprongus --help` shows it.)"""
+
+    command_class = LocalCommand
+
+
+def _path(ctx: click.Context) -> str:
+    """`sprongus keys status`, whatever name the root was invoked under (a test runner calls it `cli`)."""
+    return " ".join(["sprongus", *ctx.command_path.split()[1:]])
 
 
 def remote_option(command: click.Command) -> click.Command:
