@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import stat
 import time
 import urllib.error
 import urllib.parse
@@ -229,7 +231,11 @@ def exchange(api_url: str, subject_token: SecretValue, token_type: str) -> Excha
 def read_jwt_file(path: Path) -> SecretValue:
     """SPRONGUS_OIDC_TOKEN_FILE: a workload's JWT (a Kubernetes projected token, a CI job's ID token)."""
     try:
-        with path.open("rb") as handle:
+        # O_NONBLOCK: a FIFO put in the file's place must be refused, not block every call until someone writes.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ConfigError(f"SPRONGUS_OIDC_TOKEN_FILE: {path} is not a regular file")
             raw = handle.read(MAX_JWT_FILE + 1)
     except OSError as exc:
         raise ConfigError(f"SPRONGUS_OIDC_TOKEN_FILE: cannot read {path} "

@@ -84,7 +84,15 @@ def _rate_limited(headers: Mapping[str, str]) -> e.RateLimited:
     retry = (headers.get("retry-after") or "").strip()
     return e.RateLimited(policy["name"] if policy else "api", limit=int(policy["q"]) if policy else 0,
                          window_seconds=int(policy["w"]) if policy else 0,
-                         retry_after=int(retry) if retry.isdigit() else 1)
+                         retry_after=_seconds(retry))
+
+
+def _seconds(text: str) -> int:
+    """Retry-After as delta-seconds; anything else (an HTTP date, `²`, which str.isdigit accepts, a thousand digits)
+    is 1 s: a malformed header from a proxy must not turn into an unexpected ValueError."""
+    if not text.isascii() or not text.isdigit():
+        return 1
+    return min(int(text[:10]), 10**9)  # a thousand digits is "not for a very long time", not a crash
 
 
 def _max_age(challenge: str) -> int:

@@ -250,5 +250,5 @@ def _parse(answer: Answer, read: Callable[[Any], T]) -> T:
     """`read(body)`, or RemoteUnavailable when the body is not what the API answers (another server, a proxy)."""
     try:
         return read(answer.body)
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except (KeyError, TypeError, ValueError, AttributeError, ValidationError):  # e.g. a value that is not text
         raise RemoteUnavailable(f"the API answered {answer.status} with an unexpected body") from None

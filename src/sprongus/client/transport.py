@@ -25,6 +25,9 @@ class Answer:
     body: Any  # the parsed JSON, or None for an empty body
 
 
+MAX_RETRY_AFTER = 10**9  # seconds: a longer Retry-After is passed on as this
+
+
 class HttpFailure(Exception):
     """A request that failed: the domain error to raise, the status (None: no answer at all, the request may or may
     not have reached the server) and the server's Retry-After in seconds. Internal: callers see `error` only."""
@@ -59,13 +62,16 @@ def checked_base(url: str, setting: str = "api_url") -> str:
         raise ConfigError(f"{setting}: the API's http(s) base URL is needed, e.g. https://secrets.example.com")
     if parts.username or parts.password:
         raise ConfigError(f"{setting}: credentials do not belong in the URL; pass a token")
+    if parts.query or parts.fragment:  # it would end up inside every path, and in reprs and messages
+        raise ConfigError(f"{setting}: the API's base URL takes no query string or fragment")
     return api_base(url)
 
 
 def retry_after(value: str | None) -> float | None:
     """Retry-After in seconds (RFC 9110 also allows an HTTP date; the API and the usual proxies send seconds)."""
     text = (value or "").strip()
-    return float(text) if text.isdigit() else None
+    # ASCII digits only: str.isdigit() is also true of `²`, which float() and int() refuse with a bare ValueError.
+    return float(text) if text.isascii() and text.isdigit() else None
 
 
 class Http:
@@ -107,6 +113,9 @@ class Http:
 
     def _failure(self, exc: urllib.error.HTTPError) -> HttpFailure:
         headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
+        delay = retry_after(headers.pop("retry-after", None))
+        if delay is not None:  # as digits the shared table can int() (not `²`, not 5,000 of them)
+            headers["retry-after"] = str(int(min(delay, MAX_RETRY_AFTER)))
         try:
             doc = json.loads(exc.read() or b"{}")
         except (ValueError, OSError, http.client.HTTPException):
@@ -119,8 +128,7 @@ class Http:
                                            "base URL, e.g. https://secrets.example.com"), 404)
         if exc.code == 400 and "error" in doc and "type" not in doc:
             return HttpFailure(_oauth_error(doc), 400)  # the token endpoint answers in RFC 6749's format
-        return HttpFailure(error_from_problem(exc.code, doc, headers), exc.code,
-                           retry_after(headers.get("retry-after")))
+        return HttpFailure(error_from_problem(exc.code, doc, headers), exc.code, delay)
 
 
 def _oauth_error(doc: Mapping[str, Any]) -> SprongusError:

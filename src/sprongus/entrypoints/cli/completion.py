@@ -154,7 +154,8 @@ def scope_candidates(ctx: click.Context, incomplete: str) -> list[str]:
     starts = [text for text in SCOPE_STARTS if text.startswith(incomplete) and not (text == incomplete != "system")]
     found = _query(ctx, "SELECT DISTINCT owner_type, owner_id FROM secret_kv ORDER BY owner_type, owner_id LIMIT ?",
                    (MAX_NAMES,))
-    scopes = [f"{kind}:{owner}" if owner is not None else kind for kind, owner in found]
+    scopes = [f"{kind}:{owner}" if owner is not None else kind for kind, owner in found
+              if _is_name_text(f"{kind}{owner or ''}".replace("@", ""))]  # nothing a shell could take for more words
     return [*starts, *(s for s in scopes if s.startswith(incomplete) and s not in starts)]
 
 
@@ -191,7 +192,7 @@ def _key_names(ctx: click.Context, incomplete: str, any_scope: bool) -> list[str
                       (incomplete + "*", MAX_NAMES))
     else:
         return []
-    return [key for (key,) in rows]
+    return [key for (key,) in rows if isinstance(key, str) and _is_name_text(key)]  # never a newline or a blank
 
 
 def _is_name_text(text: str) -> bool:
@@ -214,6 +215,7 @@ def _query(ctx: click.Context, sql: str, args: tuple[object, ...]) -> list[tuple
 
 
 def _local_vault(ctx: click.Context) -> Path | None:
+    import os
     from pathlib import Path
     from urllib.parse import unquote
 
@@ -227,12 +229,15 @@ def _local_vault(ctx: click.Context) -> Path | None:
     url = database_url(settings)
     if not url.startswith("sqlite:///"):
         return None
-    path = Path(unquote(url[len("sqlite:///"):])).expanduser()
+    # Resolved: SQLite keeps the WAL files beside a symlinked vault's target, not beside the link.
+    path = Path(unquote(url[len("sqlite:///"):])).expanduser().resolve()
     if not path.is_file():
         return None
+    uid = os.geteuid() if hasattr(os, "geteuid") else None
     for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        # A vault others may access is refused by every command until it is made private: do not read it either.
-        if file.exists() and file.stat().st_mode & 0o077:
+        # A vault others may access is refused by every command until it is made private: do not read it either;
+        # nor one of another user's (a symlink planted under the vault's name, or root completing in their home).
+        if file.exists() and (file.stat().st_mode & 0o077 or (uid is not None and file.stat().st_uid != uid)):
             return None
     return path
 

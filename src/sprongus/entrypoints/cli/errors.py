@@ -58,6 +58,12 @@ class GuardedGroup(click.Group):
             return super().invoke(ctx)
         except e.SprongusError as exc:
             raise fail(exc) from None
+        except click.UsageError as exc:
+            if exc.message.startswith("Got unexpected extra argument"):
+                # Click names the stray words, and after a key name they are often a value typed unquoted.
+                raise click.UsageError("got unexpected extra arguments (not repeated: they may be a value); quote a "
+                                       "value that holds spaces, or give it on stdin with -", exc.ctx) from None
+            raise
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
         except KeyboardInterrupt:

@@ -38,12 +38,10 @@ class Template:
 
     def wanted(self) -> dict[Scope, list[str]]:
         """Scope -> its distinct keys, both in the order of their first reference (one batch per scope)."""
-        wanted: dict[Scope, list[str]] = {}
+        wanted: dict[Scope, dict[str, None]] = {}  # a dict keeps the order and finds a repeat at once
         for ref in self.references:
-            keys = wanted.setdefault(ref.scope, [])
-            if ref.key not in keys:
-                keys.append(ref.key)
-        return wanted
+            wanted.setdefault(ref.scope, {})[ref.key] = None
+        return {scope: list(keys) for scope, keys in wanted.items()}
 
     def render(self, values: Mapping[tuple[Scope, str], SecretValue]) -> str:
         """The text with every reference replaced by its value; everything between references is kept as is."""
@@ -81,9 +79,10 @@ def _reference(text: str, found: re.Match[str]) -> Reference:
     if found.group(1) != SCHEME:
         raise _malformed(text, found.start(1), f"the scheme is {SCHEME}, in lower case")
     body_at = found.end()
-    line_end = text.find("\n", body_at)
-    close = text.find(_CLOSE, body_at, len(text) if line_end < 0 else line_end)
-    if close < 0:
+    # The first `}}` after the opening, then no line break before it: searching to the end of the line for every
+    # reference made a long one-line template (minified JSON) quadratic.
+    close = text.find(_CLOSE, body_at)
+    if close < 0 or "\n" in text[body_at:close]:
         raise _malformed(text, found.start(), "a reference ends with }} on the line where it starts")
     parts = text[body_at:close].rstrip(" \t").split("/")
     if len(parts) != 3:
