@@ -125,6 +125,23 @@ def test_reads_never_make_a_key_and_the_first_write_does(tmp_path: Path) -> None
     close(vault)
 
 
+@pytest.mark.parametrize("first_act", ["reveal", "write"])
+def test_a_sibling_worker_adopts_the_key_the_first_write_made(tmp_path: Path, first_act: str) -> None:
+    """Two gunicorn workers start on a new vault, neither with a key; one worker's first write makes the key file.
+    The other used to call the vault's secrets unopenable (VaultKeyMismatch: 500) until it restarted. Found by the
+    peer benchmark."""
+    home = tmp_path / "home"
+    first, sibling = open_vault(home), open_vault(home)
+    write(first, "k", f"{CANARY}-1")
+    if first_act == "reveal":
+        assert reveal(sibling, "k") == f"{CANARY}-1"
+    write(sibling, "k2", f"{CANARY}-2")
+    assert reveal(first, "k2") == f"{CANARY}-2" and reveal(sibling, "k") == f"{CANARY}-1"
+    assert [r[0] for r in rows(home, "vault_key") if r[0] == "master"] == ["master"]  # one key, shared
+    close(first)
+    close(sibling)
+
+
 def test_new_key_files_never_share_an_id(tmp_path: Path) -> None:
     ids = set()
     for name in ("a", "b", "c"):

@@ -138,9 +138,16 @@ def _local(provider: str, store: _KeptKeys, location: str, missing: str, create:
         hmac.reload(new.hmac)
         generation[0] += 1
 
+    def has_key() -> bool:
+        # A sibling process (another gunicorn worker) may have made the key since this one started without it:
+        # adopt it, or this process would call the vault's secrets unopenable and refuse them.
+        if not master.has_key and store.exists():
+            adopt(store.load_existing())
+        return master.has_key
+
     return KeyMaterial(master, hmac, provider, location,
                        add_master_key=lambda: adopt(store.add_master_key()),
-                       reload=lambda: adopt(store.load_existing()) if master.has_key else None,
+                       reload=lambda: adopt(store.load_existing()) if has_key() else None,
                        add_hmac_key=lambda: adopt(store.add_hmac_key()),
-                       has_key=lambda: master.has_key, generation=lambda: generation[0])
+                       has_key=has_key, generation=lambda: generation[0])
 
