@@ -11,6 +11,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,20 +46,37 @@ def view_from_dict(data: dict[str, Any]) -> SecretView:
                       when(data.get("lastRotatedAt")), dict(data.get("meta") or {}), "", value)
 
 
+RedirectMessage = Callable[[str, int, str], str]  # (request URL, status, target URL) -> the ConfigError's text
+
+
 class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect would carry the bearer token (and a reveal's POST as a GET) to wherever it points, https or not:
-    refuse it, naming the target without its query string."""
+    """A redirect would carry a bearer token, a JWT or a device code (and a reveal's POST as a GET) to wherever it
+    points, https or not: refused. A configuration to fix, not an outage to wait out: trying again meets the same
+    redirect."""
+
+    def __init__(self, message: RedirectMessage) -> None:
+        super().__init__()
+        self._message = message
 
     def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
                          newurl: str) -> urllib.request.Request | None:
-        target = urllib.parse.urlsplit(newurl)
-        where = f"{target.scheme}://{target.netloc}{target.path}" if target.netloc else target.path
-        # A configuration to fix, not an outage to wait out: trying again meets the same redirect.
-        raise ConfigError(f"SPRONGUS_API_URL: the API answered {code} with a redirect to {where}; not followed: "
-                          "set SPRONGUS_API_URL to the API's own address")
+        raise ConfigError(self._message(req.full_url, code, newurl))
 
 
-_OPENER = urllib.request.build_opener(_RefuseRedirects())
+def refusing_opener(message: RedirectMessage) -> urllib.request.OpenerDirector:
+    """An opener that follows no redirect: each refusal is a ConfigError with `message`'s text."""
+    return urllib.request.build_opener(_RefuseRedirects(message))
+
+
+def without_query(url: str) -> str:
+    """A redirect target as an error may name it: its query string could hold a code or a token."""
+    target = urllib.parse.urlsplit(url)
+    return f"{target.scheme}://{target.netloc}{target.path}" if target.netloc else target.path
+
+
+_OPENER = refusing_opener(lambda _url, code, target: (
+    f"SPRONGUS_API_URL: the API answered {code} with a redirect to {without_query(target)}; not followed: set "
+    "SPRONGUS_API_URL to the API's own address"))
 
 
 def api_base(url: str) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sprongus.adapters.http_client import api_base
+from sprongus.adapters.http_client import api_base, refusing_opener
 from sprongus.adapters.problem_types import TYPE_PREFIX, error_from_problem
 from sprongus.domain.errors import ConfigError, RemoteUnavailable, Unauthenticated
 from sprongus.domain.values import SecretValue
@@ -43,16 +43,9 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}" if parts.netloc else url
 
 
-class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect would carry a device code or a JWT wherever it points: refused, naming the target's origin."""
-
-    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
-                         newurl: str) -> urllib.request.Request | None:
-        raise ConfigError(f"{_origin(req.full_url)} answered {code} with a redirect to {_origin(newurl)}; "
-                          "not followed")
-
-
-_OPENER = urllib.request.build_opener(_RefuseRedirects())
+# A redirect would carry a device code or a JWT wherever it points: refused, naming only the origins.
+_OPENER = refusing_opener(lambda url, code, target: (
+    f"{_origin(url)} answered {code} with a redirect to {_origin(target)}; not followed"))
 
 
 def _read(response: Any) -> bytes:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sprongus.adapters.http_client import api_base
+from sprongus.adapters.http_client import api_base, refusing_opener, without_query
 from sprongus.adapters.problem_types import TYPE_PREFIX, error_from_problem
 from sprongus.domain.errors import ConfigError, RemoteUnavailable, SprongusError, Unauthenticated
 from sprongus.domain.values import SecretValue
@@ -39,20 +39,9 @@ class HttpFailure(Exception):
         self.retry_after = retry_after
 
 
-class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect would carry the bearer token (and a reveal's POST, as a GET) wherever it points: refused, naming
-    the target without its query string."""
-
-    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
-                         newurl: str) -> urllib.request.Request | None:
-        target = urllib.parse.urlsplit(newurl)
-        where = f"{target.scheme}://{target.netloc}{target.path}" if target.netloc else target.path
-        # A setting to fix, not an outage to wait out: trying again meets the same redirect.
-        raise ConfigError(f"the API answered {code} with a redirect to {where}; not followed: point the client at "
-                          "the API's own address")
-
-
-_OPENER = urllib.request.build_opener(_RefuseRedirects())
+_OPENER = refusing_opener(lambda _url, code, target: (
+    f"the API answered {code} with a redirect to {without_query(target)}; not followed: point the client at the "
+    "API's own address"))
 
 
 def checked_base(url: str, setting: str = "api_url") -> str:
