@@ -19,6 +19,7 @@ from sprongus.domain.principal import Permission, Principal
 from sprongus.ports import MasterKeyProvider
 from sprongus.service.auditing import Auditor
 from sprongus.service.deps import ServiceDeps
+from sprongus.service.history import HistoryOps
 from sprongus.service.parallel import BoundedPool
 from sprongus.service.reveal_tokens import RevealTokenOps
 from sprongus.service.rotation import RotationOps
@@ -46,6 +47,10 @@ class Harness:
     master: LocalMasterKeyProvider
     versions: KeyVersions
     cipher: AesGcmDataCipher = field(default_factory=AesGcmDataCipher)
+
+    @property
+    def history(self) -> HistoryOps:
+        return HistoryOps(self.deps)
 
     def add_master_key(self) -> None:
         self.versions = self.versions.with_new_master()
@@ -111,8 +116,9 @@ class UseCaseSet:
     transfer: TransferOps
     rotation: RotationOps
     reveal_tokens: RevealTokenOps
+    history: HistoryOps
 
 
 def use_cases(container: Any) -> UseCaseSet:
     return UseCaseSet(container.secret_ops(), container.transfer_ops(), container.rotation_ops(),
-                      container.reveal_token_ops())
+                      container.reveal_token_ops(), container.history_ops())

@@ -156,17 +156,90 @@ def test_same_key_in_different_scopes_are_different_rows(uow: UnitOfWork, caller
         assert get(uow, caller, row.scope, "k") == row
 
 
-def test_delete_reports_whether_a_row_went(uow: UnitOfWork, caller: Principal) -> None:
+def test_mark_deleted_and_restore_report_whether_a_row_changed(uow: UnitOfWork, caller: Principal) -> None:
+    """Soft delete flags the row (every field kept, the place still taken); None as `at` restores it."""
     put(uow, caller, rec(ALICE, "k"), rec(SYSTEM, "k"), rec(BOB, "k"))
     with uow.transaction(caller) as repo:
-        assert repo.delete(ALICE, "k") is True
-        assert repo.delete(ALICE, "k") is False
-        assert repo.delete(SYSTEM, "k") is True
-        assert repo.delete(P1, "k") is False
+        assert repo.mark_deleted(ALICE, "k", T0) is True
+        assert repo.mark_deleted(ALICE, "k", T0 + timedelta(hours=1)) is False  # already deleted: kept as it was
+        assert repo.mark_deleted(SYSTEM, "k", T0 + timedelta(seconds=1)) is True
+        assert repo.mark_deleted(P1, "k", T0) is False  # absent
+        assert repo.mark_deleted(BOB, "k", None) is False  # live: nothing to restore
     assert get(uow, caller, ALICE, "k") is None and get(uow, caller, SYSTEM, "k") is None
-    assert get(uow, caller, BOB, "k") is not None
-    put(uow, caller, rec(ALICE, "k", id="reborn"))  # a deleted key can be created again
-    assert get(uow, caller, ALICE, "k") == rec(ALICE, "k", id="reborn")
+    assert get(uow, caller, BOB, "k") == rec(BOB, "k")
+    with uow.transaction(caller, readonly=True) as repo:
+        assert repo.get_any(ALICE, "k") == rec(ALICE, "k", deleted_at=T0)  # the time round-trips exactly
+        assert repo.get_many(ALICE, ["k"]) == []
+        assert repo.list_page(ALICE, "", None, 10) == []
+        assert repo.list_page(ALICE, "", None, 10, deleted=True) == [rec(ALICE, "k", deleted_at=T0)]
+        assert repo.list_page(BOB, "", None, 10, deleted=True) == []
+        assert len(repo.scan(None, 10)) == 3  # rotate-master and verify still see deleted secrets
+        assert [r.scope for r in repo.deleted_before(T0 + timedelta(hours=1), 10)] == [ALICE, SYSTEM]
+        assert [r.scope for r in repo.deleted_before(T0 + timedelta(hours=1), 1)] == [ALICE]
+        assert repo.deleted_before(T0, 10) == []  # strictly before
+    with pytest.raises(Conflict), uow.transaction(caller) as repo:
+        repo.save(rec(ALICE, "k", id="reborn"), None)  # a deleted secret still holds its place
+    with uow.transaction(caller) as repo:
+        assert repo.mark_deleted(ALICE, "k", None) is True
+        assert repo.mark_deleted(ALICE, "k", None) is False
+    assert get(uow, caller, ALICE, "k") == rec(ALICE, "k")
+
+
+def _three_versions(uow: UnitOfWork, caller: Principal, scope: Scope, key: str) -> None:
+    put(uow, caller, rec(scope, key))
+    with uow.transaction(caller) as repo:
+        for version in (2, 3):
+            repo.archive(rec(scope, key, version - 1))
+            repo.save(rec(scope, key, version, version_by="alice"), version - 1)
+
+
+def test_archive_keeps_old_versions_that_read_back_exactly(uow: UnitOfWork, caller: Principal) -> None:
+    _three_versions(uow, caller, ALICE, "k")
+    _three_versions(uow, caller, SYSTEM, "k")
+    with uow.transaction(caller, readonly=True) as repo:
+        assert repo.get(ALICE, "k") == rec(ALICE, "k", 3, version_by="alice")
+        assert repo.versions(ALICE, "k") == [rec(ALICE, "k", 2), rec(ALICE, "k", 1)]
+        assert repo.get_version(SYSTEM, "k", 1) == rec(SYSTEM, "k", 1)
+        assert repo.get_version(ALICE, "k", 3) is None  # the current one is not a kept version
+        assert repo.versions(BOB, "k") == []
+        assert [(r.scope, r.version) for r in repo.scan_versions(None, 10)] == [
+            (SYSTEM, 1), (SYSTEM, 2), (ALICE, 1), (ALICE, 2)]  # ordered by (secret id, version)
+        first = repo.scan_versions(None, 1)[0]
+        assert [(r.scope, r.version) for r in repo.scan_versions((first.id, first.version), 2)] == [
+            (SYSTEM, 2), (ALICE, 1)]
+    assert uow.count_by_master_key(caller) == {"memory:v1": 6}
+    with uow.transaction(caller) as repo:
+        repo.archive(rec(ALICE, "k", 2, ciphertext=b"another"))  # archiving a kept number again changes nothing
+        assert repo.prune(ALICE, "k", 2) == [1]
+        assert repo.prune(ALICE, "k", 2) == []
+        assert repo.versions(ALICE, "k") == [rec(ALICE, "k", 2)]
+        assert repo.save_version(rec(ALICE, "k", 2, master="kms:v2"), "sha256:stale") is False
+        assert repo.save_version(rec(ALICE, "k", 2, master="kms:v2"), rec(ALICE, "k", 2).checksum) is True
+        assert repo.save_version(rec(ALICE, "k", 1), rec(ALICE, "k", 1).checksum) is False  # pruned
+    assert uow.count_by_master_key(caller) == {"memory:v1": 4, "kms:v2": 1}
+
+
+def test_purge_destroys_every_version_and_remembers_the_last_number(uow: UnitOfWork, caller: Principal) -> None:
+    _three_versions(uow, caller, ALICE, "k")
+    _three_versions(uow, caller, SYSTEM, "k")
+    put(uow, caller, rec(BOB, "k"))
+    with uow.transaction(caller) as repo:
+        assert repo.mark_deleted(SYSTEM, "k", T0)
+        assert repo.purge(ALICE, "k", T0) == [3, 2, 1]
+        assert repo.purge(SYSTEM, "k", T0) == [3, 2, 1]  # deleted or not
+        assert repo.purge(ALICE, "k", T0) == []
+        assert repo.purge(P1, "k", T0) == []
+    with uow.transaction(caller, readonly=True) as repo:
+        for scope in (ALICE, SYSTEM):
+            assert repo.get_any(scope, "k") is None and repo.versions(scope, "k") == []
+            assert repo.last_purged_version(scope, "k") == 3
+        assert repo.last_purged_version(BOB, "k") == 0 and repo.last_purged_version(ALICE, "other") == 0
+        assert repo.scan_versions(None, 10) == []
+        assert repo.scan(None, 10) == [rec(BOB, "k")]
+    put(uow, caller, rec(ALICE, "k", 4, id="reborn"))  # the place is free again
+    with uow.transaction(caller) as repo:
+        assert repo.purge(ALICE, "k", T0 + timedelta(days=1)) == [4]
+        assert repo.last_purged_version(ALICE, "k") == 4
 
 
 # Byte order, not a locale collation: keyset cursors compare with `>` in the same order.
@@ -227,18 +300,34 @@ def test_count_by_master_key(uow: UnitOfWork, caller: Principal) -> None:
 
 
 def test_a_failing_transaction_leaves_every_row_as_before(uow: UnitOfWork, caller: Principal) -> None:
-    put(uow, caller, rec(ALICE, "updated"), rec(SYSTEM, "deleted"), rec(BOB, "untouched"))
+    put(uow, caller, rec(ALICE, "updated"), rec(SYSTEM, "purged"), rec(BOB, "untouched"), rec(BOB, "deleted"))
+    with uow.transaction(caller) as repo:
+        repo.archive(rec(SYSTEM, "purged"))
+        repo.save(rec(SYSTEM, "purged", 2), 1)
+        assert repo.mark_deleted(BOB, "deleted", T0)
     before = all_rows(uow, caller)
+    with uow.transaction(caller) as repo:
+        versions_before = repo.scan_versions(None, 100)
     with pytest.raises(RuntimeError), uow.transaction(caller) as repo:
         repo.save(rec(ALICE, "inserted"), None)
+        repo.archive(rec(ALICE, "updated"))
         repo.save(rec(ALICE, "updated", 2), 1)
+        repo.archive(rec(ALICE, "updated", 2))
         repo.save(rec(ALICE, "updated", 3), 2)
-        assert repo.delete(SYSTEM, "deleted")
-        repo.save(rec(SYSTEM, "deleted", id="replacement"), None)
+        assert repo.prune(ALICE, "updated", 2) == [1]
+        assert repo.purge(SYSTEM, "purged", T0) == [2, 1]
+        repo.save(rec(SYSTEM, "purged", 3, id="replacement"), None)
+        assert repo.mark_deleted(BOB, "untouched", T0)
+        assert repo.mark_deleted(BOB, "deleted", None)
         raise RuntimeError("crash mid-transaction")
     assert all_rows(uow, caller) == before
     assert get(uow, caller, ALICE, "inserted") is None
-    assert uow.count_by_master_key(caller) == {"memory:v1": 3}
+    with uow.transaction(caller) as repo:
+        assert repo.scan_versions(None, 100) == versions_before == [rec(SYSTEM, "purged")]
+        assert repo.versions(ALICE, "updated") == []
+        assert repo.last_purged_version(SYSTEM, "purged") == 0
+        assert repo.get(BOB, "untouched") == rec(BOB, "untouched") and repo.get(BOB, "deleted") is None
+    assert uow.count_by_master_key(caller) == {"memory:v1": 5}
 
 
 def test_a_conflict_rolls_back_the_earlier_writes_of_its_transaction(uow: UnitOfWork, caller: Principal) -> None:

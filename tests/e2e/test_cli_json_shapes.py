@@ -38,6 +38,8 @@ METADATA = dict(ownerType={"enum": ["user", "project", "system"]}, ownerId=NULL_
                 version=INT, createdAt=TIME, updatedAt=TIME, lastRotatedAt=NULL_TIME, meta={"type": "object"})
 RECORD = closed(**METADATA, value=STR, masked=BOOL)
 RECORD["properties"]["damaged"] = {"const": True}  # only on a stored row that no longer decodes
+RECORD["properties"]["deletedAt"] = TIME  # only on a deleted secret (`list --deleted`)
+VERSION_INFO = closed(version=INT, createdAt=NULL_TIME, createdBy=NULL_STR, current=BOOL)
 PAIRS = array(closed(scope=STR, keyName=STR))
 TOKEN = dict(id=STR, subject=STR, kind={"enum": ["operator", "workload", "user"]}, trust=NULL_STR, scopes=STRS,
              projects=STRS, keyPrefix=STR, createdAt=TIME, expiresAt=TIME, revoked=BOOL)
@@ -45,11 +47,21 @@ TRUST = closed(name=STR, issuer=STR, audience=STR, jwksUrl=NULL_STR, claims={"ty
                subjectPrefix=STR, scopes=STRS, projects=STRS, keyPrefix=STR, ttlSeconds=INT,
                kind={"enum": ["workload", "user"]}, createdAt=NULL_TIME)
 TOKEN_STATE = {"enum": ["revoked", "invalid", None]}
+AUDIT_EVENT = closed(seq=INT, time=TIME, actor=STR, action=STR, scope=NULL_STR, keyName=NULL_STR,
+                     version={"type": ["integer", "null"]}, outcome=STR, requestId=NULL_STR, clientAddress=NULL_STR,
+                     detail={"type": "object"}, prevHash=STR, hash=STR)
+CHECKPOINT = {"anyOf": [closed(seq=INT, count=INT, time=TIME, keyId=NULL_STR), {"type": "null"}]}
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "secrets set": closed(scope=STR, keyName=STR, version=INT, created=BOOL),
     "secrets get": RECORD,
-    "secrets unset": closed(scope=STR, keyName=STR, deleted={"const": True}),
+    "secrets unset": {"anyOf": [closed(scope=STR, keyName=STR, deleted={"const": True}),
+                                closed(scope=STR, keyName=STR, deleted={"const": True},
+                                       destroyedVersions=array(INT))]},
+    "secrets history": closed(scope=STR, keyName=STR, items=array(VERSION_INFO), deletedAt=NULL_TIME),
+    "secrets rollback": closed(scope=STR, keyName=STR, version=INT, fromVersion=INT),
+    "secrets restore": closed(scope=STR, keyName=STR, version=INT, restored={"const": True}),
+    "secrets purge-expired": closed(secrets=INT, versions=INT),
     "secrets list": closed(scope=STR, items=array(RECORD)),
     "secrets rotate": closed(scope=STR, keyName=NULL_STR, prefix=STR, rotated=INT),
     "secrets import": closed(added=PAIRS, updated=PAIRS, removed=PAIRS, dryRun=BOOL),
@@ -75,6 +87,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "login": closed(apiUrl=STR, storedIn={"enum": ["keychain", "file"]}, subject=NULL_STR, expiresAt=NULL_TIME),
     "logout": closed(apiUrl=STR, keptToken=TOKEN_STATE, envToken=TOKEN_STATE),
     "db upgrade": closed(applied=STRS),
+    "audit list": array(AUDIT_EVENT),
+    "audit verify": closed(ok=BOOL, events=INT, problems=STRS, checkpoints=INT, macsChecked=INT,
+                           newestCheckpoint=CHECKPOINT, notes=STRS),
 }
 JSON_FLAGS = ("--json", "--print-json")
 # Commands whose --json means something else (or whose output is JSON without asking: `secrets export`).
@@ -136,10 +151,20 @@ def test_each_local_command_prints_its_documented_shape(vault: Vault, tmp_path: 
     run("secrets export", "project:p1")
     assert run("secrets unset", "project:web", "B", "--json") == {"scope": "project:web", "keyName": "B",
                                                                   "deleted": True}
+    deleted = run("secrets list", "project:web", "--deleted", "--meta", "--json")["items"]
+    assert [item["keyName"] for item in deleted] == ["A", "B"]  # A: removed by the replace import
+    assert run("secrets restore", "project:web", "B", "--json")["restored"] is True
+    history = run("secrets history", "project:p1", "notion.token", "--json")
+    assert [i["version"] for i in history["items"]] == [4, 3, 2, 1]
+    assert run("secrets rollback", "project:p1", "notion.token", "--to", "1", "--json")["version"] == 5
+    purged = run("secrets unset", "project:web", "B", "--purge", "--yes", "--json")
+    assert purged["destroyedVersions"] == [2, 1]
+    assert run("secrets purge-expired", "--json") == {"secrets": 0, "versions": 0}
 
+    # rotate-master rewraps every kept version, a deleted secret's too: notion.token's 5, sys.key and web's A.
     before = run("keys status", "--json")["currentKeyId"]
     rotated = run("keys rotate-master", "--json")
-    assert rotated["newKeyId"] == rotated["currentKeyId"] != before and rotated["rewrapped"] == 2
+    assert rotated["newKeyId"] == rotated["currentKeyId"] != before and rotated["rewrapped"] == 7
     assert run("keys rotate-hmac", "--json")["hmacKeyId"] == vault.status()["hmacKeyId"]
     assert run("keys verify", "--json")["ok"] is True
 
@@ -155,6 +180,9 @@ def test_each_local_command_prints_its_documented_shape(vault: Vault, tmp_path: 
     assert run("auth trust list", "--json") == [trust]
     assert run("auth trust remove", "gha", "--json") == {"name": "gha", "removed": True}
     assert run("db upgrade", "--json") == {"applied": []}  # the vault migrated itself on first use
+    events = run("audit list", "--key", "notion.token", "--json")
+    assert events and {e["keyName"] for e in events} == {"notion.token"}
+    assert run("audit verify", "--json")["ok"] is True
 
     assert seen == set(SCHEMAS) - {"auth status", "login", "logout"}  # those three: below, against a server
 

@@ -21,6 +21,7 @@ LOCAL = {
     "tokens create": ["--subject", "alice", "--scope", "secrets:read"], "tokens list": [], "tokens revoke": ["tok_x"],
     "auth trust add": ["t", *TRUST], "auth trust list": [], "auth trust remove": ["t"],
     "db upgrade": [],
+    "audit list": [], "audit export": [], "audit verify": [], "secrets purge-expired": [],
 }
 
 

@@ -53,8 +53,8 @@ import pytest
 from tests.integration.kms.vault_server import free_port_pair
 
 ROOT = Path(__file__).resolve().parents[2]
-RUN_HERE = ("docs/cli.md", "docs/providers-secrets.md", "docs/operations.md", "docs/deploy.md", "docs/providers.md",
-            "docs/identity.md", "README.md")
+RUN_HERE = ("docs/cli.md", "docs/history.md", "docs/providers-secrets.md", "docs/operations.md", "docs/deploy.md",
+            "docs/providers.md", "docs/identity.md", "README.md")
 RUN_ELSEWHERE = {
     "docs/api.md": "tests/e2e/gunicorn/test_api_docs.py (against a real `sprongus serve`)",
     "docs/scopes-and-keys.md": "tests/unit/test_docs_python_examples.py (its Python examples)",

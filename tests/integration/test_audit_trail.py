@@ -111,6 +111,7 @@ def test_every_action_writes_one_chained_row(vault: tuple[Stack, Raw]) -> None:
         ("owner", "reveal", "system", "smtp.password", 2, "success"),
         ("owner", "rotate", "system", "smtp.password", 3, "success"),
         ("owner", "export", "system", None, None, "success"),
+        ("owner", "import", "system", "db.url", 1, "success"),  # one row per key imported, then the summary
         ("owner", "import", None, None, None, "success"),
         ("owner", "delete", "system", "db.url", 1, "success"),
         ("owner", "rotate_master", None, None, None, "success"),

@@ -90,7 +90,7 @@ def vault(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Vault]:
     closers: list[Callable[[], None]] = []
     if request.param == "memory":
         h = make_harness()
-        cases = UseCaseSet(h.secrets, h.transfer, h.rotation, h.reveal_tokens)
+        cases = UseCaseSet(h.secrets, h.transfer, h.rotation, h.reveal_tokens, h.history)
         made = Vault("memory", cases,
                      lambda: [(e.actor, e.action.value, e.scope, e.key_name, e.outcome.value) for e in h.audit.events],
                      cases)

@@ -195,7 +195,8 @@ def test_set_caller_hands_the_principals_prefix_to_the_database(pg_db: PgDatabas
             assert [r.key for r in repo.list_page(SHOP, "", None, 100)] == ["notion.admin", "notion.api_token",
                                                                               "stripe.key"]
         with uow.transaction(svc) as repo:
-            assert repo.delete(SHOP, "stripe.key") is False
+            assert repo.mark_deleted(SHOP, "stripe.key", stripe.updated_at) is False
+            assert repo.purge(SHOP, "stripe.key", stripe.updated_at) == []
             with pytest.raises(Conflict):  # the row is not there for it: a compare-and-set finds nothing to update
                 repo.save(replace(stripe, version=stripe.version + 1), stripe.version)
         with pytest.raises(StorageError, match="row-level security"), uow.transaction(svc) as repo:

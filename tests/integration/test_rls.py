@@ -218,11 +218,107 @@ def test_the_service_on_the_app_role_works_for_alice_and_hides_bob(pg_db: PgData
         admin_bob = Principal("bob", frozenset(Permission), frozenset())
         with uow.transaction(admin_bob) as repo:
             assert {str(r.scope) for r in repo.scan(None, 100)} == {"user:bob", "system"}
-        assert uow.count_by_master_key(alice()) == {"env:k1": 2}
+        # Current and kept versions alike: alice's token is at version 3 and keeps 1 and 2, plus p1's db.url.
+        # bob's and the system's rows are not counted: the policy hides them from alice's transaction.
+        assert uow.count_by_master_key(alice()) == {"env:k1": 4}
         service.secrets.unset(alice(), Scope.project("p1"), "db.url")
         with pytest.raises(NotFound):
             service.secrets.get(alice(), Scope.project("p1"), "db.url")
     finally:
         app.close()
+    with pg_db.admin() as conn:  # unset is a soft delete: the row stays, flagged, with the versions it keeps
+        assert conn.execute("SELECT count(*) FROM secret_kv").fetchone() == (4,)
+        assert conn.execute("SELECT key_name FROM secret_kv WHERE deleted_at IS NOT NULL").fetchall() == [("db.url",)]
+        assert conn.execute("SELECT owner_id, version FROM secret_version ORDER BY version").fetchall() == [
+            ("alice", 1), ("alice", 2)]
+
+
+# --- secret_version and secret_tombstone: the same tenant policy, forced ------------------------------------------
+
+VERSION_INSERT = ("INSERT INTO secret_version (secret_id, owner_type, owner_id, key_name, ciphertext, dek_wrapped, "
+                  "nonce, alg, master_key_id, version, created_at, updated_at, checksum) "
+                  "VALUES (%s, %s, %s, %s, '\\x00', '\\x00', '\\x00', 'AES-256-GCM', 'env:k1', %s, now(), now(), 'x')")
+TOMBSTONE_INSERT = ("INSERT INTO secret_tombstone (owner_type, owner_id, key_name, last_version, purged_at) "
+                    "VALUES (%s, %s, %s, %s, now())")
+
+
+@pytest.fixture
+def history_seeded(pg_db: PgDatabase) -> PgDatabase:
     with pg_db.admin() as conn:
-        assert conn.execute("SELECT count(*) FROM secret_kv").fetchone() == (3,)
+        for secret_id, owner_type, owner_id, key in SEED:
+            for version in (1, 2):
+                conn.execute(VERSION_INSERT, (secret_id, owner_type, owner_id, key, version))
+            conn.execute(TOMBSTONE_INSERT, (owner_type, owner_id, f"{key}.purged", 7))
+    return pg_db
+
+
+def _places(cur: psycopg.Cursor, table: str) -> set[tuple[str, str | None, str]]:
+    cur.execute(f"SELECT * FROM {table}")
+    columns = [c.name for c in cur.description or []]
+    return {(row[columns.index("owner_type")], row[columns.index("owner_id")],
+             row[columns.index("key_name")].removesuffix(".purged")) for row in cur.fetchall()}
+
+
+@pytest.mark.parametrize("table", ["secret_version", "secret_tombstone"])
+def test_kept_versions_and_tombstones_show_only_the_callers_rows(history_seeded: PgDatabase, table: str) -> None:
+    with psycopg.connect(history_seeded.app_url) as conn:
+        with conn.transaction(), conn.cursor() as cur:
+            as_caller(cur)
+            assert _places(cur, table) == ALICE_ROWS
+            if table == "secret_version":
+                cur.execute("SELECT count(*) FROM secret_version")
+                assert cur.fetchone() == (4,)  # two versions of each of her two secrets
+        with conn.transaction(), conn.cursor() as cur:
+            as_caller(cur, subject="bob", projects="p2", admin="on")
+            assert _places(cur, table) == {("user", "bob", "theirs"), ("project", "p2", "other"),
+                                           ("system", None, "global")}
+        with conn.transaction(), conn.cursor() as cur:  # no settings: nothing
+            assert _places(cur, table) == set()
+            cur.execute(f"UPDATE {table} SET key_name = key_name")
+            assert cur.rowcount == 0
+            cur.execute(f"DELETE FROM {table}")
+            assert cur.rowcount == 0
+        with conn.transaction(), conn.cursor() as cur:
+            as_caller(cur)
+            cur.execute(f"DELETE FROM {table} WHERE owner_id = 'bob'")
+            assert cur.rowcount == 0
+    with history_seeded.admin() as conn:
+        total = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+    assert total == (len(SEED) * (2 if table == "secret_version" else 1),)
+
+
+@pytest.mark.parametrize(("owner_type", "owner_id"), [("user", "bob"), ("project", "p2"), ("system", None)])
+def test_alice_cannot_plant_versions_or_tombstones_for_others(history_seeded: PgDatabase, owner_type: str,
+                                                              owner_id: str | None) -> None:
+    statements = [(VERSION_INSERT, ("planted", owner_type, owner_id, "planted", 9)),
+                  (TOMBSTONE_INSERT, (owner_type, owner_id, "planted", 9))]
+    with psycopg.connect(history_seeded.app_url) as conn:
+        for sql, params in statements:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"), \
+                    conn.transaction(), conn.cursor() as cur:
+                as_caller(cur)
+                cur.execute(sql, params)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"), \
+                conn.transaction(), conn.cursor() as cur:  # nor move her own kept version into bob's place
+            as_caller(cur)
+            cur.execute("UPDATE secret_version SET owner_type = %s, owner_id = %s WHERE secret_id = 'a1'",
+                        (owner_type, owner_id))
+        with conn.transaction(), conn.cursor() as cur:  # her own place is fine
+            as_caller(cur)
+            cur.execute(VERSION_INSERT, ("a1", "user", "alice", "mine", 3))
+            cur.execute(TOMBSTONE_INSERT, ("user", "alice", "new", 1))
+    with history_seeded.admin() as conn:
+        assert conn.execute("SELECT count(*) FROM secret_version WHERE key_name = 'planted'").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM secret_tombstone WHERE key_name = 'planted'").fetchone() == (0,)
+        assert conn.execute("SELECT owner_id FROM secret_version WHERE secret_id = 'a1' ORDER BY version"
+                            ).fetchall() == [("alice",)] * 3
+
+
+def test_rls_is_enabled_and_forced_on_the_history_tables(pg_db: PgDatabase) -> None:
+    with pg_db.admin() as conn:
+        for table in ("secret_version", "secret_tombstone"):
+            flags = conn.execute("SELECT relrowsecurity, relforcerowsecurity, pg_get_userbyid(relowner) FROM pg_class "
+                                 "WHERE oid = %s::regclass", (f"public.{table}",)).fetchone()
+            assert flags == (True, True, "sprongus_maintenance"), table
+            policies = conn.execute("SELECT policyname FROM pg_policies WHERE tablename = %s", (table,)).fetchall()
+            assert policies == [(f"{table}_tenant",)]

@@ -70,7 +70,8 @@ def test_sqlite_file_wal_and_rows_hold_no_plaintext(tmp_path: Path, caplog: pyte
     vault.close()
     vault = stack(url, f"{new},{old}", hmac_keys=hmac)
     try:
-        assert vault.rotation.rotate_master(owner()).rotated == 2
+        # 2 secrets, 5 stored versions: leak.canary keeps v1-v3 beside its current v4 (set, set, rotate, import)
+        assert vault.rotation.rotate_master(owner()).rotated == 5
         assert vault.secrets.get(owner(), Scope.system(), "leak.imported", reveal=True).value == SecretValue(CANARY)
         assert vault.rotation.verify(owner()).ok
         wal = tmp_path / "vault.db-wal"
@@ -106,7 +107,7 @@ def test_postgres_rows_hold_no_plaintext(pg_db: PgDatabase, caplog: pytest.LogCa
         app.close()
     maintenance = stack(pg_db.maintenance_url, f"{new},{old}", hmac_keys=hmac)
     try:
-        assert maintenance.rotation.rotate_master(owner()).rotated == 3
+        assert maintenance.rotation.rotate_master(owner()).rotated == 6  # 3 secrets, 6 versions (kept ones too)
         assert maintenance.rotation.verify(owner()).ok
     finally:
         maintenance.close()

@@ -166,6 +166,7 @@ def test_every_action_is_audited_with_who_what_where_and_outcome(harness: Harnes
         ("alice", AuditAction.REVEAL, "project:p1", "k", 2, Outcome.SUCCESS),
         ("alice", AuditAction.ROTATE, "project:p1", "k", 3, Outcome.SUCCESS),
         ("alice", AuditAction.EXPORT, "project:p1", None, None, Outcome.SUCCESS),
+        ("alice", AuditAction.IMPORT, "project:p1", "j", 1, Outcome.SUCCESS),  # one row per key imported
         ("alice", AuditAction.IMPORT, None, None, None, Outcome.SUCCESS),
         ("alice", AuditAction.DELETE, "project:p1", "k", 3, Outcome.SUCCESS),
         ("alice", AuditAction.DELETE, "project:p1", "k", None, Outcome.NOT_FOUND),

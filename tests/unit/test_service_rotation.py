@@ -112,10 +112,18 @@ def test_rotate_master_moves_every_row_and_keeps_values_and_versions() -> None:
     new_id = h.deps.sealer.envelope.current_master_key_id()
     assert new_id != old_id
     progress: list[tuple[int, int | None]] = []
+    kept = h.uow.repository.get_version(ME, "k0", 1)  # the value k0 had before its second set
+    assert kept is not None
     report = h.rotation.rotate_master(owner(), progress=lambda done, total: progress.append((done, total)))
-    assert report.rotated == 10
-    assert progress[-1] == (10, 10) and len(progress) == 3
-    assert h.uow.count_by_master_key(owner()) == {new_id: 10}
+    # 10 current rows (pages of 4, 4, 2) and then the 1 kept version (a page of its own): 11 data keys in all.
+    assert report.rotated == 11
+    assert progress[-1] == (11, 11) and len(progress) == 4
+    assert h.uow.count_by_master_key(owner()) == {new_id: 11}
+    moved = h.uow.repository.get_version(ME, "k0", 1)
+    assert moved is not None and moved.master_key_id == new_id and moved.dek_wrapped != kept.dek_wrapped
+    assert (moved.ciphertext, moved.nonce) == (kept.ciphertext, kept.nonce)
+    old_value = h.secrets.get(owner(), ME, "k0", reveal=True, version=1).value
+    assert old_value is not None and old_value.reveal() == "value-of-k0"
     for key, old in before.items():
         scope = Scope.system() if key == "sys" else ME
         new = stored(h, scope, key)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sprongus.domain.errors import IntegrityError, KeyProviderError, ValidationError
+from sprongus.domain.errors import IntegrityError, KeyProviderError, NotFound, ValidationError
 from sprongus.domain.import_item import ImportItem, parse_items
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
@@ -29,6 +29,24 @@ def value_of(h: Harness, scope: Scope, key: str) -> str:
 
 def state(h: Harness) -> dict[tuple[str, str], int]:
     return {(str(s), k): r.version for s, rows in h.uow.repository.rows.items() for k, r in rows.items()}
+
+
+def live(h: Harness) -> set[tuple[str, str]]:
+    return {(str(s), k) for s, rows in h.uow.repository.rows.items() for k, r in rows.items() if r.deleted_at is None}
+
+
+def assert_soft_deleted(h: Harness, scope: Scope, key: str, value: str = "v") -> None:
+    """Removed by a replace: gone from get, list and export, but kept (deleted_at set) and restorable."""
+    row = h.uow.repository.get_any(scope, key)
+    assert row is not None and row.deleted_at is not None
+    with pytest.raises(NotFound):
+        h.secrets.get(owner(), scope, key)
+    assert key not in [v.key for v in h.secrets.list(owner(), scope, limit=500).items]
+    assert key not in [v.key for v in h.transfer.export(owner(), scope).items]
+    assert key in [v.key for v in h.secrets.list(owner(), scope, limit=500, deleted=True).items]
+    h.history.restore(owner(), scope, key)
+    assert value_of(h, scope, key) == value
+    h.secrets.unset(owner(), scope, key)  # back as the import left it
 
 
 def item(scope: Scope, key: str, value: str = "new", meta: dict[str, Any] | None = None) -> ImportItem:
@@ -63,10 +81,14 @@ def test_replace_deletes_only_inside_the_named_scopes_and_prefix(harness: Harnes
     report = harness.transfer.import_(owner(), [item(P1, "notion.a")], mode="replace", prefix="notion.",
                                      allow_plaintext=True)
     assert report.removed == [("project:p1", "notion.b")]
-    assert set(state(harness)) == {("project:p1", "notion.a"), ("project:p1", "gdocs.x"),
-                                   ("project:p2", "notion.b")}
+    # A replace's removal is a soft delete now: the secret is gone from every read, kept, and restorable.
+    assert live(harness) == {("project:p1", "notion.a"), ("project:p1", "gdocs.x"), ("project:p2", "notion.b")}
+    assert_soft_deleted(harness, P1, "notion.b")
     harness.transfer.import_(owner(), [item(P1, "only")], mode="replace", allow_plaintext=True)
-    assert set(state(harness)) == {("project:p1", "only"), ("project:p2", "notion.b")}
+    assert live(harness) == {("project:p1", "only"), ("project:p2", "notion.b")}
+    assert set(state(harness)) - live(harness) == {("project:p1", "notion.a"), ("project:p1", "notion.b"),
+                                                    ("project:p1", "gdocs.x")}
+    assert_soft_deleted(harness, P1, "gdocs.x")
 
 
 @pytest.mark.parametrize(("bad", "field"), [
@@ -274,5 +296,5 @@ def test_bundle_import_replace_uses_the_bundle_scopes(source: Harness) -> None:
     put(target, P2, "other")
     report = target.transfer.import_(owner(), bundle=doc, mode="replace")
     assert report.removed == [("project:p1", "extra")]
-    assert set(state(target)) == {("project:p1", "a"), ("project:p1", "b"), ("project:p1", "c"),
-                                  ("project:p2", "other")}
+    assert live(target) == {("project:p1", "a"), ("project:p1", "b"), ("project:p1", "c"), ("project:p2", "other")}
+    assert_soft_deleted(target, P1, "extra")

@@ -17,6 +17,7 @@ from typing import Any
 
 from sprongus.adapters.problem_types import TYPE_PREFIX, error_from_problem
 from sprongus.domain.errors import ConfigError, RemoteUnavailable, ValidationError
+from sprongus.domain.history import History, VersionInfo
 from sprongus.domain.import_item import ImportItem
 from sprongus.domain.records import SecretView
 from sprongus.domain.results import (
@@ -36,14 +37,21 @@ from sprongus.service.pages import api_views
 TIMEOUT = 30.0
 
 
-def view_from_dict(data: dict[str, Any]) -> SecretView:
-    def when(text: str | None) -> datetime | None:
-        return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
+def _when(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
 
+
+def view_from_dict(data: dict[str, Any]) -> SecretView:
     value = None if data.get("masked", True) else SecretValue(data["value"])
     return SecretView(Scope.of(data["ownerType"], data.get("ownerId")), data["keyName"], data["version"],
-                      when(data["createdAt"]) or datetime.min, when(data["updatedAt"]) or datetime.min,
-                      when(data.get("lastRotatedAt")), dict(data.get("meta") or {}), "", value)
+                      _when(data["createdAt"]) or datetime.min, _when(data["updatedAt"]) or datetime.min,
+                      _when(data.get("lastRotatedAt")), dict(data.get("meta") or {}), "", value,
+                      deleted_at=_when(data.get("deletedAt")))
+
+
+def history_from_dict(data: dict[str, Any]) -> History:
+    return History([VersionInfo(i["version"], _when(i["createdAt"]), i["createdBy"], i["current"])
+                    for i in data["items"]], _when(data["deletedAt"]))
 
 
 RedirectMessage = Callable[[str, int, str], str]  # (request URL, status, target URL) -> the ConfigError's text
@@ -152,13 +160,28 @@ class HttpSecretsApi:
         status, data = self._api.send("PUT", _path(scope, key), body)
         return SetResult(view_from_dict(data), status == 201)  # 201 created, 200 updated
 
-    def get(self, scope: Scope, key: str, reveal: bool = False) -> SecretView:
+    def get(self, scope: Scope, key: str, reveal: bool = False, version: int | None = None) -> SecretView:
         if reveal:
-            return view_from_dict(self._api.call("POST", _path(scope, key) + ":reveal", {}))
-        return view_from_dict(self._api.call("GET", _path(scope, key)))
+            body = {} if version is None else {"version": version}
+            return view_from_dict(self._api.call("POST", _path(scope, key) + ":reveal", body))
+        return view_from_dict(self._api.call("GET", _path(scope, key), query={"version": version}))
 
     def unset(self, scope: Scope, key: str) -> None:
         self._api.call("DELETE", _path(scope, key))
+
+    def history(self, scope: Scope, key: str) -> History:
+        return history_from_dict(self._api.call("GET", _path(scope, key) + "/versions"))
+
+    def rollback(self, scope: Scope, key: str, to: int) -> SetResult:
+        return SetResult(view_from_dict(self._api.call("POST", _path(scope, key) + ":rollback", {"version": to})),
+                         False)
+
+    def restore(self, scope: Scope, key: str) -> SecretView:
+        return view_from_dict(self._api.call("POST", _path(scope, key) + ":restore"))
+
+    def purge(self, scope: Scope, key: str) -> builtins.list[int]:
+        answer = self._api.call("DELETE", _path(scope, key), query={"purge": "true"})
+        return [int(version) for version in answer["destroyedVersions"]]
 
     def reveal_many(self, scope: Scope, prefix: str | None = None,
                     keys: builtins.list[str] | None = None) -> BatchReveal:
@@ -171,10 +194,10 @@ class HttpSecretsApi:
                             for i in data["items"]], list(data["missing"]))
 
     def list(self, scope: Scope, prefix: str = "", with_meta: bool = False, cursor: str | None = None,
-             limit: int = 50) -> Page:
+             limit: int = 50, deleted: bool = False) -> Page:
         page = self._api.call("GET", "/secrets", query={
             **_scope_query(scope, prefix), "withMeta": "true" if with_meta else "false", "limit": limit,
-            "cursor": cursor})
+            "cursor": cursor, "deleted": "true" if deleted else None})
         return Page([view_from_dict(item) for item in page["items"]], page["nextCursor"])
 
     def import_(self, items: builtins.list[ImportItem] | None = None, bundle: dict[str, Any] | None = None,
@@ -198,11 +221,12 @@ class HttpSecretsApi:
         return ImportReport(pairs("added"), pairs("updated"), pairs("removed"), result["dryRun"])
 
     def export(self, scope: Scope, prefix: str = "", bundle: bool = False, passphrase: SecretValue | None = None,
-               progress: Progress | None = None) -> ExportResult:
+               progress: Progress | None = None, all_versions: bool = False) -> ExportResult:
         if passphrase is not None:
             raise ValidationError("passphrase-file", "passphrase bundles are exported locally, not via --remote")
         doc = self._api.call("GET", "/secrets:export", query={**_scope_query(scope, prefix),
-                                                              "bundle": "true" if bundle else "false"})
+                                                              "bundle": "true" if bundle else "false",
+                                                              **({"allVersions": "true"} if all_versions else {})})
         if bundle:
             epoch = datetime.fromtimestamp(0, UTC)
             return ExportResult([SecretView(Scope.parse(i["scope"]), i["key"], i["version"], epoch, epoch, None,

@@ -11,7 +11,8 @@ from sprongus.ports.storage import Storage
 
 def memory_storage() -> Storage:
     uow = InMemoryUnitOfWork()
-    return Storage(uow=uow, audit=InMemoryAuditSink(), audit_trail=None,
+    audit = InMemoryAuditSink()
+    return Storage(uow=uow, audit=audit, audit_trail=audit,
                    api_tokens=InMemoryApiTokenStore(), reveal_tokens=InMemoryRevealTokenStore(),
                    idempotency=InMemoryIdempotencyStore(), vault_keys=InMemoryVaultKeyStore(uow),
                    trusts=InMemoryTrustStore(), jwt_replay=InMemoryJwtReplayStore())

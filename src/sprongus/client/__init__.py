@@ -26,6 +26,7 @@ from sprongus.domain.errors import (
     Unavailable,
     ValidationError,
 )
+from sprongus.domain.history import History, VersionInfo
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
 
@@ -34,6 +35,7 @@ __all__ = [
     "ConfigError",
     "Conflict",
     "Gone",
+    "History",
     "IntegrityError",
     "NotFound",
     "PermissionDenied",
@@ -48,4 +50,5 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "ValidationError",
+    "VersionInfo",
 ]

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sprongus.adapters.http_client import history_from_dict
 from sprongus.adapters.oidc_device import EXCHANGE_GRANT, JWT_TOKEN_TYPE
 from sprongus.client.auth import TOKEN_FILE_SETTING, ExchangedToken, FixedToken, TokenSource
 from sprongus.client.cache import RevealCache
@@ -17,6 +18,7 @@ from sprongus.client.records import SecretInfo
 from sprongus.client.retry import MAX_WAIT, Retrier
 from sprongus.client.transport import Answer, Http, HttpFailure, checked_base
 from sprongus.domain.errors import ConfigError, RemoteUnavailable, StepUpRequired, ValidationError
+from sprongus.domain.history import History, validate_version
 from sprongus.domain.meta import validate_meta
 from sprongus.domain.names import validate_key_name, validate_prefix
 from sprongus.domain.scope import Scope
@@ -101,10 +103,14 @@ class Client:
 
     # -- values ------------------------------------------------------------------------------------------------
 
-    def reveal(self, scope: str | Scope, key: str) -> str:
-        """The plaintext of one secret (an audited, rate-limited reveal; served from the cache when it is on)."""
+    def reveal(self, scope: str | Scope, key: str, version: int | None = None) -> str:
+        """The plaintext of one secret (an audited, rate-limited reveal; served from the cache when it is on), or
+        of one of its kept versions (`version`: never cached)."""
         where = _scope(scope)
         path = _path(where, key)
+        if version is not None:
+            answer = self._call("POST", path + ":reveal", body={"version": validate_version(version)})
+            return _parse(answer, lambda doc: SecretValue(doc["value"])).reveal()
         cached = self._cache.get(str(where), key)
         if cached is not None:
             return cached.reveal()
@@ -137,10 +143,15 @@ class Client:
 
     # -- records -----------------------------------------------------------------------------------------------
 
-    def get(self, scope: str | Scope, key: str) -> SecretInfo:
-        """A secret's facts (version, times, tags), masked: no reveal, no value."""
-        answer = self._call("GET", _path(_scope(scope), key))
+    def get(self, scope: str | Scope, key: str, version: int | None = None) -> SecretInfo:
+        """A secret's facts (version, times, tags), masked: no reveal, no value; `version`: a kept version's."""
+        query = None if version is None else {"version": validate_version(version)}
+        answer = self._call("GET", _path(_scope(scope), key), query=query)
         return _parse(answer, SecretInfo.from_api)
+
+    def history(self, scope: str | Scope, key: str) -> History:
+        """A secret's kept versions, newest first (numbers, times, authors; never a value) and its deletedAt."""
+        return _parse(self._call("GET", _path(_scope(scope), key) + "/versions"), history_from_dict)
 
     def set(self, scope: str | Scope, key: str, value: str | SecretValue,
             meta: Mapping[str, Any] | None = None) -> SecretInfo:

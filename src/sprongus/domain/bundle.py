@@ -3,7 +3,9 @@
 The whole document is authenticated with HMAC-SHA256 over its canonical JSON, so an item dropped, reordered or
 edited is detected. The MAC key is either a random bundle key wrapped by the master key, or derived with scrypt
 from a passphrase; in passphrase mode each item's DEK is re-wrapped under the passphrase too, so the bundle moves
-to an installation with another master key.
+to an installation with another master key. A bundle made with `--all-versions` says `"history": true` and holds
+each secret's kept versions too, oldest first and its current one last: items carry their version numbers
+already, so the format stays v1 (a release before versions refuses such a bundle: it repeats a scope and key).
 """
 
 from __future__ import annotations
@@ -91,6 +93,24 @@ def item_from_json(raw: object, where: str) -> BundleItem:
         raise ValidationError(f"{where}.scope", "must be user:<id>, project:<id> or system")
     return BundleItem(Scope.parse(scope_text), validate_key_name(raw.get("key"), f"{where}.key"), version,
                       validate_meta(raw.get("meta"), f"{where}.meta"), sealed)
+
+
+def history_of(doc: dict[str, Any], items: list[BundleItem]) -> bool:
+    """Whether the bundle carries history (`"history": true`, written by `--all-versions`). Then a secret may have
+    several items, which must come oldest first (versions strictly increasing); without it, one item each (the
+    importer refuses a repeat). The flag is under the document MAC like everything else."""
+    history = doc.get("history", False)
+    if not isinstance(history, bool):
+        raise ValidationError("bundle.history", "must be true or false")
+    if history:
+        newest: dict[tuple[Scope, str], int] = {}
+        for i, item in enumerate(items):
+            place = (item.scope, item.key)
+            if newest.get(place, 0) >= item.version:
+                raise ValidationError(f"bundle.items[{i}].version",
+                                      "must be above the earlier items' of the same scope and key")
+            newest[place] = item.version
+    return history
 
 
 def canonical(doc: dict[str, Any]) -> bytes:

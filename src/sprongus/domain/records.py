@@ -36,6 +36,10 @@ class SecretRecord:
     # Such a row still has its place and name, so a listing shows it and `verify` reports it, but its other fields
     # are placeholders: every use of its content raises IntegrityError instead.
     defect: tuple[str, ...] = ()
+    # Soft delete: the secret answers "not found" but keeps every version until restored or purged.
+    deleted_at: datetime | None = None
+    # Who wrote this version (a principal's name); None for versions written before versions were kept.
+    version_by: str | None = None
 
     def __repr__(self) -> str:
         # Ciphertext is not plaintext, but there is no reason to put it in logs either.
@@ -60,6 +64,7 @@ class SecretView:
     master_key_id: str
     value: SecretValue | None = None
     damaged: bool = False
+    deleted_at: datetime | None = None
 
     @property
     def masked(self) -> bool:
@@ -83,6 +88,8 @@ class SecretView:
             data["meta"] = dict(self.meta)
         if self.damaged:
             data["damaged"] = True
+        if self.deleted_at is not None:
+            data["deletedAt"] = utc_iso_or_none(self.deleted_at)
         return data
 
 
@@ -90,7 +97,8 @@ def view_of(record: SecretRecord, value: SecretValue | None = None) -> SecretVie
     if record.defect:
         return SecretView(record.scope, record.key, 0, None, None, None, {}, "", None, damaged=True)
     return SecretView(record.scope, record.key, record.version, record.created_at, record.updated_at,
-                      record.last_rotated_at, dict(record.meta), record.master_key_id, value)
+                      record.last_rotated_at, dict(record.meta), record.master_key_id, value,
+                      deleted_at=record.deleted_at)
 
 
 class AuditAction(StrEnum):
@@ -109,6 +117,10 @@ class AuditAction(StrEnum):
     VERIFY = "verify"
     EXCHANGE = "exchange"
     REVOKE = "revoke"
+    ROLLBACK = "rollback"
+    RESTORE = "restore"
+    PURGE = "purge"
+    DESTROY = "destroy"  # one per version destroyed (retention, purge, expiry): names it, never its value
 
 
 class Outcome(StrEnum):

@@ -36,6 +36,8 @@ class Settings:
     rate_limit_storage: str = "memory://"
     reveal_max_age: int = 900
     batch_size: int = 500
+    max_versions: int = 10  # kept per secret, the current one included
+    delete_retention: int = 30 * 86400  # seconds a soft-deleted secret waits for `secrets purge-expired`
     kms_endpoint: str | None = None
     kms_ca_file: str | None = None
     kms_timeout: float = 10.0
@@ -89,6 +91,8 @@ class Settings:
             rate_limit_storage=env.get("SPRONGUS_RATE_LIMIT_STORAGE", "memory://"),
             reveal_max_age=int(_number(env, "SPRONGUS_REVEAL_MAX_AGE", 900, 1, 86400 * 30)),
             batch_size=int(_number(env, "SPRONGUS_BATCH_SIZE", 500, 1, 100_000)),
+            max_versions=int(_number(env, "SPRONGUS_MAX_VERSIONS", 10, 1, 1000)),
+            delete_retention=_retention(env),
             kms_endpoint=env.get("SPRONGUS_KMS_ENDPOINT") or None,
             kms_ca_file=env.get("SPRONGUS_KMS_CA_FILE") or None,
             kms_timeout=_number(env, "SPRONGUS_KMS_TIMEOUT", 10.0, 0.1, 300.0),
@@ -170,6 +174,23 @@ def server_workers(environ: Mapping[str, str] | None = None) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise ConfigError("WEB_CONCURRENCY: must be a positive integer")
     return int(raw)
+
+
+def _retention(env: Mapping[str, str]) -> int:
+    """SPRONGUS_DELETE_RETENTION: `30d`, `12h`, `90m` or seconds (0: purge-expired destroys every deleted one)."""
+    from sprongus.domain.api_token import parse_ttl
+    from sprongus.domain.errors import ValidationError
+
+    raw = env.get("SPRONGUS_DELETE_RETENTION", "").strip()
+    if raw == "":
+        return 30 * 86400
+    if raw == "0":
+        return 0
+    try:
+        return parse_ttl(raw)
+    except ValidationError:
+        raise ConfigError("SPRONGUS_DELETE_RETENTION: must be seconds or a number with a unit s, m, h or d "
+                          "(e.g. 30d), at most 366 days") from None
 
 
 def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:

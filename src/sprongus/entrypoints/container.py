@@ -11,6 +11,7 @@ import errno
 import logging
 import operator
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from dependency_injector import containers, providers
@@ -29,10 +30,13 @@ from sprongus.entrypoints.profiles import KMS_SCHEMES, container_config
 from sprongus.entrypoints.storage import embedded_storage, memory_storage, server_storage
 from sprongus.ports.identity import JwtVerifier
 from sprongus.ports.storage import Storage
+from sprongus.service.audit_checkpoints import CheckpointSigner
+from sprongus.service.audit_reading import AuditReader
 from sprongus.service.auditing import Auditor
 from sprongus.service.batch_reveal import BatchRevealOps
 from sprongus.service.deps import ServiceDeps
 from sprongus.service.federation import TokenExchange, TokenSelfService
+from sprongus.service.history import HistoryOps
 from sprongus.service.parallel import BoundedPool
 from sprongus.service.reveal_tokens import RevealTokenOps
 from sprongus.service.rotation import RotationOps
@@ -112,11 +116,23 @@ def _vault_keys(storage: Storage, envelope: Envelope, clock: Any, random: Any, m
                      stored_hmac if material.hmac is None else None)
 
 
+def _audit_reader(storage: Storage, hmac_keys: CompositeHmacKeyring, deps: ServiceDeps) -> AuditReader:
+    """Resolved at start-up (PORTS), before any event is written: from then on the trail signs its checkpoints with
+    a key derived from the vault's value-HMAC key, which the database roles cannot read."""
+    if storage.audit_trail is not None:
+        storage.audit_trail.use_signer(CheckpointSigner(hmac_keys))
+    return AuditReader(storage.audit_trail, deps.auditor, deps.clock, deps.batch_size)
+
+
 def _jwt_verifier(clock: Any, allow_http: bool) -> JwtVerifier:
     """PyJWT loads only when the API starts: a local CLI command never verifies a JWT."""
     from sprongus.adapters.jwks_pyjwt import PyJwtVerifier
 
     return PyJwtVerifier(clock, allow_http)
+
+
+def _seconds(seconds: int) -> timedelta:
+    return timedelta(seconds=seconds)
 
 
 class Container(containers.DeclarativeContainer):
@@ -169,8 +185,10 @@ class Container(containers.DeclarativeContainer):
         ServiceDeps, uow=unit_of_work, sealer=providers.Singleton(Sealer, envelope, clock, random, vault_keys),
         auditor=providers.Singleton(Auditor, audit_sink, clock), throttle=providers.Singleton(Throttle, rate_limiter),
         pool=providers.Singleton(BoundedPool, config.kms.concurrency), clock=clock, random=random,
-        batch_size=config.batch_size, audit_trail=audit_trail)
+        batch_size=config.batch_size, audit_trail=audit_trail, max_versions=config.history.max_versions,
+        delete_retention=providers.Factory(_seconds, config.history.delete_retention))
     secret_ops = providers.Singleton(SecretOps, service_deps)
+    history_ops = providers.Singleton(HistoryOps, service_deps)
     transfer_ops = providers.Singleton(TransferOps, service_deps)
     rotation_ops = providers.Singleton(RotationOps, service_deps)
     reveal_token_ops = providers.Singleton(RevealTokenOps, service_deps, reveal_token_store)
@@ -179,10 +197,11 @@ class Container(containers.DeclarativeContainer):
                                          token_service)
     token_self_service = providers.Singleton(TokenSelfService, service_deps, api_token_store)
     batch_reveal_ops = providers.Singleton(BatchRevealOps, service_deps)
+    audit_reader = providers.Singleton(_audit_reader, storage, hmac_keys, service_deps)
 
 
 PORTS = ("clock", "data_cipher", "key_material", "envelope", "storage", "rate_limiter", "token_service",
-         "secret_ops", "transfer_ops", "rotation_ops", "reveal_token_ops", "vault_keys")
+         "secret_ops", "transfer_ops", "rotation_ops", "reveal_token_ops", "vault_keys", "audit_reader")
 
 
 def build_container(settings: Settings | None = None, notice: Callable[[str], None] | None = None,

@@ -95,6 +95,7 @@ def container_config(settings: Settings) -> dict[str, Any]:
         "rate_limit": {"backend": limits, "storage": settings.rate_limit_storage,
                        "policies": dict(settings.rate_limits)},
         "batch_size": settings.batch_size,
+        "history": {"max_versions": settings.max_versions, "delete_retention": settings.delete_retention},
         "api": {"reveal_max_age": settings.reveal_max_age, "trusted_proxies": settings.trusted_proxies,
                 "ready_max_age": settings.ready_max_age},
         "oidc": {"issuer": settings.oidc_issuer, "client_id": settings.oidc_client_id,

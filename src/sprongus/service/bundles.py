@@ -31,17 +31,30 @@ class ParsedBundle:
     doc: dict[str, Any]
     protection: dict[str, Any]
     items: list[fmt.BundleItem]
+    history: bool = False  # several versions per secret, oldest first (`--all-versions`)
 
     @property
     def places(self) -> list[tuple[Scope, str]]:
-        return [(item.scope, item.key) for item in self.items]
+        """One place per item; a bundle with history names each secret once (its versions share it)."""
+        places = [(item.scope, item.key) for item in self.items]
+        return list(dict.fromkeys(places)) if self.history else places
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedItem:
+    """A bundle item decrypted: its value and meta, and the version number it had at the source."""
+
+    item: ImportItem
+    version: int
 
 
 class BundleCodec:
     def __init__(self, deps: ServiceDeps) -> None:
         self._d = deps
 
-    def build(self, records: list[SecretRecord], passphrase: SecretValue | None) -> dict[str, Any]:
+    def build(self, records: list[SecretRecord], passphrase: SecretValue | None,
+              history: bool = False) -> dict[str, Any]:
+        """`records` in document order; with `history`, each secret's versions oldest first, its current last."""
         envelope = self._d.sealer.envelope
         for record in records:  # a rotten row must fail here, not on the far side of a migration
             if record.defect or checksum(sealed_of(record), aad_for(record.scope, record.key,
@@ -65,6 +78,8 @@ class BundleCodec:
         doc: dict[str, Any] = {"format": fmt.BUNDLE_FORMAT, "createdAt": utc_iso(self._d.clock.now()),
                                "protection": protection, "count": len(items),
                                "items": [fmt.item_to_json(item) for item in items]}
+        if history:  # only then: a bundle without history stays the document earlier releases read
+            doc["history"] = True
         doc["mac"] = fmt.document_mac(mac_key, doc)
         return doc
 
@@ -73,13 +88,13 @@ class BundleCodec:
         sealed = self._d.sealer.envelope.rewrap_under(item.sealed, aad, wrap_key, fmt.PASSPHRASE_KEY_ID)
         return replace(item, sealed=sealed)
 
-    def _open_item(self, item: fmt.BundleItem, wrap_key: bytes | None) -> ImportItem:
+    def _open_item(self, item: fmt.BundleItem, wrap_key: bytes | None) -> OpenedItem:
         aad = aad_for(item.scope, item.key, item.version)
         # The document MAC and the AEAD authenticate the value; the source's value HMAC key may not exist here.
         sealed = replace(item.sealed, hmac=None)
         envelope = self._d.sealer.envelope
         value = envelope.open(sealed, aad) if wrap_key is None else envelope.open_under(sealed, aad, wrap_key)
-        return ImportItem(item.scope, item.key, value, item.meta)
+        return OpenedItem(ImportItem(item.scope, item.key, value, item.meta), item.version)
 
     def parse(self, doc: object, passphrase: SecretValue | None) -> ParsedBundle:
         """Check the document's shape and read its items, using no key: cheap, and all an import needs to
@@ -95,9 +110,10 @@ class BundleCodec:
                 raise ValidationError("passphrase", "this bundle is protected by a passphrase")
             fmt.scrypt_params(protection)
         items = [fmt.item_from_json(raw, f"bundle.items[{i}]") for i, raw in enumerate(doc["items"])]
-        return ParsedBundle(doc, protection, items)
+        history = fmt.history_of(doc, items)
+        return ParsedBundle(doc, protection, items, history)
 
-    def open(self, bundle: ParsedBundle, passphrase: SecretValue | None) -> list[ImportItem]:
+    def open(self, bundle: ParsedBundle, passphrase: SecretValue | None) -> list[OpenedItem]:
         """Derive or unwrap the bundle key, check the document MAC (which covers every item `parse` read), then
         decrypt the items."""
         protection, doc = bundle.protection, bundle.doc

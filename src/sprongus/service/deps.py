@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
+from sprongus.domain.history import DEFAULT_DELETE_RETENTION, DEFAULT_MAX_VERSIONS
 from sprongus.ports import AuditTrail, Clock, UnitOfWork
 from sprongus.ports.random import RandomSource
 from sprongus.service.auditing import Auditor
@@ -23,3 +25,5 @@ class ServiceDeps:
     random: RandomSource
     batch_size: int = 500
     audit_trail: AuditTrail | None = None
+    max_versions: int = DEFAULT_MAX_VERSIONS  # kept per secret, the current one included
+    delete_retention: timedelta = DEFAULT_DELETE_RETENTION  # a soft-deleted secret's wait before purge-expired

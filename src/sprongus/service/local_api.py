@@ -6,6 +6,7 @@ import builtins
 from datetime import datetime
 from typing import Any
 
+from sprongus.domain.history import History
 from sprongus.domain.import_item import ImportItem
 from sprongus.domain.principal import Principal
 from sprongus.domain.records import SecretView
@@ -14,6 +15,7 @@ from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
 from sprongus.ports.progress import Progress
 from sprongus.service.batch_reveal import BatchRevealOps
+from sprongus.service.history import HistoryOps
 from sprongus.service.rotation import RotationOps
 from sprongus.service.secrets import DEFAULT_PAGE, SecretOps
 from sprongus.service.transfer import TransferOps
@@ -21,8 +23,9 @@ from sprongus.service.transfer import TransferOps
 
 class LocalSecretsApi:
     def __init__(self, principal: Principal, secrets: SecretOps, transfer: TransferOps,
-                 rotation: RotationOps, batch_reveal: BatchRevealOps) -> None:
+                 rotation: RotationOps, batch_reveal: BatchRevealOps, history: HistoryOps) -> None:
         self.principal = principal
+        self._history = history
         self._secrets = secrets
         self._transfer = transfer
         self._rotation = rotation
@@ -31,19 +34,31 @@ class LocalSecretsApi:
     def set(self, scope: Scope, key: str, value: SecretValue, meta: object = None) -> SetResult:
         return self._secrets.set(self.principal, scope, key, value, meta)
 
-    def get(self, scope: Scope, key: str, reveal: bool = False) -> SecretView:
-        return self._secrets.get(self.principal, scope, key, reveal)
+    def get(self, scope: Scope, key: str, reveal: bool = False, version: int | None = None) -> SecretView:
+        return self._secrets.get(self.principal, scope, key, reveal, version)
 
     def unset(self, scope: Scope, key: str) -> None:
         self._secrets.unset(self.principal, scope, key)
+
+    def history(self, scope: Scope, key: str) -> History:
+        return self._history.history(self.principal, scope, key)
+
+    def rollback(self, scope: Scope, key: str, to: int) -> SetResult:
+        return self._history.rollback(self.principal, scope, key, to)
+
+    def restore(self, scope: Scope, key: str) -> SecretView:
+        return self._history.restore(self.principal, scope, key)
+
+    def purge(self, scope: Scope, key: str) -> builtins.list[int]:
+        return self._history.purge(self.principal, scope, key)
 
     def reveal_many(self, scope: Scope, prefix: str | None = None,
                     keys: builtins.list[str] | None = None) -> BatchReveal:
         return self._batch_reveal.reveal_many(self.principal, scope, prefix, keys)
 
     def list(self, scope: Scope, prefix: str = "", with_meta: bool = False, cursor: str | None = None,
-             limit: int = DEFAULT_PAGE) -> Page:
-        return self._secrets.list(self.principal, scope, prefix, with_meta, cursor, limit)
+             limit: int = DEFAULT_PAGE, deleted: bool = False) -> Page:
+        return self._secrets.list(self.principal, scope, prefix, with_meta, cursor, limit, deleted)
 
     def import_(self, items: builtins.list[ImportItem] | None = None, bundle: dict[str, Any] | None = None,
                 mode: str = "merge", allow_plaintext: bool = False, passphrase: SecretValue | None = None,
@@ -52,8 +67,8 @@ class LocalSecretsApi:
                                       dry_run, progress)
 
     def export(self, scope: Scope, prefix: str = "", bundle: bool = False, passphrase: SecretValue | None = None,
-               progress: Progress | None = None) -> ExportResult:
-        return self._transfer.export(self.principal, scope, prefix, bundle, passphrase, progress)
+               progress: Progress | None = None, all_versions: bool = False) -> ExportResult:
+        return self._transfer.export(self.principal, scope, prefix, bundle, passphrase, progress, all_versions)
 
     def rotate(self, scope: Scope, key: str | None = None, prefix: str = "", rotated_before: datetime | None = None,
                progress: Progress | None = None) -> RotationReport:

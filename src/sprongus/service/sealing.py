@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 from sprongus.domain.envelope import Envelope, Sealed, aad_for, checksum
 from sprongus.domain.errors import IntegrityError
@@ -52,12 +53,14 @@ class Sealer:
             self.vault_keys.before_key_use()
 
     def seal(self, previous: SecretRecord | None, scope: Scope, key: str, value: SecretValue,
-             meta: dict[str, MetaValue] | None, *, rotated: bool = False) -> SecretRecord:
-        """A new version of (scope, key): version+1, meta kept unless given, timestamps carried over."""
+             meta: dict[str, MetaValue] | None, *, rotated: bool = False, after_version: int = 0,
+             by: str | None = None) -> SecretRecord:
+        """A new version of (scope, key): version+1, meta kept unless given, timestamps carried over, live again
+        if it was deleted. A new secret starts after `after_version` (the last number a purged one used)."""
         if previous is not None and previous.defect:  # its version, times and meta are placeholders
             raise IntegrityError()
         now = self._clock.now()
-        version = 1 if previous is None else previous.version + 1
+        version = (after_version if previous is None else previous.version) + 1
         aad = aad_for(scope, key, version)
         sealed = self.envelope.seal(value, aad)
         self.confirm(sealed.master_key_id)
@@ -68,8 +71,18 @@ class Sealer:
             created_at=previous.created_at if previous else now, updated_at=now,
             last_rotated_at=now if rotated else (previous.last_rotated_at if previous else None),
             meta=dict(meta) if meta is not None else (dict(previous.meta) if previous else {}),
-            hmac=sealed.hmac, checksum=checksum(sealed, aad),
+            hmac=sealed.hmac, checksum=checksum(sealed, aad), version_by=by,
         )
 
     def open(self, record: SecretRecord) -> SecretValue:
         return self.envelope.open(sealed_of(record), aad_for(record.scope, record.key, record.version))
+
+    def reseal(self, record: SecretRecord) -> SecretRecord:
+        """The same version under a fresh DEK and nonce (same number, same AAD): per-secret rotation of a kept
+        version."""
+        aad = aad_for(record.scope, record.key, record.version)
+        sealed = self.envelope.seal(self.open(record), aad)
+        self.confirm(sealed.master_key_id)
+        return replace(record, ciphertext=sealed.ciphertext, dek_wrapped=sealed.dek_wrapped, nonce=sealed.nonce,
+                       alg=sealed.alg, master_key_id=sealed.master_key_id, hmac=sealed.hmac,
+                       checksum=checksum(sealed, aad), last_rotated_at=self._clock.now())

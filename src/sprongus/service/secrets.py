@@ -7,6 +7,7 @@ import binascii
 from dataclasses import replace
 
 from sprongus.domain.errors import Conflict, IntegrityError, NotFound, ReplayOutdated, ValidationError
+from sprongus.domain.history import validate_version
 from sprongus.domain.meta import MetaValue, validate_meta
 from sprongus.domain.names import validate_key_name, validate_prefix
 from sprongus.domain.principal import Permission, Principal, authorize
@@ -15,6 +16,7 @@ from sprongus.domain.results import Page, SetResult
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
 from sprongus.service.deps import ServiceDeps
+from sprongus.service.versioning import audit_destroyed, store_version
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
@@ -88,27 +90,40 @@ class SecretOps:
     def _set_once(self, principal: Principal, scope: Scope, key: str, value: SecretValue,
                   meta: dict[str, MetaValue] | None, expected_version: int | None) -> SetResult:
         with self._d.uow.transaction(principal) as repo:
-            previous = repo.get(scope, key)
-            current = None if previous is None else previous.version
+            previous = repo.get_any(scope, key)  # a deleted secret comes back with a new version
+            live = previous is not None and previous.deleted_at is None
+            current = previous.version if live and previous is not None else None
             if expected_version is not None and expected_version != current:
                 raise Conflict("version does not match If-Match", current_version=current)
-            record = self._d.sealer.seal(previous, scope, key, value, meta)
-            repo.save(record, current)
-            action = AuditAction.CREATE if previous is None else AuditAction.UPDATE
-            self._d.auditor.record(principal, action, scope, key, record.version)
-        return SetResult(view_of(record), previous is None)
+            after = repo.last_purged_version(scope, key) if previous is None else 0
+            record = self._d.sealer.seal(previous, scope, key, value, meta, after_version=after,
+                                         by=principal.subject)
+            store_version(self._d, principal, repo, previous, record)
+            if live:
+                self._d.auditor.record(principal, AuditAction.UPDATE, scope, key, record.version)
+            else:  # new, or a deleted secret set again
+                self._d.auditor.record(principal, AuditAction.CREATE, scope, key, record.version,
+                                       restored=previous is not None)
+        return SetResult(view_of(record), not live)
 
-    def get(self, principal: Principal, scope: Scope, key: str, reveal: bool = False) -> SecretView:
+    def get(self, principal: Principal, scope: Scope, key: str, reveal: bool = False,
+            version: int | None = None) -> SecretView:
+        """The current version, or with `version` a kept one (a destroyed or unknown one is NotFound)."""
         action = AuditAction.REVEAL if reveal else AuditAction.READ
         with self._d.auditor.failures(principal, action, scope, key if isinstance(key, str) else None):
             validate_key_name(key)
+            if version is not None:
+                validate_version(version)
             authorize(principal, scope, Permission.REVEAL if reveal else Permission.READ, key)
             if reveal:
                 self._d.throttle.principal(principal, "reveal")
             with self._d.uow.transaction(principal, readonly=True) as repo:
                 record = repo.get(scope, key)
+                if record is not None and version is not None and version != record.version:
+                    record = repo.get_version(scope, key, version)
             if record is None:
-                raise NotFound(f"secret {key} not found in {scope}")
+                raise NotFound(f"secret {key} not found in {scope}" if version is None
+                               else f"version {version} of secret {key} not found in {scope}")
             if record.defect:  # a row that does not decode is reported, not shown with made-up fields
                 raise IntegrityError()
             if not reveal:
@@ -119,20 +134,29 @@ class SecretOps:
             return view_of(record, value)
 
     def unset(self, principal: Principal, scope: Scope, key: str) -> None:
+        """Soft delete: the secret answers "not found" and keeps every version (`restore` brings it back)."""
         with self._d.auditor.failures(principal, AuditAction.DELETE, scope, key if isinstance(key, str) else None):
             validate_key_name(key)
             authorize(principal, scope, Permission.WRITE, key)
             self._d.throttle.principal(principal, "write")
             with self._d.uow.transaction(principal) as repo:
                 record = repo.get(scope, key)
-                if record is None or not repo.delete(scope, key):
+                if record is None:
                     raise NotFound(f"secret {key} not found in {scope}")
-                # Deleting a row that does not decode is allowed: it is how such a row is cleared.
+                if record.defect:
+                    # A current row that does not decode cannot be kept, restored or written over (its version is
+                    # unknown): deleting it destroys it and its kept versions, which is how such a row is cleared.
+                    # The last version number is still remembered, so a new value continues after it.
+                    destroyed = repo.purge(scope, key, self._d.clock.now())
+                    audit_destroyed(self._d, principal, scope, key, destroyed, "damaged")
+                elif not repo.mark_deleted(scope, key, self._d.clock.now()):
+                    raise NotFound(f"secret {key} not found in {scope}")
                 self._d.auditor.record(principal, AuditAction.DELETE, scope, key,
                                        None if record.defect else record.version)
 
     def list(self, principal: Principal, scope: Scope, prefix: str = "", with_meta: bool = False,
-             cursor: str | None = None, limit: int = DEFAULT_PAGE) -> Page:
+             cursor: str | None = None, limit: int = DEFAULT_PAGE, deleted: bool = False) -> Page:
+        """A page of live secrets, or with `deleted` of soft-deleted ones (each with its deletedAt)."""
         with self._d.auditor.failures(principal, AuditAction.LIST, scope):
             prefix = validate_prefix(prefix)
             if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
@@ -143,7 +167,7 @@ class SecretOps:
             if visible is None:  # the caller's key prefix and this one share no key
                 return Page([], None)
             with self._d.uow.transaction(principal, readonly=True) as repo:
-                rows = repo.list_page(scope, visible, after, limit + 1)
+                rows = repo.list_page(scope, visible, after, limit + 1, deleted=deleted)
             more = len(rows) > limit
             rows = rows[:limit]
             items = [view_of(r) if with_meta else _without_meta(view_of(r)) for r in rows]

@@ -1,16 +1,18 @@
-"""Import and export: plaintext items or encrypted bundles in, metadata or bundles out. Imports are atomic."""
+"""Import and export: plaintext items or encrypted bundles (with history or not) in, metadata or bundles out.
+Imports are atomic."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
-from sprongus.domain.errors import PermissionDenied, ValidationError
+from sprongus.domain.errors import IntegrityError, PermissionDenied, ValidationError
 from sprongus.domain.import_item import ImportItem
 from sprongus.domain.meta import validate_meta
 from sprongus.domain.names import validate_key_name, validate_prefix
 from sprongus.domain.principal import Permission, Principal, authorize
-from sprongus.domain.records import AuditAction, SecretRecord, view_of
+from sprongus.domain.records import AuditAction, Outcome, SecretRecord, view_of
 from sprongus.domain.results import ExportResult, ImportReport
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
@@ -18,7 +20,9 @@ from sprongus.ports import SecretRepository
 from sprongus.ports.progress import Progress
 from sprongus.service.bundles import BundleCodec, ParsedBundle
 from sprongus.service.deps import ServiceDeps
+from sprongus.service.import_plan import Incoming, incoming, plan_versions
 from sprongus.service.pages import pages, scope_pages
+from sprongus.service.versioning import store_version
 
 MODES = ("merge", "replace")
 
@@ -29,26 +33,44 @@ class TransferOps:
         self._codec = BundleCodec(deps)
 
     def export(self, principal: Principal, scope: Scope, prefix: str = "", bundle: bool = False,
-               passphrase: SecretValue | None = None, progress: Progress | None = None) -> ExportResult:
+               passphrase: SecretValue | None = None, progress: Progress | None = None,
+               all_versions: bool = False) -> ExportResult:
+        """Live secrets only (a deleted one is not exported): metadata, or a bundle of their current versions, or
+        with `all_versions` of every version they keep. A bundle writes one audit row per secret besides the
+        summary. The result's items are the current versions."""
         with self._d.auditor.failures(principal, AuditAction.EXPORT, scope):
             prefix = validate_prefix(prefix)
+            if all_versions and not bundle:
+                raise ValidationError("allVersions", "only goes with a bundle")
             authorize(principal, scope, Permission.REVEAL if bundle else Permission.READ)
             if bundle:  # with a passphrase, a bundle is a bulk reveal: limit it like one
                 self._d.throttle.principal(principal, "reveal")
-            records = list(self._records(principal, scope, prefix, progress))
-            document = self._codec.build(records, passphrase) if bundle else None
+            records, items = [], []
+            for rows in self._pages(principal, scope, prefix, progress):
+                records += rows
+                items += self._with_history(principal, rows) if all_versions else rows
+            document = self._codec.build(items, passphrase, history=all_versions) if bundle else None
+            if bundle and records:
+                self._d.auditor.record_many(principal, AuditAction.EXPORT, scope,
+                                            [(r.key, None if r.defect else r.version, Outcome.SUCCESS)
+                                             for r in records], bundle=True, all_versions=all_versions)
             self._d.auditor.record(principal, AuditAction.EXPORT, scope, None, None, count=len(records),
-                                   bundle=bundle, prefix=prefix)
+                                   bundle=bundle, prefix=prefix, versions=len(items))
             return ExportResult([view_of(r) for r in records], document)
 
-    def _records(self, principal: Principal, scope: Scope, prefix: str,
-                 progress: Progress | None) -> Iterator[SecretRecord]:
+    def _pages(self, principal: Principal, scope: Scope, prefix: str,
+               progress: Progress | None) -> Iterator[list[SecretRecord]]:
         done = 0
         for rows in scope_pages(self._d.uow, principal, scope, prefix, self._d.batch_size):
-            yield from rows
+            yield rows
             done += len(rows)
             if progress:
                 progress(done, None)
+
+    def _with_history(self, principal: Principal, rows: list[SecretRecord]) -> list[SecretRecord]:
+        """Each secret's kept versions, oldest first, then its current one (one read for the page)."""
+        with self._d.uow.transaction(principal, readonly=True) as repo:
+            return [r for row in rows for r in [*reversed(repo.versions(row.scope, row.key)), row]]
 
     def import_(self, principal: Principal, items: list[ImportItem] | None = None,
                 bundle: dict[str, Any] | None = None, mode: str = "merge", allow_plaintext: bool = False,
@@ -59,13 +81,15 @@ class TransferOps:
                                          dry_run)
             # Only an admitted caller gets here: the passphrase KDF or the master-key unwrap, the MAC, decryption.
             if parsed is None:
-                entries = items or []  # _admit checked them already
+                secrets = [Incoming([item]) for item in items or []]  # _admit checked them already
             else:
-                entries = self._codec.open(parsed, passphrase)
-                _check_items(entries, prefix)  # now with the decrypted values and the authenticated meta
+                secrets = incoming(self._codec.open(parsed, passphrase), parsed.history)
+                # now with the decrypted values and the authenticated meta
+                _check_items([s.current for s in secrets], prefix)
+                _check_items([i for s in secrets for i in s.items], prefix, repeats=True)
             if not dry_run:
                 self._d.sealer.before_write()
-            return self._apply(principal, entries, mode, prefix, dry_run, progress)
+            return self._apply(principal, secrets, mode, prefix, dry_run, progress)
 
     def admit(self, principal: Principal, items: list[ImportItem] | None = None,
               bundle: dict[str, Any] | None = None, mode: str = "merge", allow_plaintext: bool = False,
@@ -108,45 +132,97 @@ class TransferOps:
         self._d.throttle.principal(principal, "write")
         return prefix, parsed
 
-    def _apply(self, principal: Principal, entries: list[ImportItem], mode: str, prefix: str, dry_run: bool,
+    def _apply(self, principal: Principal, secrets: list[Incoming], mode: str, prefix: str, dry_run: bool,
                progress: Progress | None) -> ImportReport:
+        """All in one transaction. Each secret's versions are sealed afresh (a KMS call each, in the pool) and
+        stored the way every writer stores (the version they replace is kept); see `plan_versions` for the
+        numbers. One audit row per secret added, updated or removed, besides the summary."""
         report = ImportReport(dry_run=dry_run)
         with self._d.uow.transaction(principal) as repo:
-            existing = {(e.scope, e.key): repo.get(e.scope, e.key) for e in entries}
+            existing = {s.place: repo.get_any(*s.place) for s in secrets}  # a deleted secret comes back
             visible = principal.narrow(prefix)
+            removed: list[SecretRecord] = []
             if mode == "replace" and visible is not None:  # a key-prefix token replaces only under its prefix
-                report.removed = self._stale(repo, entries, visible)
-            for entry in entries:
-                previous = existing[(entry.scope, entry.key)]
-                (report.added if previous is None else report.updated).append((str(entry.scope), entry.key))
-            for start in range(0, 0 if dry_run else len(entries), self._d.batch_size):
-                batch = entries[start:start + self._d.batch_size]
-                records = self._d.pool.map(  # each seal wraps a fresh DEK: a KMS call
-                    lambda e: self._d.sealer.seal(existing[(e.scope, e.key)], e.scope, e.key, e.value, e.meta),
-                    batch)
-                for record in records:
-                    previous = existing[(record.scope, record.key)]
-                    repo.save(record, None if previous is None else previous.version)
+                removed = self._stale(repo, secrets, visible)
+                report.removed = [(str(r.scope), r.key) for r in removed]
+            for secret in secrets:
+                previous = existing[secret.place]
+                live = previous is not None and previous.deleted_at is None
+                (report.updated if live else report.added).append((str(secret.place[0]), secret.place[1]))
+            if dry_run:
+                return report
+            stored: dict[tuple[Scope, str], SecretRecord] = {}
+            done, total = 0, sum(len(s.items) for s in secrets)
+            for batch in _batches(secrets, self._d.batch_size):
+                jobs = [(existing[s.place], item, number) for s in batch
+                        for item, number in zip(s.items, self._numbers(repo, s, existing[s.place]), strict=True)]
+                records = iter(self._d.pool.map(lambda job: self._seal(principal, *job), jobs))
+                for secret in batch:  # the jobs are in secret order, each secret's versions oldest first
+                    mine = [next(records) for _ in secret.items]
+                    stored[secret.place] = self._store(principal, repo, existing[secret.place], mine)
+                done += len(jobs)
                 if progress:
-                    progress(start + len(batch), len(entries))
-            if not dry_run:
-                for scope_text, key in report.removed:
-                    repo.delete(Scope.parse(scope_text), key)
-                self._d.auditor.record(principal, AuditAction.IMPORT, None, None, None, mode=mode,
-                                       added=len(report.added), updated=len(report.updated),
-                                       removed=len(report.removed))
+                    progress(done, total)
+            for record in removed:
+                repo.mark_deleted(record.scope, record.key, self._d.clock.now())  # soft delete: restorable
+            self._audit_keys(principal, mode, report, stored, removed)
+            self._d.auditor.record(principal, AuditAction.IMPORT, None, None, None, mode=mode,
+                                   added=len(report.added), updated=len(report.updated),
+                                   removed=len(report.removed), versions=total)
         return report
 
-    def _stale(self, repo: SecretRepository, entries: list[ImportItem], prefix: str) -> list[tuple[str, str]]:
-        """Keys of the named scopes (under the prefix) that the import does not contain."""
-        wanted = {(e.scope, e.key) for e in entries}
-        stale: list[tuple[str, str]] = []
+    def _numbers(self, repo: SecretRepository, secret: Incoming, previous: SecretRecord | None) -> list[int]:
+        if previous is not None and previous.defect:  # its version is a placeholder: nothing to number after
+            raise IntegrityError()
+        last = previous.version if previous is not None else repo.last_purged_version(*secret.place)
+        return plan_versions(secret.versions, last, previous is None)
+
+    def _seal(self, principal: Principal, previous: SecretRecord | None, item: ImportItem,
+              number: int) -> SecretRecord:
+        """One version under its planned number with a fresh DEK (a KMS call). Meta as given, else kept."""
+        meta = item.meta if item.meta is not None or previous is None else dict(previous.meta)
+        return self._d.sealer.seal(None, item.scope, item.key, item.value, meta, after_version=number - 1,
+                                   by=principal.subject)
+
+    def _store(self, principal: Principal, repo: SecretRepository, previous: SecretRecord | None,
+               records: list[SecretRecord]) -> SecretRecord:
+        """Store one secret's new versions in order, each replacing the one before (kept, retention applied)."""
+        first = previous or records[0]  # every version belongs to the one secret: its id and creation time
+        for record in records:
+            record = replace(record, id=first.id, created_at=first.created_at,
+                             last_rotated_at=first.last_rotated_at)
+            if previous is None:
+                repo.save(record, None)
+            else:
+                store_version(self._d, principal, repo, previous, record)
+            previous = record
+        assert previous is not None  # every secret brings at least one version
+        return previous
+
+    def _audit_keys(self, principal: Principal, mode: str, report: ImportReport,
+                    stored: dict[tuple[Scope, str], SecretRecord], removed: list[SecretRecord]) -> None:
+        """One row per key (its scope, name and new version; never a value), batched per scope and change."""
+        for action, change, rows in ((AuditAction.IMPORT, "added", [stored[(Scope.parse(s), k)]
+                                                                     for s, k in report.added]),
+                                     (AuditAction.IMPORT, "updated", [stored[(Scope.parse(s), k)]
+                                                                       for s, k in report.updated]),
+                                     (AuditAction.DELETE, "removed", removed)):
+            for scope in sorted({r.scope for r in rows}):
+                self._d.auditor.record_many(
+                    principal, action, scope,
+                    [(r.key, None if r.defect else r.version, Outcome.SUCCESS) for r in rows if r.scope == scope],
+                    change=change, mode=mode)
+
+    def _stale(self, repo: SecretRepository, secrets: list[Incoming], prefix: str) -> list[SecretRecord]:
+        """Live secrets of the named scopes (under the prefix) that the import does not contain."""
+        wanted = {s.place for s in secrets}
+        stale: list[SecretRecord] = []
         size = self._d.batch_size
-        for scope in sorted({e.scope for e in entries}):
+        for scope in sorted({s.place[0] for s in secrets}):
             def fetch(after: str | None, scope: Scope = scope) -> list[SecretRecord]:
                 return repo.list_page(scope, prefix, after, size)
             for rows in pages(fetch, _key_of, size):
-                stale += [(str(r.scope), r.key) for r in rows if (r.scope, r.key) not in wanted]
+                stale += [r for r in rows if (r.scope, r.key) not in wanted]
         return stale
 
 
@@ -165,7 +241,21 @@ def _authorize(principal: Principal, scopes: set[Scope], needs_read: bool) -> No
             authorize(principal, scope, Permission.READ)
 
 
-def _check_items(entries: list[ImportItem], prefix: str) -> None:
+def _batches(secrets: list[Incoming], size: int) -> Iterator[list[Incoming]]:
+    """Whole secrets per batch, about `size` versions each."""
+    batch: list[Incoming] = []
+    count = 0
+    for secret in secrets:
+        batch.append(secret)
+        count += len(secret.items)
+        if count >= size:
+            yield batch
+            batch, count = [], 0
+    if batch:
+        yield batch
+
+
+def _check_items(entries: list[ImportItem], prefix: str, repeats: bool = False) -> None:
     for i, entry in enumerate(entries):
         # Items built in code skip parse_items: validate here too, so nothing invalid is ever written.
         if not isinstance(entry.scope, Scope):
@@ -175,14 +265,15 @@ def _check_items(entries: list[ImportItem], prefix: str) -> None:
             raise ValidationError(f"items[{i}].value", "must be a SecretValue")
         if entry.meta is not None:
             validate_meta(entry.meta, f"items[{i}].meta")
-    _check_places([(e.scope, e.key) for e in entries], prefix, "items")
+    _check_places([(e.scope, e.key) for e in entries], prefix, "items", repeats)
 
 
-def _check_places(places: list[tuple[Scope, str]], prefix: str, where: str) -> None:
-    """No (scope, key) twice, every key under the prefix. The rules name the item, never its key or scope."""
+def _check_places(places: list[tuple[Scope, str]], prefix: str, where: str, repeats: bool = False) -> None:
+    """No (scope, key) twice (unless `repeats`: the versions of one secret), every key under the prefix. The
+    rules name the item, never its key or scope."""
     seen: set[tuple[Scope, str]] = set()
     for i, place in enumerate(places):
-        if place in seen:
+        if place in seen and not repeats:
             raise ValidationError(f"{where}[{i}].key", "repeats the scope and key of an earlier item")
         if prefix and not place[1].startswith(prefix):
             raise ValidationError(f"{where}[{i}].key", "must start with the import's prefix")

@@ -31,6 +31,9 @@ OPERATIONS: dict[tuple[str, str], set[int]] = {
     ("DELETE", KEY_PATH): {401, 403, 404, 422, 429},
     ("POST", KEY_PATH + ":reveal"): {401, 403, 404, 422, 429, 503},
     ("POST", KEY_PATH + ":rotate"): {401, 403, 404, 422, 429},
+    ("GET", KEY_PATH + "/versions"): {401, 403, 404, 422},
+    ("POST", KEY_PATH + ":rollback"): {401, 403, 404, 422, 429},
+    ("POST", KEY_PATH + ":restore"): {401, 403, 404, 422, 429},
     ("POST", "/v1/secrets:redeem"): {410, 422, 429, 503},
     ("POST", "/v1/secrets:reveal"): {401, 403, 404, 422, 429, 503},
     ("POST", "/v1/secrets:import"): {401, 403, 404, 409, 422, 429},
@@ -41,6 +44,7 @@ OPERATIONS: dict[tuple[str, str], set[int]] = {
     ("GET", "/v1/auth/config"): {404},
     ("GET", "/v1/auth/whoami"): {401},
     ("POST", "/v1/auth/revoke"): {401, 422},
+    ("GET", "/v1/audit"): {401, 403, 422, 503},
 }
 SUCCESS = {("PUT", KEY_PATH): {"200", "201"}, ("DELETE", KEY_PATH): {"204"},
            ("POST", KEY_PATH + ":reveal"): {"200", "201"}}
@@ -87,7 +91,8 @@ def test_the_document_covers_every_operation_its_parameters_and_problems(api: Ap
             assert parameters["key_name"]["schema"]["pattern"] and parameters["owner_id"]["schema"]["pattern"]
         if path in ("/v1/secrets", "/v1/secrets:export"):
             assert {"ownerType", "ownerId", "prefix"} <= set(parameters)
-        if method in ("PUT", "POST") and not path.endswith(":rotate") and path != "/v1/auth/token":  # a form
+        if method in ("PUT", "POST") and not path.endswith((":rotate", ":restore")) \
+                and path != "/v1/auth/token":  # no body, or a form
             assert "application/json" in operation["requestBody"]["content"], (method, path)
     assert doc["paths"]["/v1/secrets:redeem"]["post"]["security"] == []  # the reveal token is the credential
     assert doc["paths"]["/v1/health/live"]["get"]["security"] == []  # probes carry no credential

@@ -1,51 +1,30 @@
-"""A durable audit trail: append-only rows, each chained to the previous one by a SHA-256 hash."""
+"""A durable audit trail: append-only rows, each chained to the previous one by a SHA-256 hash, and checkpoints of
+the chain head (adapters/peewee/audit_checkpoints.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Sequence
-from datetime import UTC
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import peewee
+
+from sprongus.adapters.peewee.audit_checkpoints import PeeweeCheckpoints
 from sprongus.adapters.peewee.db import outage_of, storage_errors
 from sprongus.adapters.peewee.dialect import dialect_of
 from sprongus.adapters.peewee.models import BoundModels
+from sprongus.domain.audit_log import GENESIS, AuditCheckpoint, AuditFilter, StoredAuditEvent, chain_hash, storable
+from sprongus.domain.audit_log import chain_fields as _fields
+from sprongus.domain.audit_verify import AuditTrailReport, walk
 from sprongus.domain.errors import AuditUnavailable
-from sprongus.domain.records import AuditChainReport, AuditEvent
-from sprongus.domain.text import utf8_encodable
+from sprongus.domain.records import AuditEvent
+from sprongus.ports.audit import CheckpointSigner
 
-GENESIS = "sha256:" + "0" * 64
+__all__ = ["AUDIT_LOCK_ID", "GENESIS", "INSERT_ROWS", "PeeweeAuditSink", "chain_hash", "storable"]
+
 AUDIT_LOCK_ID = 0x53505241  # serializes chain appends on Postgres ("SPRA")
 # Rows per INSERT of a batch: 12 parameters each, well below SQLite's oldest default limit of 999 per statement.
 INSERT_ROWS = 80
-
-
-def chain_hash(prev_hash: str, fields: list[Any]) -> str:
-    body = json.dumps([prev_hash, *fields], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(body.encode("utf-8")).hexdigest()
-
-
-def _fields(time: Any, actor: str, action: str, scope: str | None, key_name: str | None, version: int | None,
-            outcome: str, request_id: str | None, client_address: str | None, detail: Any) -> list[Any]:
-    return [time.astimezone(UTC).isoformat(), actor, action, scope, key_name, version, outcome, request_id,
-            client_address, detail]
-
-
-def storable(value: Any) -> Any:
-    """Postgres TEXT and JSONB refuse NUL and lone surrogates, and a request path or forwarded address may carry
-    them: the denied request's audit row failed, and the answer with it (503). Escaped on both dialects, so the
-    chain hashes exactly what is stored."""
-    if isinstance(value, str):
-        if "\x00" in value or not utf8_encodable(value):
-            return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
-        return value
-    if isinstance(value, dict):
-        return {storable(k): storable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [storable(v) for v in value]
-    return value
-
 
 
 class PeeweeAuditSink:
@@ -54,10 +33,14 @@ class PeeweeAuditSink:
     def __init__(self, models: BoundModels) -> None:
         self._m = models.audit
         self._db = models.db
+        self._checkpoints = PeeweeCheckpoints(models)
         columns = ("time", "actor", "action", "scope", "key_name", "version", "outcome", "request_id",
                    "client_address", "detail", "prev_hash", "hash")
         self._row_marks = "(" + ", ".join([self._db.param] * len(columns)) + ")"
         self._insert = f"INSERT INTO audit_event ({', '.join(columns)}) VALUES {self._row_marks}"  # noqa: S608
+
+    def use_signer(self, signer: CheckpointSigner) -> None:
+        self._checkpoints.signer = signer
 
     def record(self, event: AuditEvent) -> None:
         self.record_many([event])
@@ -84,8 +67,8 @@ class PeeweeAuditSink:
     def _append_locked(self, events: Sequence[AuditEvent]) -> None:
         db = self._db
         dialect_of(db).serialize(db, AUDIT_LOCK_ID)  # one chain: appends happen one at a time
-        last = db.execute_sql("SELECT hash FROM audit_event ORDER BY seq DESC LIMIT 1").fetchone()  # type: ignore[no-untyped-call]
-        prev = last[0] if last is not None else GENESIS
+        last = db.execute_sql("SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1").fetchone()  # type: ignore[no-untyped-call]
+        head, prev = (last[0], last[1]) if last is not None else (0, GENESIS)
         rows: list[list[Any]] = []
         shared: dict[int, tuple[Any, Any]] = {}
         for event in events:  # each row chains to the one before it, within the batch too (seq keeps this order)
@@ -95,6 +78,8 @@ class PeeweeAuditSink:
         for start in range(0, len(rows), INSERT_ROWS):
             chunk = rows[start:start + INSERT_ROWS]
             db.execute_sql(self._insert_rows(len(chunk)), [v for row in chunk for v in row])  # type: ignore[no-untyped-call]
+        # Same transaction: a checkpoint never covers an event that rolled back, nor misses one that committed.
+        self._checkpoints.after_append(head + len(events), prev, max(e.time for e in events))
 
     def _row(self, event: AuditEvent, prev: str, shared: dict[int, tuple[Any, Any]]) -> list[Any]:
         """`shared`: the rows of a batch reveal share one detail dict; it is serialized once, not per row (the
@@ -115,22 +100,63 @@ class PeeweeAuditSink:
     def _insert_rows(self, count: int) -> str:
         return self._insert + "".join([", " + self._row_marks] * (count - 1))
 
-    def verify_chain(self, batch: int = 1000) -> AuditChainReport:
-        """Recompute the chain: an edited, deleted (but the last) or reordered row shows up as a problem."""
+    # --- reading -----------------------------------------------------------------------------------------------
+
+    def page(self, where: AuditFilter, after: int | None, limit: int, newest_first: bool) -> list[StoredAuditEvent]:
         m = self._m
-        problems: list[str] = []
-        prev, after, checked = GENESIS, 0, 0
+        conditions = _conditions(m, where)
+        if conditions is None:
+            return []
+        if after is not None:
+            conditions.append(m.seq < after if newest_first else m.seq > after)
+        query = m.select().order_by(m.seq.desc() if newest_first else m.seq).limit(limit)
+        if conditions:
+            query = query.where(*conditions)
+        with storage_errors():  # a database outage is StorageUnavailable, not an unexpected error
+            return [_stored(row) for row in query]
+
+    def newest_checkpoint(self) -> AuditCheckpoint | None:
+        return self._checkpoints.newest()
+
+    def verify_chain(self, batch: int = 1000) -> AuditTrailReport:
+        """Recompute the chain and check each checkpoint: an edited, deleted or reordered row, rows missing before
+        a checkpoint and a forged checkpoint show up as problems."""
+        signer = self._checkpoints.signer
+        signing_key = signer.signing_key() if signer is not None else None
+        return walk(self._rows(batch), self._checkpoints.pages(batch), signer.check if signer else None,
+                    signing_key)
+
+    def _rows(self, batch: int) -> Iterator[StoredAuditEvent]:
+        m, after = self._m, 0
         while True:
-            with storage_errors():  # a database outage is StorageUnavailable, not an unexpected error
+            with storage_errors():
                 rows = list(m.select().where(m.seq > after).order_by(m.seq).limit(batch))
             for row in rows:
-                checked += 1
-                fields = _fields(row.time, row.actor, row.action, row.scope, row.key_name, row.version,
-                                 row.outcome, row.request_id, row.client_address, row.detail)
-                if row.prev_hash != prev:
-                    problems.append(f"audit row {row.seq}: does not follow the previous row (deleted or reordered)")
-                if row.hash != chain_hash(row.prev_hash, fields):
-                    problems.append(f"audit row {row.seq}: contents do not match its hash (edited)")
-                prev, after = row.hash, row.seq
+                yield _stored(row)
+                after = row.seq
             if len(rows) < batch:
-                return AuditChainReport(checked, problems)
+                return
+
+
+def _conditions(m: Any, where: AuditFilter) -> list[Any] | None:
+    """The filter as WHERE terms; None when it admits nothing (a tenant asking for a scope it cannot see)."""
+    terms: list[Any] = []
+    if where.scopes is not None:
+        if not where.scopes:
+            return None
+        terms.append(m.scope.in_(list(where.scopes)))
+    for column, wanted in ((m.key_name, where.key), (m.actor, where.actor), (m.action, where.action)):
+        if wanted is not None:
+            terms.append(column == wanted)
+    if where.since is not None:
+        terms.append(m.time >= where.since)
+    if where.until is not None:
+        terms.append(m.time < where.until)
+    if where.key_prefix:  # a plain, case-sensitive "starts with" (LIKE would treat `_` as a wildcard)
+        terms.append(peewee.fn.substr(m.key_name, 1, len(where.key_prefix)) == where.key_prefix)
+    return terms
+
+
+def _stored(row: Any) -> StoredAuditEvent:
+    return StoredAuditEvent(row.seq, row.time, row.actor, row.action, row.scope, row.key_name, row.version,
+                            row.outcome, row.request_id, row.client_address, row.detail, row.prev_hash, row.hash)

@@ -31,9 +31,37 @@ class SecretKV(BaseModel):
     meta = MetaField()
     hmac = peewee.TextField(null=True)
     checksum = peewee.TextField()
+    deleted_at = UtcDateTimeField(null=True)
+    version_by = peewee.TextField(null=True)
 
     class Meta:
         table_name = "secret_kv"
+
+
+class SecretVersionRow(BaseModel):
+    """A version before the current one, stored as the secret_kv row was when it was current."""
+
+    secret_id = peewee.TextField()
+    owner_type = peewee.TextField()
+    owner_id = peewee.TextField(null=True)
+    key_name = peewee.TextField()
+    ciphertext = CryptoBytesField()
+    dek_wrapped = CryptoBytesField()
+    nonce = CryptoBytesField()
+    alg = peewee.TextField()
+    master_key_id = peewee.TextField()
+    version = peewee.IntegerField()
+    created_at = UtcDateTimeField()
+    updated_at = UtcDateTimeField()
+    last_rotated_at = UtcDateTimeField(null=True)
+    meta = MetaField()
+    hmac = peewee.TextField(null=True)
+    checksum = peewee.TextField()
+    version_by = peewee.TextField(null=True)
+
+    class Meta:
+        table_name = "secret_version"
+        primary_key = peewee.CompositeKey("secret_id", "version")
 
 
 class AuditEventRow(BaseModel):
@@ -53,6 +81,18 @@ class AuditEventRow(BaseModel):
 
     class Meta:
         table_name = "audit_event"
+
+
+class AuditCheckpointRow(BaseModel):
+    seq = peewee.BigIntegerField(primary_key=True)  # the audit_event row that was the chain head
+    count = peewee.BigIntegerField()
+    head_hash = peewee.TextField()
+    time = UtcDateTimeField()
+    key_id = peewee.TextField(null=True)
+    mac = peewee.TextField(null=True)
+
+    class Meta:
+        table_name = "audit_checkpoint"
 
 
 class ApiTokenRow(BaseModel):
@@ -147,7 +187,9 @@ class BoundModels:
     def __init__(self, db: peewee.Database) -> None:
         self.db = db
         self.secret: type[SecretKV] = _bind(SecretKV, db)
+        self.secret_version: type[SecretVersionRow] = _bind(SecretVersionRow, db)
         self.audit: type[AuditEventRow] = _bind(AuditEventRow, db)
+        self.audit_checkpoint: type[AuditCheckpointRow] = _bind(AuditCheckpointRow, db)
         self.api_token: type[ApiTokenRow] = _bind(ApiTokenRow, db)
         self.reveal_token: type[RevealTokenRow] = _bind(RevealTokenRow, db)
         self.idempotency: type[IdempotencyRow] = _bind(IdempotencyRow, db)

@@ -12,28 +12,29 @@ import peewee
 from sprongus.adapters.peewee.db import storage_errors
 from sprongus.adapters.peewee.dialect import dialect_of
 from sprongus.adapters.peewee.models import BoundModels
+from sprongus.adapters.peewee.versions import SECRET_COLUMNS, VersionStatements
 from sprongus.domain.errors import Conflict, IntegrityError, ValidationError
 from sprongus.domain.principal import Principal
 from sprongus.domain.records import SecretRecord
 from sprongus.domain.scope import OwnerType, Scope
 
-COLUMNS = ("id", "owner_type", "owner_id", "key_name", "ciphertext", "dek_wrapped", "nonce", "alg", "master_key_id",
-           "version", "created_at", "updated_at", "last_rotated_at", "meta", "hmac", "checksum")
+COLUMNS = SECRET_COLUMNS
 _UPDATED = ("ciphertext", "dek_wrapped", "nonce", "alg", "master_key_id", "version", "created_at", "updated_at",
-            "last_rotated_at", "meta", "hmac", "checksum")
+            "last_rotated_at", "meta", "hmac", "checksum", "deleted_at", "version_by")
 # What each column must decode to; a row with any other shape is a damaged record, not an exception (below).
 _SHAPES: dict[str, tuple[type, ...]] = {
     "id": (str,), "owner_type": (str,), "owner_id": (str, type(None)), "key_name": (str,), "ciphertext": (bytes,),
     "dek_wrapped": (bytes,), "nonce": (bytes,), "alg": (str,), "master_key_id": (str,), "version": (int,),
     "created_at": (datetime,), "updated_at": (datetime,), "last_rotated_at": (datetime, type(None)),
-    "meta": (dict,), "hmac": (str, type(None)), "checksum": (str,)}
+    "meta": (dict,), "hmac": (str, type(None)), "checksum": (str,), "deleted_at": (datetime, type(None)),
+    "version_by": (str, type(None))}
 # The columns pages are keyed on: a row whose id or name does not decode cannot be named or paged past (a made-up
 # value would restart the page), so it fails its whole read as an IntegrityError instead.
 _NAMES = ("id", "key_name")
 _PLACEHOLDERS: dict[str, Any] = {
     "ciphertext": b"", "dek_wrapped": b"", "nonce": b"", "alg": "", "master_key_id": "",
     "version": 0, "created_at": datetime.fromtimestamp(0, UTC), "updated_at": datetime.fromtimestamp(0, UTC),
-    "last_rotated_at": None, "meta": {}, "hmac": None, "checksum": ""}
+    "last_rotated_at": None, "meta": {}, "hmac": None, "checksum": "", "deleted_at": None, "version_by": None}
 
 
 def prefix_upper_bound(prefix: str) -> str:
@@ -41,7 +42,7 @@ def prefix_upper_bound(prefix: str) -> str:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
-class PeeweeSecretRepository:
+class PeeweeSecretRepository(VersionStatements):
     """Hot statements are written once as SQL text: building them with peewee's query builder on every call
     cost more than the database work itself. Values still go through the models' dialect-aware fields."""
 
@@ -53,9 +54,11 @@ class PeeweeSecretRepository:
         # Postgres writers read with FOR UPDATE: a concurrent writer of the same row waits for this transaction
         # instead of losing its compare-and-set (SQLite's IMMEDIATE transactions already serialize writers).
         lock = " FOR UPDATE" if lock_rows else ""
-        self._get = {owned: f"SELECT {cols} FROM secret_kv WHERE owner_type = {p} AND "
-                            f"{'owner_id = ' + p if owned else 'owner_id IS NULL'} AND key_name = {p}{lock}"
-                     for owned in (True, False)}
+        place = {owned: f"SELECT {cols} FROM secret_kv WHERE owner_type = {p} AND "
+                        f"{'owner_id = ' + p if owned else 'owner_id IS NULL'} AND key_name = {p}"
+                 for owned in (True, False)}
+        self._get = {owned: f"{sql} AND deleted_at IS NULL{lock}" for owned, sql in place.items()}
+        self._get_any = {owned: f"{sql}{lock}" for owned, sql in place.items()}
         # No conflict target: any unique violation becomes "0 rows", with no error to abort a Postgres transaction.
         self._insert = (f"INSERT INTO secret_kv ({cols}) VALUES ({', '.join([p] * len(COLUMNS))}) "
                         "ON CONFLICT DO NOTHING")
@@ -65,6 +68,8 @@ class PeeweeSecretRepository:
         self._fields = [self._m._meta.fields[name] for name in COLUMNS]
         # What _record needs per column, looked up once: it runs for every row a page or a batch reveal reads.
         self._decoders = [(f.name, f.python_value, _SHAPES[f.name], f.name in _NAMES) for f in self._fields]
+        self._time = self._m._meta.fields["deleted_at"].db_value
+        self._version_sql()
 
     def _place(self, scope: Scope) -> tuple[str, list[Any]]:
         p = self._db.param
@@ -77,13 +82,19 @@ class PeeweeSecretRepository:
         row = self._db.execute_sql(self._get[scope.owner_id is not None], params).fetchone()  # type: ignore[no-untyped-call]
         return None if row is None else self._record(row, scope)
 
+    def get_any(self, scope: Scope, key: str) -> SecretRecord | None:
+        params = [scope.owner_type.value, *([scope.owner_id] if scope.owner_id is not None else []), key]
+        row = self._db.execute_sql(self._get_any[scope.owner_id is not None], params).fetchone()  # type: ignore[no-untyped-call]
+        return None if row is None else self._record(row, scope)
+
     def get_many(self, scope: Scope, keys: list[str]) -> list[SecretRecord]:
         names = sorted(set(keys))
         if not names:  # `IN ()` is no SQL
             return []
         where, params = self._place(scope)
         marks = ", ".join([self._db.param] * len(names))  # the service caps a batch well below either dialect's
-        return self._query(f"{self._select} WHERE {where} AND key_name IN ({marks}) ORDER BY key_name",
+        return self._query(f"{self._select} WHERE {where} AND key_name IN ({marks}) AND deleted_at IS NULL "
+                           "ORDER BY key_name",
                            [*params, *names], scope)
 
     def save(self, record: SecretRecord, expected_version: int | None) -> None:
@@ -103,14 +114,11 @@ class PeeweeSecretRepository:
         if self._db.execute_sql(self._update, params).rowcount != 1:  # type: ignore[no-untyped-call]
             raise Conflict(f"secret {record.key} changed concurrently")
 
-    def delete(self, scope: Scope, key: str) -> bool:
-        place, params = self._place(scope)
-        sql = f"DELETE FROM secret_kv WHERE {place} AND key_name = {self._db.param}"
-        return bool(self._db.execute_sql(sql, [*params, key]).rowcount)  # type: ignore[no-untyped-call]
-
-    def list_page(self, scope: Scope, prefix: str, after_key: str | None, limit: int) -> list[SecretRecord]:
+    def list_page(self, scope: Scope, prefix: str, after_key: str | None, limit: int,
+                  deleted: bool = False) -> list[SecretRecord]:
         p = self._db.param
         where, params = self._place(scope)
+        where += f" AND deleted_at {'IS NOT NULL' if deleted else 'IS NULL'}"
         if prefix:
             where += f" AND key_name >= {p} AND key_name < {p}"
             params += [prefix, prefix_upper_bound(prefix)]
@@ -130,6 +138,11 @@ class PeeweeSecretRepository:
             params.append(not_on_master_key)
         return self._query(f"{self._select} WHERE {' AND '.join(where)} ORDER BY id LIMIT {p}", [*params, limit])
 
+    def deleted_before(self, cutoff: datetime, limit: int) -> list[SecretRecord]:
+        p = self._db.param
+        return self._query(f"{self._select} WHERE deleted_at IS NOT NULL AND deleted_at < {p} "
+                           f"ORDER BY deleted_at, id LIMIT {p}", [self._time(cutoff), limit])
+
     def _query(self, sql: str, params: list[Any], place: Scope | None = None) -> list[SecretRecord]:
         rows = self._db.execute_sql(sql, params).fetchall()  # type: ignore[no-untyped-call]
         return [self._record(row, place) for row in rows]
@@ -140,7 +153,7 @@ class PeeweeSecretRepository:
                "nonce": record.nonce, "alg": record.alg, "master_key_id": record.master_key_id,
                "version": record.version, "created_at": record.created_at, "updated_at": record.updated_at,
                "last_rotated_at": record.last_rotated_at, "meta": record.meta, "hmac": record.hmac,
-               "checksum": record.checksum}
+               "checksum": record.checksum, "deleted_at": record.deleted_at, "version_by": record.version_by}
         return [field.db_value(raw[field.name]) for field in self._fields]
 
     def _record(self, row: tuple[Any, ...], place: Scope | None) -> SecretRecord:
@@ -173,7 +186,8 @@ class PeeweeSecretRepository:
             id=v["id"], scope=scope, key=v["key_name"], ciphertext=v["ciphertext"], dek_wrapped=v["dek_wrapped"],
             nonce=v["nonce"], alg=v["alg"], master_key_id=v["master_key_id"], version=v["version"],
             created_at=v["created_at"], updated_at=v["updated_at"], last_rotated_at=v["last_rotated_at"],
-            meta=v["meta"], hmac=v["hmac"], checksum=v["checksum"], defect=tuple(defect))
+            meta=v["meta"], hmac=v["hmac"], checksum=v["checksum"], defect=tuple(defect),
+            deleted_at=v["deleted_at"], version_by=v["version_by"])
 
 
 class PeeweeUnitOfWork:
@@ -198,6 +212,12 @@ class PeeweeUnitOfWork:
 
     def count_by_master_key(self, caller: Principal) -> dict[str, int]:
         m = self.models.secret
+        v = self.models.secret_version
+        counts: dict[str, int] = {}
         with self.transaction(caller, readonly=True):
-            rows: Any = m.select(m.master_key_id, peewee.fn.COUNT(m.id)).group_by(m.master_key_id).tuples()
-            return {str(key_id): int(n) for key_id, n in rows}
+            for model, column in ((m, m.id), (v, v.secret_id)):
+                rows: Any = model.select(model.master_key_id, peewee.fn.COUNT(column)).group_by(
+                    model.master_key_id).tuples()
+                for key_id, n in rows:
+                    counts[str(key_id)] = counts.get(str(key_id), 0) + int(n)
+            return counts

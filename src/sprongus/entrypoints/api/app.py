@@ -19,6 +19,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from sprongus import __version__
 from sprongus.domain.errors import SprongusError
 from sprongus.domain.redaction import install_log_redaction
+from sprongus.entrypoints.api.audit_api import audit_blueprint
 from sprongus.entrypoints.api.auth_api import auth_blueprint
 from sprongus.entrypoints.api.context import client_address, request_id
 from sprongus.entrypoints.api.health import health_blueprint, readiness
@@ -79,11 +80,14 @@ def create_app(container: Container | None = None) -> Flask:
     idempotency = Idempotency(container.idempotency_store(), container.clock(), container.hmac_keys(),
                               fingerprint_key)
     cases = UseCases(container.secret_ops(), container.transfer_ops(), container.rotation_ops(),
-                     container.reveal_token_ops(), container.service_deps().auditor, container.batch_reveal_ops())
+                     container.reveal_token_ops(), container.service_deps().auditor, container.batch_reveal_ops(),
+                     container.history_ops())
     blueprint = secrets_blueprint(cases, container.token_service(), container.recent_auth(), idempotency)
     blueprint.before_request(check_request)  # after the blueprint's authentication: a refused token is audited
     api.register_blueprint(blueprint)
     api.register_blueprint(health_blueprint(readiness(container)))
+    api.register_blueprint(audit_blueprint(container.audit_reader(), container.token_service(),
+                                           container.service_deps().auditor))
     api.register_blueprint(auth_blueprint(container.token_exchange(), container.token_self_service(),
                                           container.token_service(), container.service_deps().auditor,
                                           container.config.oidc()))

@@ -3,10 +3,12 @@ document and the bodies cannot drift apart."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from marshmallow import Schema, fields, post_dump, pre_dump, validate
 
+from sprongus.domain.history import MAX_VERSION_NUMBER
 from sprongus.domain.times import utc_iso
 from sprongus.domain.values import MASK
 
@@ -41,6 +43,30 @@ class Plaintext(fields.String):
         return MASK if value is None else str(value.reveal())
 
 
+class Flag(fields.Boolean):
+    """A query switch: exactly `true` or `false` (not marshmallow's `1`, `yes`, `on`...), so a typo is a 422, not a
+    silent default."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(truthy={"true"}, falsy={"false"}, load_default=False, **kwargs)
+
+
+class VersionParam(fields.Integer):
+    """A version number in a query string: plain digits only. `int()` would also take ` 5`, `+5`, `0_5` and other
+    scripts' digits, each a second spelling of one request."""
+
+    _DIGITS = re.compile(r"[1-9][0-9]{0,9}")
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, str) or not self._DIGITS.fullmatch(value):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def version_range() -> validate.Range:
+    return validate.Range(min=1, max=MAX_VERSION_NUMBER)
+
+
 class Count(fields.Integer):
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> int:
         return len(value)
@@ -58,6 +84,14 @@ class SecretRecord(Schema):
     updatedAt = Instant(attribute="updated_at")
     lastRotatedAt = Instant(attribute="last_rotated_at", allow_none=True)
     meta = fields.Dict()
+    deletedAt = Instant(attribute="deleted_at", allow_none=True,
+                        metadata={"description": "only on a soft-deleted secret (a listing with deleted=true)"})
+
+    @post_dump
+    def _deleted_at_only_when_deleted(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if data.get("deletedAt", "") is None:
+            del data["deletedAt"]
+        return data
 
 
 def metadata_schema() -> SecretRecord:
@@ -84,6 +118,16 @@ class ListQuery(Schema):
     withMeta = fields.Boolean(load_default=False)
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
     cursor = fields.String(load_default=None)
+    deleted = Flag(metadata={"description": "list soft-deleted secrets instead of live ones"})
+
+
+class VersionQuery(Schema):
+    version = VersionParam(load_default=None, allow_none=False, validate=version_range(),
+                           metadata={"description": "a kept version instead of the current one"})
+
+
+class DeleteQuery(Schema):
+    purge = Flag(metadata={"description": "destroy the secret and every version now (needs secrets:admin too)"})
 
 
 class ExportQuery(Schema):
@@ -101,6 +145,31 @@ class PutBody(Schema):
 class RevealBody(Schema):
     oneTime = fields.Boolean(load_default=False)
     ttlSeconds = fields.Integer(strict=True, load_default=300, validate=validate.Range(min=1, max=3600))
+    version = fields.Integer(strict=True, load_default=None, allow_none=False, validate=version_range(),
+                             metadata={"description": "reveal a kept version instead of the current one"})
+
+
+class RollbackBody(Schema):
+    version = fields.Integer(strict=True, required=True, validate=version_range(),
+                             metadata={"description": "the kept version whose value becomes the new version"})
+
+
+class VersionInfo(Schema):
+    version = fields.Integer()
+    createdAt = Instant(attribute="created_at", allow_none=True)
+    createdBy = fields.String(attribute="created_by", allow_none=True)
+    current = fields.Boolean()
+
+
+class History(Schema):
+    """A secret's kept versions, newest first: numbers, times and authors, never a value."""
+
+    items = fields.List(fields.Nested(VersionInfo))
+    deletedAt = Instant(attribute="deleted_at", allow_none=True)
+
+
+class Purged(Schema):
+    destroyedVersions = fields.List(fields.Integer(), attribute="destroyed")
 
 
 class RevealTokenCreated(Schema):
@@ -149,4 +218,6 @@ class ExportResult(Schema):
     createdAt = fields.String(metadata={"description": "bundle only"})
     count = fields.Integer(metadata={"description": "bundle only"})
     protection = fields.Dict(metadata={"description": "bundle only: how the bundle's data keys are wrapped"})
+    history = fields.Boolean(metadata={"description": "bundle only, with allVersions: true, and the items hold "
+                                                      "every kept version"})
     mac = fields.String(metadata={"description": "bundle only: authenticates the whole document"})

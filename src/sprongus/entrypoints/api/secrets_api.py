@@ -11,7 +11,7 @@ from typing import Any
 from flask import Response, g, jsonify, request
 from flask_smorest import Blueprint
 
-from sprongus.domain.errors import Conflict, PreconditionFailed, StepUpRequired, Unauthenticated
+from sprongus.domain.errors import Conflict, PreconditionFailed, StepUpRequired, Unauthenticated, ValidationError
 from sprongus.domain.principal import Principal
 from sprongus.domain.records import AuditAction, Outcome, SecretView
 from sprongus.domain.scope import Scope
@@ -20,11 +20,13 @@ from sprongus.entrypoints.api import schemas as s
 from sprongus.entrypoints.api.batch_api import add_batch_routes
 from sprongus.entrypoints.api.context import authenticate, principal, request_id, token
 from sprongus.entrypoints.api.docs import KEY_PATH, document_errors, key_parameters
+from sprongus.entrypoints.api.history_api import add_history_routes
 from sprongus.entrypoints.api.idempotency import Idempotency
 from sprongus.entrypoints.api.transfer_api import add_transfer_routes
 from sprongus.ports.tokens import RecentAuthVerifier, StoredResponse
 from sprongus.service.auditing import Auditor
 from sprongus.service.batch_reveal import BatchRevealOps
+from sprongus.service.history import HistoryOps
 from sprongus.service.reveal_tokens import RevealTokenOps
 from sprongus.service.rotation import RotationOps
 from sprongus.service.secrets import SecretOps
@@ -51,6 +53,7 @@ class UseCases:
     reveal_tokens: RevealTokenOps
     auditor: Auditor
     batch_reveal: BatchRevealOps
+    history: HistoryOps
 
 
 def _with_etag(view: SecretView, status: int = 200) -> Reply:
@@ -68,6 +71,15 @@ def _expected_version() -> int | None:
         return int(text.strip('"'))
     except ValueError:
         raise PreconditionFailed("If-Match must be an ETag from this API (a quoted version)") from None
+
+
+def _once(*names: str) -> None:
+    """webargs keeps the first of a repeated query parameter and drops the rest: `?purge=false&purge=true` was a soft
+    delete, `?version=1&version=2` version 1, while a proxy or a log reading the last value sees the other request.
+    These switches decide what a request does, so a second spelling of one is a 422, like every /v1/audit filter."""
+    for name in names:
+        if len(request.args.getlist(name)) > 1:
+            raise ValidationError(name, "give it at most once")
 
 
 def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: RecentAuthVerifier,
@@ -112,17 +124,22 @@ def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: Recent
     @blp.response(200, s.SecretPage)
     @document_errors(blp, 401, 403, 404, 422)
     def list_secrets(ownerType: str, ownerId: str | None, prefix: str, withMeta: bool, limit: int,
-                     cursor: str | None) -> Listing:
-        """List a scope's secrets, masked, by key name (keyset pagination)."""
-        page = secrets.list(principal(), Scope.of(ownerType, ownerId), prefix, withMeta, cursor, limit)
+                     cursor: str | None, deleted: bool) -> Listing:
+        """List a scope's secrets, masked, by key name (keyset pagination); deleted=true: the soft-deleted ones."""
+        _once("deleted")
+        page = secrets.list(principal(), Scope.of(ownerType, ownerId), prefix, withMeta, cursor, limit, deleted)
         return Listing(page.items, page.next_cursor, withMeta)
 
     @blp.route(KEY_PATH, parameters=key_parameters(), methods=["GET"])
-    @blp.response(200, s.SecretRecord, description="The masked record; ETag is its version")
+    @blp.arguments(s.VersionQuery, location="query", as_kwargs=True)
+    @blp.response(200, s.SecretRecord, description="The masked record; ETag is its version (not for ?version)")
     @document_errors(blp, 401, 403, 404, 422)
-    def get_secret(owner_type: str, owner_id: str, key_name: str) -> Reply:
-        """A secret's masked record with meta."""
-        return _with_etag(secrets.get(principal(), Scope.of(owner_type, owner_id), key_name))
+    def get_secret(owner_type: str, owner_id: str, key_name: str, version: int | None) -> Reply:
+        """A secret's masked record with meta; ?version=N: a kept version's (a destroyed one is 404)."""
+        _once("version")
+        view = secrets.get(principal(), Scope.of(owner_type, owner_id), key_name, version=version)
+        # An ETag is what If-Match compares with the current version: an old version's record must not offer one.
+        return _with_etag(view) if version is None else (view, 200, {})
 
     def _put_replay_checks(stored: StoredResponse | None, body: dict[str, Any], owner_type: str, owner_id: str,
                            key_name: str) -> None:
@@ -152,11 +169,19 @@ def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: Recent
         return _with_etag(result.view, 201 if result.created else 200)
 
     @blp.route(KEY_PATH, parameters=key_parameters(), methods=["DELETE"])
-    @blp.response(204)
+    @blp.arguments(s.DeleteQuery, location="query", as_kwargs=True)
+    @blp.response(204, description="Deleted (soft: every version kept until purged or expired)")
+    @blp.alt_response(200, schema=s.Purged, description="purge=true: destroyed, with the version numbers")
     @document_errors(blp, 401, 403, 404, 422, 429)
-    def delete_secret(owner_type: str, owner_id: str, key_name: str) -> Response:
-        """Delete a secret."""
-        secrets.unset(principal(), Scope.of(owner_type, owner_id), key_name)
+    def delete_secret(owner_type: str, owner_id: str, key_name: str, purge: bool) -> Any:
+        """Delete a secret (soft); purge=true destroys it and every version now (needs secrets:admin too)."""
+        _once("purge")
+        scope = Scope.of(owner_type, owner_id)
+        if purge:
+            destroyed = cases.history.purge(principal(), scope, key_name)
+            response: Response = jsonify(s.Purged().dump({"destroyed": destroyed}))
+            return response  # the alternative response's schema: @blp.response would dump it as the 204's
+        secrets.unset(principal(), scope, key_name)
         return Response(status=204)
 
     @blp.route(KEY_PATH + ":reveal", parameters=key_parameters(), methods=["POST"])
@@ -168,12 +193,16 @@ def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: Recent
         """Reveal the plaintext (recent authentication required), or mint a single-use reveal token."""
         scope = Scope.of(owner_type, owner_id)
         _check_recent_auth(scope, key_name)
+        version = body.get("version")
         if body.get("oneTime"):
+            if version is not None:  # a reveal token opens the version current when it is redeemed
+                raise ValidationError("version", "a one-time reveal token reveals the current version: not with "
+                                      "oneTime")
             minted = cases.reveal_tokens.mint(principal(), scope, key_name, body.get("ttlSeconds", 300))
             response: Response = jsonify(s.RevealTokenCreated().dump(minted))  # the alternative response's schema
             response.status_code = 201
             return response
-        return secrets.get(principal(), scope, key_name, reveal=True)
+        return secrets.get(principal(), scope, key_name, reveal=True, version=version)
 
     @blp.route("/secrets:redeem", methods=["POST"], endpoint="redeem")
     @blp.doc(security=[])
@@ -193,4 +222,5 @@ def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: Recent
 
     add_transfer_routes(blp, cases.transfer, idempotency)
     add_batch_routes(blp, cases.batch_reveal, _check_recent_auth)
+    add_history_routes(blp, cases.history)
     return blp

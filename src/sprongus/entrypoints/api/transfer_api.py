@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import current_app
 from flask_smorest import Blueprint
+from marshmallow import fields
 
 from sprongus.domain.errors import IntegrityError, ValidationError
 from sprongus.domain.import_item import parse_items
@@ -23,6 +24,13 @@ from sprongus.service.transfer import TransferOps
 # a SecretValue, and a bundle's items a KMS call each). The local CLI has no such cap.
 MAX_API_IMPORT_ITEMS = 5000
 SIZE_RULE = f"at most {MAX_API_IMPORT_ITEMS} items per API import; split the import"
+
+
+class ExportVersionsQuery(s.ExportQuery):
+    """The export query and `allVersions`: a bundle with every version each secret keeps, oldest first."""
+
+    allVersions = fields.Boolean(load_default=False, metadata={
+        "description": "with bundle=true: every kept version of each secret, not only the current one"})
 
 
 def add_transfer_routes(blp: Blueprint, transfer: TransferOps, idempotency: Idempotency) -> None:
@@ -50,13 +58,14 @@ def add_transfer_routes(blp: Blueprint, transfer: TransferOps, idempotency: Idem
                                   "key/passphrase") from None
 
     @blp.route("/secrets:export", methods=["GET"])
-    @blp.arguments(s.ExportQuery, location="query", as_kwargs=True)
+    @blp.arguments(ExportVersionsQuery, location="query", as_kwargs=True)
     @blp.response(200, s.ExportResult, description="Metadata (never values), or a bundle")
     @document_errors(blp, 401, 403, 404, 422, 429)
-    def export_secrets(ownerType: str, ownerId: str | None, prefix: str, bundle: bool) -> Any:
-        """Export metadata, or an encrypted bundle (needs secrets:reveal)."""
+    def export_secrets(ownerType: str, ownerId: str | None, prefix: str, bundle: bool,
+                       allVersions: bool) -> Any:
+        """Export metadata, or an encrypted bundle (needs secrets:reveal), with allVersions every kept version."""
         scope = Scope.of(ownerType, ownerId)
-        result = transfer.export(principal(), scope, prefix, bundle)
+        result = transfer.export(principal(), scope, prefix, bundle, all_versions=allVersions)
         if result.bundle is not None:
             # Sent as built, not through the schema: its MAC covers every field, present and future, and the
             # CLI's local and remote exports must be the same document.

@@ -17,7 +17,8 @@ def db_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON: applied (the migrations' names).")
 @pass_state
 def upgrade_command(state: CliState, as_json: bool) -> None:
-    """Apply pending migrations (Postgres: the first run as a superuser, later ones as a maintenance login)."""
+    """Apply pending migrations (Postgres: the first run as a superuser, later ones as a maintenance login), then
+    purge the secrets deleted longer ago than SPRONGUS_DELETE_RETENTION (as `secrets purge-expired` does)."""
     from sprongus.adapters.peewee.db import open_database, storage_errors
     from sprongus.adapters.peewee.migrate import pending, upgrade
     from sprongus.domain.errors import PermissionDenied, StorageError
@@ -42,6 +43,12 @@ def upgrade_command(state: CliState, as_json: bool) -> None:
             raise
     finally:
         db.close()
+    # The schema is current now: the use case runs on the container like every other local command. Only a purge
+    # that destroyed something is reported (stderr), so the report of the migrations stays what it was.
+    report = state.get_container().history_ops().purge_expired(state.principal)
+    if report.secrets:
+        info(f"purged {report.secrets} deleted secret{'' if report.secrets == 1 else 's'} ({report.versions} "
+             f"version{'' if report.versions == 1 else 's'}) past SPRONGUS_DELETE_RETENTION")
     if as_json:
         emit_json({"applied": applied})
         return

@@ -6,6 +6,7 @@ import click
 
 from sprongus import __version__
 from sprongus.domain.redaction import install_log_redaction
+from sprongus.entrypoints.cli.audit import audit_group
 from sprongus.entrypoints.cli.auth import auth_group, login_command, logout_command
 from sprongus.entrypoints.cli.completion import completion_command
 from sprongus.entrypoints.cli.db import db_group
@@ -27,7 +28,7 @@ def cli() -> None:
 
 
 for group in (secrets_group, keys_group, tokens_group, auth_group, db_group, serve_command, login_command,
-              logout_command, completion_command):
+              logout_command, completion_command, audit_group):
     cli.add_command(group)
 
 

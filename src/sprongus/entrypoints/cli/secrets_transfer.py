@@ -76,6 +76,8 @@ def import_command(state: CliState, file: Path, format_: str | None, scope: Scop
 @click.option("--bundle", is_flag=True, help="An encrypted bundle (values stay encrypted) instead of metadata.")
 @click.option("--passphrase-file", type=click.Path(path_type=Path, dir_okay=False),
               help="With --bundle: protect with a passphrase, so another installation can import it.")
+@click.option("--all-versions", is_flag=True,
+              help="With --bundle: every kept version of each secret, not only the current one.")
 @click.option("--format", "format_", type=click.Choice(["dotenv", "json", "shell"]),
               help="With --reveal: the plaintext values as a dotenv file, JSON or shell `export` lines.")
 @click.option("--reveal", is_flag=True, help="With --format: export the plaintext values (asks for confirmation).")
@@ -88,11 +90,13 @@ def import_command(state: CliState, file: Path, format_: str | None, scope: Scop
               "interpreter hook (LD_*, PATH, PYTHON*, ...). Repeatable.")
 @pass_state
 def export_command(state: CliState, scope: Scope, prefix: str, bundle: bool, passphrase_file: Path | None,
-                   format_: str | None, reveal: bool, yes: bool, out: Path | None, force: bool,
+                   all_versions: bool, format_: str | None, reveal: bool, yes: bool, out: Path | None, force: bool,
                    allowed: tuple[str, ...]) -> None:
     """Export metadata (default, never values), an encrypted bundle, or with --reveal the plaintext values."""
     if passphrase_file and not bundle:
         raise ValidationError("passphrase-file", "only goes with --bundle")
+    if all_versions and not bundle:
+        raise ValidationError("all-versions", "only goes with --bundle")
     if force and out is None:
         raise ValidationError("force", "only goes with --out")
     if format_ and not reveal:  # values leave the vault only on the explicit flag
@@ -108,7 +112,7 @@ def export_command(state: CliState, scope: Scope, prefix: str, bundle: bool, pas
         return
     with progress("exporting") as report:
         result = state.api.export(scope, prefix, bundle, read_passphrase(passphrase_file),
-                                      progress=report)
+                                  progress=report, all_versions=all_versions)
     document: Any = result.bundle if bundle else {
         "format": "sprongus.metadata.v1", "scope": str(scope), "prefix": prefix,
         "items": [_metadata(v.to_dict()) for v in result.items]}
@@ -116,7 +120,8 @@ def export_command(state: CliState, scope: Scope, prefix: str, bundle: bool, pas
         emit_json(document)
         return
     _write_private(out, json.dumps(document, indent=2, ensure_ascii=False) + "\n", force)
-    info(f"exported {len(result.items)} secret{'s' if len(result.items) != 1 else ''} to {out}")
+    count = len({(v.scope, v.key) for v in result.items})  # secrets, not versions (a remote bundle lists each)
+    info(f"exported {count} secret{'s' if count != 1 else ''} to {out}")
 
 
 def _export_plaintext(state: CliState, scope: Scope, prefix: str, format_: str, yes: bool, out: Path | None,

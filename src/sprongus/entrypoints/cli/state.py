@@ -76,7 +76,7 @@ class CliState:
 
         container = self.get_container()
         return LocalSecretsApi(self.principal, container.secret_ops(), container.transfer_ops(),
-                               container.rotation_ops(), container.batch_reveal_ops())
+                               container.rotation_ops(), container.batch_reveal_ops(), container.history_ops())
 
     @property
     def principal(self) -> Principal:

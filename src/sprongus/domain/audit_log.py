@@ -1,0 +1,141 @@
+"""The audit trail as it is stored and read back: events with their place in the hash chain, the filters readers
+use, and checkpoints of the chain head (docs/design.md#an-audit-trail-you-can-read).
+
+The chain alone shows an edited, deleted or reordered row, but not its newest rows cut off: it has no key. A
+checkpoint records the number of events and the head hash at one seq, MAC'd with a key derived from the vault's
+value-HMAC key (which the database roles cannot read), so rows cut off before the newest checkpoint show.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sprongus.domain.text import utf8_encodable
+from sprongus.domain.times import utc_iso
+
+GENESIS = "sha256:" + "0" * 64
+CHECKPOINT_CONTEXT = b"sprongus.audit-checkpoint.v1"  # domain separation: the value-HMAC key signs nothing else so
+CHECKPOINT_EVERY = 1000  # a checkpoint at least every this many events ...
+CHECKPOINT_SECONDS = 300.0  # ... or this long after the previous one, whichever comes first
+
+
+def _length_prefixed(parts: list[bytes]) -> bytes:
+    """The envelope's unambiguous encoding (a 4-byte big-endian length, then the bytes), written out here: the
+    envelope module imports the ports, which import this one."""
+    return b"".join(len(part).to_bytes(4, "big") + part for part in parts)
+
+
+def chain_hash(prev_hash: str, fields: list[Any]) -> str:
+    body = json.dumps([prev_hash, *fields], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def chain_fields(time: datetime, actor: str, action: str, scope: str | None, key_name: str | None,
+                 version: int | None, outcome: str, request_id: str | None, client_address: str | None,
+                 detail: Any) -> list[Any]:
+    """What a row's hash covers, in order (the stored format: `isoformat` with `+00:00`, never changed)."""
+    return [time.astimezone(UTC).isoformat(), actor, action, scope, key_name, version, outcome, request_id,
+            client_address, detail]
+
+
+def storable(value: Any) -> Any:
+    """Postgres TEXT and JSONB refuse NUL and lone surrogates, and a request path or forwarded address may carry
+    them: the denied request's audit row failed, and the answer with it (503). Escaped in every store, so the
+    chain hashes exactly what is stored."""
+    if isinstance(value, str):
+        if "\x00" in value or not utf8_encodable(value):
+            return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+        return value
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAuditEvent:
+    """One row of the trail. Names keys, never values (no event ever carried one)."""
+
+    seq: int
+    time: datetime
+    actor: str
+    action: str
+    scope: str | None
+    key_name: str | None
+    version: int | None
+    outcome: str
+    request_id: str | None
+    client_address: str | None
+    detail: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def fields(self) -> list[Any]:
+        return chain_fields(self.time, self.actor, self.action, self.scope, self.key_name, self.version,
+                            self.outcome, self.request_id, self.client_address, self.detail)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The one JSON shape of an event: `audit list --json`, `audit export` lines and GET /v1/audit items."""
+        return {"seq": self.seq, "time": utc_iso(self.time), "actor": self.actor, "action": self.action,
+                "scope": self.scope, "keyName": self.key_name, "version": self.version, "outcome": self.outcome,
+                "requestId": self.request_id, "clientAddress": self.client_address, "detail": self.detail,
+                "prevHash": self.prev_hash, "hash": self.hash}
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """Which events a reader sees. `scopes` None: every scope, NULL included (the vault's owner); otherwise only
+    rows whose scope is one of these (a tenant: `system` and its projects; never NULL or `user:*`)."""
+
+    scopes: tuple[str, ...] | None = None
+    key: str | None = None
+    actor: str | None = None
+    action: str | None = None
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+    key_prefix: str = ""  # a token's key prefix: only events naming a key under it
+
+    def matches(self, event: StoredAuditEvent) -> bool:
+        """The same rule the SQL adapter writes as a WHERE clause (the in-memory trail filters with it)."""
+        return ((self.scopes is None or event.scope in self.scopes)
+                and (self.key is None or event.key_name == self.key)
+                and (self.actor is None or event.actor == self.actor)
+                and (self.action is None or event.action == self.action)
+                and (self.since is None or event.time >= self.since)
+                and (self.until is None or event.time < self.until)
+                and (not self.key_prefix
+                     or (event.key_name is not None and event.key_name.startswith(self.key_prefix))))
+
+
+@dataclass(frozen=True, slots=True)
+class AuditCheckpoint:
+    """The chain head at `seq`: `count` events up to and including it, the last of them hashing to `head_hash`.
+    `key_id` and `mac` are None when the vault had no value-HMAC key yet (nothing was ever written)."""
+
+    seq: int
+    count: int
+    head_hash: str
+    time: datetime
+    key_id: str | None = None
+    mac: str | None = None
+
+    def message(self, key_id: str) -> bytes:
+        """What the MAC covers: every field but the MAC, unambiguously (length-prefixed)."""
+        return _length_prefixed([CHECKPOINT_CONTEXT, key_id.encode(), str(self.seq).encode(),
+                                str(self.count).encode(), self.head_hash.encode(), utc_iso(self.time).encode()])
+
+    def signed(self, key_id: str, mac: str) -> AuditCheckpoint:
+        return replace(self, key_id=key_id, mac=mac)
+
+
+def checkpoint_due(known: AuditCheckpoint | None, head_seq: int, now: datetime) -> bool:
+    """Whether the events up to `head_seq` (an upper bound: Postgres sequences skip numbers, so this errs early)
+    need a checkpoint, given the newest checkpoint this process knows of."""
+    if known is None:
+        return True
+    return head_seq - known.seq >= CHECKPOINT_EVERY or (now - known.time).total_seconds() >= CHECKPOINT_SECONDS
