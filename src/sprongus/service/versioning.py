@@ -18,8 +18,10 @@ def store_version(deps: ServiceDeps, principal: Principal, repo: SecretRepositor
     if previous is not None and not previous.defect:
         repo.archive(previous)
     repo.save(record, None if previous is None else previous.version)
-    destroyed = repo.prune(record.scope, record.key, oldest_kept(record.version, deps.max_versions))
-    audit_destroyed(deps, principal, record.scope, record.key, destroyed, "retention")
+    below = oldest_kept(record.version, deps.max_versions)
+    if below > 1:  # a secret with fewer versions than the window has nothing to prune: no statement for it
+        destroyed = repo.prune(record.scope, record.key, below)
+        audit_destroyed(deps, principal, record.scope, record.key, destroyed, "retention")
 
 
 def audit_destroyed(deps: ServiceDeps, principal: Principal, scope: Scope, key: str, versions: list[int],
