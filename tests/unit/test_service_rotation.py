@@ -220,3 +220,22 @@ def test_verify_flags_a_stripped_hmac_and_rotation_signs_it_again(harness: Harne
     assert [(key, reason.split(" ")[0]) for _, key, reason in report.failures] == [("a", "hmac")]
     harness.rotation.rotate(owner(), ME, "a")
     assert stored(harness, ME, "a").hmac is not None and harness.rotation.verify(owner()).ok
+
+
+def test_a_rotation_that_meets_a_rotate_master_still_writes_its_fresh_data_key() -> None:
+    """rotate-master re-wraps the row between the rotation's read and its write: the checksum moved, the version
+    and value did not, so the rotation's new version (a fresh DEK) is still stored, not counted as someone else's."""
+    h = make_harness()
+    scope = Scope.project("p1")
+    h.secrets.set(owner(), scope, "k", SecretValue("v1"))
+    seen = stored(h, scope, "k")
+    plan = h.rotation._plan(owner(), seen, [], parallel=False)
+    h.add_master_key()
+    assert h.rotation.rotate_master(owner()).rotated == 1
+    assert stored(h, scope, "k").checksum != seen.checksum
+
+    current = h.rotation._store_rotated(owner(), plan)
+
+    assert current is not None and current.version == 2 and dek_of(h, current) != dek_of(h, seen)
+    assert value_of(h, scope, "k") == "v1"
+    assert [i.version for i in h.history.history(owner(), scope, "k").items] == [2, 1]

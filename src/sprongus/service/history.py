@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sprongus.domain.errors import Conflict, IntegrityError, NotFound, PermissionDenied
 from sprongus.domain.history import History, PurgeReport, VersionInfo, validate_version
 from sprongus.domain.names import validate_key_name
@@ -109,7 +111,7 @@ class HistoryOps:
                 with self._d.uow.transaction(principal, readonly=True) as repo:
                     due = repo.deleted_before(cutoff, self._d.batch_size)
                 for row in due:
-                    destroyed = self._purge_expired_one(principal, row)
+                    destroyed = self._purge_expired_one(principal, row, cutoff)
                     report.versions += destroyed
                     report.secrets += destroyed > 0  # one restored or set again meanwhile is not counted
                 if len(due) < self._d.batch_size:
@@ -118,11 +120,11 @@ class HistoryOps:
                                    secrets=report.secrets, versions=report.versions)
             return report
 
-    def _purge_expired_one(self, principal: Principal, row: SecretRecord) -> int:
+    def _purge_expired_one(self, principal: Principal, row: SecretRecord, cutoff: datetime) -> int:
         with self._d.uow.transaction(principal) as repo:
             again = repo.get_any(row.scope, row.key)
-            if again is None or again.deleted_at is None or again.id != row.id:
-                return 0  # restored or set again meanwhile: no longer expired
+            if again is None or again.deleted_at is None or again.id != row.id or again.deleted_at >= cutoff:
+                return 0  # restored, set again, or restored and deleted again meanwhile: no longer expired
             destroyed = repo.purge(row.scope, row.key, self._d.clock.now())
             audit_destroyed(self._d, principal, row.scope, row.key, destroyed, "expired")
             return len(destroyed)

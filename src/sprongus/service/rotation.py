@@ -95,7 +95,9 @@ class RotationOps:
             if now is None or now.deleted_at is not None or now.id != seen.id:
                 return None
             older = list(plan.older)
-            if (now.version, now.checksum) == (seen.version, seen.checksum):
+            # The version decides, not the checksum: a rotate-master that re-wrapped the row meanwhile changed its
+            # checksum but not its value, and the rotation must still write its fresh data key.
+            if now.version == seen.version:
                 store_version(self._d, principal, repo, plan.kept, plan.new)  # seen is kept with a fresh DEK
                 current = plan.new
             else:

@@ -69,9 +69,11 @@ class VersionStatements:
     def purge(self, scope: Scope, key: str, at: datetime) -> list[int]:
         place, params = self._place(scope)
         p = self._db.param
-        gone = self.prune(scope, key, 2**31)
+        # The current row first: on Postgres this waits for a writer holding it (FOR UPDATE), so the prune below,
+        # a later statement, sees the version that writer kept (pruning first left it behind in secret_version).
         rows = self._db.execute_sql(  # type: ignore[no-untyped-call]
             f"DELETE FROM secret_kv WHERE {place} AND key_name = {p} RETURNING version", [*params, key]).fetchall()
+        gone = self.prune(scope, key, 2**31)
         # A damaged row's version may not be a number: it is destroyed all the same, without one to remember.
         gone = sorted([*gone, *(r[0] for r in rows if isinstance(r[0], int) and r[0] >= 1)], reverse=True)
         if gone:
