@@ -4,11 +4,18 @@ AWS rotates a key's backing material internally and keeps every old one for Decr
 key id: `aws:arn:aws:kms:REGION:ACCOUNT:key/ID`. Switching to another key is a provider switch (the old URI goes to
 SPRONGUS_KEY_PROVIDERS_RETIRED). botocore is imported only to classify a failure; the client is built by
 entrypoints/kms_clients/aws.py.
+
+rotate-master re-wraps with ReEncrypt (one call per DEK, several in flight; the DEK never leaves KMS), from any key
+of the same region (the retired one after a switch) to this one, with the same encryption context. That needs
+kms:ReEncryptFrom on the source key and kms:ReEncryptTo on this one; a key policy that only grants Encrypt and
+Decrypt still works: refused once, the rotation decrypts and encrypts instead (two calls per DEK).
 """
 
 from __future__ import annotations
 
 import base64
+import threading
+from collections.abc import Sequence
 from typing import Any
 
 from sprongus.domain.errors import (
@@ -18,7 +25,7 @@ from sprongus.domain.errors import (
     KeyProviderError,
     KeyProviderUnavailable,
 )
-from sprongus.ports.crypto import WrappedKey
+from sprongus.ports.crypto import MapFn, WrappedKey
 
 PREFIX = "aws"
 CONTEXT_KEY = "sprongus:aad"  # encryption-context values are strings, so the AAD travels as base64
@@ -38,6 +45,9 @@ class AwsKmsMasterKeyProvider:
     def __init__(self, client: Any, key_arn: str) -> None:
         self._client = client  # a boto3 "kms" client (boto3 ships no types)
         self._key_arn = key_arn
+        self._region = _region(key_arn)
+        self._reencrypt_denied = False  # ReEncrypt refused once (a policy without it): decrypt + encrypt instead
+        self._lock = threading.Lock()
 
     @classmethod
     def for_key(cls, client: Any, key: str) -> AwsKmsMasterKeyProvider:
@@ -71,6 +81,51 @@ class AwsKmsMasterKeyProvider:
     def can_unwrap(self, key_id: str) -> bool:
         return key_id == self.current_key_id()
 
+    def can_rewrap(self, key_id: str) -> bool:
+        """This key and any other key of its region: ReEncrypt moves a DEK between them inside KMS."""
+        if not key_id.startswith(f"{PREFIX}:") or ":key/" not in key_id:
+            return False
+        region = _region(key_id[len(PREFIX) + 1:])
+        return region is not None and region == self._region
+
+    def rewrap_many(self, items: Sequence[tuple[bytes, str, bytes]], map: MapFn) -> list[WrappedKey]:
+        return map(lambda item: self._reencrypt(*item), items)
+
+    def wrap_many(self, items: Sequence[tuple[bytes, bytes]], map: MapFn) -> list[WrappedKey]:
+        return map(lambda item: self.wrap(*item), items)
+
+    def unwrap_many(self, items: Sequence[tuple[bytes, str, bytes]], map: MapFn) -> list[bytes]:
+        return map(lambda item: self.unwrap(*item), items)
+
+    def _reencrypt(self, wrapped: bytes, key_id: str, aad: bytes) -> WrappedKey:
+        if not self.can_rewrap(key_id):
+            raise KeyProviderError(f"master key {key_id} is not an aws key of {self._region}")
+        source = key_id[len(PREFIX) + 1:]
+        with self._lock:
+            denied = self._reencrypt_denied
+        if not denied:
+            try:
+                response = _call(self._client, "re_encrypt", source, CiphertextBlob=wrapped, SourceKeyId=source,
+                                 SourceEncryptionContext=_context(aad), DestinationKeyId=self._key_arn,
+                                 DestinationEncryptionContext=_context(aad))
+            except KeyAccessDenied:
+                with self._lock:
+                    self._reencrypt_denied = True
+            else:
+                if response.get("SourceKeyId") != source or response.get("KeyId") != self._key_arn:
+                    raise IntegrityError()
+                return WrappedKey(self.current_key_id(), bytes(response["CiphertextBlob"]))
+        dek = _call(self._client, "decrypt", source, CiphertextBlob=wrapped, KeyId=source,
+                    EncryptionContext=_context(aad))
+        if dek.get("KeyId") != source:
+            raise IntegrityError()
+        return self.wrap(bytes(dek["Plaintext"]), aad)
+
+
+def _region(arn: str) -> str | None:
+    parts = arn.split(":")
+    return ":".join(parts[1:4]) if len(parts) >= 6 and parts[0] == "arn" and parts[2] == "kms" else None
+
 
 def _context(aad: bytes) -> dict[str, str]:
     return {CONTEXT_KEY: base64.b64encode(aad).decode("ascii")}
@@ -94,11 +149,11 @@ def _domain_error(exc: Exception, op: str, key: str) -> Exception | None:
     where = f"AWS KMS {op} with {key}"
     if isinstance(exc, boto.ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
-        if code in _INTEGRITY and op == "decrypt":
+        if code in _INTEGRITY and op in ("decrypt", "re_encrypt"):
             return IntegrityError()
         if code in _DENIED:
-            return KeyAccessDenied(f"{where} was refused ({code}): allow kms:Encrypt, kms:Decrypt (and "
-                                   "kms:DescribeKey for an alias) to the service identity")
+            return KeyAccessDenied(f"{where} was refused ({code}): allow kms:Encrypt, kms:Decrypt (kms:ReEncrypt* "
+                                   "for rotate-master, kms:DescribeKey for an alias) to the service identity")
         if code in _DISABLED:
             return KeyDisabled(f"{where}: the key is disabled, pending deletion or otherwise unusable ({code})")
         if code in _UNAVAILABLE:
@@ -106,7 +161,7 @@ def _domain_error(exc: Exception, op: str, key: str) -> Exception | None:
         if code == "NotFoundException":
             return KeyProviderError(f"{where}: the key does not exist (check SPRONGUS_KEY_PROVIDER)")
         return KeyProviderError(f"{where} failed ({code or 'unknown error'})")
-    if isinstance(exc, boto.ParamValidationError) and op == "decrypt":
+    if isinstance(exc, boto.ParamValidationError) and op in ("decrypt", "re_encrypt"):
         return IntegrityError()  # e.g. an empty blob: not a ciphertext KMS could ever have made
     if isinstance(exc, boto.NoCredentialsError | boto.PartialCredentialsError | boto.CredentialRetrievalError):
         return KeyAccessDenied(f"{where}: no usable AWS credentials ({type(exc).__name__})")

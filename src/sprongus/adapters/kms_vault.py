@@ -1,11 +1,21 @@
-"""HashiCorp Vault / OpenBao transit master keys: a derived transit key wraps DEKs, the AAD is the derivation context.
+"""HashiCorp Vault / OpenBao transit master keys: a transit key wraps DEKs, each bound to its AAD.
 
-The client (hvac) is built by entrypoints/kms_clients/vault.py. Transit keys must be created with `derived=true`:
-transit derives a per-context key with HKDF, so a wrapped DEK only unwraps under the AAD it was wrapped with. A
-non-derived key silently ignores the context (the AAD would bind nothing), so this adapter refuses one.
+The client (hvac) is built by entrypoints/kms_clients/vault.py. The binding depends on the key, read once per
+process from `transit/keys/NAME` (and never changes for a key):
+
+- a derived key (`derived=true`, the only kind before release 3): the binding is the derivation `context`, from
+  which transit derives a per-context key with HKDF;
+- a standard AEAD key (`bao write -f transit/keys/NAME`: aes256-gcm96, aes128-gcm96, chacha20-poly1305): the same
+  binding as `associated_data`, authenticated by the key's AES-GCM (or ChaCha20-Poly1305). Before its first wrap the
+  provider checks once that the server honours associated_data (a server that ignored it would bind nothing).
+
+Either way a wrapped DEK only unwraps under the AAD it was wrapped with. Other key types (RSA, ECDSA, ...) are
+refused. Bulk work (rotate-master, bundle export, imports) sends `batch_input` requests of up to BATCH items,
+several in flight: rewrap for a derived key (the DEK never leaves transit), decrypt + encrypt for a standard one
+(transit's rewrap takes no associated_data).
 
 Least-privilege policy for a key `transit/keys/NAME`: `update` on `transit/encrypt/NAME`, `transit/decrypt/NAME`
-and `transit/rewrap/NAME`, `read` on `transit/keys/NAME` (the current version and the derived flag).
+and (derived keys, for rotate-master) `transit/rewrap/NAME`, `read` on `transit/keys/NAME`.
 """
 
 from __future__ import annotations
@@ -15,7 +25,7 @@ import binascii
 import hashlib
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sprongus.domain.errors import (
@@ -25,18 +35,26 @@ from sprongus.domain.errors import (
     KeyProviderError,
     KeyProviderUnavailable,
 )
-from sprongus.ports.crypto import WrappedKey
+from sprongus.ports.crypto import MapFn, WrappedKey, serial_map
 
 if TYPE_CHECKING:
     import hvac  # type: ignore[import-untyped]
 
 PREFIX = "vault"
+BATCH = 50  # items per batch_input request: a page of 500 is 10 requests, sent side by side
+AEAD_TYPES = frozenset({"aes256-gcm96", "aes128-gcm96", "chacha20-poly1305"})
 _CIPHERTEXT = re.compile(r"vault:v([1-9][0-9]*):")
+_PROBE = b"sprongus.transit-probe.v1"
 
 
 def derivation_context(aad: bytes) -> str:
-    """The transit `context` for an AAD: a fixed-size digest, so the context never grows with key names."""
+    """The transit binding for an AAD (`context` of a derived key, `associated_data` of a standard one): a
+    fixed-size digest, so it never grows with key names."""
     return base64.b64encode(hashlib.sha256(b"sprongus.dek.v1\0" + aad).digest()).decode("ascii")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 class VaultTransitMasterKeyProvider:
@@ -48,55 +66,69 @@ class VaultTransitMasterKeyProvider:
     """
 
     def __init__(self, client: hvac.Client, mount: str, name: str) -> None:
-        self._transit = client.secrets.transit
+        self._client = client
         self._mount, self._name = mount.strip("/"), name
         self._prefix = f"{PREFIX}:{self._mount}/{name}:v"
-        self._derived_checked = False
+        self._binding: str | None = None  # "context" (derived key) or "associated_data" (standard AEAD key)
+        self._honoured = False  # a standard key's associated_data was seen to bind (checked before a first wrap)
         self._lock = threading.Lock()
 
     def current_key_id(self) -> str:
         return self._key_id(int(self._read_key()["latest_version"]))
 
     def wrap(self, dek: bytes, aad: bytes) -> WrappedKey:
-        self._require_derived()
-        data = self._call("encrypt", lambda: self._transit.encrypt_data(
-            self._name, plaintext=base64.b64encode(dek).decode("ascii"), context=derivation_context(aad),
-            mount_point=self._mount))
-        return self._wrapped(data)
+        return self.wrap_many([(dek, aad)], serial_map)[0]
 
     def unwrap(self, wrapped: bytes, key_id: str, aad: bytes) -> bytes:
-        ciphertext = self._ciphertext(wrapped, key_id)
-        data = self._call("decrypt", lambda: self._transit.decrypt_data(
-            self._name, ciphertext=ciphertext, context=derivation_context(aad), mount_point=self._mount))
-        try:
-            return base64.b64decode(data["plaintext"], validate=True)
-        except (KeyError, TypeError, binascii.Error):
-            raise IntegrityError() from None
+        return self.unwrap_many([(wrapped, key_id, aad)], serial_map)[0]
 
     def rewrap(self, wrapped: bytes, key_id: str, aad: bytes) -> WrappedKey:
-        """Moves a wrapped DEK to the latest key version inside Vault: the DEK never leaves it in plaintext.
-
-        Same errors as unwrap. The domain's rotate_master still unwraps and wraps through the port, which any
-        provider supports; this is the transit-native path for a rotation that must not see DEKs.
-        """
-        ciphertext = self._ciphertext(wrapped, key_id)
-        data = self._call("rewrap", lambda: self._transit.rewrap_data(
-            self._name, ciphertext=ciphertext, context=derivation_context(aad), mount_point=self._mount))
-        return self._wrapped(data)
+        """Moves a wrapped DEK to the latest key version; for a derived key inside Vault (the DEK never leaves it
+        in plaintext). Same errors as unwrap."""
+        return self.rewrap_many([(wrapped, key_id, aad)], serial_map)[0]
 
     def can_unwrap(self, key_id: str) -> bool:
         return key_id.startswith(self._prefix) and key_id[len(self._prefix):].isdigit()
 
+    def can_rewrap(self, key_id: str) -> bool:
+        return self.can_unwrap(key_id)
+
+    def wrap_many(self, items: Sequence[tuple[bytes, bytes]], map: MapFn) -> list[WrappedKey]:
+        binding = self._require_bound()
+        entries = [{"plaintext": _b64(dek), binding: derivation_context(aad)} for dek, aad in items]
+        return [self._wrapped(r) for r in self._chunked("encrypt", entries, map)]
+
+    def unwrap_many(self, items: Sequence[tuple[bytes, str, bytes]], map: MapFn) -> list[bytes]:
+        entries = self._sealed_entries(items)
+        return [self._plaintext(r) for r in self._chunked("decrypt", entries, map)]
+
+    def rewrap_many(self, items: Sequence[tuple[bytes, str, bytes]], map: MapFn) -> list[WrappedKey]:
+        entries = self._sealed_entries(items)
+        if self._mode() == "context":
+            return [self._wrapped(r) for r in self._chunked("rewrap", entries, map)]
+        binding = self._require_bound()
+
+        def moved(chunk: list[dict[str, str]]) -> list[dict[str, Any]]:  # two requests, the DEKs in between
+            plain = self._batch("decrypt", chunk)
+            again = [{"plaintext": _b64(self._plaintext(r)), binding: e[binding]} for r, e in zip(plain, chunk,
+                                                                                                    strict=True)]
+            return self._batch("encrypt", again)
+
+        return [self._wrapped(r) for chunk in map(moved, _chunks(entries)) for r in chunk]
+
     def _key_id(self, version: int) -> str:
         return f"{self._prefix}{version}"
+
+    def _sealed_entries(self, items: Sequence[tuple[bytes, str, bytes]]) -> list[dict[str, str]]:
+        binding = self._mode()
+        return [{"ciphertext": self._ciphertext(wrapped, key_id), binding: derivation_context(aad)}
+                for wrapped, key_id, aad in items]
 
     def _ciphertext(self, wrapped: bytes, key_id: str) -> str:
         """The stored blob as transit's `vault:vN:...` text, checked against the version the row claims."""
         if not self.can_unwrap(key_id):
             raise KeyProviderError(f"master key {key_id} is not a version of the transit key {self._mount}/"
                                    f"{self._name}")
-        # No derived-key check here (it costs a read per process): only wrap needs it, because only a wrap by
-        # a non-derived key would leave the AAD unbound; decrypting always passes the same context.
         try:
             text = wrapped.decode("ascii")
         except UnicodeDecodeError:
@@ -115,18 +147,84 @@ class VaultTransitMasterKeyProvider:
             raise KeyProviderError(f"transit key {self._mount}/{self._name} answered without a ciphertext")
         return WrappedKey(self._key_id(int(match.group(1))), ciphertext.encode("ascii"))
 
+    @staticmethod
+    def _plaintext(data: dict[str, Any]) -> bytes:
+        try:
+            return base64.b64decode(data["plaintext"], validate=True)
+        except (KeyError, TypeError, binascii.Error):
+            raise IntegrityError() from None
+
+    def _chunked(self, operation: str, entries: list[dict[str, str]], map: MapFn) -> list[dict[str, Any]]:
+        return [r for chunk in map(lambda part: self._batch(operation, part), _chunks(entries)) for r in chunk]
+
+    def _batch(self, operation: str, entries: list[dict[str, str]]) -> list[dict[str, Any]]:
+        """One batch_input request; its results in order, or the first item's error raised."""
+        url = f"/v1/{self._mount}/{operation}/{self._name}"
+        adapter = self._client.adapter
+
+        def post() -> dict[str, Any]:
+            response = adapter.request("post", url, json={"batch_input": entries}, raise_exception=False)
+            if isinstance(response, dict):
+                return response
+            try:  # a 400 that is a batch answer (some or all items failed) carries the items' own errors
+                body = response.json() if response.status_code == 400 else None
+            except ValueError:
+                body = None
+            if isinstance(body, dict) and isinstance(body.get("data"), dict):
+                return body
+            adapter._raise_for_error("post", url, response)
+            raise KeyProviderError(f"transit key {self._mount}/{self._name}: {operation} failed")
+
+        results = self._call(operation, post).get("batch_results")
+        if not isinstance(results, list) or len(results) != len(entries):
+            raise KeyProviderError(f"transit key {self._mount}/{self._name}: {operation} answered "
+                                   f"{0 if not isinstance(results, list) else len(results)} of {len(entries)}")
+        for result in results:
+            if not isinstance(result, dict):
+                raise KeyProviderError(f"transit key {self._mount}/{self._name}: {operation} answered garbage")
+            if result.get("error"):
+                raise _rejected(f"transit key {self._mount}/{self._name}", operation, str(result["error"]))
+        return results
+
     def _read_key(self) -> dict[str, Any]:
-        data = self._call("read", lambda: self._transit.read_key(self._name, mount_point=self._mount))
-        if not data.get("derived"):
-            raise KeyProviderError(f"transit key {self._mount}/{self._name} is not derived: create it with "
-                                   "derived=true so each wrapped data key is bound to its AAD")
+        data = self._call("read", lambda: self._client.secrets.transit.read_key(self._name, mount_point=self._mount))
+        if data.get("derived"):
+            binding = "context"
+        elif data.get("type") in AEAD_TYPES:
+            binding = "associated_data"
+        else:
+            raise KeyProviderError(f"transit key {self._mount}/{self._name} is of type {data.get('type')}: use an "
+                                   f"AEAD key ({', '.join(sorted(AEAD_TYPES))}) or a derived one")
+        with self._lock:
+            self._binding = binding
         return data
 
-    def _require_derived(self) -> None:
+    def _mode(self) -> str:
+        """How this key binds the AAD; read once per process (a key's derived flag and type never change)."""
         with self._lock:
-            if not self._derived_checked:
-                self._read_key()
-                self._derived_checked = True
+            binding = self._binding
+        if binding is None:
+            self._read_key()
+            with self._lock:
+                binding = self._binding
+        assert binding is not None  # _read_key set it or raised
+        return binding
+
+    def _require_bound(self) -> str:
+        """The binding to wrap with. A standard key: check once that the server honours associated_data (an old
+        server ignores an unknown parameter, which would leave the AAD unbound)."""
+        binding = self._mode()
+        if binding == "context" or self._honoured:
+            return binding
+        sealed = self._batch("encrypt", [{"plaintext": _b64(_PROBE), binding: derivation_context(_PROBE)}])
+        try:
+            self._batch("decrypt", [{"ciphertext": str(sealed[0].get("ciphertext")),
+                                     binding: derivation_context(_PROBE + b"\0")}])
+        except IntegrityError:
+            self._honoured = True
+            return binding
+        raise KeyProviderError(f"transit key {self._mount}/{self._name}: this server ignores associated_data, "
+                               "so it would not bind the AAD: upgrade it, or use a key created with derived=true")
 
     def _call(self, operation: str, call: Callable[[], Any]) -> dict[str, Any]:
         import hvac.exceptions as hv  # type: ignore[import-untyped]
@@ -136,14 +234,7 @@ class VaultTransitMasterKeyProvider:
         try:
             response = call()
         except hv.InvalidRequest as exc:
-            reason = " ".join(str(e) for e in (exc.errors or []))
-            if "disallowed by policy" in reason:
-                raise KeyDisabled(f"{key}: this key version is below min_decryption_version") from None
-            if "encryption key not found" in reason:
-                raise KeyProviderError(f"{key} does not exist") from None
-            if operation in ("decrypt", "rewrap"):
-                raise IntegrityError() from None
-            raise KeyProviderError(f"{key}: {operation} was rejected ({reason[:200]})") from None
+            raise _rejected(key, operation, " ".join(str(e) for e in (exc.errors or []))) from None
         except (hv.Forbidden, hv.Unauthorized) as exc:
             raise KeyAccessDenied(f"{key}: the Vault token may not {operation} (check VAULT_TOKEN and its "
                                   "policy)") from exc
@@ -161,3 +252,18 @@ class VaultTransitMasterKeyProvider:
         if not isinstance(data, dict):
             raise KeyProviderError(f"{key}: {operation} returned no data")
         return data
+
+
+def _rejected(key: str, operation: str, reason: str) -> Exception:
+    """The domain error for a request (or one batch item) transit refused."""
+    if "disallowed by policy" in reason:
+        return KeyDisabled(f"{key}: this key version is below min_decryption_version")
+    if "encryption key not found" in reason:
+        return KeyProviderError(f"{key} does not exist")
+    if operation in ("decrypt", "rewrap"):
+        return IntegrityError()
+    return KeyProviderError(f"{key}: {operation} was rejected ({reason[:200]})")
+
+
+def _chunks(entries: list[dict[str, str]]) -> list[list[dict[str, str]]]:
+    return [entries[i:i + BATCH] for i in range(0, len(entries), BATCH)]

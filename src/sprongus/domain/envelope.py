@@ -9,13 +9,22 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac as hmac_lib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from sprongus.domain.errors import IntegrityError, KeyProviderError
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
-from sprongus.ports.crypto import DataCipher, HmacKeyring, MasterKeyProvider, WrappedKey
+from sprongus.ports.crypto import (
+    BatchMasterKeyProvider,
+    DataCipher,
+    HmacKeyring,
+    MapFn,
+    MasterKeyProvider,
+    WrappedKey,
+    batch_of,
+    serial_map,
+)
 
 AAD_FORMAT_VERSION = "sprongus.aad.v1"
 _AAD_PREFIX = AAD_FORMAT_VERSION.encode()
@@ -90,9 +99,11 @@ class Envelope:
     def unwrap_dek(self, sealed: Sealed, aad: bytes) -> bytes:
         return self._keys.unwrap(sealed.dek_wrapped, sealed.master_key_id, aad)
 
-    def rewrap_under(self, sealed: Sealed, aad: bytes, wrap_key: bytes, key_id: str) -> Sealed:
-        """The same value with its DEK wrapped by a local key (a passphrase bundle's) instead of the master key."""
-        nonce, wrapped = self._cipher.encrypt(wrap_key, self.unwrap_dek(sealed, aad), aad)
+    def rewrap_under(self, sealed: Sealed, aad: bytes, wrap_key: bytes, key_id: str,
+                     dek: bytes | None = None) -> Sealed:
+        """The same value with its DEK wrapped by a local key (a passphrase bundle's) instead of the master key;
+        `dek`: the DEK `unwrap_deks` already gave for it."""
+        nonce, wrapped = self._cipher.encrypt(wrap_key, self.unwrap_dek(sealed, aad) if dek is None else dek, aad)
         return replace(sealed, dek_wrapped=nonce + wrapped, master_key_id=key_id)
 
     def open_under(self, sealed: Sealed, aad: bytes, wrap_key: bytes) -> SecretValue:
@@ -130,6 +141,47 @@ class Envelope:
             self._check_hmac(tag, plaintext, aad)  # never launder a tampered value into a fresh tag
             tag = self._sign(plaintext, aad)
         return Sealed(sealed.ciphertext, wrapped.blob, sealed.nonce, sealed.alg, wrapped.master_key_id, tag)
+
+    def rewrap_many(self, items: Sequence[tuple[Sealed, bytes]], map: MapFn = serial_map) -> list[Sealed]:
+        """`rewrap` of many (sealed, AAD) pairs, in order; an error raised fails them all.
+
+        With a provider that re-wraps in bulk (BatchMasterKeyProvider: a transit batch, AWS ReEncrypt) the DEKs go
+        to it in one request per chunk, or one re-encrypt each, through `map`, and never reach this process. A row
+        whose value HMAC must be re-made needs its DEK and value, so it takes `rewrap` through `map` instead.
+        """
+        batch = self._batch_keys()
+        if batch is None:
+            return map(lambda item: self.rewrap(*item), items)
+        current = self._current_hmac_id()
+        resign = [i for i, (sealed, _) in enumerate(items)
+                  if sealed.hmac is not None and sealed.hmac.rpartition(":")[0] != current]
+        done = dict(zip(resign, map(lambda i: self.rewrap(*items[i]), resign), strict=True))
+        rest = [i for i in range(len(items)) if i not in done]
+        pending = [(items[i][0].dek_wrapped, items[i][0].master_key_id, items[i][1]) for i in rest]
+        wrapped = batch.rewrap_many(pending, map) if pending else []
+        for i, key in zip(rest, wrapped, strict=True):
+            done[i] = replace(items[i][0], dek_wrapped=key.blob, master_key_id=key.master_key_id)
+        return [done[i] for i in range(len(items))]
+
+    def unwrap_deks(self, items: Sequence[tuple[Sealed, bytes]], map: MapFn = serial_map) -> list[bytes]:
+        """`unwrap_dek` of many (sealed, AAD) pairs, in bulk where the provider can (bundle export)."""
+        batch = self._batch_keys()
+        if batch is None:
+            return map(lambda item: self.unwrap_dek(*item), items)
+        return batch.unwrap_many([(s.dek_wrapped, s.master_key_id, aad) for s, aad in items], map)
+
+    def seal_many(self, items: Sequence[tuple[SecretValue, bytes]], map: MapFn = serial_map) -> list[Sealed]:
+        """`seal` of many (value, AAD) pairs: fresh DEKs, wrapped in bulk where the provider can (imports)."""
+        batch = self._batch_keys()
+        if batch is None:
+            return map(lambda item: self.seal(*item), items)
+        deks = [self._cipher.new_key() for _ in items]
+        wrapped = batch.wrap_many([(dek, aad) for dek, (_, aad) in zip(deks, items, strict=True)], map)
+        return [self.seal_with_dek(dek, value, aad, key)
+                for dek, (value, aad), key in zip(deks, items, wrapped, strict=True)]
+
+    def _batch_keys(self) -> BatchMasterKeyProvider | None:
+        return batch_of(self._keys)
 
     def current_hmac_key_id(self) -> str | None:
         return self._current_hmac_id()

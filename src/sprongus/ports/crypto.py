@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar, cast
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class DataCipher(Protocol):
@@ -40,6 +44,49 @@ class MasterKeyProvider(Protocol):
     def can_unwrap(self, key_id: str) -> bool:
         """Whether key_id belongs to this provider (a composite dispatches on it)."""
         ...
+
+
+class MapFn(Protocol):
+    """`fn` over items with bounded concurrency, results in order, an error raised (the service's BoundedPool.map)."""
+
+    def __call__(self, fn: Callable[[T], R], items: Sequence[T], /) -> list[R]: ...
+
+
+class BatchMasterKeyProvider(MasterKeyProvider, Protocol):
+    """An optional capability: a provider that does many wraps at once (a batch request, or the vendor's re-encrypt
+    that keeps the DEK inside the KMS). `map` is the caller's bounded pool: a provider sends its requests (whole
+    batches, or one call per item) through it. Results are in order; on any failure an error is raised (the same
+    kinds as the single-item calls) and nothing is returned."""
+
+    def can_rewrap(self, key_id: str) -> bool:
+        """Whether rewrap_many takes a DEK wrapped by key_id (its own versions; AWS: any key of its region)."""
+        ...
+
+    def rewrap_many(self, items: Sequence[tuple[bytes, str, bytes]], map: MapFn) -> list[WrappedKey]:
+        """(wrapped, key_id, aad) each, key_id one that can_rewrap -> the same DEK wrapped by the current key
+        version under the same AAD."""
+        ...
+
+    def wrap_many(self, items: Sequence[tuple[bytes, bytes]], map: MapFn) -> list[WrappedKey]:
+        """(dek, aad) each -> wrapped by the current key version."""
+        ...
+
+    def unwrap_many(self, items: Sequence[tuple[bytes, str, bytes]], map: MapFn) -> list[bytes]:
+        """(wrapped, key_id, aad) each -> the DEK."""
+        ...
+
+
+def batch_of(provider: MasterKeyProvider) -> BatchMasterKeyProvider | None:
+    """The provider as a bulk one when it has every call of one (a wrapper that forwards only some: None)."""
+    if all(callable(getattr(provider, name, None)) for name in ("can_rewrap", "rewrap_many", "wrap_many",
+                                                                 "unwrap_many")):
+        return cast(BatchMasterKeyProvider, provider)
+    return None
+
+
+def serial_map(fn: Callable[[T], R], items: Sequence[T], /) -> list[R]:
+    """A MapFn without concurrency."""
+    return [fn(item) for item in items]
 
 
 class HmacKeyring(Protocol):

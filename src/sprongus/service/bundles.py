@@ -74,7 +74,8 @@ class BundleCodec:
             protection = {"type": "passphrase", "kdf": "scrypt", "salt": fmt.b64(salt), "n": fmt.SCRYPT_N,
                           "r": fmt.SCRYPT_R, "p": fmt.SCRYPT_P}
             mac_key, wrap_key = fmt.scrypt_keys(passphrase.encode(), salt, fmt.SCRYPT_N, fmt.SCRYPT_R, fmt.SCRYPT_P)
-            items = self._d.pool.map(lambda item: self._rewrap_for_passphrase(item, wrap_key), items)
+            deks = self._deks(items)  # the master-key unwraps, in bulk where the provider can
+            items = [self._rewrap_for_passphrase(item, wrap_key, dek) for item, dek in zip(items, deks, strict=True)]
         doc: dict[str, Any] = {"format": fmt.BUNDLE_FORMAT, "createdAt": utc_iso(self._d.clock.now()),
                                "protection": protection, "count": len(items),
                                "items": [fmt.item_to_json(item) for item in items]}
@@ -83,17 +84,21 @@ class BundleCodec:
         doc["mac"] = fmt.document_mac(mac_key, doc)
         return doc
 
-    def _rewrap_for_passphrase(self, item: fmt.BundleItem, wrap_key: bytes) -> fmt.BundleItem:
+    def _deks(self, items: list[fmt.BundleItem]) -> list[bytes]:
+        pairs = [(item.sealed, aad_for(item.scope, item.key, item.version)) for item in items]
+        return self._d.sealer.envelope.unwrap_deks(pairs, self._d.pool.map)
+
+    def _rewrap_for_passphrase(self, item: fmt.BundleItem, wrap_key: bytes, dek: bytes) -> fmt.BundleItem:
         aad = aad_for(item.scope, item.key, item.version)
-        sealed = self._d.sealer.envelope.rewrap_under(item.sealed, aad, wrap_key, fmt.PASSPHRASE_KEY_ID)
+        sealed = self._d.sealer.envelope.rewrap_under(item.sealed, aad, wrap_key, fmt.PASSPHRASE_KEY_ID, dek=dek)
         return replace(item, sealed=sealed)
 
-    def _open_item(self, item: fmt.BundleItem, wrap_key: bytes | None) -> OpenedItem:
+    def _open_item(self, item: fmt.BundleItem, wrap_key: bytes | None, dek: bytes | None) -> OpenedItem:
         aad = aad_for(item.scope, item.key, item.version)
         # The document MAC and the AEAD authenticate the value; the source's value HMAC key may not exist here.
         sealed = replace(item.sealed, hmac=None)
         envelope = self._d.sealer.envelope
-        value = envelope.open(sealed, aad) if wrap_key is None else envelope.open_under(sealed, aad, wrap_key)
+        value = envelope.open(sealed, aad, dek=dek) if wrap_key is None else envelope.open_under(sealed, aad, wrap_key)
         return OpenedItem(ImportItem(item.scope, item.key, value, item.meta), item.version)
 
     def parse(self, doc: object, passphrase: SecretValue | None) -> ParsedBundle:
@@ -127,8 +132,10 @@ class BundleCodec:
         fmt.check_document_mac(mac_key, doc)
         if doc.get("count") != len(doc["items"]):
             raise IntegrityError()
-        # Each item's DEK is unwrapped by the master key (a KMS call): in parallel, in order.
-        return self._d.pool.map(lambda item: self._open_item(item, wrap_key), bundle.items)
+        # A master-key bundle's DEKs are unwrapped by the master key (KMS calls): in bulk, in order.
+        deks: list[bytes | None] = [None] * len(bundle.items) if wrap_key is not None else [
+            *self._deks(bundle.items)]
+        return [self._open_item(item, wrap_key, dek) for item, dek in zip(bundle.items, deks, strict=True)]
 
     def _unwrap_bundle_key(self, protection: dict[str, Any]) -> bytes:
         blob = fmt.unb64(protection.get("wrappedKey"), "bundle.protection.wrappedKey")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from sprongus.domain.envelope import Envelope, Sealed, aad_for, checksum
 from sprongus.domain.errors import IntegrityError
@@ -12,6 +13,7 @@ from sprongus.domain.records import SecretRecord
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
 from sprongus.ports import Clock
+from sprongus.ports.crypto import MapFn
 from sprongus.ports.random import RandomSource
 from sprongus.service.vault_keys import VaultKeys
 
@@ -21,6 +23,19 @@ def sealed_of(record: SecretRecord) -> Sealed:
     if record.defect:
         raise IntegrityError()
     return Sealed(record.ciphertext, record.dek_wrapped, record.nonce, record.alg, record.master_key_id, record.hmac)
+
+
+@dataclass(frozen=True)
+class SealJob:
+    """One new version for Sealer.seal_many: the arguments of `seal`."""
+
+    previous: SecretRecord | None
+    scope: Scope
+    key: str
+    value: SecretValue
+    meta: dict[str, MetaValue] | None
+    after_version: int = 0
+    by: str | None = None
 
 
 class Sealer:
@@ -57,13 +72,32 @@ class Sealer:
              by: str | None = None) -> SecretRecord:
         """A new version of (scope, key): version+1, meta kept unless given, timestamps carried over, live again
         if it was deleted. A new secret starts after `after_version` (the last number a purged one used)."""
-        if previous is not None and previous.defect:  # its version, times and meta are placeholders
-            raise IntegrityError()
-        now = self._clock.now()
-        version = (after_version if previous is None else previous.version) + 1
+        version = self._next_version(previous, after_version)
         aad = aad_for(scope, key, version)
         sealed = self.envelope.seal(value, aad)
         self.confirm(sealed.master_key_id)
+        return self._record(previous, scope, key, meta, version, sealed, aad, rotated, by)
+
+    def seal_many(self, jobs: Sequence[SealJob], map: MapFn) -> list[SecretRecord]:
+        """`seal` of many new versions (rotated=False), their DEKs wrapped in bulk where the master key can (an
+        import): one transit batch per chunk instead of one call per version."""
+        versions = [self._next_version(job.previous, job.after_version) for job in jobs]
+        aads = [aad_for(job.scope, job.key, version) for job, version in zip(jobs, versions, strict=True)]
+        sealed = self.envelope.seal_many([(job.value, aad) for job, aad in zip(jobs, aads, strict=True)], map)
+        for key_id in {s.master_key_id for s in sealed}:
+            self.confirm(key_id)
+        return [self._record(job.previous, job.scope, job.key, job.meta, version, one, aad, False, job.by)
+                for job, version, one, aad in zip(jobs, versions, sealed, aads, strict=True)]
+
+    @staticmethod
+    def _next_version(previous: SecretRecord | None, after_version: int) -> int:
+        if previous is not None and previous.defect:  # its version, times and meta are placeholders
+            raise IntegrityError()
+        return (after_version if previous is None else previous.version) + 1
+
+    def _record(self, previous: SecretRecord | None, scope: Scope, key: str, meta: dict[str, MetaValue] | None,
+                version: int, sealed: Sealed, aad: bytes, rotated: bool, by: str | None) -> SecretRecord:
+        now = self._clock.now()
         return SecretRecord(
             id=previous.id if previous else self.new_id(),
             scope=scope, key=key, ciphertext=sealed.ciphertext, dek_wrapped=sealed.dek_wrapped,

@@ -22,6 +22,7 @@ from sprongus.service.bundles import BundleCodec, ParsedBundle
 from sprongus.service.deps import ServiceDeps
 from sprongus.service.import_plan import Incoming, incoming, plan_versions
 from sprongus.service.pages import pages, scope_pages
+from sprongus.service.sealing import SealJob
 from sprongus.service.versioning import store_version
 
 MODES = ("merge", "replace")
@@ -156,7 +157,8 @@ class TransferOps:
             for batch in _batches(secrets, self._d.batch_size):
                 jobs = [(existing[s.place], item, number) for s in batch
                         for item, number in zip(s.items, self._numbers(repo, s, existing[s.place]), strict=True)]
-                records = iter(self._d.pool.map(lambda job: self._seal(principal, *job), jobs))
+                records = iter(self._d.sealer.seal_many([self._job(principal, *job) for job in jobs],
+                                                        self._d.pool.map))  # the KMS calls, in bulk
                 for secret in batch:  # the jobs are in secret order, each secret's versions oldest first
                     mine = [next(records) for _ in secret.items]
                     stored[secret.place] = self._store(principal, repo, existing[secret.place], mine)
@@ -177,12 +179,10 @@ class TransferOps:
         last = previous.version if previous is not None else repo.last_purged_version(*secret.place)
         return plan_versions(secret.versions, last, previous is None)
 
-    def _seal(self, principal: Principal, previous: SecretRecord | None, item: ImportItem,
-              number: int) -> SecretRecord:
+    def _job(self, principal: Principal, previous: SecretRecord | None, item: ImportItem, number: int) -> SealJob:
         """One version under its planned number with a fresh DEK (a KMS call). Meta as given, else kept."""
         meta = item.meta if item.meta is not None or previous is None else dict(previous.meta)
-        return self._d.sealer.seal(None, item.scope, item.key, item.value, meta, after_version=number - 1,
-                                   by=principal.subject)
+        return SealJob(None, item.scope, item.key, item.value, meta, after_version=number - 1, by=principal.subject)
 
     def _store(self, principal: Principal, repo: SecretRepository, previous: SecretRecord | None,
                records: list[SecretRecord]) -> SecretRecord:

@@ -4,7 +4,10 @@ verify every stored version. Both cover the current rows (secret_kv, deleted sec
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import replace
 
 from sprongus.domain.envelope import aad_for, checksum
@@ -34,29 +37,52 @@ def rewrap_vault(deps: ServiceDeps, principal: Principal, progress: Progress | N
     Per page: the KMS calls run in the pool outside any transaction, then one transaction writes the whole page
     in one statement, each row compare-and-set on the checksum it was read with (a row rewritten meanwhile got a
     fresh DEK on the current key: skipped, not overwritten). Pages are keyset-paged and each commits on its own,
-    so memory stays flat and a rerun finishes what an interruption left."""
+    so memory stays flat and a rerun finishes what an interruption left.
+
+    With concurrency (a KMS), the next page's KMS calls run while this thread writes the page before and reads the
+    one after (one page ahead, never more calls in flight than the pool allows): the database and the KMS overlap.
+    """
     current = deps.sealer.envelope.current_master_key_id()
     total = sum(n for key_id, n in deps.uow.count_by_master_key(principal).items() if key_id != current)
     report = RotationReport()
-    for kept, rows_of in ((False, vault_pages), (True, version_pages)):
-        for rows in rows_of(deps.uow, principal, deps.batch_size, not_on_master_key=current):
-            rewrapped = deps.pool.map(lambda row: _rewrapped(deps, row), rows)  # KMS calls, outside any lock
-            with deps.uow.transaction(principal) as repo:
-                done = repo.rewrap_many([(new, old.checksum) for old, new in zip(rows, rewrapped, strict=True)],
-                                        kept=kept)
-            report.rotated += done
-            report.skipped += len(rows) - done
-            if progress:
-                progress(report.rotated + report.skipped, total)
+
+    def store(kept: bool, rows: list[SecretRecord], rewrapped: list[SecretRecord]) -> None:
+        with deps.uow.transaction(principal) as repo:
+            done = repo.rewrap_many([(new, old.checksum) for old, new in zip(rows, rewrapped, strict=True)],
+                                    kept=kept)
+        report.rotated += done
+        report.skipped += len(rows) - done
+        if progress:
+            progress(report.rotated + report.skipped, total)
+
+    with ExitStack() as stack:
+        ahead = None if deps.pool.concurrency <= 1 else stack.enter_context(
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="sprongus-rewrap"))
+        for kept, rows_of in ((False, vault_pages), (True, version_pages)):
+            pending: tuple[list[SecretRecord], Future[list[SecretRecord]]] | None = None
+            for rows in rows_of(deps.uow, principal, deps.batch_size, not_on_master_key=current):
+                if ahead is None:
+                    store(kept, rows, _rewrapped(deps, rows))  # KMS calls, outside any lock
+                    continue
+                future = ahead.submit(contextvars.copy_context().run, _rewrapped, deps, rows)
+                if pending is not None:
+                    store(kept, pending[0], pending[1].result())
+                pending = (rows, future)
+            if pending is not None:
+                store(kept, pending[0], pending[1].result())
     return report
 
 
-def _rewrapped(deps: ServiceDeps, row: SecretRecord) -> SecretRecord:
-    aad = aad_for(row.scope, row.key, row.version)
-    sealed = deps.sealer.envelope.rewrap(sealed_of(row), aad)
-    deps.sealer.confirm(sealed.master_key_id)
-    return replace(row, dek_wrapped=sealed.dek_wrapped, master_key_id=sealed.master_key_id, hmac=sealed.hmac,
-                   checksum=checksum(sealed, aad))
+def _rewrapped(deps: ServiceDeps, rows: list[SecretRecord]) -> list[SecretRecord]:
+    """The whole page to the envelope at once: a provider that re-wraps in bulk (transit batches, AWS ReEncrypt)
+    gets it in few requests; any other gets one call per row, all in the pool."""
+    aads = [aad_for(row.scope, row.key, row.version) for row in rows]
+    done = deps.sealer.envelope.rewrap_many([(sealed_of(row), aad) for row, aad in zip(rows, aads, strict=True)],
+                                            deps.pool.map)
+    for key_id in {sealed.master_key_id for sealed in done}:
+        deps.sealer.confirm(key_id)
+    return [replace(row, dek_wrapped=sealed.dek_wrapped, master_key_id=sealed.master_key_id, hmac=sealed.hmac,
+                    checksum=checksum(sealed, aad)) for row, sealed, aad in zip(rows, done, aads, strict=True)]
 
 
 def verify_vault(deps: ServiceDeps, principal: Principal, progress: Progress | None) -> VerifyReport:

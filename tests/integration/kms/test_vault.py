@@ -154,9 +154,9 @@ def test_a_version_below_min_decryption_version_is_disabled(bao: BaoServer, toke
         keys.unwrap(old.blob, old.master_key_id, AAD)
 
 
-def test_a_non_derived_key_is_refused_since_it_would_ignore_the_aad(bao: BaoServer, token: str) -> None:
-    name = f"plain-{uuid.uuid4().hex[:8]}"
-    bao.client().secrets.transit.create_key(name)
+def test_a_non_aead_key_is_refused_since_it_could_not_bind_the_aad(bao: BaoServer, token: str) -> None:
+    name = f"ed-{uuid.uuid4().hex[:8]}"
+    bao.client().secrets.transit.create_key(name, key_type="ed25519")
     with pytest.raises(KeyProviderError, match="derived"):
         provider(bao, name).wrap(os.urandom(32), AAD)
 

@@ -18,9 +18,13 @@ import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
+import requests
+import requests.adapters
 from azure.core.credentials import TokenCredential
+from azure.core.pipeline.transport import RequestsTransport
 from azure.keyvault.keys import KeyClient, KeyVaultKey
 from azure.keyvault.keys.crypto import CryptographyClient
+from urllib3.util.retry import Retry
 
 from sprongus.adapters.kms_azure import AzureKeyVaultMasterKeyProvider
 from sprongus.domain.errors import ConfigError
@@ -41,6 +45,7 @@ def build(uri: ProviderUri, options: KmsOptions,
         raise ConfigError("SPRONGUS_KMS_ENDPOINT: Azure Key Vault needs an https:// endpoint (the SDK never sends "
                           "a bearer token over plain HTTP)")
     kwargs = client_options(vault_url, match["host"], options)
+    kwargs["transport"] = pooled_transport(options, **kwargs)
     credential = credential or default_credential()
 
     def crypto(key: KeyVaultKey | str) -> CryptographyClient:
@@ -60,6 +65,21 @@ def client_options(vault_url: str, vault_host: str, options: KmsOptions) -> dict
     if options.ca_file:
         kwargs["connection_verify"] = options.ca_file
     return kwargs
+
+
+def pooled_transport(options: KmsOptions, **connection: Any) -> RequestsTransport:
+    """One HTTP transport for the KeyClient and every CryptographyClient, whose pool keeps `pool_size` connections
+    (requests keeps 10 by default: fewer than the calls in flight during a rotation, so the rest were opened, used
+    once and thrown away, a TLS handshake each)."""
+    session = requests.Session()
+    # what azure-core mounts on a session of its own (no retries or redirects in urllib3: its pipeline retries),
+    # with the pool sized
+    adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=options.pool_size,
+                                            max_retries=Retry(total=False, redirect=False, raise_on_status=False))
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return RequestsTransport(session=session, session_owner=False, **{
+        k: v for k, v in connection.items() if k in ("connection_timeout", "read_timeout", "connection_verify")})
 
 
 def _challenge_verifiable(vault_url: str, vault_host: str) -> bool:
