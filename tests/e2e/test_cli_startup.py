@@ -40,7 +40,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_help_loads_neither_storage_nor_crypto(home: Path) -> None:
     loaded = _loaded(["--help"], home)
-    assert not loaded & (NEVER | {"peewee", "psycopg", "cryptography", "dependency_injector", "limits"})
+    assert not loaded & (NEVER | {"peewee", "playhouse", "psycopg", "cryptography", "dependency_injector", "limits",
+                                  "asyncio", "sqlite3"})
 
 
 @pytest.mark.parametrize("args", [["secrets", "get", "project:p1", "k"],
@@ -50,3 +51,11 @@ def test_local_get_loads_no_web_framework_cloud_sdk_or_postgres_driver(home: Pat
     assert "peewee" in loaded  # the probe really ran the command against the SQLite vault
     assert not loaded & (NEVER | {"psycopg", "psycopg2", "limits", "keyring", "werkzeug", "pydantic_settings", "yaml",
                                   "pydantic"})
+    # The vault is current: its schema is checked with one SELECT, without playhouse's migration runner.
+    assert "playhouse" not in loaded
+
+
+def test_a_new_vault_migrates_without_the_postgres_drivers(tmp_path: Path) -> None:
+    loaded = _loaded(["secrets", "set", "project:p1", "k", "-"], tmp_path, stdin="v\n")
+    assert "playhouse" in loaded  # the first use ran the migrations
+    assert not loaded & (NEVER | {"psycopg", "psycopg2"})

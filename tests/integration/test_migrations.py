@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from sprongus.adapters.peewee.db import open_postgres, open_sqlite
-from sprongus.adapters.peewee.migrate import pending, upgrade
+from sprongus.adapters.peewee.migrate import is_current, pending, upgrade
 from tests.pg import PgDatabase
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
@@ -88,6 +88,21 @@ def test_sqlite_upgrade_from_empty_then_rerun_is_a_no_op(tmp_path: Path) -> None
     finally:
         db.close()
     assert (tmp_path / "vault.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_sqlite_start_up_check_agrees_with_pending(tmp_path: Path) -> None:
+    """`is_current`, the start-up check without playhouse: False until nothing is pending, and False when it
+    cannot tell (no history table yet), so the caller takes the locked upgrade."""
+    db = open_sqlite(tmp_path / "vault.db")
+    try:
+        assert not is_current(db)
+        upgrade(db)
+        assert is_current(db)
+        db.execute_sql("DELETE FROM schema_migration WHERE name = ?", (MIGRATIONS[-1],))
+        assert pending(db) == [MIGRATIONS[-1]]
+        assert not is_current(db)
+    finally:
+        db.close()
 
 
 def test_embedded_vault_files_are_private_and_upgrade_themselves(tmp_path: Path) -> None:

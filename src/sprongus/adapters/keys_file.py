@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -86,6 +85,8 @@ class FileKeyStore:
             return versions
 
     def _write(self, versions: KeyVersions, exclusive: bool) -> None:
+        import tempfile  # only a write needs it: every read of the key file starts without its imports
+
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # A unique 0600 temp file per writer: threads of one process must not share (and truncate) one.
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)

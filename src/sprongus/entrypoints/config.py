@@ -8,8 +8,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sprongus.domain.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sprongus.adapters.dek_cache import DekCachePolicy
 
 PROFILES = ("test", "dev", "prod")
 APP_NAME = "sprongus"
@@ -42,6 +46,7 @@ class Settings:
     kms_ca_file: str | None = None
     kms_timeout: float = 10.0
     kms_concurrency: int | None = None  # default: 16 for a KMS provider, 1 for local keys (threads only cost)
+    dek_cache: DekCachePolicy | None = None  # SPRONGUS_DEK_CACHE: unwrapped DEKs kept in memory (a KMS only)
     trusted_proxies: int = 0
     remote: bool = False
     api_url: str | None = None
@@ -97,6 +102,7 @@ class Settings:
             kms_ca_file=env.get("SPRONGUS_KMS_CA_FILE") or None,
             kms_timeout=_number(env, "SPRONGUS_KMS_TIMEOUT", 10.0, 0.1, 300.0),
             kms_concurrency=int(_number(env, "SPRONGUS_KMS_CONCURRENCY", 0, 1, 256)) or None,
+            dek_cache=_dek_cache(env),
             trusted_proxies=int(_number(env, "SPRONGUS_TRUSTED_PROXIES", 0, 0, 10)),
             remote=env.get("SPRONGUS_REMOTE", "") in ("1", "true", "yes"),
             api_url=env.get("SPRONGUS_API_URL") or None,
@@ -191,6 +197,15 @@ def _retention(env: Mapping[str, str]) -> int:
     except ValidationError:
         raise ConfigError("SPRONGUS_DELETE_RETENTION: must be seconds or a number with a unit s, m, h or d "
                           "(e.g. 30d), at most 366 days") from None
+
+
+def _dek_cache(env: Mapping[str, str]) -> DekCachePolicy | None:
+    raw = env.get("SPRONGUS_DEK_CACHE")
+    if raw is None or raw.strip() in ("", "off"):
+        return None  # the usual case: no import of the cache for every command's start-up
+    from sprongus.adapters.dek_cache import parse_dek_cache
+
+    return parse_dek_cache(raw)
 
 
 def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:

@@ -12,7 +12,7 @@ import logging
 import operator
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dependency_injector import containers, providers
 
@@ -25,9 +25,9 @@ from sprongus.domain.envelope import Envelope
 from sprongus.domain.errors import DISK_FULL, ConfigError, SprongusError, StorageUnavailable
 from sprongus.entrypoints import key_material as km
 from sprongus.entrypoints.config import Settings
-from sprongus.entrypoints.kms import KmsOptions
 from sprongus.entrypoints.profiles import KMS_SCHEMES, container_config
 from sprongus.entrypoints.storage import embedded_storage, memory_storage, server_storage
+from sprongus.ports.crypto import MasterKeyProvider
 from sprongus.ports.identity import JwtVerifier
 from sprongus.ports.storage import Storage
 from sprongus.service.audit_checkpoints import CheckpointSigner
@@ -35,7 +35,6 @@ from sprongus.service.audit_reading import AuditReader
 from sprongus.service.auditing import Auditor
 from sprongus.service.batch_reveal import BatchRevealOps
 from sprongus.service.deps import ServiceDeps
-from sprongus.service.federation import TokenExchange, TokenSelfService
 from sprongus.service.history import HistoryOps
 from sprongus.service.parallel import BoundedPool
 from sprongus.service.reveal_tokens import RevealTokenOps
@@ -48,6 +47,10 @@ from sprongus.service.transfer import TransferOps
 from sprongus.service.trusts import TrustOps
 from sprongus.service.vault_hmac import StoredHmacKeys, VaultHmacKeyring
 from sprongus.service.vault_keys import KeySource, VaultKeys
+
+if TYPE_CHECKING:  # loaded by the providers that need them: a local command builds neither
+    from sprongus.entrypoints.kms import KmsOptions
+    from sprongus.service.federation import TokenExchange, TokenSelfService
 
 log = logging.getLogger("sprongus")
 
@@ -68,6 +71,8 @@ def _key_material_selector(config: Any, notice: Any, backend: Any) -> providers.
 
 
 def _kms_options(kms: dict[str, Any]) -> KmsOptions:
+    from sprongus.entrypoints.kms import KmsOptions
+
     return KmsOptions(kms["endpoint"], kms["ca_file"], kms["timeout"], kms["allow_http"],
                       max(10, kms["concurrency"]))
 
@@ -95,8 +100,14 @@ def _retired(config: dict[str, Any], kms: dict[str, Any], notice: Any) -> list[k
     return materials
 
 
-def _master_keys(current: km.KeyMaterial, retired: list[km.KeyMaterial]) -> CompositeMasterKeyProvider:
-    return CompositeMasterKeyProvider(current.master, [m.master for m in retired], reload=current.reload)
+def _master_keys(current: km.KeyMaterial, retired: list[km.KeyMaterial],
+                 dek_cache: dict[str, Any]) -> MasterKeyProvider:
+    keys = CompositeMasterKeyProvider(current.master, [m.master for m in retired], reload=current.reload)
+    if not dek_cache["enabled"]:
+        return keys
+    from sprongus.adapters.dek_cache import CachingMasterKeyProvider, DekCachePolicy  # opt-in: loaded only then
+
+    return CachingMasterKeyProvider(keys, DekCachePolicy(dek_cache["ttl"], dek_cache["uses"], dek_cache["entries"]))
 
 
 def _hmac_keys(current: km.KeyMaterial, retired: list[km.KeyMaterial],
@@ -131,6 +142,18 @@ def _jwt_verifier(clock: Any, allow_http: bool) -> JwtVerifier:
     return PyJwtVerifier(clock, allow_http)
 
 
+def _token_exchange(*args: Any) -> TokenExchange:
+    from sprongus.service.federation import TokenExchange
+
+    return TokenExchange(*args)
+
+
+def _token_self_service(*args: Any) -> TokenSelfService:
+    from sprongus.service.federation import TokenSelfService
+
+    return TokenSelfService(*args)
+
+
 def _seconds(seconds: int) -> timedelta:
     return timedelta(seconds=seconds)
 
@@ -144,7 +167,7 @@ class Container(containers.DeclarativeContainer):
     data_cipher = providers.Singleton(AesGcmDataCipher, random)
     key_material = _key_material_selector(config, notice, config.keys.backend)
     retired_key_material = providers.Singleton(_retired, config.keys, config.kms, notice)
-    master_keys = providers.Singleton(_master_keys, key_material, retired_key_material)
+    master_keys = providers.Singleton(_master_keys, key_material, retired_key_material, config.dek_cache)
     vault_hmac_keys = providers.Singleton(VaultHmacKeyring)
     hmac_keys = providers.Singleton(_hmac_keys, key_material, retired_key_material, vault_hmac_keys)
     envelope = providers.Singleton(
@@ -193,9 +216,9 @@ class Container(containers.DeclarativeContainer):
     rotation_ops = providers.Singleton(RotationOps, service_deps)
     reveal_token_ops = providers.Singleton(RevealTokenOps, service_deps, reveal_token_store)
     jwt_verifier = providers.Singleton(_jwt_verifier, clock, config.oidc.allow_http)
-    token_exchange = providers.Singleton(TokenExchange, service_deps, trust_store, jwt_replay_store, jwt_verifier,
+    token_exchange = providers.Singleton(_token_exchange, service_deps, trust_store, jwt_replay_store, jwt_verifier,
                                          token_service)
-    token_self_service = providers.Singleton(TokenSelfService, service_deps, api_token_store)
+    token_self_service = providers.Singleton(_token_self_service, service_deps, api_token_store)
     batch_reveal_ops = providers.Singleton(BatchRevealOps, service_deps)
     audit_reader = providers.Singleton(_audit_reader, storage, hmac_keys, service_deps)
 

@@ -1,10 +1,10 @@
 """Keeps a local CLI command from loading integrations it never uses.
 
 dependency-injector probes yaml, pydantic(-settings), FastAPI, Starlette and werkzeug (flask) when it is imported,
-and peewee and playhouse (the migrations' pool module) probe the Postgres drivers: together ~100 ms of a local
-`secrets get`. While those libraries load,
-the probed modules are reported missing (their importers catch ImportError); nothing is left behind, so a later
-`import flask` in the same process works as usual.
+and peewee and playhouse (the migrations' pool module, loaded only when a vault needs a migration) probe the
+Postgres drivers: together ~100 ms of a local `secrets get`. While those libraries load (the Postgres drivers:
+while a SQLite vault's container is built), the probed modules are reported missing (their importers catch
+ImportError); nothing is left behind, so a later `import flask` in the same process works as usual.
 """
 
 from __future__ import annotations
@@ -42,11 +42,14 @@ def unavailable(names: Sequence[str]) -> Iterator[None]:
         sys.meta_path.remove(finder)
 
 
-def preload_for_local_command(postgres: bool) -> None:
-    """Import the container's libraries now, with the integrations a local command never uses hidden."""
-    hidden = [name for name in (NEVER_LOCAL if postgres else (*NEVER_LOCAL, *POSTGRES_DRIVERS))
-              if name not in sys.modules]
-    with unavailable(hidden):
-        for module in ("dependency_injector.containers", "dependency_injector.providers", "peewee",
-                       "playhouse.migrations"):
-            importlib.import_module(module)
+@contextmanager
+def local_command(postgres: bool) -> Iterator[None]:
+    """Around a local command's container build: the container's libraries are imported first with the
+    integrations a local command never uses hidden, and with a SQLite vault the Postgres drivers stay hidden until
+    the build ends (a new vault's first migration loads playhouse.migrations, which probes them)."""
+    drivers = [] if postgres else [name for name in POSTGRES_DRIVERS if name not in sys.modules]
+    with unavailable(drivers):
+        with unavailable([name for name in NEVER_LOCAL if name not in sys.modules]):
+            for module in ("dependency_injector.containers", "dependency_injector.providers", "peewee"):
+                importlib.import_module(module)
+        yield

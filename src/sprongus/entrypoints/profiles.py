@@ -79,6 +79,9 @@ def container_config(settings: Settings) -> dict[str, Any]:
         if limits == "memory":
             raise ConfigError("SPRONGUS_RATE_LIMIT_STORAGE: in-memory rate limits are refused when "
                               "SPRONGUS_ENV=prod (several workers would not share them); use redis://")
+    if settings.dek_cache is not None and keys not in KMS_SCHEMES:
+        raise ConfigError("SPRONGUS_DEK_CACHE: only with a KMS key provider; a local key unwraps in this process "
+                          "already, so a cache would only keep more keys in memory")
     for provider in settings.retired_key_providers:
         # Validate each now: a typo must fail at start-up. A retired local provider stays allowed in prod: it only
         # unwraps the data keys still on it while `keys rotate-master` moves them onto the KMS (the way off it).
@@ -103,4 +106,7 @@ def container_config(settings: Settings) -> dict[str, Any]:
         "kms": {"endpoint": settings.kms_endpoint, "ca_file": settings.kms_ca_file, "timeout": settings.kms_timeout,
                 "allow_http": settings.env != "prod",
                 "concurrency": settings.kms_concurrency or (16 if keys in KMS_SCHEMES else 1)},
+        "dek_cache": {"enabled": False} if settings.dek_cache is None else {
+            "enabled": True, "ttl": settings.dek_cache.ttl, "uses": settings.dek_cache.uses,
+            "entries": settings.dek_cache.entries},
     }

@@ -19,11 +19,12 @@ log = logging.getLogger("sprongus")
 
 def open_embedded_vault(url: str) -> BoundModels:
     from sprongus.adapters.peewee.db import open_sqlite, sqlite_path
-    from sprongus.adapters.peewee.migrate import upgrade
+    from sprongus.adapters.peewee.migrate import is_current, upgrade
     from sprongus.adapters.peewee.models import BoundModels
 
     db = open_sqlite(sqlite_path(url))
-    upgrade(db)
+    if not is_current(db):  # the usual case costs one SELECT; a new or older vault takes the migration lock
+        upgrade(db)
     return BoundModels(db)
 
 
@@ -89,6 +90,19 @@ def release_connection(storage: Storage) -> None:
         release(storage.database.db)
     except Exception as exc:  # the answer is made already: a connection the pool cannot take back is its loss only
         log.warning("could not return a database connection to the pool: %s", type(exc).__name__)
+
+
+def close_database(storage: Storage) -> None:
+    """The end of a CLI command: the connections are closed (SQLite checkpoints the WAL as the last connection
+    closes; a Postgres pool says goodbye to the server for each of its connections); nothing in memory."""
+    if storage.database is None:
+        return
+    db = storage.database.db
+    close_all = getattr(db, "close_all", None)  # playhouse's pool: the pooled connections too
+    if close_all is not None:
+        close_all()
+    else:
+        db.close()
 
 
 def ping_database(storage: Storage) -> None:

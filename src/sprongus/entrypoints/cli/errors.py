@@ -11,7 +11,6 @@ import click
 
 from sprongus.domain import errors as e
 from sprongus.domain.redaction import scrub_text
-from sprongus.entrypoints.config import debug_tracebacks
 
 (EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_DENIED, EXIT_CONFLICT, EXIT_RATE_LIMITED, EXIT_INTEGRITY,
  EXIT_UNAVAILABLE) = (0, 1, 2, 3, 4, 5, 6, 7, 8)
@@ -83,6 +82,8 @@ class GuardedGroup(click.Group):
 
 
 def _unexpected(exc: Exception) -> click.exceptions.Exit:
+    from sprongus.entrypoints.config import debug_tracebacks
+
     if debug_tracebacks():
         click.echo(scrub_text(traceback.format_exc()), err=True)
     click.echo(f"error: unexpected {type(exc).__name__}; set SPRONGUS_DEBUG=1 for details", err=True)

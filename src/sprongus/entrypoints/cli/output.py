@@ -6,12 +6,12 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from sprongus.domain.records import SecretView
-from sprongus.entrypoints.config import no_color
+if TYPE_CHECKING:
+    from sprongus.domain.records import SecretView
 
 
 def emit_json(data: Any) -> None:
@@ -55,6 +55,8 @@ STATE_STYLES: dict[str, dict[str, Any]] = {
 def use_color() -> bool:
     """Colour only for a person: stdout a terminal and NO_COLOR unset (no-color.org). Pipes, files and CI logs get
     no escape codes at all, so a `grep` or a parser never meets one."""
+    from sprongus.entrypoints.config import no_color  # only when output is drawn: --help never loads config
+
     return sys.stdout.isatty() and not no_color()
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import logging
 
 import click
@@ -16,7 +17,6 @@ from sprongus.entrypoints.cli.secrets import secrets_group
 from sprongus.entrypoints.cli.serve import serve_command
 from sprongus.entrypoints.cli.state import CliState, use_quiet
 from sprongus.entrypoints.cli.tokens import tokens_group
-from sprongus.entrypoints.config import log_level
 
 
 @click.group(cls=GuardedGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,11 +33,21 @@ for group in (secrets_group, keys_group, tokens_group, auth_group, db_group, ser
 
 
 def main() -> None:
+    gc.disable()  # until the command's start-up is over: CliState.started
     _configure_logging()
-    cli(prog_name="sprongus", obj=CliState(lean_imports=True))
+    state = CliState(lean_imports=True)
+    try:
+        cli(prog_name="sprongus", obj=state)
+    finally:
+        if state.close():
+            # Nothing left open holds a resource: the interpreter's shutdown need not search the ~40,000 objects of
+            # the modules, the container and the command for garbage cycles (~40 ms of every command).
+            gc.freeze()
 
 
 def _configure_logging() -> None:
     """Warnings to stderr, every record scrubbed of live plaintexts first (SPRONGUS_LOG_LEVEL overrides)."""
+    from sprongus.entrypoints.config import log_level  # config's dataclasses are not for --help
+
     logging.basicConfig(level=log_level(), format="%(levelname)s %(name)s: %(message)s")
     install_log_redaction()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 import click
@@ -109,6 +108,8 @@ def run_command(state: CliState, scope: Scope, prefix: str, override: bool, allo
             raise ValidationError("key", f"the value of {key} holds a NUL character, which no environment "
                                   "variable can carry")
         env[name] = value.reveal()
+    import subprocess  # only `secrets run` starts a process
+
     try:
         completed = subprocess.run(list(command), env=env, check=False)  # noqa: S603 - the user's own command
     except OSError as exc:
