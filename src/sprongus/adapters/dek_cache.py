@@ -40,6 +40,7 @@ _COUNT = re.compile(r"[0-9]{1,10}")
 _UNITS = {"s": 1, "m": 60, "h": 3600}
 
 CacheKey = tuple[bytes, str, bytes]  # wrapped DEK, master key id, AAD
+_BULK = frozenset({"unwrap_many", "rewrap_many", "wrap_many"})  # a BatchMasterKeyProvider's KMS calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +118,11 @@ class CachingMasterKeyProvider:
         return self._inner.current_key_id()
 
     def wrap(self, dek: bytes, aad: bytes) -> WrappedKey:
-        return self._inner.wrap(dek, aad)  # never cached: a new version's DEK is fresh, and so is its wrap
+        try:
+            return self._inner.wrap(dek, aad)  # never cached: a new version's DEK is fresh, and so is its wrap
+        except (KeyDisabled, KeyAccessDenied):
+            self.forget()  # the KMS refuses the current key now: no DEK it wrapped is served from memory either
+            raise
 
     def can_unwrap(self, key_id: str) -> bool:
         return self._inner.can_unwrap(key_id)
@@ -129,8 +134,11 @@ class CachingMasterKeyProvider:
             return dek
         try:
             dek = self._inner.unwrap(wrapped, key_id, aad)
-        except (KeyDisabled, KeyAccessDenied):
-            self.forget(key_id)  # the KMS refuses this key now: stop serving its DEKs from memory at once
+        except KeyDisabled:
+            self.forget(key_id)  # the KMS refuses this key (version) now: stop serving its DEKs from memory at once
+            raise
+        except KeyAccessDenied:
+            self.forget()  # access is revoked per key (IAM, a Vault policy), not per version: drop every DEK
             raise
         self._put(key, dek)
         return dek
@@ -157,7 +165,27 @@ class CachingMasterKeyProvider:
         """Other capabilities of the wrapped provider (a batch re-wrap, say) pass through, uncached."""
         if name.startswith("_"):
             raise AttributeError(name)
-        return getattr(self._inner, name)
+        attr = getattr(self._inner, name)
+        if name in _BULK and callable(attr):
+            return self._forgetting_on_refusal(name, attr)  # a refusal met in bulk drops cached DEKs as `unwrap`'s does
+        return attr
+
+    def _forgetting_on_refusal(self, name: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        def bulk(items: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return call(items, *args, **kwargs)
+            except KeyDisabled:
+                if name == "wrap_many":
+                    self.forget()
+                else:  # (wrapped, key_id, aad) items: which one was refused is not known, so each key id
+                    for key_id in {item[1] for item in items}:
+                        self.forget(key_id)
+                raise
+            except KeyAccessDenied:
+                self.forget()
+                raise
+
+        return bulk
 
     def __repr__(self) -> str:
         return (f"CachingMasterKeyProvider(ttl={self._policy.ttl:g}s, uses={self._policy.uses}, "

@@ -217,9 +217,18 @@ class VaultTransitMasterKeyProvider:
         if binding == "context" or self._honoured:
             return binding
         sealed = self._batch("encrypt", [{"plaintext": _b64(_PROBE), binding: derivation_context(_PROBE)}])
+        ciphertext = str(sealed[0].get("ciphertext"))
+        # The right AAD must open the probe first: a broken answer (no ciphertext) would also fail the wrong one.
         try:
-            self._batch("decrypt", [{"ciphertext": str(sealed[0].get("ciphertext")),
-                                     binding: derivation_context(_PROBE + b"\0")}])
+            opened = self._batch("decrypt", [{"ciphertext": ciphertext, binding: derivation_context(_PROBE)}])
+            back = base64.b64decode(str(opened[0].get("plaintext", "")), validate=True)
+        except (IntegrityError, binascii.Error, ValueError):
+            back = b""  # a server that cannot open its own answer is misbehaving, not a sign of tampering
+        if back != _PROBE:
+            raise KeyProviderError(f"transit key {self._mount}/{self._name}: the server did not give the probe "
+                                   "text back")
+        try:
+            self._batch("decrypt", [{"ciphertext": ciphertext, binding: derivation_context(_PROBE + b"\0")}])
         except IntegrityError:
             self._honoured = True
             return binding

@@ -185,6 +185,24 @@ def test_a_server_that_ignores_associated_data_is_refused(bao: BaoServer, token:
         provider(bao, name).wrap(os.urandom(32), AAD)
 
 
+def test_a_server_whose_encrypt_answer_is_broken_fails_the_probe(bao: BaoServer, token: str,  # noqa: F811
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broken answer (no ciphertext) also fails the wrong-AAD decrypt; the probe must not take that for a server
+    that binds associated_data: the right AAD has to give the probe text back first."""
+    name = f"plain-{uuid.uuid4().hex[:8]}"
+    bao.client().secrets.transit.create_key(name)
+    batch = VaultTransitMasterKeyProvider._batch
+
+    def broken(keys: VaultTransitMasterKeyProvider, operation: str, entries: list[dict[str, str]]) -> Any:
+        answer = batch(keys, operation, entries)
+        return [{k: v for k, v in item.items() if k != "ciphertext"} for item in answer] if operation == "encrypt" \
+            else answer
+
+    monkeypatch.setattr(VaultTransitMasterKeyProvider, "_batch", broken)
+    with pytest.raises(KeyProviderError, match="probe text back"):
+        provider(bao, name).wrap(os.urandom(32), AAD)
+
+
 def test_rotate_master_through_the_container_uses_batches(bao: BaoServer, token: str, any_key: str,  # noqa: F811
                                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.integration.stack import new_key, sqlite_url
