@@ -14,19 +14,22 @@ editable install whose .pyc files are missing or stale recompiles those modules 
 sprongus module a masked `get` took +245 ms over python instead of +150 ms (same run, 11 runs each). A wheel install
 compiles at install time, so the table measures that case; site-packages and the standard library have their .pyc.
 
-Measured on the shared 2-vCPU dev machine (Linux, Python 3.11.7, editable install, load average 1.8-3.4 from other
-jobs): milliseconds over python -c pass (23-33 ms), the median of each run, then the median of the runs. Before:
-5 runs (this script and A/B runs of 21 beside the new code); after: 6 runs.
+Measured on the shared 2-vCPU dev machine (Linux, Python 3.11.7, editable install): milliseconds over python -c
+pass. Round 1: the median of each run, then the median of the runs (before: 5, after: 6; load average 1.8-3.4,
+python -c pass 23-33 ms). Round 2, on a quieter machine (python -c pass 16-17 ms, load average 2.1-3.7, so its
+"before" is round 1's "after" measured again): 40 cold starts of each, the old and the new code alternated in one
+run (the old tree imported through PYTHONPATH), and this script 5 times on each (the range).
 
-    command                               before            after             target
-    sprongus --help                       +66 (+56..+75)    +46 (+41..+53)    +60   PASS
-    sprongus secrets get (masked)        +211 (+187..+216)  +152 (+138..+162)  +100  MISS
-    sprongus secrets get --reveal --yes  +210 (+189..+213)  +154 (+140..+176)  +110  MISS
-    import of a 10,000-line .env         1.2-1.4 s (~7,000-8,000 secrets/s, create), unchanged
-    flask, flask_smorest, google, azure, boto3, botocore, hvac: imported by none of the commands
+    command                               round 1: before -> after   round 2: before -> after          target
+    sprongus --help                        +66 -> +46                 +30 (+30..+58) -> +28 (+28..+42)  +60  PASS
+    sprongus secrets get (masked)         +211 -> +152                +96 (+97..+128) -> +80 (+82..+122) +100  PASS
+    sprongus secrets get --reveal --yes   +210 -> +154                +98 (+101..+149) -> +83 (+85..+136) +110  PASS
+    import of a 10,000-line .env          1.2-1.4 s (~7,000-8,000 secrets/s, create); round 2: 0.8-0.9 s
+    flask, flask_smorest, google, azure, boto3, botocore, hvac: imported by none of the commands; asyncio: neither
 
 Where the time went, and what changed. `-X importtime` undercounts here: peewee and dependency_injector.containers
 are loaded through importlib.import_module, which it does not report; in-process timers and A/B runs give these.
+Round 1:
 - Interpreter shutdown: ~40 ms of every command was the final garbage collection searching the ~40,000 long-lived
   objects of the modules and the container for cycles. `main` now closes the vault's database itself (SQLite
   checkpoints its WAL then) and `gc.freeze()`s the heap. Start-up runs with the cyclic collector off until the
@@ -34,13 +37,23 @@ are loaded through importlib.import_module, which it does not report; in-process
 - The schema check: playhouse.migrations (with playhouse.migrate, argparse, pickle, the cockroach and postgres_ext
   modules) and its Runner ran on every start, ~9 ms; a current vault is now recognized with one SELECT.
 - `--help` no longer imports the domain's records or subprocess (the CLI modules import them where used).
-- Still there, for `get` (~150 ms over python): click ~18 ms; sprongus' own modules ~75 ms (about half of their
-  import time is modules a masked get never calls: the container and the storage build every use case and store,
-  each module's dataclasses exec generated code, ~0.3 ms per class); dependency_injector ~22 ms (14 ms of it the
-  asyncio it imports unconditionally); peewee + sqlite3 ~11 ms; cryptography's AES-GCM ~7 ms; binding the ten
-  peewee models to the vault ~4 ms (deep copies of every field); the work itself ~9 ms. Reaching +100 ms needs the
-  use cases, stores and ports loaded per command (the container and peewee_storage resolve them all at start-up),
-  or a container library that does not import asyncio.
+Round 2 (A/B runs of 25 alternated cold starts of a masked get; the audit reader by in-process timers):
+- asyncio (with ssl and subprocess), ~10 ms: dependency-injector 4.49+ imports it for
+  Future, ensure_future and gather, which only async providers call; lean_imports loads it with a stand-in that
+  imports asyncio on their first call (tests/unit/test_lean_imports.py runs an async provider after it).
+- ~6 ms: turning the collector back on after start-up left ~50,000 objects in the youngest generation, and the
+  first collection searched them all; `CliState.started` freezes them first.
+- ~5 ms: every command module loaded for every command; the root and the `secrets` group now load a module when
+  the command line names it (cli/lazy.py; help, completion and `.commands` still see every command).
+- ~1.5 ms: a local command builds the audit reader, the token services and the use cases it does not call on
+  first use, not at start-up (container.py: PORTS, SERVER_PORTS); the audit trail's signer is still set first.
+- Still there, for a masked `get` (~80 ms over python), in-process: click 13 ms; the CLI root (logging, the log
+  redaction's hashlib/OpenSSL, errors, state) 8; the `secrets` commands' modules, the settings and
+  service.local_api (which imports every use case, and the domain's dataclasses at ~0.3 ms a class) 23;
+  dependency_injector + peewee + sqlite3 13; the container module 10.5 (cryptography's AES-GCM 4, ports.storage 3.4,
+  the key material 1.4, the container class 1); building it 10.5 (the peewee adapters' modules 4.6, instantiating
+  the container, a deep copy of its providers, 1.8, binding the ten models 1.7, the SQLite open, pragmas, schema
+  SELECT and master-key check ~3); the get and its output <1; the interpreter's exit ~4.
 """
 
 from __future__ import annotations
@@ -61,7 +74,8 @@ from pathlib import Path
 
 HEAVY = ("flask", "flask_smorest", "google", "azure", "boto3", "botocore", "hvac")
 # Imported on purpose only where needed; reported for information.
-WATCH = ("psycopg", "psycopg2", "keyring", "peewee", "cryptography", "dependency_injector", "dotenv", "limits")
+WATCH = ("psycopg", "psycopg2", "keyring", "peewee", "cryptography", "dependency_injector", "dotenv", "limits",
+         "asyncio")
 SCOPE, KEY = "project:bench", "notion.api_token"
 # Milliseconds over `python -c pass`, median against median (the same run): the command's own cost.
 TARGETS_OVER_PYTHON_MS = {"help": 60.0, "get": 100.0, "reveal": 110.0}

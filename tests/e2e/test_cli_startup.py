@@ -50,7 +50,7 @@ def test_local_get_loads_no_web_framework_cloud_sdk_or_postgres_driver(home: Pat
     loaded = _loaded(args, home)
     assert "peewee" in loaded  # the probe really ran the command against the SQLite vault
     assert not loaded & (NEVER | {"psycopg", "psycopg2", "limits", "keyring", "werkzeug", "pydantic_settings", "yaml",
-                                  "pydantic"})
+                                  "pydantic", "asyncio"})  # dependency-injector's asyncio is deferred (lean_imports)
     # The vault is current: its schema is checked with one SELECT, without playhouse's migration runner.
     assert "playhouse" not in loaded
 

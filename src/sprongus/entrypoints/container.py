@@ -1,8 +1,8 @@
 """The composition root: the only non-test module that chooses adapters.
 
 One Selector per choice (key provider, storage backend, rate-limit storage), keyed on configuration;
-`build_container` resolves every port once, so a bad setting fails at start-up with a clear message rather than on
-the first request.
+`build_container` resolves every port once (a local CLI command: those that can fail), so a bad setting fails at
+start-up with a clear message rather than on the first request.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from sprongus.ports.crypto import MasterKeyProvider
 from sprongus.ports.identity import JwtVerifier
 from sprongus.ports.storage import Storage
 from sprongus.service.audit_checkpoints import CheckpointSigner
-from sprongus.service.audit_reading import AuditReader
 from sprongus.service.auditing import Auditor
 from sprongus.service.batch_reveal import BatchRevealOps
 from sprongus.service.deps import ServiceDeps
@@ -48,8 +47,9 @@ from sprongus.service.trusts import TrustOps
 from sprongus.service.vault_hmac import StoredHmacKeys, VaultHmacKeyring
 from sprongus.service.vault_keys import KeySource, VaultKeys
 
-if TYPE_CHECKING:  # loaded by the providers that need them: a local command builds neither
+if TYPE_CHECKING:  # loaded by the providers that need them: a local command builds none of them
     from sprongus.entrypoints.kms import KmsOptions
+    from sprongus.service.audit_reading import AuditReader
     from sprongus.service.federation import TokenExchange, TokenSelfService
 
 log = logging.getLogger("sprongus")
@@ -127,11 +127,18 @@ def _vault_keys(storage: Storage, envelope: Envelope, clock: Any, random: Any, m
                      stored_hmac if material.hmac is None else None)
 
 
-def _audit_reader(storage: Storage, hmac_keys: CompositeHmacKeyring, deps: ServiceDeps) -> AuditReader:
+def _audit_signer(storage: Storage, hmac_keys: CompositeHmacKeyring) -> bool:
     """Resolved at start-up (PORTS), before any event is written: from then on the trail signs its checkpoints with
     a key derived from the vault's value-HMAC key, which the database roles cannot read."""
     if storage.audit_trail is not None:
         storage.audit_trail.use_signer(CheckpointSigner(hmac_keys))
+    return True
+
+
+def _audit_reader(storage: Storage, deps: ServiceDeps, _signing: bool) -> AuditReader:
+    """`_signing` (audit_signer): a reader resolved on its own still comes after the signer."""
+    from sprongus.service.audit_reading import AuditReader  # the audit commands and the API only
+
     return AuditReader(storage.audit_trail, deps.auditor, deps.clock, deps.batch_size)
 
 
@@ -220,18 +227,25 @@ class Container(containers.DeclarativeContainer):
                                          token_service)
     token_self_service = providers.Singleton(_token_self_service, service_deps, api_token_store)
     batch_reveal_ops = providers.Singleton(BatchRevealOps, service_deps)
-    audit_reader = providers.Singleton(_audit_reader, storage, hmac_keys, service_deps)
+    audit_signer = providers.Singleton(_audit_signer, storage, hmac_keys)
+    audit_reader = providers.Singleton(_audit_reader, storage, service_deps, audit_signer)
 
 
-PORTS = ("clock", "data_cipher", "key_material", "envelope", "storage", "rate_limiter", "token_service",
-         "secret_ops", "transfer_ops", "rotation_ops", "reveal_token_ops", "vault_keys", "audit_reader")
+# Resolved by every build: what a setting, a driver or an SDK can fail in, and the audit trail's signer.
+PORTS = ("clock", "data_cipher", "key_material", "envelope", "storage", "rate_limiter", "audit_signer", "secret_ops",
+         "vault_keys")
+# Resolved at start-up by the API's build too. A local CLI command resolves them on first use, if at all: their
+# constructors only keep what PORTS resolved (nothing left to fail), and their modules cost a command that never
+# calls them (the audit reader's ~1.5 ms).
+SERVER_PORTS = ("token_service", "transfer_ops", "rotation_ops", "reveal_token_ops", "audit_reader")
 
 
 def build_container(settings: Settings | None = None, notice: Callable[[str], None] | None = None,
                     *, local_owner: bool = False) -> Container:
     """A container for these settings (default: the environment) with every port resolved.
 
-    `local_owner`: the CLI's local mode, whose only caller is the vault's owner and is never rate limited.
+    `local_owner`: the CLI's local mode, whose only caller is the vault's owner and is never rate limited (and
+    whose SERVER_PORTS are built on first use).
     """
     settings = settings or Settings.from_env()
     container = Container()
@@ -241,7 +255,7 @@ def build_container(settings: Settings | None = None, notice: Callable[[str], No
     container.config.from_dict(config)
     if notice is not None:
         container.notice.override(providers.Object(notice))
-    for port in PORTS:
+    for port in PORTS if local_owner else PORTS + SERVER_PORTS:
         try:
             getattr(container, port)()
         except SprongusError:

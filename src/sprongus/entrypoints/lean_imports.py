@@ -5,19 +5,28 @@ and peewee and playhouse (the migrations' pool module, loaded only when a vault 
 Postgres drivers: together ~100 ms of a local `secrets get`. While those libraries load (the Postgres drivers:
 while a SQLite vault's container is built), the probed modules are reported missing (their importers catch
 ImportError); nothing is left behind, so a later `import flask` in the same process works as usual.
+
+dependency-injector also imports asyncio (with ssl and subprocess: ~10 ms of a local `secrets get`) for three
+functions that only async providers call, and the container has none: it loads with a stand-in for asyncio that
+imports the real one when one of them is first called.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib.machinery import ModuleSpec
 from types import ModuleType
+from typing import Any
 
 NEVER_LOCAL = ("yaml", "pydantic_settings", "pydantic", "fastapi", "fast_depends", "starlette", "werkzeug", "flask")
 POSTGRES_DRIVERS = ("psycopg", "psycopg2")
+# What dependency-injector 4.49+ takes from asyncio at import (providers, containers, _cwiring), all called only
+# when a provider returns an awaitable. Earlier 4.x releases read asyncio.coroutines at import: they get asyncio.
+DEFERRED_ASYNCIO = ("Future", "ensure_future", "gather")
+DEFERRED_SINCE = (4, 49)
 
 
 class _Unavailable:
@@ -42,6 +51,62 @@ def unavailable(names: Sequence[str]) -> Iterator[None]:
         sys.meta_path.remove(finder)
 
 
+def _real_asyncio() -> ModuleType:
+    if isinstance(sys.modules.get("asyncio"), _DeferredAsyncio):  # asked for while the stand-in is in place
+        del sys.modules["asyncio"]
+    return importlib.import_module("asyncio")
+
+
+def _deferred(name: str) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(_real_asyncio(), name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
+class _DeferredAsyncio(ModuleType):
+    """asyncio while dependency-injector is imported: its three names call the real asyncio, imported then; any
+    other name imports it at once (a later release that takes more is slower, not broken). Not a package, so
+    `from asyncio.coroutines import ...` fails and dependency-injector takes its own fallbacks (the coroutine types
+    asyncio itself has from Python 3.12 on, a plain marker on its Coroutine provider): async providers only."""
+
+    def __init__(self) -> None:
+        super().__init__("asyncio", "stands in for asyncio while dependency-injector loads (lean_imports)")
+        for name in DEFERRED_ASYNCIO:
+            setattr(self, name, _deferred(name))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # the import system's probes (__path__, __spec__...): a plain module has none
+            raise AttributeError(name)
+        return getattr(_real_asyncio(), name)
+
+
+def _defers_asyncio() -> bool:
+    """Only for the dependency-injector releases whose use of asyncio was read (a newer major may differ)."""
+    from dependency_injector import __version__
+
+    try:
+        release = tuple(int(part) for part in __version__.split(".")[:2])
+    except ValueError:
+        return False
+    return DEFERRED_SINCE <= release < (DEFERRED_SINCE[0] + 1, 0)
+
+
+@contextmanager
+def _without_asyncio() -> Iterator[None]:
+    if "asyncio" in sys.modules or "dependency_injector.providers" in sys.modules or not _defers_asyncio():
+        yield
+        return
+    stand_in = _DeferredAsyncio()
+    sys.modules["asyncio"] = stand_in
+    try:
+        yield
+    finally:
+        if sys.modules.get("asyncio") is stand_in:  # a later `import asyncio` gets the real one
+            del sys.modules["asyncio"]
+
+
 @contextmanager
 def local_command(postgres: bool) -> Iterator[None]:
     """Around a local command's container build: the container's libraries are imported first with the
@@ -50,6 +115,8 @@ def local_command(postgres: bool) -> Iterator[None]:
     drivers = [] if postgres else [name for name in POSTGRES_DRIVERS if name not in sys.modules]
     with unavailable(drivers):
         with unavailable([name for name in NEVER_LOCAL if name not in sys.modules]):
-            for module in ("dependency_injector.containers", "dependency_injector.providers", "peewee"):
-                importlib.import_module(module)
+            with _without_asyncio():
+                for module in ("dependency_injector.containers", "dependency_injector.providers"):
+                    importlib.import_module(module)
+            importlib.import_module("peewee")
         yield

@@ -7,29 +7,75 @@ import click
 
 from sprongus import __version__
 from sprongus.domain.redaction import install_log_redaction
-from sprongus.entrypoints.cli.audit import audit_group
-from sprongus.entrypoints.cli.auth import auth_group, login_command, logout_command
-from sprongus.entrypoints.cli.completion import completion_command
-from sprongus.entrypoints.cli.db import db_group
 from sprongus.entrypoints.cli.errors import GuardedGroup
-from sprongus.entrypoints.cli.keys import keys_group
-from sprongus.entrypoints.cli.secrets import secrets_group
-from sprongus.entrypoints.cli.serve import serve_command
+from sprongus.entrypoints.cli.lazy import LazyGroup, Loader
 from sprongus.entrypoints.cli.state import CliState, use_quiet
-from sprongus.entrypoints.cli.tokens import tokens_group
 
 
-@click.group(cls=GuardedGroup, context_settings={"help_option_names": ["-h", "--help"]})
+# Each command's module loads when the command line names it (cli/lazy.py).
+def _secrets() -> list[click.Command]:
+    from sprongus.entrypoints.cli.secrets import secrets_group
+
+    return [secrets_group]
+
+
+def _keys() -> list[click.Command]:
+    from sprongus.entrypoints.cli.keys import keys_group
+
+    return [keys_group]
+
+
+def _tokens() -> list[click.Command]:
+    from sprongus.entrypoints.cli.tokens import tokens_group
+
+    return [tokens_group]
+
+
+def _auth() -> list[click.Command]:
+    from sprongus.entrypoints.cli.auth import auth_group, login_command, logout_command
+
+    return [auth_group, login_command, logout_command]
+
+
+def _db() -> list[click.Command]:
+    from sprongus.entrypoints.cli.db import db_group
+
+    return [db_group]
+
+
+def _serve() -> list[click.Command]:
+    from sprongus.entrypoints.cli.serve import serve_command
+
+    return [serve_command]
+
+
+def _completion() -> list[click.Command]:
+    from sprongus.entrypoints.cli.completion import completion_command
+
+    return [completion_command]
+
+
+def _audit() -> list[click.Command]:
+    from sprongus.entrypoints.cli.audit import audit_group
+
+    return [audit_group]
+
+
+COMMANDS: dict[str, Loader] = {"secrets": _secrets, "keys": _keys, "tokens": _tokens, "auth": _auth, "db": _db,
+                               "serve": _serve, "login": _auth, "logout": _auth, "completion": _completion,
+                               "audit": _audit}
+
+
+class RootGroup(LazyGroup, GuardedGroup):
+    """The lazy commands, with every expected error turned into one line and its exit code."""
+
+
+@click.group(cls=RootGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sprongus")
 @click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=use_quiet,
               help="No confirmations, notices or progress on success; errors and warnings still print.")
 def cli() -> None:
     """sprongus: an envelope-encrypted secrets store."""
-
-
-for group in (secrets_group, keys_group, tokens_group, auth_group, db_group, serve_command, login_command,
-              logout_command, completion_command, audit_group):
-    cli.add_command(group)
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from sprongus.entrypoints.cli.lazy import LazyGroup
 from sprongus.entrypoints.cli.secrets_basic import get_command, list_command, set_command, unset_command
 from sprongus.entrypoints.cli.secrets_history import (
     history_command,
@@ -11,17 +12,33 @@ from sprongus.entrypoints.cli.secrets_history import (
     restore_command,
     rollback_command,
 )
-from sprongus.entrypoints.cli.secrets_inject import inject_command
-from sprongus.entrypoints.cli.secrets_ops import rotate_command, run_command
-from sprongus.entrypoints.cli.secrets_transfer import export_command, import_command
 
 
-@click.group("secrets")
+# Loaded when named (cli/lazy.py): the everyday commands above need neither these modules nor their imports.
+def _transfer() -> list[click.Command]:
+    from sprongus.entrypoints.cli.secrets_transfer import export_command, import_command
+
+    return [import_command, export_command]
+
+
+def _ops() -> list[click.Command]:
+    from sprongus.entrypoints.cli.secrets_ops import rotate_command, run_command
+
+    return [rotate_command, run_command]
+
+
+def _inject() -> list[click.Command]:
+    from sprongus.entrypoints.cli.secrets_inject import inject_command
+
+    return [inject_command]
+
+
+@click.group("secrets", cls=LazyGroup, lazy={"import": _transfer, "export": _transfer, "rotate": _ops, "run": _ops,
+                                             "inject": _inject})
 def secrets_group() -> None:
     """Store, read (masked), reveal, import, export and rotate secrets, and keep their history."""
 
 
-for command in (set_command, get_command, unset_command, list_command, import_command, export_command,
-                rotate_command, run_command, inject_command, history_command, rollback_command, restore_command,
-                purge_expired_command):
+for command in (set_command, get_command, unset_command, list_command, history_command, rollback_command,
+                restore_command, purge_expired_command):
     secrets_group.add_command(command)

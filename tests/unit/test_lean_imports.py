@@ -1,0 +1,62 @@
+"""The CLI's lean imports: dependency-injector loads without asyncio, and nothing is broken for whoever needs it.
+
+Each check runs in a fresh interpreter: the test process has asyncio and dependency-injector loaded already.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import dependency_injector
+import pytest
+
+from sprongus.entrypoints import lean_imports
+
+PROBE = """
+import sys
+from sprongus.entrypoints.lean_imports import local_command
+
+with local_command(postgres=False):
+    from dependency_injector import containers, providers
+    assert "asyncio" not in sys.modules, "dependency-injector loaded asyncio"
+
+class Box(containers.DeclarativeContainer):
+    value = providers.Singleton(dict, answer=42)
+
+assert Box().value() == {"answer": 42}  # a synchronous provider, as the container has only
+assert "asyncio" not in sys.modules, "a synchronous provider loaded asyncio"
+
+import asyncio  # the real one, as if nothing had happened
+
+assert hasattr(asyncio, "run") and asyncio.__spec__ is not None
+
+async def answer() -> int:
+    return 42
+
+async def main() -> tuple[int, int]:
+    # An async provider: dependency-injector's Future, ensure_future and gather reach the real asyncio.
+    single = providers.Singleton(answer)
+    both = providers.List(providers.Factory(answer), single)
+    values = await both()
+    return values[0], await single()
+
+assert asyncio.run(main()) == (42, 42)
+print("ok")
+"""
+
+
+def test_dependency_injector_loads_without_asyncio_and_async_providers_still_work() -> None:
+    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize(("version", "deferred"), [("4.49.1", True), ("4.52.0", True), ("4.48.2", False),
+                                                   ("4.41.0", False), ("5.0.0", False), ("4.50.0rc1", True),
+                                                   ("dev", False)])
+def test_asyncio_is_deferred_only_for_the_releases_read(monkeypatch: pytest.MonkeyPatch, version: str,
+                                                        deferred: bool) -> None:
+    """4.48 and earlier read asyncio.coroutines at import; another major release is another codebase."""
+    monkeypatch.setattr(dependency_injector, "__version__", version)
+    assert lean_imports._defers_asyncio() is deferred
