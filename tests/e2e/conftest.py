@@ -28,6 +28,10 @@ from sprongus.entrypoints.cli.state import CliState
 from sprongus.entrypoints.config import Settings
 from sprongus.entrypoints.container import Container, build_container
 
+# A revocation made by another process (`sprongus tokens revoke`, another worker) reaches a server process within
+# its token cache's TTL (SPRONGUS_TOKEN_CACHE_TTL, 1 s by default): tests that revoke elsewhere wait this long.
+TOKEN_CACHE_BOUND = 1.2
+
 SCOPE = "project:p1"
 ERROR_SIGNS = ("Traceback", 'File "', "Error(", "raise ")
 _SCRIPT = Path(sys.executable).parent / "sprongus"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,3 +115,24 @@ def rows_as_text(cursor: Any, table: str) -> list[tuple[str | None, ...]]:
     select = ", ".join(f'"{name}"::text' for name in columns)
     cursor.execute(f"SELECT {select} FROM {table}")
     return list(cursor.fetchall())
+
+
+def in_threads(threads: int, work: Callable[[int], None]) -> list[BaseException]:
+    """`work(0)` ... `work(threads - 1)` at once (a barrier starts them together); the errors they raised."""
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(threads)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            work(i)
+        except BaseException as exc:  # collected for the caller's assertion
+            errors.append(exc)
+
+    pool = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join(120)
+    assert not any(t.is_alive() for t in pool), "a thread never finished"
+    return errors

@@ -32,7 +32,7 @@ from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
 from sprongus.service.history import HistoryOps
 from sprongus.service.secrets import SecretOps
-from tests.integration.stack import Stack, build, environment, new_key, owner, sqlite_url
+from tests.integration.stack import Stack, build, environment, in_threads, new_key, owner, sqlite_url
 from tests.pg import PgDatabase
 
 P1 = Scope.project("p1")
@@ -82,25 +82,6 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Stack,
         s.close()
 
 
-def _run(threads: int, work: Callable[[int], None]) -> list[BaseException]:
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(threads)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            work(i)
-        except BaseException as exc:
-            errors.append(exc)
-
-    pool = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join(120)
-    return errors
-
-
 # --- concurrent sets of one key -----------------------------------------------------------------------------------
 
 def test_concurrent_sets_each_get_a_version_and_the_window_holds(app: tuple[Stack, Callable[[str], list[Any]]]) -> None:
@@ -116,7 +97,7 @@ def test_concurrent_sets_each_get_a_version_and_the_window_holds(app: tuple[Stac
             with lock:
                 versions.append(v)
 
-    assert _run(threads, work) == []
+    assert in_threads(threads, work) == []
     total = threads * rounds
     assert sorted(versions) == list(range(1, total + 1))  # none lost, none told twice
     kept = [r[0] for r in raw("SELECT version FROM secret_version WHERE key_name = 'shared' ORDER BY version")]
@@ -275,7 +256,7 @@ def test_audit_appends_from_several_containers_verify_clean(pg_db: PgDatabase,
                 else:
                     s.secrets.get(ADMIN_OF_P1, P1, "first", reveal=True)
 
-        assert _run(8, work) == []
+        assert in_threads(8, work) == []
         report = stacks[1].audit.verify_chain()
         assert report.problems == []
         assert report.checkpoints >= 10 and report.macs_checked >= report.checkpoints - 1

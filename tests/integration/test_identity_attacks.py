@@ -344,15 +344,25 @@ def test_revoke_by_id_hash_or_guess_revokes_nothing(fed: Federation) -> None:
     assert victim not in repr(fed.api.events())
 
 
-def test_a_revocation_holds_at_once_on_another_connection(sqlite_fed: Federation, tmp_path: Path) -> None:
+@pytest.mark.parametrize("ttl", ["0", "0.3"])
+def test_a_revocation_reaches_another_process_within_the_token_cache_bound(sqlite_fed: Federation, tmp_path: Path,
+                                                                             ttl: str) -> None:
+    """Another process (its own container and connection) kept the token it looked up for at most
+    SPRONGUS_TOKEN_CACHE_TTL: with 0 the revocation holds there at once, else within that bound, never later."""
     sqlite_fed.trust("ci")
     bearer = sqlite_fed.issued(sqlite_fed.issuer.mint())["access_token"]
-    env = {"SPRONGUS_ENV": "dev", "SPRONGUS_HOME": str(tmp_path / "vault"), **SQLITE_KEYS}
+    env = {"SPRONGUS_ENV": "dev", "SPRONGUS_HOME": str(tmp_path / "vault"), "SPRONGUS_TOKEN_CACHE_TTL": ttl,
+           **SQLITE_KEYS}
     clock = sqlite_fed.api.clock
     other = ApiClient(container_with_clock(Settings.from_mapping(env), clock), clock, None)
     try:
         assert other.call("GET", "/v1/auth/whoami", bearer).status_code == 200
         assert sqlite_fed.api.call("POST", "/v1/auth/revoke", bearer).status_code == 200
+        revoked_at = time.monotonic()
+        while other.call("GET", "/v1/auth/whoami", bearer).status_code == 200:
+            assert time.monotonic() - revoked_at < float(ttl), "still accepted after the bound"
+            time.sleep(0.02)
+        assert ttl != "0" or time.monotonic() - revoked_at < 0.1  # without the cache: the very next request
         assert other.call("GET", "/v1/auth/whoami", bearer).status_code == 401
         assert other.call("POST", BATCH, bearer, json={"ownerType": "project", "ownerId": "p1"}).status_code == 401
     finally:

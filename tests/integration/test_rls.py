@@ -322,3 +322,23 @@ def test_rls_is_enabled_and_forced_on_the_history_tables(pg_db: PgDatabase) -> N
             assert flags == (True, True, "sprongus_maintenance"), table
             policies = conn.execute("SELECT policyname FROM pg_policies WHERE tablename = %s", (table,)).fetchall()
             assert policies == [(f"{table}_tenant",)]
+
+
+@pytest.mark.parametrize("subject", ["gha:repo:o'reilly/shop:ref:main", "sub\\'; SET ROLE postgres; --", "ünïcode-é"])
+def test_the_caller_settings_ride_with_begin_and_arrive_exactly(pg_db: PgDatabase, subject: str) -> None:
+    """BEGIN and the RLS settings go in one message, values quoted by the driver: a subject with quotes,
+    backslashes or a statement in it is a value, set exactly, in that transaction only."""
+    made = stack(pg_db.app_url, new_key())
+    try:
+        uow = made.container.unit_of_work()
+        assert isinstance(uow, PeeweeUnitOfWork)
+        caller = Principal(subject, frozenset({Permission.READ}), frozenset({"p1", "p2"}), key_prefix="svc.")
+        with uow.transaction(caller, readonly=True):
+            row = made.db.execute_sql(
+                "SELECT current_setting('sprongus.subject'), current_setting('sprongus.projects'), "
+                "current_setting('sprongus.admin'), current_setting('sprongus.key_prefix'), current_user").fetchone()
+        assert row == (subject, "p1,p2", "off", "svc.", pg_db.app_role)
+        after = made.db.execute_sql("SELECT current_setting('sprongus.subject', true)").fetchone()
+        assert after[0] in (None, "")  # transaction-local: gone with the transaction
+    finally:
+        made.close()

@@ -87,7 +87,9 @@ def test_an_unknown_profile_is_refused(profile: str) -> None:
 
 
 @pytest.mark.parametrize(("name", "raw"), [("SPRONGUS_KEYCHAIN_TIMEOUT", "soon"), ("SPRONGUS_KEYCHAIN_TIMEOUT", "0"),
-                                           ("SPRONGUS_BATCH_SIZE", "nan"), ("SPRONGUS_REVEAL_MAX_AGE", "-1")])
+                                           ("SPRONGUS_BATCH_SIZE", "nan"), ("SPRONGUS_REVEAL_MAX_AGE", "-1"),
+                                           ("SPRONGUS_TOKEN_CACHE_TTL", "-1"), ("SPRONGUS_TOKEN_CACHE_TTL", "61"),
+                                           ("SPRONGUS_TOKEN_CACHE_TTL", "1s")])
 def test_bad_numbers_name_their_setting(name: str, raw: str) -> None:
     with pytest.raises(ConfigError, match=f"^{name}: must be"):
         Settings.from_mapping({name: raw})
@@ -217,3 +219,13 @@ def test_malformed_settings_fail_at_build_in_any_profile(overrides: dict[str, st
     with pytest.raises(ConfigError) as info:
         build_container(Settings.from_mapping({"SPRONGUS_ENV": "test", **overrides}))
     assert str(info.value).startswith(f"{setting}: ") and SHORT[:8] not in str(info.value)
+
+
+@pytest.mark.parametrize(("raw", "cached"), [(None, True), ("0.5", True), ("0", False)])
+def test_the_token_cache_is_on_by_default_and_off_at_zero(raw: str | None, cached: bool) -> None:
+    from sprongus.adapters.token_cache import CachingApiTokenStore
+    from sprongus.entrypoints.container import build_container
+
+    env = {"SPRONGUS_ENV": "test"} | ({} if raw is None else {"SPRONGUS_TOKEN_CACHE_TTL": raw})
+    store = build_container(Settings.from_mapping(env)).api_token_store()
+    assert isinstance(store, CachingApiTokenStore) is cached

@@ -38,12 +38,15 @@ class LimitsRateLimiter:
     def hit(self, policy: str, identity: str) -> RateLimitDecision:
         item = self._items[policy]
         try:
-            allowed = self._limiter.hit(item, policy, identity)
+            if self._limiter.hit(item, policy, identity):
+                # Allowed: the window's state is not needed (no caller reads it), and on Redis it was a second
+                # round trip on every reveal and write.
+                return RateLimitDecision(True, policy, item.amount, item.get_expiry(), -1, 0)
             stats = self._limiter.get_window_stats(item, policy, identity)
         except Exception as exc:  # Redis down: fail closed, as "unavailable" (503), never as "allowed"
             raise StorageUnavailable(f"rate-limit storage unavailable: {type(exc).__name__}") from exc
         reset_after = max(0, math.ceil(stats.reset_time - time.time()))
-        return RateLimitDecision(allowed, policy, item.amount, item.get_expiry(), stats.remaining, reset_after)
+        return RateLimitDecision(False, policy, item.amount, item.get_expiry(), stats.remaining, reset_after)
 
     def available(self) -> bool:
         """The store answers (a Redis PING; always, in memory): the readiness check's question."""

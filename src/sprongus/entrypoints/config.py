@@ -39,6 +39,7 @@ class Settings:
     rate_limits: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
     rate_limit_storage: str = "memory://"
     reveal_max_age: int = 900
+    token_cache_ttl: float = 1.0  # seconds another process's token revocation may take to reach this one
     batch_size: int = 500
     max_versions: int = 10  # kept per secret, the current one included
     delete_retention: int = 30 * 86400  # seconds a soft-deleted secret waits for `secrets purge-expired`
@@ -95,6 +96,7 @@ class Settings:
             rate_limits=limits,
             rate_limit_storage=env.get("SPRONGUS_RATE_LIMIT_STORAGE", "memory://"),
             reveal_max_age=int(_number(env, "SPRONGUS_REVEAL_MAX_AGE", 900, 1, 86400 * 30)),
+            token_cache_ttl=_number(env, "SPRONGUS_TOKEN_CACHE_TTL", 1.0, 0.0, 60.0),
             batch_size=int(_number(env, "SPRONGUS_BATCH_SIZE", 500, 1, 100_000)),
             max_versions=int(_number(env, "SPRONGUS_MAX_VERSIONS", 10, 1, 1000)),
             delete_retention=_retention(env),

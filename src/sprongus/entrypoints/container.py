@@ -30,6 +30,7 @@ from sprongus.entrypoints.storage import embedded_storage, memory_storage, serve
 from sprongus.ports.crypto import MasterKeyProvider
 from sprongus.ports.identity import JwtVerifier
 from sprongus.ports.storage import Storage
+from sprongus.ports.tokens import ApiTokenStore
 from sprongus.service.audit_checkpoints import CheckpointSigner
 from sprongus.service.auditing import Auditor
 from sprongus.service.batch_reveal import BatchRevealOps
@@ -161,6 +162,16 @@ def _token_self_service(*args: Any) -> TokenSelfService:
     return TokenSelfService(*args)
 
 
+def _api_token_store(storage: Storage, cache_ttl: float) -> ApiTokenStore:
+    """Verified tokens kept `cache_ttl` seconds per process (adapters/token_cache.py): the bound on how long a
+    revocation made elsewhere takes to reach this process. 0: every request asks the store."""
+    if cache_ttl <= 0:
+        return storage.api_tokens
+    from sprongus.adapters.token_cache import CachingApiTokenStore
+
+    return CachingApiTokenStore(storage.api_tokens, cache_ttl)
+
+
 def _seconds(seconds: int) -> timedelta:
     return timedelta(seconds=seconds)
 
@@ -192,7 +203,7 @@ class Container(containers.DeclarativeContainer):
     unit_of_work = providers.Callable(operator.attrgetter("uow"), storage)
     audit_sink = providers.Callable(operator.attrgetter("audit"), storage)
     audit_trail = providers.Callable(operator.attrgetter("audit_trail"), storage)
-    api_token_store = providers.Callable(operator.attrgetter("api_tokens"), storage)
+    api_token_store = providers.Singleton(_api_token_store, storage, config.api.token_cache_ttl)
     reveal_token_store = providers.Callable(operator.attrgetter("reveal_tokens"), storage)
     idempotency_store = providers.Callable(operator.attrgetter("idempotency"), storage)
     trust_store = providers.Callable(operator.attrgetter("trusts"), storage)

@@ -100,6 +100,7 @@ def container_config(settings: Settings) -> dict[str, Any]:
         "batch_size": settings.batch_size,
         "history": {"max_versions": settings.max_versions, "delete_retention": settings.delete_retention},
         "api": {"reveal_max_age": settings.reveal_max_age, "trusted_proxies": settings.trusted_proxies,
+                "token_cache_ttl": settings.token_cache_ttl,
                 "ready_max_age": settings.ready_max_age},
         "oidc": {"issuer": settings.oidc_issuer, "client_id": settings.oidc_client_id,
                  "audience": settings.oidc_audience, "allow_http": settings.env != "prod"},

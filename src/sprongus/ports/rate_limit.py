@@ -10,7 +10,7 @@ class RateLimitDecision:
     policy: str
     limit: int
     window_seconds: int
-    remaining: int
+    remaining: int  # -1 when allowed: counted only for a refusal
     reset_after: int  # seconds until the window frees a slot
 
 

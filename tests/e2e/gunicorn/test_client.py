@@ -26,8 +26,16 @@ from pathlib import Path
 import pytest
 
 from sprongus.client import Client, RateLimited, Unauthenticated
-from tests.e2e.conftest import Machine, Proc
-from tests.e2e.gunicorn.conftest import ALL_SCOPES, REVEAL_LIMIT, Stack, b64key, redis_database, start_gunicorn, stop
+from tests.e2e.conftest import TOKEN_CACHE_BOUND, Machine, Proc
+from tests.e2e.gunicorn.conftest import (
+    ALL_SCOPES,
+    REVEAL_LIMIT,
+    Stack,
+    b64key,
+    redis_database,
+    start_gunicorn,
+    stop,
+)
 from tests.e2e.gunicorn.tcp_proxy import TcpProxy
 from tests.harness import CANARY
 from tests.oidc.issuer import OidcIssuer
@@ -244,6 +252,8 @@ def test_a_revoked_token_is_renewed_once_from_the_file(rig: Rig) -> None:
         live = [t["id"] for t in listed if t["trust"] == "revoked" and not t["revoked"]]
         assert len(live) == 1, listed
         rig.operator("tokens", "revoke", live[0])
+        # Another process revoked it: each worker refuses it within the token cache's bound (1 s by default).
+        time.sleep(TOKEN_CACHE_BOUND)
 
     assert client.reveal("project:revoked", "notion.api_token") == CANARY
     revoke_live_token()

@@ -10,6 +10,7 @@ from typing import Any
 import peewee
 
 from sprongus.adapters.peewee.audit_checkpoints import PeeweeCheckpoints
+from sprongus.adapters.peewee.audit_group import GroupCommit
 from sprongus.adapters.peewee.db import outage_of, storage_errors
 from sprongus.adapters.peewee.dialect import dialect_of
 from sprongus.adapters.peewee.models import BoundModels
@@ -34,6 +35,7 @@ class PeeweeAuditSink:
         self._m = models.audit
         self._db = models.db
         self._checkpoints = PeeweeCheckpoints(models)
+        self._group = GroupCommit(self._append_groups)
         columns = ("time", "actor", "action", "scope", "key_name", "version", "outcome", "request_id",
                    "client_address", "detail", "prev_hash", "hash")
         self._row_marks = "(" + ", ".join([self._db.param] * len(columns)) + ")"
@@ -57,16 +59,20 @@ class PeeweeAuditSink:
                                    + "; action refused") from exc
 
     def _append(self, events: Sequence[AuditEvent]) -> None:
-        db = self._db
-        if db.in_transaction():  # the caller's transaction: the rows commit or roll back with the action
+        if self._db.in_transaction():  # the caller's transaction: the rows commit or roll back with the action
             self._append_locked(events)
             return
-        with dialect_of(db).write_transaction(db):
-            self._append_locked(events)
+        self._group.append(events)  # its own transaction, shared with concurrent appends of this process
 
-    def _append_locked(self, events: Sequence[AuditEvent]) -> None:
+    def _append_groups(self, groups: list[Sequence[AuditEvent]]) -> None:
         db = self._db
-        dialect_of(db).serialize(db, AUDIT_LOCK_ID)  # one chain: appends happen one at a time
+        with dialect_of(db).serialized_transaction(db, AUDIT_LOCK_ID):
+            self._append_locked([event for events in groups for event in events], locked=True)
+
+    def _append_locked(self, events: Sequence[AuditEvent], locked: bool = False) -> None:
+        db = self._db
+        if not locked:
+            dialect_of(db).serialize(db, AUDIT_LOCK_ID)  # one chain: appends happen one at a time
         last = db.execute_sql("SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1").fetchone()  # type: ignore[no-untyped-call]
         head, prev = (last[0], last[1]) if last is not None else (0, GENESIS)
         rows: list[list[Any]] = []

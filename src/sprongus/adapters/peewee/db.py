@@ -14,18 +14,25 @@ from urllib.parse import unquote, urlsplit
 
 import peewee
 
+from sprongus.adapters.peewee.sqlite_writers import WriterTurns
 from sprongus.domain.errors import DISK_FULL, ConfigError, KeyProviderError, StorageError, StorageUnavailable
 
+BUSY_TIMEOUT_MS = 30_000
 WAL_PAGES = 32  # see journal_size_limit below
+# The API server's connections: a checkpoint syncs the WAL and the vault file to disk (~3 ms here) inside the commit
+# of whichever write crosses the mark, while every other writer waits. At 32 pages that came every few reveals;
+# at 256 (1 MiB) reveals and writes under load ran 40% and 2x faster (benchmarks/bench_peers.py).
+SERVER_WAL_PAGES = 256
 SQLITE_PRAGMAS = {
     # First: every later pragma (journal_mode needs a lock) and statement then waits instead of failing.
-    "busy_timeout": 30_000,  # ms: wait for the write lock instead of failing with "database is locked"
+    "busy_timeout": BUSY_TIMEOUT_MS,  # ms: wait for the write lock instead of failing with "database is locked"
     "journal_mode": "wal",  # readers never block the writer
     "synchronous": "normal",  # safe with WAL: a power cut may lose the last commits, never corrupt
     "foreign_keys": 1,
     # A bounded WAL. Every reveal commits its audit row, and the default checkpoint only every 1,000 pages let one
     # `secrets run` over 400 secrets grow the WAL to 1.76 MB (and fill a small disk by itself). Checkpoint every
-    # WAL_PAGES pages, and cut the file back to that size after a bigger transaction.
+    # WAL_PAGES pages, and cut the file back to that size after a bigger transaction. (Run after the writer's turn
+    # instead, a checkpoint never caught up with the next writers and a write load grew the WAL past 6 MB.)
     "wal_autocheckpoint": WAL_PAGES,
     "journal_size_limit": WAL_PAGES * 4096,
 }
@@ -51,6 +58,8 @@ class VaultSqliteDatabase(peewee.SqliteDatabase):
     after each transaction, so the lock never outlives it and the next transaction tries the shared index again.
     """
 
+    writer_turns: WriterTurns | None = None  # set by open_sqlite; a bare instance (tests) writes without a queue
+
     # peewee's typing stubs leave out its connection internals (_state, _connect, _add_conn_hooks): reached as Any.
     def _connect(self) -> sqlite3.Connection:
         me: Any = self
@@ -72,6 +81,31 @@ class VaultSqliteDatabase(peewee.SqliteDatabase):
         me._state.full_disk = True
         return conn
 
+    def begin(self, lock_type: str | None = None) -> None:
+        """A write transaction waits its turn in the vault's writer queue first (adapters/peewee/sqlite_writers.py)."""
+        me: Any = self
+        turns: WriterTurns | None = getattr(self, "writer_turns", None)
+        if turns is None or (lock_type or "").upper() not in ("IMMEDIATE", "EXCLUSIVE"):
+            super().begin(lock_type)
+            return
+        turns.take()
+        me._state.holds_turn = True
+        try:
+            super().begin(lock_type)
+        except BaseException:
+            self._give_back_turn()
+            raise
+
+    def checkpoint_every(self, pages: int) -> None:
+        """The WAL's bound for connections opened from now on (and this thread's, if open)."""
+        me: Any = self
+        sizes = {"wal_autocheckpoint": pages, "journal_size_limit": pages * 4096}
+        me._pragmas = [(name, sizes.get(name, value)) for name, value in me._pragmas]
+        conn = me._state.conn
+        if conn is not None:
+            for name, value in sizes.items():
+                conn.execute(f"PRAGMA {name} = {int(value)}")
+
     def commit(self) -> None:
         try:
             super().commit()
@@ -91,8 +125,18 @@ class VaultSqliteDatabase(peewee.SqliteDatabase):
 
     def _release(self) -> None:
         me: Any = self
+        conn = me._state.conn
+        if conn is None or not conn.in_transaction:  # a failed COMMIT leaves it open: the ROLLBACK that follows ends it
+            self._give_back_turn()
         if getattr(me._state, "full_disk", False) and not self.in_transaction():
             self.close()
+
+    def _give_back_turn(self) -> None:
+        me: Any = self
+        if getattr(me._state, "holds_turn", False):
+            me._state.holds_turn = False
+            if self.writer_turns is not None:
+                self.writer_turns.give_back()
 
 
 def sqlite_path(url: str) -> Path:
@@ -118,7 +162,9 @@ def open_sqlite(path: Path) -> peewee.SqliteDatabase:
             continue
         _refuse_shared(companion, mode)
     _use_wal(path)
-    return VaultSqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS, check_same_thread=False)
+    db = VaultSqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS, check_same_thread=False)
+    db.writer_turns = WriterTurns(path, BUSY_TIMEOUT_MS / 1000)
+    return db
 
 
 def _refuse_shared(path: Path, mode: int) -> None:

@@ -21,6 +21,10 @@ from sprongus.domain.principal import Permission, Principal
 MIGRATION_LOCK_ID = 0x5350524F  # "SPRO"
 
 
+class BeginWith(str):
+    """A statement to send in one message with BEGIN (adapters/peewee/postgres.py ServerDatabase.begin)."""
+
+
 class SqliteDialect:
     name = "sqlite"  # the migrations directory
     true = "1"
@@ -36,6 +40,10 @@ class SqliteDialect:
 
     def serialize(self, db: peewee.Database, lock_id: int) -> None:
         """Inside a write transaction: SQLite's write lock already serializes it."""
+
+    def serialized_transaction(self, db: peewee.Database, lock_id: int) -> AbstractContextManager[Any]:
+        """A write transaction that holds `lock_id` from its start: SQLite's write lock is the lock."""
+        return db.atomic("IMMEDIATE")
 
     @contextmanager
     def migration_lock(self, db: peewee.Database) -> Iterator[None]:
@@ -69,12 +77,23 @@ class PostgresDialect:
 
     @contextmanager
     def caller_transaction(self, db: peewee.Database, caller: Principal, readonly: bool) -> Iterator[None]:
-        with db.atomic():
-            set_caller(db, caller)
+        if db.in_transaction() or not hasattr(db, "begin_with"):  # a savepoint: no BEGIN to ride along with
+            with db.atomic():
+                set_caller(db, caller)
+                yield
+            return
+        # One round trip: BEGIN and the settings in one message (peewee hands atomic's argument to BEGIN).
+        with db.atomic(BeginWith(caller_settings(db, caller))):
             yield
 
     def serialize(self, db: peewee.Database, lock_id: int) -> None:
         db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (lock_id,))  # type: ignore[no-untyped-call]
+
+    def serialized_transaction(self, db: peewee.Database, lock_id: int) -> AbstractContextManager[Any]:
+        """The advisory lock taken in the BEGIN's own message (one round trip less). Outside a transaction only."""
+        if not hasattr(db, "begin_with"):
+            return _locked_atomic(db, lock_id)
+        return db.atomic(BeginWith(f"SELECT pg_advisory_xact_lock({int(lock_id)})"))
 
     @contextmanager
     def migration_lock(self, db: peewee.Database) -> Iterator[None]:
@@ -101,6 +120,13 @@ class PostgresDialect:
         return f"SELECT * FROM sprongus_vault_data_keys({db.param}, {db.param})"  # noqa: S608 - placeholders
 
 
+@contextmanager
+def _locked_atomic(db: peewee.Database, lock_id: int) -> Iterator[None]:
+    with db.atomic():
+        _POSTGRES.serialize(db, lock_id)
+        yield
+
+
 Dialect = SqliteDialect | PostgresDialect
 _SQLITE, _POSTGRES = SqliteDialect(), PostgresDialect()
 
@@ -109,10 +135,25 @@ def dialect_of(db: peewee.Database) -> Dialect:
     return _POSTGRES if isinstance(db, peewee.PostgresqlDatabase) else _SQLITE
 
 
+_SET_CALLER = ("SELECT set_config('sprongus.subject', {}, true), set_config('sprongus.projects', {}, true), "
+               "set_config('sprongus.admin', {}, true), set_config('sprongus.key_prefix', {}, true)")
+
+
+def _caller_values(caller: Principal) -> tuple[str, str, str, str]:
+    admin = "on" if caller.owner or Permission.ADMIN in caller.permissions else "off"
+    return caller.subject, ",".join(sorted(caller.projects)), admin, caller.key_prefix
+
+
 def set_caller(db: peewee.Database, caller: Principal) -> None:
     """Transaction-local settings read by the RLS policies (never a plain SET: it would outlive the transaction)."""
-    admin = "on" if caller.owner or Permission.ADMIN in caller.permissions else "off"
-    db.execute_sql(  # type: ignore[no-untyped-call]
-        "SELECT set_config('sprongus.subject', %s, true), set_config('sprongus.projects', %s, true), "
-        "set_config('sprongus.admin', %s, true), set_config('sprongus.key_prefix', %s, true)",
-        (caller.subject, ",".join(sorted(caller.projects)), admin, caller.key_prefix))
+    db.execute_sql(_SET_CALLER.format("%s", "%s", "%s", "%s"), _caller_values(caller))  # type: ignore[no-untyped-call]
+
+
+def caller_settings(db: peewee.Database, caller: Principal) -> str:
+    """set_caller's statement with its values quoted by the driver (psycopg's Literal: the server's own quoting
+    rules, for the connection's encoding), to send in one message with BEGIN: a message with several statements
+    takes no parameters."""
+    from psycopg import sql
+
+    conn = db.connection()  # type: ignore[no-untyped-call]
+    return sql.SQL(_SET_CALLER).format(*(sql.Literal(v) for v in _caller_values(caller))).as_string(conn)

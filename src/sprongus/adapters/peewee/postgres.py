@@ -28,6 +28,8 @@ from playhouse.pool import PoolConnection, PooledDatabase, PooledPostgresqlDatab
 from psycopg.abc import PQGen
 from psycopg.conninfo import conninfo_to_dict
 
+from sprongus.adapters.peewee.dialect import BeginWith
+
 RV = TypeVar("RV")
 # Idle 15 s, then a probe every 5 s, 3 unanswered: a vanished peer is noticed within about 30 s. A URL that sets
 # any of these keeps its own.
@@ -39,6 +41,8 @@ REPLY_GRACE = 2.0
 # behind a DNS name, server-side idle limits).
 MAX_AGE = 300
 
+
+_exception_wrapper: Any = getattr(peewee, "__exception_wrapper__")  # noqa: B009 - peewee's driver-error translator
 
 class _DeadlineConnection(psycopg.Connection[Any]):
     """A psycopg connection that waits at most `reply_timeout` for any answer, then closes itself.
@@ -81,6 +85,15 @@ class ServerDatabase(PooledPostgresqlDatabase):  # type: ignore[misc]
         # is its own: during an outage one thread's connect timeout held up all the others. The pool's structures
         # keep their lock (_pool_lock).
         self._lock = peewee._NoopLock()
+
+    begin_with = True  # dialect.caller_transaction: BEGIN may carry a statement (BeginWith)
+
+    def begin(self, isolation_level: Any = None) -> None:
+        if not isinstance(isolation_level, BeginWith):
+            super().begin(isolation_level)
+            return
+        with _exception_wrapper:
+            self.cursor().execute("BEGIN; " + isolation_level)
 
     def _connect(self) -> Any:
         """A pooled connection if one is fit to use, else a new one, opened outside the pool's lock: playhouse

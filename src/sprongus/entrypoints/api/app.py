@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from sprongus import __version__
+from sprongus.adapters.peewee.db import SERVER_WAL_PAGES, VaultSqliteDatabase
 from sprongus.domain.errors import SprongusError
 from sprongus.domain.redaction import install_log_redaction
 from sprongus.entrypoints.api.audit_api import audit_blueprint
@@ -50,6 +51,21 @@ class ApiJsonProvider(DefaultJSONProvider):
         return Response(body, mimetype=self.mimetype)
 
 
+class SprongusFlask(Flask):
+    """Flask asks, for each hook and view of every request, whether it is a coroutine function (an `inspect` call
+    each, ten a request here): the answer for a function does not change, so it is kept."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync: dict[Any, Any] = {}
+
+    def ensure_sync(self, func: Any) -> Any:
+        synced = self._sync.get(func)
+        if synced is None:
+            synced = self._sync[func] = super().ensure_sync(func)
+        return synced
+
+
 class ProblemApi(Api):  # type: ignore[misc]
     """flask-smorest documents errors as its own application/json schema; ours are RFC 9457 problem+json."""
 
@@ -68,7 +84,7 @@ def create_app(container: Container | None = None) -> Flask:
 
         container = build_container()
     install_log_redaction()
-    app = Flask("sprongus")
+    app = SprongusFlask("sprongus")
     app.json = ApiJsonProvider(app)
     app.config.update(API_TITLE="sprongus", API_VERSION=__version__, OPENAPI_VERSION="3.0.3",
                       OPENAPI_URL_PREFIX="/v1", OPENAPI_JSON_PATH="openapi.json", MAX_CONTENT_LENGTH=MAX_BODY,
@@ -92,6 +108,8 @@ def create_app(container: Container | None = None) -> Flask:
                                           container.token_service(), container.service_deps().auditor,
                                           container.config.oidc()))
     storage = container.storage()
+    if storage.database is not None and isinstance(storage.database.db, VaultSqliteDatabase):
+        storage.database.db.checkpoint_every(SERVER_WAL_PAGES)  # a server's stream of writes: see db.py
     app.teardown_appcontext(lambda _exc: release_connection(storage))  # back to the pool, checked on next use
     proxies = container.config.api.trusted_proxies()
     if proxies:  # behind N reverse proxies: the client address (rate limits, audit) comes from X-Forwarded-For

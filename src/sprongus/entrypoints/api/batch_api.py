@@ -50,7 +50,7 @@ class BatchRevealResult(Schema):
 
 def add_batch_routes(blp: Blueprint, ops: BatchRevealOps, recent_auth_check: RecentAuthCheck) -> None:
     @blp.route("/secrets:reveal", methods=["POST"])
-    @blp.arguments(BatchRevealBody)
+    @blp.arguments(BatchRevealBody())
     @blp.response(200, BatchRevealResult, description="The plaintexts, once; one audit row per secret")
     @document_errors(blp, 401, 403, 404, 422, 429, 503)
     def reveal_many(body: dict[str, Any]) -> Response:

@@ -27,9 +27,13 @@ def key_parameters() -> list[dict[str, Any]]:
 
 
 def document_errors(blp: Blueprint, *statuses: int) -> Any:
+    """The error answers in the OpenAPI document. Only the documentation is kept: each `alt_response` also wraps
+    the view in a call-through layer (with an async check), and seven of them cost every request ~25 µs."""
     def decorate(view: Any) -> Any:
+        documented = view
         for status in statuses:
-            view = blp.alt_response(status, schema=s.Problem, content_type=PROBLEM_JSON,
-                                    description=ERRORS.get(status, ""))(view)
+            documented = blp.alt_response(status, schema=s.Problem, content_type=PROBLEM_JSON,
+                                          description=ERRORS.get(status, ""))(documented)
+        view._apidoc = documented._apidoc
         return view
     return decorate

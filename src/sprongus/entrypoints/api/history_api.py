@@ -27,7 +27,7 @@ def add_history_routes(blp: Blueprint, history: HistoryOps) -> None:
         return history.history(principal(), Scope.of(owner_type, owner_id), key_name)
 
     @blp.route(KEY_PATH + ":rollback", parameters=key_parameters(), methods=["POST"])
-    @blp.arguments(s.RollbackBody)
+    @blp.arguments(s.RollbackBody())
     @blp.response(200, s.SecretRecord, description="The new version, masked: latest+1 holding the old value")
     @document_errors(blp, 401, 403, 404, 422, 429)
     def rollback(body: dict[str, Any], owner_type: str, owner_id: str, key_name: str) -> Reply:

@@ -120,7 +120,7 @@ def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: Recent
             raise
 
     @blp.route("/secrets", methods=["GET"])
-    @blp.arguments(s.ListQuery, location="query", as_kwargs=True)
+    @blp.arguments(s.ListQuery(), location="query", as_kwargs=True)
     @blp.response(200, s.SecretPage)
     @document_errors(blp, 401, 403, 404, 422)
     def list_secrets(ownerType: str, ownerId: str | None, prefix: str, withMeta: bool, limit: int,
@@ -131,7 +131,7 @@ def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: Recent
         return Listing(page.items, page.next_cursor, withMeta)
 
     @blp.route(KEY_PATH, parameters=key_parameters(), methods=["GET"])
-    @blp.arguments(s.VersionQuery, location="query", as_kwargs=True)
+    @blp.arguments(s.VersionQuery(), location="query", as_kwargs=True)
     @blp.response(200, s.SecretRecord, description="The masked record; ETag is its version (not for ?version)")
     @document_errors(blp, 401, 403, 404, 422)
     def get_secret(owner_type: str, owner_id: str, key_name: str, version: int | None) -> Reply:
@@ -147,7 +147,7 @@ def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: Recent
                              conditional="If-Match" in request.headers, must_exist=stored is not None)
 
     @blp.route(KEY_PATH, parameters=key_parameters(), methods=["PUT"])
-    @blp.arguments(s.PutBody)
+    @blp.arguments(s.PutBody())
     @idempotency.guard(_put_replay_checks)
     @blp.response(200, s.SecretRecord, description="Updated (201 when created); masked")
     @blp.alt_response(201, schema=s.SecretRecord, description="Created")
@@ -169,7 +169,7 @@ def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: Recent
         return _with_etag(result.view, 201 if result.created else 200)
 
     @blp.route(KEY_PATH, parameters=key_parameters(), methods=["DELETE"])
-    @blp.arguments(s.DeleteQuery, location="query", as_kwargs=True)
+    @blp.arguments(s.DeleteQuery(), location="query", as_kwargs=True)
     @blp.response(204, description="Deleted (soft: every version kept until purged or expired)")
     @blp.alt_response(200, schema=s.Purged, description="purge=true: destroyed, with the version numbers")
     @document_errors(blp, 401, 403, 404, 422, 429)
@@ -185,7 +185,7 @@ def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: Recent
         return Response(status=204)
 
     @blp.route(KEY_PATH + ":reveal", parameters=key_parameters(), methods=["POST"])
-    @blp.arguments(s.RevealBody, required=False)
+    @blp.arguments(s.RevealBody(), required=False)
     @blp.response(200, s.SecretRecord, description="The plaintext, once, in `value`")
     @blp.alt_response(201, schema=s.RevealTokenCreated, description="A single-use reveal token (oneTime)")
     @document_errors(blp, 401, 403, 404, 422, 429, 503)
@@ -206,7 +206,7 @@ def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: Recent
 
     @blp.route("/secrets:redeem", methods=["POST"], endpoint="redeem")
     @blp.doc(security=[])
-    @blp.arguments(s.RedeemBody)
+    @blp.arguments(s.RedeemBody())
     @blp.response(200, s.SecretRecord, description="The plaintext, exactly once")
     @document_errors(blp, 410, 422, 429, 503)
     def redeem(body: dict[str, Any]) -> SecretView:

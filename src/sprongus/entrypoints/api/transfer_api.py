@@ -45,7 +45,7 @@ def add_transfer_routes(blp: Blueprint, transfer: TransferOps, idempotency: Idem
         transfer.admit(principal(), **_arguments(body))
 
     @blp.route("/secrets:import", methods=["POST"])
-    @blp.arguments(s.ImportBody)
+    @blp.arguments(s.ImportBody())
     @idempotency.guard(_replay_checks)
     @blp.response(200, s.ImportResult)
     @document_errors(blp, 401, 403, 404, 409, 422, 429)
@@ -58,7 +58,7 @@ def add_transfer_routes(blp: Blueprint, transfer: TransferOps, idempotency: Idem
                                   "key/passphrase") from None
 
     @blp.route("/secrets:export", methods=["GET"])
-    @blp.arguments(ExportVersionsQuery, location="query", as_kwargs=True)
+    @blp.arguments(ExportVersionsQuery(), location="query", as_kwargs=True)
     @blp.response(200, s.ExportResult, description="Metadata (never values), or a bundle")
     @document_errors(blp, 401, 403, 404, 422, 429)
     def export_secrets(ownerType: str, ownerId: str | None, prefix: str, bundle: bool,

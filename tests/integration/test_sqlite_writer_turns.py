@@ -1,0 +1,156 @@
+"""The SQLite vault's writer queue: every write transaction takes a turn (a thread lock, then an advisory lock on
+`vault.db-writers`), and gives it back however the transaction ends; another process waits for it, within the
+busy timeout."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from sprongus.adapters.peewee.db import open_sqlite
+from sprongus.adapters.peewee.sqlite_writers import WriterTurns
+from sprongus.domain.errors import StorageUnavailable
+from sprongus.domain.scope import Scope
+from sprongus.domain.values import SecretValue
+from tests.integration.stack import new_key, owner, sqlite_url, stack
+
+HOLD = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from sprongus.adapters.peewee.sqlite_writers import WriterTurns
+    turns = WriterTurns(Path(sys.argv[1]), timeout=5)
+    turns.take()
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+    turns.give_back()
+""")
+
+
+def holder(db: Path, seconds: float) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(db), str(seconds)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert proc.stdout is not None and proc.stdout.readline() == "held\n"
+    return proc
+
+
+def taken_by_another_thread(turns: WriterTurns) -> bool:
+    got: list[bool] = []
+    thread = threading.Thread(target=lambda: got.append(turns._threads.acquire(timeout=0.05)))
+    thread.start()
+    thread.join()
+    if got[0]:
+        turns._threads.release()
+    return not got[0]
+
+
+def test_a_write_waits_for_another_process_turn_and_then_succeeds(tmp_path: Path) -> None:
+    vault = stack(sqlite_url(tmp_path), new_key())
+    try:
+        vault.secrets.set(owner(), Scope.system(), "k", SecretValue("v1"))
+        proc = holder(tmp_path / "vault.db", 0.5)
+        started = time.monotonic()
+        vault.secrets.set(owner(), Scope.system(), "k", SecretValue("v2"))  # queues behind the other process
+        waited = time.monotonic() - started
+        assert proc.wait(10) == 0
+        assert waited >= 0.3, waited
+        assert vault.secrets.get(owner(), Scope.system(), "k").version == 2
+    finally:
+        vault.close()
+
+
+def test_no_turn_within_the_busy_timeout_is_an_outage_not_a_hang(tmp_path: Path) -> None:
+    db = tmp_path / "vault.db"
+    db.touch()
+    proc = holder(db, 3)
+    try:
+        turns = WriterTurns(db, timeout=0.3)
+        started = time.monotonic()
+        with pytest.raises(StorageUnavailable, match="busy"):
+            turns.take()
+        assert time.monotonic() - started < 2
+        assert not taken_by_another_thread(turns)  # the thread lock was given back with the failure
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("ending", ["commit", "exception", "failed-begin"])
+def test_the_turn_is_given_back_however_the_transaction_ends(tmp_path: Path, ending: str) -> None:
+    db = open_sqlite(tmp_path / "vault.db")
+    db.execute_sql("CREATE TABLE t (x INTEGER)")
+    turns = db.writer_turns
+    assert turns is not None
+    foreign = None
+    if ending == "failed-begin":  # a foreign writer (no turn) holds SQLite's lock past a short busy timeout
+        foreign = sqlite3.connect(tmp_path / "vault.db", isolation_level=None)
+        foreign.execute("BEGIN IMMEDIATE")
+        db.execute_sql("PRAGMA busy_timeout = 50")
+    try:
+        with db.atomic("IMMEDIATE"):
+            assert taken_by_another_thread(turns)
+            db.execute_sql("INSERT INTO t VALUES (1)")
+            if ending == "exception":
+                raise KeyError("boom")
+    except Exception as exc:
+        assert ending != "commit", exc
+    assert not taken_by_another_thread(turns)
+    assert not getattr(db._state, "holds_turn", False)
+    if foreign is not None:
+        foreign.rollback()
+        foreign.close()
+    with db.atomic("IMMEDIATE"):  # and the next write gets its turn
+        db.execute_sql("INSERT INTO t VALUES (2)")
+    db.close()
+
+
+def test_a_forked_child_queues_on_its_own_descriptor(tmp_path: Path) -> None:
+    """A descriptor inherited across fork shares the parent's lock: the child would write beside the parent."""
+    db = tmp_path / "vault.db"
+    db.touch()
+    turns = WriterTurns(db, timeout=0.3)
+    turns.take()
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: same object, new process
+            try:
+                turns._threads = threading.Lock()  # the parent's thread lock is held; only the file lock matters
+                turns.take()
+                os._exit(1)  # got the turn the parent holds: wrong
+            except StorageUnavailable:
+                os._exit(0)
+            except BaseException:
+                os._exit(2)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        turns.give_back()
+
+
+def test_the_lock_file_is_private_and_empty(tmp_path: Path) -> None:
+    vault = stack(sqlite_url(tmp_path), new_key())
+    try:
+        vault.secrets.set(owner(), Scope.system(), "k", SecretValue("canary-writers-5d1e"))
+    finally:
+        vault.close()
+    lock = tmp_path / "vault.db-writers"
+    assert stat.S_IMODE(lock.stat().st_mode) == 0o600
+    assert lock.read_bytes() == b""
+
+
+def test_without_a_lock_file_writes_still_work(tmp_path: Path) -> None:
+    (tmp_path / "vault.db-writers").mkdir()  # cannot be opened as a file: the processes queue in SQLite alone
+    vault = stack(sqlite_url(tmp_path), new_key())
+    try:
+        vault.secrets.set(owner(), Scope.system(), "k", SecretValue("v"))
+        assert vault.secrets.get(owner(), Scope.system(), "k").version == 1
+    finally:
+        vault.close()
