@@ -3,6 +3,8 @@ before its answer, exactly once, in one unbroken chain; a failed group fails clo
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +13,7 @@ from typing import Any
 import pytest
 
 from sprongus.adapters.peewee.audit_group import GroupCommit
-from sprongus.domain.errors import AuditUnavailable
+from sprongus.domain.errors import AuditUnavailable, StorageUnavailable
 from sprongus.domain.records import AuditEvent
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
@@ -112,7 +114,7 @@ def test_one_bad_caller_in_a_group_does_not_fail_the_others() -> None:
             raise ValueError("a row that cannot be stored")
         written.append(actors)
 
-    group = GroupCommit(write)
+    group = GroupCommit(write, lambda exc: False)
     failed: dict[int, BaseException] = {}
 
     def append(n: int) -> None:
@@ -150,7 +152,7 @@ def test_the_lead_passes_on_when_the_leader_fails() -> None:
             gate.wait(5)
             raise RuntimeError("first transaction failed")
 
-    group = GroupCommit(write)
+    group = GroupCommit(write, lambda exc: False)
     outcome: dict[str, str] = {}
 
     def first() -> None:
@@ -176,3 +178,65 @@ def test_the_lead_passes_on_when_the_leader_fails() -> None:
     b.join(10)
     assert outcome == {"first": "failed", "second": "written"}
     assert not group._leading and not group._queue
+
+
+def test_an_outage_fails_the_whole_group_at_once() -> None:
+    """Caller by caller, each would wait out the outage again (a busy timeout each, one after the other)."""
+    attempts: list[int] = []
+    hold = threading.Event()
+
+    def write(groups: list[Any]) -> None:
+        attempts.append(len(groups))
+        if len(attempts) == 1:
+            hold.wait(5)  # the first caller's transaction: the others queue behind it
+        raise StorageUnavailable("the vault is busy: no write turn within the busy timeout")
+
+    group = GroupCommit(write, lambda exc: isinstance(exc, StorageUnavailable))
+    failed: list[int] = []
+
+    def append(n: int) -> None:
+        try:
+            group.append([event(n)])
+        except StorageUnavailable:
+            failed.append(n)
+
+    first = threading.Thread(target=append, args=(0,))
+    first.start()
+    while not attempts:
+        pass
+    others = [threading.Thread(target=append, args=(n,)) for n in range(1, 5)]
+    for thread in others:
+        thread.start()
+    while len(group._queue) < 4:
+        pass
+    hold.set()
+    for thread in (first, *others):
+        thread.join(10)
+    assert sorted(failed) == [0, 1, 2, 3, 4]
+    assert attempts == [1, 4]  # the queued four: one attempt together, no retry one by one
+
+
+def test_a_forked_child_does_not_wait_for_the_parents_leader(tmp_path: Path) -> None:
+    release, parent = threading.Event(), os.getpid()
+
+    def write(groups: list[Any]) -> None:
+        if os.getpid() == parent:
+            release.wait(5)  # the parent's leader is busy writing when the fork happens
+
+    group = GroupCommit(write, lambda exc: False)
+    leader = threading.Thread(target=group.append, args=([event(0)],))
+    leader.start()
+    while not group._leading:
+        pass
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's leader thread does not exist here
+        try:
+            signal.alarm(5)  # a child waiting for a leader it does not have would hang: the alarm ends it (exit != 0)
+            group.append([event(1)])
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    release.set()
+    leader.join(10)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

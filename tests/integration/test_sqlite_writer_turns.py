@@ -122,8 +122,7 @@ def test_a_forked_child_queues_on_its_own_descriptor(tmp_path: Path) -> None:
         pid = os.fork()
         if pid == 0:  # the child: same object, new process
             try:
-                turns._threads = threading.Lock()  # the parent's thread lock is held; only the file lock matters
-                turns.take()
+                turns.take()  # the parent's thread lock was held at the fork: the child has a fresh one
                 os._exit(1)  # got the turn the parent holds: wrong
             except StorageUnavailable:
                 os._exit(0)
@@ -154,3 +153,52 @@ def test_without_a_lock_file_writes_still_work(tmp_path: Path) -> None:
         assert vault.secrets.get(owner(), Scope.system(), "k").version == 1
     finally:
         vault.close()
+
+
+def test_a_file_system_without_advisory_locks_falls_back_to_sqlite_alone(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """flock failing with anything but "would block" (ENOLCK on some network or FUSE file systems) is no outage:
+    the process queues in SQLite alone, as without a lock file (it used to escape as a 500)."""
+    import errno
+    import fcntl
+
+    from sprongus.adapters.peewee import sqlite_writers
+
+    calls: list[int] = []
+
+    def no_locks(fd: int, operation: int) -> None:
+        calls.append(operation)
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(sqlite_writers.fcntl, "flock", no_locks)
+    vault = stack(sqlite_url(tmp_path), new_key())
+    try:
+        vault.secrets.set(owner(), Scope.system(), "k", SecretValue("v1"))
+        vault.secrets.set(owner(), Scope.system(), "k", SecretValue("v2"))
+        assert vault.secrets.get(owner(), Scope.system(), "k").version == 2
+    finally:
+        vault.close()
+    assert calls == [fcntl.LOCK_EX | fcntl.LOCK_NB]  # tried once: the process then stops asking
+
+
+def test_an_unlock_that_fails_closes_the_descriptor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sprongus.adapters.peewee import sqlite_writers
+
+    db = tmp_path / "vault.db"
+    db.touch()
+    turns = WriterTurns(db, timeout=0.3)
+    turns.take()
+    real = sqlite_writers.fcntl.flock
+
+    def unlock_fails(fd: int, operation: int) -> None:
+        if operation == sqlite_writers.fcntl.LOCK_UN:
+            raise OSError("I/O error")
+        real(fd, operation)
+
+    monkeypatch.setattr(sqlite_writers.fcntl, "flock", unlock_fails)
+    turns.give_back()  # a committed write is not reported as failed
+    monkeypatch.setattr(sqlite_writers.fcntl, "flock", real)
+    proc = holder(db, 0.1)  # another process gets the turn: closing the descriptor released it
+    assert proc.wait(10) == 0
+    turns.take()
+    turns.give_back()

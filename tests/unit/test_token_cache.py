@@ -125,3 +125,21 @@ def test_unknown_bearers_are_never_kept_and_the_cache_is_bounded() -> None:
     tokens.authenticate(bearers[0])  # the oldest went first
     tokens.authenticate(bearers[-1])
     assert inner.finds == finds + 1
+
+
+def test_a_lookup_racing_a_revocation_in_this_process_keeps_nothing() -> None:
+    """A lookup that read the record before a logout must not keep it: the logout is honoured at once here."""
+    tokens, inner, cached, _, clock = setup(ttl=60.0)
+    bearer, _ = issue(tokens)
+    real_find = inner.find
+
+    def find_then_logout(token_hash: str) -> ApiToken | None:
+        found = real_find(token_hash)  # read before the revocation commits...
+        cached.revoke_by_hash(token_hash, clock.now())  # ...which lands before the reader keeps it
+        return found
+
+    inner.find = find_then_logout  # type: ignore[method-assign]
+    tokens.authenticate(bearer)  # this request began before the logout: it may pass
+    inner.find = real_find  # type: ignore[method-assign]
+    with pytest.raises(Unauthenticated):
+        tokens.authenticate(bearer)

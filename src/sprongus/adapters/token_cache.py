@@ -28,16 +28,20 @@ class CachingApiTokenStore:
         self._entries = entries
         self._kept: OrderedDict[str, tuple[float, ApiToken]] = OrderedDict()
         self._lock = threading.Lock()
+        # Bumped by every revocation through this store: a lookup that began before it must not keep what it read
+        # (it may be the record from before the revocation, which would then outlive it by up to `ttl`).
+        self._generation = 0
 
     def find(self, token_hash: str) -> ApiToken | None:
         now = self._now()
         with self._lock:
             kept = self._kept.get(token_hash)
+            generation = self._generation
         if kept is not None and now - kept[0] < self._ttl:
             return kept[1]
         record = self._inner.find(token_hash)
         with self._lock:
-            if record is None or record.revoked_at is not None:
+            if record is None or record.revoked_at is not None or generation != self._generation:
                 self._kept.pop(token_hash, None)
                 return record
             self._kept[token_hash] = (now, record)
@@ -64,7 +68,9 @@ class CachingApiTokenStore:
         finally:
             with self._lock:
                 self._kept.pop(token_hash, None)
+                self._generation += 1
 
     def forget(self) -> None:
         with self._lock:
             self._kept.clear()
+            self._generation += 1

@@ -17,7 +17,7 @@ from sprongus.adapters.peewee.models import BoundModels
 from sprongus.domain.audit_log import GENESIS, AuditCheckpoint, AuditFilter, StoredAuditEvent, chain_hash, storable
 from sprongus.domain.audit_log import chain_fields as _fields
 from sprongus.domain.audit_verify import AuditTrailReport, walk
-from sprongus.domain.errors import AuditUnavailable
+from sprongus.domain.errors import AuditUnavailable, Unavailable
 from sprongus.domain.records import AuditEvent
 from sprongus.ports.audit import CheckpointSigner
 
@@ -35,7 +35,7 @@ class PeeweeAuditSink:
         self._m = models.audit
         self._db = models.db
         self._checkpoints = PeeweeCheckpoints(models)
-        self._group = GroupCommit(self._append_groups)
+        self._group = GroupCommit(self._append_groups, _is_outage)
         columns = ("time", "actor", "action", "scope", "key_name", "version", "outcome", "request_id",
                    "client_address", "detail", "prev_hash", "hash")
         self._row_marks = "(" + ", ".join([self._db.param] * len(columns)) + ")"
@@ -166,3 +166,7 @@ def _conditions(m: Any, where: AuditFilter) -> list[Any] | None:
 def _stored(row: Any) -> StoredAuditEvent:
     return StoredAuditEvent(row.seq, row.time, row.actor, row.action, row.scope, row.key_name, row.version,
                             row.outcome, row.request_id, row.client_address, row.detail, row.prev_hash, row.hash)
+
+
+def _is_outage(exc: BaseException) -> bool:
+    return isinstance(exc, Unavailable) or outage_of(exc) is not None

@@ -10,7 +10,9 @@ stays fail-closed, in chain order, and written before any answer leaves.
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 
 from sprongus.domain.records import AuditEvent
@@ -29,12 +31,22 @@ class _Waiter:
 
 
 class GroupCommit:
-    """`write(groups)` appends every group, in order, in one transaction: all committed, or raises."""
+    """`write(groups)` appends every group, in order, in one transaction: all committed, or raises. A failure that
+    `is_outage` says is an outage fails the whole group; any other is retried caller by caller."""
 
-    def __init__(self, write: Callable[[list[Sequence[AuditEvent]]], None]) -> None:
+    def __init__(self, write: Callable[[list[Sequence[AuditEvent]]], None],
+                 is_outage: Callable[[BaseException], bool]) -> None:
         self._write = write
+        self._is_outage = is_outage
         self._lock = threading.Lock()
         self._queue: list[_Waiter] = []
+        self._leading = False
+        os.register_at_fork(after_in_child=_reset_in_child(weakref.ref(self)))
+
+    def _after_fork(self) -> None:
+        """A forked child has none of the parent's threads: no leader to wait for, nobody queued."""
+        self._lock = threading.Lock()
+        self._queue = []
         self._leading = False
 
     def append(self, events: Sequence[AuditEvent]) -> None:
@@ -84,7 +96,8 @@ class GroupCommit:
         try:
             self._write([w.events for w in group])
         except BaseException as exc:
-            if len(group) == 1 or not isinstance(exc, Exception):
+            if len(group) == 1 or not isinstance(exc, Exception) or self._is_outage(exc):
+                # An outage fails the whole group at once: caller by caller, each would wait out the outage again.
                 for waiter in group:
                     waiter.error = exc
             else:  # one caller's bad row must not fail the others: each tries again on its own
@@ -94,3 +107,11 @@ class GroupCommit:
         for waiter in group:
             if not waiter.lead:
                 waiter.done.set()
+
+
+def _reset_in_child(group: weakref.ref[GroupCommit]) -> Callable[[], None]:
+    def reset() -> None:
+        alive = group()
+        if alive is not None:
+            alive._after_fork()
+    return reset

@@ -88,10 +88,21 @@ class VaultSqliteDatabase(peewee.SqliteDatabase):
         if turns is None or (lock_type or "").upper() not in ("IMMEDIATE", "EXCLUSIVE"):
             super().begin(lock_type)
             return
-        turns.take()
+        waited = turns.take()
         me._state.holds_turn = True
         try:
-            super().begin(lock_type)
+            if waited < 0.001:
+                super().begin(lock_type)
+                return
+            # One budget for the turn and SQLite's lock: a foreign writer (the sqlite3 shell) holding the lock made
+            # each queued writer wait a busy timeout for its turn and then another for the lock.
+            full = int(dict(me._pragmas).get("busy_timeout", BUSY_TIMEOUT_MS))
+            conn = self.connection()  # type: ignore[no-untyped-call]
+            conn.execute(f"PRAGMA busy_timeout = {max(1, full - int(waited * 1000))}")
+            try:
+                super().begin(lock_type)
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {full}")
         except BaseException:
             self._give_back_turn()
             raise

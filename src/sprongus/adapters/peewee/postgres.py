@@ -15,6 +15,7 @@ Imported only for a Postgres URL: the local CLI on SQLite never loads the driver
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import math
 import select
@@ -92,8 +93,17 @@ class ServerDatabase(PooledPostgresqlDatabase):  # type: ignore[misc]
         if not isinstance(isolation_level, BeginWith):
             super().begin(isolation_level)
             return
-        with _exception_wrapper:
-            self.cursor().execute("BEGIN; " + isolation_level)
+        try:
+            with _exception_wrapper:
+                self.cursor().execute("BEGIN; " + isolation_level)
+        except Exception:
+            # BEGIN ran and its companion failed (a lock wait past statement_timeout): peewee rolls back only a
+            # transaction it entered, so without this the connection stayed in an aborted transaction.
+            conn = self._state.conn
+            if conn is not None and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                with contextlib.suppress(Exception):
+                    conn.execute("ROLLBACK")
+            raise
 
     def _connect(self) -> Any:
         """A pooled connection if one is fit to use, else a new one, opened outside the pool's lock: playhouse

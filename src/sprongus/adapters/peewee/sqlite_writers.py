@@ -11,10 +11,13 @@ waited for by the busy timeout, as before.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import threading
 import time
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 
 from sprongus.domain.errors import StorageUnavailable
@@ -32,25 +35,30 @@ class WriterTurns:
         self._threads = threading.Lock()
         self._fd = -1
         self._pid = 0  # the file is opened per process: a descriptor inherited across fork would share the lock
+        os.register_at_fork(after_in_child=_reset_in_child(weakref.ref(self)))
 
-    def take(self) -> None:
-        deadline = time.monotonic() + self._timeout
+    def take(self) -> float:
+        """Seconds waited; StorageUnavailable when the turn did not come within the timeout."""
+        started = time.monotonic()
+        deadline = started + self._timeout
         if not self._threads.acquire(timeout=self._timeout):
             raise StorageUnavailable("the vault is busy: no write turn within the busy timeout")
         try:
             fd = self._descriptor()
-            if fd < 0:  # no lock file (a full disk, a read-only directory): SQLite's busy timeout queues the processes
-                return
             nap = _FIRST_NAP
-            while True:
+            while fd >= 0:  # without a lock file (a full disk, a read-only directory) SQLite alone queues processes
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    return
+                    break
                 except BlockingIOError:
                     if time.monotonic() > deadline:
                         raise StorageUnavailable("the vault is busy: no write turn within the busy timeout") from None
+                except OSError:  # no advisory locks here (ENOLCK on some network or FUSE file systems): as above
+                    self._drop_descriptor(reopen=False)
+                    break
                 time.sleep(nap)
                 nap = min(nap * 2, _LONGEST_NAP)
+            return time.monotonic() - started
         except BaseException:
             self._threads.release()
             raise
@@ -59,8 +67,17 @@ class WriterTurns:
         try:
             if self._fd >= 0:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
+        except OSError:  # closing the descriptor releases the lock for sure; the next turn opens the file again
+            self._drop_descriptor(reopen=True)
         finally:
             self._threads.release()
+
+    def _drop_descriptor(self, reopen: bool) -> None:
+        fd, self._fd = self._fd, -1
+        if reopen:
+            self._pid = 0
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
     def _descriptor(self) -> int:
         if self._pid != os.getpid():
@@ -70,3 +87,16 @@ class WriterTurns:
                 self._fd = -1  # tried again in the next process only: one failed open per process is enough
             self._pid = os.getpid()
         return self._fd
+
+    def _after_fork(self) -> None:
+        """In a forked child: a thread lock held by another thread at the fork would never be released here."""
+        self._threads = threading.Lock()
+
+
+def _reset_in_child(turns: weakref.ref[WriterTurns]) -> Callable[[], None]:
+    """A weak reference: a hook registered at fork lives as long as the process, the turns object need not."""
+    def reset() -> None:
+        alive = turns()
+        if alive is not None:
+            alive._after_fork()
+    return reset
