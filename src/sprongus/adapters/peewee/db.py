@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 
 import peewee
 
-from sprongus.adapters.peewee.sqlite_writers import WriterTurns
+from sprongus.adapters.peewee.sqlite_writers import WriterTurns, rest_of_budget
 from sprongus.domain.errors import DISK_FULL, ConfigError, KeyProviderError, StorageError, StorageUnavailable
 
 BUSY_TIMEOUT_MS = 30_000
@@ -91,18 +91,9 @@ class VaultSqliteDatabase(peewee.SqliteDatabase):
         waited = turns.take()
         me._state.holds_turn = True
         try:
-            if waited < 0.001:
-                super().begin(lock_type)
-                return
-            # One budget for the turn and SQLite's lock: a foreign writer (the sqlite3 shell) holding the lock made
-            # each queued writer wait a busy timeout for its turn and then another for the lock.
             full = int(dict(me._pragmas).get("busy_timeout", BUSY_TIMEOUT_MS))
-            conn = self.connection()  # type: ignore[no-untyped-call]
-            conn.execute(f"PRAGMA busy_timeout = {max(1, full - int(waited * 1000))}")
-            try:
+            with rest_of_budget(self.connection, full, waited):
                 super().begin(lock_type)
-            finally:
-                conn.execute(f"PRAGMA busy_timeout = {full}")
         except BaseException:
             self._give_back_turn()
             raise

@@ -14,10 +14,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sprongus.domain.errors import StorageUnavailable
@@ -91,6 +93,22 @@ class WriterTurns:
     def _after_fork(self) -> None:
         """In a forked child: a thread lock held by another thread at the fork would never be released here."""
         self._threads = threading.Lock()
+
+
+@contextmanager
+def rest_of_budget(connection: Callable[[], sqlite3.Connection], busy_ms: int, waited: float) -> Iterator[None]:
+    """SQLite's busy timeout for the BEGIN that follows a turn: what the turn left of it. One budget for both: a
+    foreign writer (the sqlite3 shell) holding the lock made each queued writer wait a busy timeout for its turn
+    and then another for the lock."""
+    if waited < 0.001:  # the usual case: no wait, no statement
+        yield
+        return
+    conn = connection()
+    conn.execute(f"PRAGMA busy_timeout = {max(1, busy_ms - int(waited * 1000))}")
+    try:
+        yield
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
 
 
 def _reset_in_child(turns: weakref.ref[WriterTurns]) -> Callable[[], None]:
