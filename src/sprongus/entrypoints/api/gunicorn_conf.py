@@ -22,6 +22,7 @@ line (or in GUNICORN_CMD_ARGS) override them, e.g. `--workers 8` or `-k sync`.
 from __future__ import annotations
 
 import os
+import socket
 from typing import Any
 
 from sprongus.domain.errors import ConfigError
@@ -137,3 +138,22 @@ def on_starting(server: Any) -> None:
         raise RuntimeError(str(exc)) from None
     if warning:
         server.log.warning(warning)
+    if server.cfg.reuse_port:
+        for address in server.cfg.address:
+            _probe(address)
+            server.log.info("Listening at: http://%s:%s (a socket per worker, SO_REUSEPORT)", *address[:2])
+
+
+def _probe(address: Any) -> None:
+    """With a socket per worker the master binds nothing: a port that another program held made every worker fail
+    to bind, and gunicorn started them again and again instead of stopping. One bind here, with the workers'
+    options, fails at start instead (one "Error: ..." line, exit 1)."""
+    host, port = address[:2]
+    try:
+        family, kind, proto, _, where = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            probe.bind(where)
+    except OSError as exc:
+        raise RuntimeError(f"SPRONGUS_BIND: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
