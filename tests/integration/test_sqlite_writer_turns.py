@@ -202,3 +202,21 @@ def test_an_unlock_that_fails_closes_the_descriptor(tmp_path: Path, monkeypatch:
     assert proc.wait(10) == 0
     turns.take()
     turns.give_back()
+
+
+def test_a_vault_dropped_leaves_no_descriptor_open(tmp_path: Path) -> None:
+    """The lock file is closed with its vault: a process building many (the test suite) ran out of descriptors."""
+    import gc
+
+    def open_descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    gc.collect()
+    before = open_descriptors()
+    for n in range(30):
+        vault = stack(sqlite_url(tmp_path / str(n)), new_key())
+        vault.secrets.set(owner(), Scope.system(), "k", SecretValue("v"))
+        vault.close()
+        del vault
+    gc.collect()
+    assert open_descriptors() <= before + 2

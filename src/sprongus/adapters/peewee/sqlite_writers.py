@@ -21,6 +21,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from sprongus.domain.errors import StorageUnavailable
 
@@ -35,9 +36,16 @@ class WriterTurns:
         self._path = database.with_name(database.name + "-writers")
         self._timeout = timeout
         self._threads = threading.Lock()
-        self._fd = -1
-        self._pid = 0  # the file is opened per process: a descriptor inherited across fork would share the lock
+        # A file object, not a bare descriptor: it is closed when these turns are dropped (a process that builds
+        # many vaults, the test suite, ran out of descriptors). Opened per process: one inherited across fork
+        # would share the parent's lock.
+        self._file: BinaryIO | None = None
+        self._pid = 0
         os.register_at_fork(after_in_child=_reset_in_child(weakref.ref(self)))
+
+    def __del__(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
     def take(self) -> float:
         """Seconds waited; StorageUnavailable when the turn did not come within the timeout."""
@@ -67,32 +75,38 @@ class WriterTurns:
 
     def give_back(self) -> None:
         try:
-            if self._fd >= 0:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            if self._file is not None:
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
         except OSError:  # closing the descriptor releases the lock for sure; the next turn opens the file again
             self._drop_descriptor(reopen=True)
         finally:
             self._threads.release()
 
     def _drop_descriptor(self, reopen: bool) -> None:
-        fd, self._fd = self._fd, -1
+        dropped, self._file = self._file, None
         if reopen:
             self._pid = 0
-        with contextlib.suppress(OSError):
-            os.close(fd)
+        if dropped is not None:
+            with contextlib.suppress(OSError):
+                dropped.close()
 
     def _descriptor(self) -> int:
         if self._pid != os.getpid():
+            self._drop_descriptor(reopen=False)  # in a forked child: its copy of the parent's file
             try:
-                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                self._file = open(self._path, "ab", opener=_private)  # noqa: SIM115 - kept open while in use
             except OSError:
-                self._fd = -1  # tried again in the next process only: one failed open per process is enough
+                self._file = None  # tried again in the next process only: one failed open per process is enough
             self._pid = os.getpid()
-        return self._fd
+        return -1 if self._file is None else self._file.fileno()
 
     def _after_fork(self) -> None:
         """In a forked child: a thread lock held by another thread at the fork would never be released here."""
         self._threads = threading.Lock()
+
+
+def _private(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_CLOEXEC, 0o600)
 
 
 @contextmanager
