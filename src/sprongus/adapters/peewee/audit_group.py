@@ -10,11 +10,10 @@ stays fail-closed, in chain order, and written before any answer leaves.
 
 from __future__ import annotations
 
-import os
 import threading
-import weakref
 from collections.abc import Callable, Sequence
 
+from sprongus.adapters.peewee.forking import reset_in_forked_children
 from sprongus.domain.records import AuditEvent
 
 MAX_GROUP = 256  # events in one transaction; a batch reveal's own rows may exceed it (one caller is never split)
@@ -41,7 +40,7 @@ class GroupCommit:
         self._lock = threading.Lock()
         self._queue: list[_Waiter] = []
         self._leading = False
-        os.register_at_fork(after_in_child=_reset_in_child(weakref.ref(self)))
+        reset_in_forked_children(self)
 
     def _after_fork(self) -> None:
         """A forked child has none of the parent's threads: no leader to wait for, nobody queued."""
@@ -108,10 +107,3 @@ class GroupCommit:
             if not waiter.lead:
                 waiter.done.set()
 
-
-def _reset_in_child(group: weakref.ref[GroupCommit]) -> Callable[[], None]:
-    def reset() -> None:
-        alive = group()
-        if alive is not None:
-            alive._after_fork()
-    return reset

@@ -17,12 +17,12 @@ import os
 import sqlite3
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from sprongus.adapters.peewee.forking import reset_in_forked_children
 from sprongus.domain.errors import StorageUnavailable
 
 _FIRST_NAP, _LONGEST_NAP = 0.00005, 0.0005  # seconds between tries for another process's turn
@@ -41,7 +41,7 @@ class WriterTurns:
         # would share the parent's lock.
         self._file: BinaryIO | None = None
         self._pid = 0
-        os.register_at_fork(after_in_child=_reset_in_child(weakref.ref(self)))
+        reset_in_forked_children(self)
 
     def __del__(self) -> None:
         if self._file is not None:
@@ -124,11 +124,3 @@ def rest_of_budget(connection: Callable[[], sqlite3.Connection], busy_ms: int, w
     finally:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
 
-
-def _reset_in_child(turns: weakref.ref[WriterTurns]) -> Callable[[], None]:
-    """A weak reference: a hook registered at fork lives as long as the process, the turns object need not."""
-    def reset() -> None:
-        alive = turns()
-        if alive is not None:
-            alive._after_fork()
-    return reset
