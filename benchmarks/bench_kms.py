@@ -36,6 +36,8 @@ three runs of `--repeats 3`; rotate-master secrets/s, each run's median, and the
     vault      0.022 batch rewrap (50)     3,608 / 4,386 / 5,487     4,386  >= 2,000                   PASS
     vault-std  0.043 batch decrypt+encrypt 3,194 / 3,297 / 3,074     3,194  >= 2,000                   PASS
     before (this docstring's previous run, conc 16): gcp 325, aws 175, azure 459, vault 297
+    a later run on a quiet machine (2026-12-06 18:44 UTC, load 0.5-1.2, `--vendors aws,gcp --repeats 3`):
+    aws 581 (578 / 581 / 598) PASS, 740 at 32; gcp 344 (340 / 344 / 345) MISS, 655 at 32
     reveal: 1 KMS call per reveal for every vendor, the first one of a new process included
 
 Reading it:
