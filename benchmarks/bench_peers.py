@@ -97,6 +97,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -281,22 +282,31 @@ def _skipped(exc: BaseException) -> bool:
     return type(exc).__name__ in ("Skipped", "Failed")  # pytest.skip / pytest.fail outside pytest
 
 
-def postgres_target(stack: ExitStack, work: Path) -> Target:
+def prod_postgres(stack: ExitStack, work: Path) -> tuple[Any, dict[str, str]] | str:
+    """The production shape's pieces, entered on `stack`: a fresh migrated database (tests/pg.py) and a Redis
+    database, with the settings of the sprongus servers (without the database URL); or why not, as a note."""
     try:
         from tests.e2e.gunicorn.conftest import redis_database
         from tests.pg import fresh_database
     except ImportError as exc:
-        return Target("postgres", note=f"skipped: {exc}")
+        return f"skipped: {exc}"
     try:
         db = stack.enter_context(fresh_database(migrated=True))
         redis_url = stack.enter_context(redis_database())
     except BaseException as exc:
         if not _skipped(exc):
             raise
-        return Target("postgres", note=f"skipped: {str(exc)[:300]}")
-    settings = {"SPRONGUS_ENV": "prod", "SPRONGUS_KEY_PROVIDER": "file", "SPRONGUS_ALLOW_LOCAL_KEYS": "1",
+        return f"skipped: {str(exc)[:300]}"
+    return db, {"SPRONGUS_ENV": "prod", "SPRONGUS_KEY_PROVIDER": "file", "SPRONGUS_ALLOW_LOCAL_KEYS": "1",
                 "SPRONGUS_KEY_FILE": str(work / "pg-master.key"), "SPRONGUS_HOME": str(work / "pg-home"),
                 "SPRONGUS_RATE_LIMIT_STORAGE": redis_url, **ROOMY}
+
+
+def postgres_target(stack: ExitStack, work: Path) -> Target:
+    prepared = prod_postgres(stack, work)
+    if isinstance(prepared, str):
+        return Target("postgres", note=prepared)
+    db, settings = prepared
     try:
         return serve_sprongus(stack, "postgres", {**settings, "SPRONGUS_DATABASE_URL": db.app_url},
                               {**settings, "SPRONGUS_DATABASE_URL": db.maintenance_url}, work)

@@ -61,9 +61,9 @@ from bench_peers import (
     VALUE,
     Measure,
     Op,
-    _skipped,
     call,
     create_token,
+    prod_postgres,
     run_wrk,
     seed,
     write_lua,
@@ -131,24 +131,12 @@ def sqlite_store(work: Path) -> Store:
 
 @contextmanager
 def postgres_store(work: Path) -> Iterator[Store]:
-    try:
-        from tests.e2e.gunicorn.conftest import redis_database
-        from tests.pg import fresh_database
-    except ImportError as exc:
-        yield Store("postgres", note=f"skipped: {exc}")
-        return
     with ExitStack() as stack:
-        try:
-            db = stack.enter_context(fresh_database(migrated=True))
-            redis_url = stack.enter_context(redis_database())
-        except BaseException as exc:
-            if not _skipped(exc):
-                raise
-            yield Store("postgres", note=f"skipped: {str(exc)[:300]}")
+        prepared = prod_postgres(stack, work)
+        if isinstance(prepared, str):
+            yield Store("postgres", note=prepared)
             return
-        settings = {"SPRONGUS_ENV": "prod", "SPRONGUS_KEY_PROVIDER": "file", "SPRONGUS_ALLOW_LOCAL_KEYS": "1",
-                    "SPRONGUS_KEY_FILE": str(work / "pg-master.key"), "SPRONGUS_HOME": str(work / "pg-home"),
-                    "SPRONGUS_RATE_LIMIT_STORAGE": redis_url, **ROOMY}
+        db, settings = prepared
         operator = {**settings, "SPRONGUS_DATABASE_URL": db.maintenance_url}
         try:
             token = create_token(operator, work)

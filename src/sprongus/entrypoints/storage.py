@@ -79,6 +79,17 @@ def memory_storage() -> Storage:
     return build()
 
 
+def serve_many_writers(storage: Storage) -> None:
+    """The API server's SQLite connections checkpoint the WAL less often (adapters/peewee/db.py, SERVER_WAL_PAGES):
+    a server's stream of reveals and writes paid a checkpoint every few requests."""
+    if storage.database is None:
+        return
+    from sprongus.adapters.peewee.db import SERVER_WAL_PAGES, VaultSqliteDatabase
+
+    if isinstance(storage.database.db, VaultSqliteDatabase):
+        storage.database.db.checkpoint_every(SERVER_WAL_PAGES)
+
+
 def release_connection(storage: Storage) -> None:
     """After each API request: its pooled database connection goes back to the pool, so a connection the server
     closed meanwhile is discarded on its next checkout instead of failing every later request of its thread."""

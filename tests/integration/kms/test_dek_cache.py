@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,15 +17,6 @@ from tests.integration.kms.gcp_fake import FakeCloudKms
 from tests.integration.kms.test_gcp import KEY, gcp_settings
 
 CACHE = "ttl=60s,uses=1000"
-
-
-@pytest.fixture
-def gcp_kms() -> Iterator[FakeCloudKms]:
-    kms = FakeCloudKms()
-    kms.start()
-    kms.create_key(KEY)
-    yield kms
-    kms.stop()
 
 
 def reveal_rows(home: Path) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -22,19 +21,11 @@ from sprongus.domain.errors import (
 from sprongus.entrypoints.kms import KmsOptions, kms_provider
 from tests.contract import test_master_key_provider_contract as contract
 from tests.integration.kms import vaults
+from tests.integration.kms.conftest import GCP_KEY
 from tests.integration.kms.gcp_fake import FakeCloudKms
 
-KEY = "projects/sprongus-test/locations/global/keyRings/ring/cryptoKeys/master"
+KEY = GCP_KEY  # the gcp_kms fixture (conftest.py) creates it
 AAD = contract.AAD
-
-
-@pytest.fixture
-def gcp_kms() -> Iterator[FakeCloudKms]:
-    kms = FakeCloudKms()
-    kms.start()
-    kms.create_key(KEY)
-    yield kms
-    kms.stop()
 
 
 def provider(kms: FakeCloudKms, timeout: float = 5.0) -> GcpKmsMasterKeyProvider:

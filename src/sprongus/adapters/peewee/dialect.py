@@ -22,7 +22,8 @@ MIGRATION_LOCK_ID = 0x5350524F  # "SPRO"
 
 
 class BeginWith(str):
-    """A statement to send in one message with BEGIN (adapters/peewee/postgres.py ServerDatabase.begin)."""
+    """A statement to send in one message with BEGIN (adapters/peewee/postgres.py ServerDatabase.begin: every
+    Postgres database here is one)."""
 
 
 class SqliteDialect:
@@ -77,7 +78,7 @@ class PostgresDialect:
 
     @contextmanager
     def caller_transaction(self, db: peewee.Database, caller: Principal, readonly: bool) -> Iterator[None]:
-        if db.in_transaction() or not hasattr(db, "begin_with"):  # a savepoint: no BEGIN to ride along with
+        if db.in_transaction():  # a savepoint: no BEGIN to ride along with
             with db.atomic():
                 set_caller(db, caller)
                 yield
@@ -91,8 +92,6 @@ class PostgresDialect:
 
     def serialized_transaction(self, db: peewee.Database, lock_id: int) -> AbstractContextManager[Any]:
         """The advisory lock taken in the BEGIN's own message (one round trip less). Outside a transaction only."""
-        if not hasattr(db, "begin_with"):
-            return _locked_atomic(db, lock_id)
         return db.atomic(BeginWith(f"SELECT pg_advisory_xact_lock({int(lock_id)})"))
 
     @contextmanager
@@ -118,13 +117,6 @@ class PostgresDialect:
     def data_keys_sql(self, db: peewee.Database) -> str:
         """Through a SECURITY DEFINER function: row-level security would show the app role no row here."""
         return f"SELECT * FROM sprongus_vault_data_keys({db.param}, {db.param})"  # noqa: S608 - placeholders
-
-
-@contextmanager
-def _locked_atomic(db: peewee.Database, lock_id: int) -> Iterator[None]:
-    with db.atomic():
-        _POSTGRES.serialize(db, lock_id)
-        yield
 
 
 Dialect = SqliteDialect | PostgresDialect

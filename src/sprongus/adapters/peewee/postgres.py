@@ -45,6 +45,7 @@ MAX_AGE = 300
 
 _exception_wrapper: Any = getattr(peewee, "__exception_wrapper__")  # noqa: B009 - peewee's driver-error translator
 
+
 class _DeadlineConnection(psycopg.Connection[Any]):
     """A psycopg connection that waits at most `reply_timeout` for any answer, then closes itself.
 
@@ -87,9 +88,8 @@ class ServerDatabase(PooledPostgresqlDatabase):  # type: ignore[misc]
         # keep their lock (_pool_lock).
         self._lock = peewee._NoopLock()
 
-    begin_with = True  # dialect.caller_transaction: BEGIN may carry a statement (BeginWith)
-
     def begin(self, isolation_level: Any = None) -> None:
+        """dialect.py's BeginWith: BEGIN and a statement in one message (one round trip less)."""
         if not isinstance(isolation_level, BeginWith):
             super().begin(isolation_level)
             return

@@ -17,7 +17,6 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from sprongus import __version__
-from sprongus.adapters.peewee.db import SERVER_WAL_PAGES, VaultSqliteDatabase
 from sprongus.domain.errors import SprongusError
 from sprongus.domain.redaction import install_log_redaction
 from sprongus.entrypoints.api.audit_api import audit_blueprint
@@ -29,7 +28,7 @@ from sprongus.entrypoints.api.input_rules import check_request
 from sprongus.entrypoints.api.problems import PROBLEM_JSON, from_domain_error, problem
 from sprongus.entrypoints.api.schemas import Problem
 from sprongus.entrypoints.api.secrets_api import UseCases, secrets_blueprint
-from sprongus.entrypoints.storage import release_connection
+from sprongus.entrypoints.storage import release_connection, serve_many_writers
 
 if TYPE_CHECKING:
     from sprongus.entrypoints.container import Container
@@ -108,8 +107,7 @@ def create_app(container: Container | None = None) -> Flask:
                                           container.token_service(), container.service_deps().auditor,
                                           container.config.oidc()))
     storage = container.storage()
-    if storage.database is not None and isinstance(storage.database.db, VaultSqliteDatabase):
-        storage.database.db.checkpoint_every(SERVER_WAL_PAGES)  # a server's stream of writes: see db.py
+    serve_many_writers(storage)
     app.teardown_appcontext(lambda _exc: release_connection(storage))  # back to the pool, checked on next use
     proxies = container.config.api.trusted_proxies()
     if proxies:  # behind N reverse proxies: the client address (rate limits, audit) comes from X-Forwarded-For
