@@ -50,30 +50,34 @@ class Auditor:
         self._sink = sink
         self._clock = clock
 
+    def event(self, principal: Principal, action: AuditAction, scope: Scope | None, key: str | None,
+              version: int | None = None, outcome: Outcome = Outcome.SUCCESS, **detail: Any) -> AuditEvent:
+        """An event stamped now, for `record_events` to store with others in one append."""
+        return AuditEvent(self._clock.now(), principal.subject, action, None if scope is None else str(scope),
+                          key, version, outcome, principal.request_id, principal.client_address, detail)
+
     def record(self, principal: Principal, action: AuditAction, scope: Scope | None, key: str | None,
                version: int | None = None, outcome: Outcome = Outcome.SUCCESS, **detail: Any) -> None:
         """Record or raise AuditUnavailable: actions that must be audited then do not happen."""
-        event = AuditEvent(self._clock.now(), principal.subject, action, None if scope is None else str(scope),
-                           key, version, outcome, principal.request_id, principal.client_address, detail)
-        try:
-            self._sink.record(event)
-        except AuditUnavailable:
-            raise
-        except Exception as exc:
-            raise AuditUnavailable("audit event could not be recorded; action refused") from exc
+        self.record_events([self.event(principal, action, scope, key, version, outcome, **detail)])
 
     def record_many(self, principal: Principal, action: AuditAction, scope: Scope,
                     entries: Sequence[tuple[str, int | None, Outcome]], **detail: Any) -> None:
         """One event per (key, version, outcome), all at one time, stored all or none (else AuditUnavailable)."""
         now, where, shared = self._clock.now(), str(scope), dict(detail)  # one detail for all: serialized once
-        events = [AuditEvent(now, principal.subject, action, where, key, version, outcome, principal.request_id,
-                             principal.client_address, shared) for key, version, outcome in entries]
+        self.record_events([AuditEvent(now, principal.subject, action, where, key, version, outcome,
+                                       principal.request_id, principal.client_address, shared)
+                            for key, version, outcome in entries])
+
+    def record_events(self, events: Sequence[AuditEvent]) -> None:
+        """Events of any actions in order, in one append (one read of the chain head, one INSERT), all or none:
+        else AuditUnavailable."""
         try:
             self._sink.record_many(events)
         except AuditUnavailable:
             raise
         except Exception as exc:
-            raise AuditUnavailable("audit events could not be recorded; action refused") from exc
+            raise AuditUnavailable("audit event could not be recorded; action refused") from exc
 
     def failures(self, principal: Principal, action: AuditAction, scope: Scope | None,
                  key: str | None = None, **detail: Any) -> _FailureAudit:

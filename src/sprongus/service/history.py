@@ -63,8 +63,8 @@ class HistoryOps:
                 raise NotFound(f"version {to} of secret {key} not found in {scope}")
             value = self._d.sealer.open(source)  # a tampered version fails closed here: nothing is written
             record = self._d.sealer.seal(current, scope, key, value, dict(source.meta), by=principal.subject)
-            store_version(self._d, principal, repo, current, record)
-            self._d.auditor.record(principal, AuditAction.ROLLBACK, scope, key, record.version, from_version=to)
+            store_version(self._d, principal, repo, current, record, then=self._d.auditor.event(
+                principal, AuditAction.ROLLBACK, scope, key, record.version, from_version=to))
         return SetResult(view_of(record), False)
 
     def restore(self, principal: Principal, scope: Scope, key: str) -> SecretView:

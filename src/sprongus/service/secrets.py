@@ -98,12 +98,11 @@ class SecretOps:
             after = repo.last_purged_version(scope, key) if previous is None else 0
             record = self._d.sealer.seal(previous, scope, key, value, meta, after_version=after,
                                          by=principal.subject)
-            store_version(self._d, principal, repo, previous, record)
-            if live:
-                self._d.auditor.record(principal, AuditAction.UPDATE, scope, key, record.version)
-            else:  # new, or a deleted secret set again
-                self._d.auditor.record(principal, AuditAction.CREATE, scope, key, record.version,
-                                       restored=previous is not None)
+            auditor = self._d.auditor
+            event = (auditor.event(principal, AuditAction.UPDATE, scope, key, record.version) if live
+                     else auditor.event(principal, AuditAction.CREATE, scope, key, record.version,
+                                        restored=previous is not None))  # new, or a deleted secret set again
+            store_version(self._d, principal, repo, previous, record, then=event)
         return SetResult(view_of(record), not live)
 
     def get(self, principal: Principal, scope: Scope, key: str, reveal: bool = False,

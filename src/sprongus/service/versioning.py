@@ -3,25 +3,37 @@ what falls out of the window (each destroyed version audited by number, never by
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sprongus.domain.history import oldest_kept
 from sprongus.domain.principal import Principal
-from sprongus.domain.records import AuditAction, Outcome, SecretRecord
+from sprongus.domain.records import AuditAction, AuditEvent, Outcome, SecretRecord
 from sprongus.domain.scope import Scope
 from sprongus.ports.repository import SecretRepository
 from sprongus.service.deps import ServiceDeps
 
 
 def store_version(deps: ServiceDeps, principal: Principal, repo: SecretRepository, previous: SecretRecord | None,
-                  record: SecretRecord) -> None:
+                  record: SecretRecord, then: AuditEvent | None = None) -> None:
     """Inside the caller's transaction: `record` replaces `previous` (compare-and-set on its version; Conflict if
-    it moved). A row that does not decode is not kept: it has no version to keep."""
+    it moved). A row that does not decode is not kept: it has no version to keep.
+
+    `then`: the caller's own event for this write, stored after the retention rows in the same append. A key written
+    past its window destroys a version on every write; one append instead of two saves a read of the chain head
+    and an INSERT while the write holds the database's one writer (SQLite) or the audit lock (Postgres)."""
     if previous is not None and not previous.defect:
         repo.archive(previous)
     repo.save(record, None if previous is None else previous.version)
+    events = [] if then is None else [then]
     below = oldest_kept(record.version, deps.max_versions)
     if below > 1:  # a secret with fewer versions than the window has nothing to prune: no statement for it
         destroyed = repo.prune(record.scope, record.key, below)
-        audit_destroyed(deps, principal, record.scope, record.key, destroyed, "retention")
+        retired = [deps.auditor.event(principal, AuditAction.DESTROY, record.scope, record.key, version,
+                                      reason="retention") for version in destroyed]
+        # One write, one instant: the rows before the caller's event do not carry a later time than it.
+        events[:0] = retired if then is None else [replace(event, time=then.time) for event in retired]
+    if events:
+        deps.auditor.record_events(events)
 
 
 def audit_destroyed(deps: ServiceDeps, principal: Principal, scope: Scope, key: str, versions: list[int],
