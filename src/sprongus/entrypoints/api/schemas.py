@@ -9,7 +9,8 @@ from typing import Any
 from marshmallow import Schema, fields, post_dump, pre_dump, validate
 
 from sprongus.domain.history import MAX_VERSION_NUMBER
-from sprongus.domain.times import utc_iso
+from sprongus.domain.records import SecretView
+from sprongus.domain.times import utc_iso, utc_iso_or_none
 from sprongus.domain.values import MASK
 
 OWNER_TYPES = ["user", "project", "system"]
@@ -92,6 +93,21 @@ class SecretRecord(Schema):
         if data.get("deletedAt", "") is None:
             del data["deletedAt"]
         return data
+
+
+def record_body(view: SecretView) -> dict[str, Any]:
+    """`SecretRecord().dump(view)` written out, for the hot answers (entrypoints/api/lean.py): marshmallow's field by
+    field dump was ~15% of a masked read. tests/unit/test_lean_api.py keeps the two equal, byte for byte."""
+    scope = view.scope
+    body: dict[str, Any] = {
+        "ownerType": scope.owner_type.value, "ownerId": scope.owner_id, "scope": str(scope), "keyName": view.key,
+        "value": MASK if view.value is None else str(view.value.reveal()), "masked": view.value is None,
+        "version": int(view.version), "createdAt": utc_iso_or_none(view.created_at),
+        "updatedAt": utc_iso_or_none(view.updated_at), "lastRotatedAt": utc_iso_or_none(view.last_rotated_at),
+        "meta": dict(view.meta)}
+    if view.deleted_at is not None:
+        body["deletedAt"] = utc_iso(view.deleted_at)
+    return body
 
 
 def metadata_schema() -> SecretRecord:

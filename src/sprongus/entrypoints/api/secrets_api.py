@@ -22,6 +22,7 @@ from sprongus.entrypoints.api.context import authenticate, principal, request_id
 from sprongus.entrypoints.api.docs import KEY_PATH, document_errors, key_parameters
 from sprongus.entrypoints.api.history_api import add_history_routes
 from sprongus.entrypoints.api.idempotency import Idempotency
+from sprongus.entrypoints.api.lean import lean_arguments, lean_response, no_json_body, no_query
 from sprongus.entrypoints.api.transfer_api import add_transfer_routes
 from sprongus.ports.tokens import RecentAuthVerifier, StoredResponse
 from sprongus.service.auditing import Auditor
@@ -131,8 +132,9 @@ def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: Recent
         return Listing(page.items, page.next_cursor, withMeta)
 
     @blp.route(KEY_PATH, parameters=key_parameters(), methods=["GET"])
-    @blp.arguments(s.VersionQuery(), location="query", as_kwargs=True)
-    @blp.response(200, s.SecretRecord, description="The masked record; ETag is its version (not for ?version)")
+    @lean_arguments(blp, s.VersionQuery(), location="query", as_kwargs=True, nothing_given=no_query)
+    @lean_response(blp, 200, s.SecretRecord, s.record_body,
+                   description="The masked record; ETag is its version (not for ?version)")
     @document_errors(blp, 401, 403, 404, 422)
     def get_secret(owner_type: str, owner_id: str, key_name: str, version: int | None) -> Reply:
         """A secret's masked record with meta; ?version=N: a kept version's (a destroyed one is 404)."""
@@ -149,7 +151,7 @@ def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: Recent
     @blp.route(KEY_PATH, parameters=key_parameters(), methods=["PUT"])
     @blp.arguments(s.PutBody())
     @idempotency.guard(_put_replay_checks)
-    @blp.response(200, s.SecretRecord, description="Updated (201 when created); masked")
+    @lean_response(blp, 200, s.SecretRecord, s.record_body, description="Updated (201 when created); masked")
     @blp.alt_response(201, schema=s.SecretRecord, description="Created")
     @document_errors(blp, 401, 403, 404, 409, 412, 422, 429)
     def put_secret(body: dict[str, Any], owner_type: str, owner_id: str, key_name: str) -> Reply:
@@ -185,8 +187,8 @@ def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: Recent
         return Response(status=204)
 
     @blp.route(KEY_PATH + ":reveal", parameters=key_parameters(), methods=["POST"])
-    @blp.arguments(s.RevealBody(), required=False)
-    @blp.response(200, s.SecretRecord, description="The plaintext, once, in `value`")
+    @lean_arguments(blp, s.RevealBody(), required=False, nothing_given=no_json_body)
+    @lean_response(blp, 200, s.SecretRecord, s.record_body, description="The plaintext, once, in `value`")
     @blp.alt_response(201, schema=s.RevealTokenCreated, description="A single-use reveal token (oneTime)")
     @document_errors(blp, 401, 403, 404, 422, 429, 503)
     def reveal_secret(body: dict[str, Any], owner_type: str, owner_id: str, key_name: str) -> Any:
@@ -207,7 +209,7 @@ def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: Recent
     @blp.route("/secrets:redeem", methods=["POST"], endpoint="redeem")
     @blp.doc(security=[])
     @blp.arguments(s.RedeemBody())
-    @blp.response(200, s.SecretRecord, description="The plaintext, exactly once")
+    @lean_response(blp, 200, s.SecretRecord, s.record_body, description="The plaintext, exactly once")
     @document_errors(blp, 410, 422, 429, 503)
     def redeem(body: dict[str, Any]) -> SecretView:
         """Redeem a single-use reveal token (no Authorization header: the token is the credential)."""
