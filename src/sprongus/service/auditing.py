@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -59,7 +59,7 @@ class Auditor:
     def record(self, principal: Principal, action: AuditAction, scope: Scope | None, key: str | None,
                version: int | None = None, outcome: Outcome = Outcome.SUCCESS, **detail: Any) -> None:
         """Record or raise AuditUnavailable: actions that must be audited then do not happen."""
-        self.record_events([self.event(principal, action, scope, key, version, outcome, **detail)])
+        self._stored(self._sink.record, self.event(principal, action, scope, key, version, outcome, **detail))
 
     def record_many(self, principal: Principal, action: AuditAction, scope: Scope,
                     entries: Sequence[tuple[str, int | None, Outcome]], **detail: Any) -> None:
@@ -72,8 +72,12 @@ class Auditor:
     def record_events(self, events: Sequence[AuditEvent]) -> None:
         """Events of any actions in order, in one append (one read of the chain head, one INSERT), all or none:
         else AuditUnavailable."""
+        self._stored(self._sink.record_many, events)
+
+    @staticmethod
+    def _stored(store: Callable[[Any], None], what: Any) -> None:
         try:
-            self._sink.record_many(events)
+            store(what)
         except AuditUnavailable:
             raise
         except Exception as exc:
