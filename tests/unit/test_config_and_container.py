@@ -229,3 +229,21 @@ def test_the_token_cache_is_on_by_default_and_off_at_zero(raw: str | None, cache
     env = {"SPRONGUS_ENV": "test"} | ({} if raw is None else {"SPRONGUS_TOKEN_CACHE_TTL": raw})
     store = build_container(Settings.from_mapping(env)).api_token_store()
     assert isinstance(store, CachingApiTokenStore) is cached
+
+
+@pytest.mark.parametrize(("provider", "explicit", "concurrency"), [
+    (PROD["SPRONGUS_KEY_PROVIDER"], None, 24),  # Cloud KMS: Decrypt then Encrypt per re-wrap, two calls in a row
+    ("aws://arn:aws:kms:us-east-1:111122223333:key/k", None, 16),
+    ("azure://vault.vault.azure.net/keys/k", None, 16),
+    ("vault://bao.internal:8200/transit/keys/k", None, 16),
+    ("memory", None, 1), ("file", None, 1), ("keychain", None, 1),
+    (PROD["SPRONGUS_KEY_PROVIDER"], "8", 8), ("aws://arn:aws:kms:us-east-1:111122223333:key/k", "40", 40),
+    ("file", "4", 4),
+])
+def test_kms_concurrency_defaults_per_provider_and_an_explicit_setting_wins(provider: str, explicit: str | None,
+                                                                             concurrency: int) -> None:
+    from sprongus.entrypoints.profiles import container_config
+
+    env = {"SPRONGUS_ENV": "test", "SPRONGUS_KEY_PROVIDER": provider}
+    env |= {} if explicit is None else {"SPRONGUS_KMS_CONCURRENCY": explicit}
+    assert container_config(Settings.from_mapping(env))["kms"]["concurrency"] == concurrency

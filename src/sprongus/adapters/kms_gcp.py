@@ -109,8 +109,11 @@ class GcpKmsMasterKeyProvider:
             return KeyDisabled(f"{where}: the key version is disabled, scheduled for destruction or destroyed")
         if isinstance(exc, api.DeadlineExceeded | api.ServiceUnavailable | api.RetryError | api.ResourceExhausted
                       | api.InternalServerError | api.Aborted | auth.TransportError):
-            return KeyProviderUnavailable(f"{where} failed: unreachable, overloaded or too slow "
-                                          f"({type(exc).__name__}); retry later")
+            why = type(exc).__name__
+            if isinstance(exc, api.RetryError) and exc.cause is not None:  # what kept failing: a quota refusal, ...
+                why = f"{type(exc.cause).__name__}, retried until the timeout"
+            return KeyProviderUnavailable(f"{where} failed: unreachable, overloaded, over quota or too slow "
+                                          f"({why}); retry later")
         if isinstance(exc, api.NotFound):
             return KeyProviderError(f"{where}: the key does not exist (check SPRONGUS_KEY_PROVIDER)")
         if isinstance(exc, api.GoogleAPIError):

@@ -46,7 +46,7 @@ class Settings:
     kms_endpoint: str | None = None
     kms_ca_file: str | None = None
     kms_timeout: float = 10.0
-    kms_concurrency: int | None = None  # default: 16 for a KMS provider, 1 for local keys (threads only cost)
+    kms_concurrency: int | None = None  # default: profiles.KMS_CONCURRENCY (gcp 24, other KMS 16, local 1)
     dek_cache: DekCachePolicy | None = None  # SPRONGUS_DEK_CACHE: unwrapped DEKs kept in memory (a KMS only)
     trusted_proxies: int = 0
     remote: bool = False

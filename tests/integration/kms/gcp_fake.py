@@ -3,7 +3,8 @@
 Each key version is a real AES-256-GCM key; a ciphertext starts with the number of the version that made it, as
 Cloud KMS ciphertexts name their version, so Decrypt takes the CryptoKey and finds the version itself. Like Cloud
 KMS it checks the request CRC32Cs it is sent and fills every integrity field of its responses. Knobs for tests:
-`fail_with` (every call fails with a status), `corrupt` (damage one response field), `delay` (answer late).
+`fail_with` (every call fails with a status; with `fail_times`, only that many calls, then it clears), `corrupt`
+(damage one response field), `delay` (answer late).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class FakeCloudKms:
     def __init__(self) -> None:
         self.keys: dict[str, FakeKey] = {}
         self.fail_with: grpc.StatusCode | None = None
+        self.fail_times: int | None = None  # None: fail_with fails every call until it is reset
         self.corrupt: str | None = None
         self.delay = 0.0
         self.calls: Counter[str] = Counter()
@@ -153,8 +155,13 @@ class FakeCloudKms:
         self.calls[method] += 1
         if self.delay:
             time.sleep(self.delay)
-        if self.fail_with is not None:
-            context.abort(self.fail_with, f"injected {self.fail_with.name}")
+        status = self.fail_with
+        if status is not None:
+            if self.fail_times is not None:
+                self.fail_times -= 1
+                if self.fail_times <= 0:
+                    self.fail_with = self.fail_times = None
+            context.abort(status, f"injected {status.name}")
 
     def _key(self, name: str, context: grpc.ServicerContext) -> FakeKey:
         if name not in self.keys:

@@ -149,6 +149,41 @@ def test_an_unavailable_kms_is_retried_only_within_the_configured_timeout(gcp_km
     assert gcp_kms.calls["Encrypt"] >= 2  # retried, briefly
 
 
+def built(kms: FakeCloudKms, timeout: float) -> GcpKmsMasterKeyProvider:
+    """Built like production: the bounded retry of kms_clients/gcp.py."""
+    keys = kms_provider(f"gcp://{KEY}", KmsOptions(endpoint=f"http://127.0.0.1:{kms.port}", timeout=timeout))
+    assert isinstance(keys, GcpKmsMasterKeyProvider)
+    return keys
+
+
+@pytest.mark.parametrize("refusals", [1, 2])
+def test_a_quota_refusal_is_retried_with_backoff_and_the_call_then_succeeds(gcp_kms: FakeCloudKms,
+                                                                            refusals: int) -> None:
+    # Cloud KMS answers a request over the project's quota with RESOURCE_EXHAUSTED (429); Google's advice is to retry
+    # it with truncated exponential backoff. The default concurrency (24) can meet that in a rotation.
+    keys, dek = built(gcp_kms, timeout=5.0), os.urandom(32)
+    gcp_kms.fail_with, gcp_kms.fail_times = grpc.StatusCode.RESOURCE_EXHAUSTED, refusals
+    wrapped = keys.wrap(dek, AAD)
+    assert gcp_kms.calls["Encrypt"] == refusals + 1
+    gcp_kms.fail_with, gcp_kms.fail_times = grpc.StatusCode.RESOURCE_EXHAUSTED, refusals
+    assert keys.unwrap(wrapped.blob, wrapped.master_key_id, AAD) == dek
+    assert gcp_kms.calls["Decrypt"] == refusals + 1
+
+
+def test_a_quota_refusal_that_outlasts_the_timeout_is_unavailable_not_a_hang(gcp_kms: FakeCloudKms) -> None:
+    keys, dek = built(gcp_kms, timeout=1.0), os.urandom(32)
+    wrapped = keys.wrap(dek, AAD)
+    gcp_kms.fail_with = grpc.StatusCode.RESOURCE_EXHAUSTED  # every call, until the test ends
+    for call, method in ((lambda: keys.wrap(dek, AAD), "Encrypt"),
+                         (lambda: keys.unwrap(wrapped.blob, wrapped.master_key_id, AAD), "Decrypt")):
+        before, started = gcp_kms.calls[method], time.monotonic()
+        with pytest.raises(KeyProviderUnavailable) as info:  # 503 / exit 8: retry later; never IntegrityError
+            call()
+        assert type(info.value) is KeyProviderUnavailable and time.monotonic() - started < 2.0
+        assert "ResourceExhausted" in str(info.value)  # the operator learns it is the quota, not only "retried"
+        assert gcp_kms.calls[method] - before >= 2  # retried within the timeout, then given up
+
+
 def test_an_unreachable_kms_is_unavailable_within_the_configured_timeout(gcp_kms: FakeCloudKms) -> None:
     # Built like production (bounded retries on UNAVAILABLE), against a server that has gone away.
     keys = kms_provider(f"gcp://{KEY}", KmsOptions(endpoint=f"http://127.0.0.1:{gcp_kms.port}", timeout=1.0))
