@@ -1,4 +1,4 @@
-"""A write past its version window appends its retention rows and its own row in one go, on real SQLite.
+"""A write past its version window appends its retention rows and its own row in one go (real SQLite and Postgres).
 
 Every write of a key that already has SPRONGUS_MAX_VERSIONS versions destroys one, so this is the common case of a
 hot key. The destroy row and the update row used to be two appends (two reads of the chain head, two INSERTs) while
@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,16 +53,36 @@ def test_a_write_past_its_window_reads_the_chain_head_once_and_inserts_once(vaul
     assert len([s for s in statements if s.startswith("INSERT INTO audit_event")]) == 1
 
 
-def test_the_rows_keep_their_order_and_one_instant_and_the_chain_verifies(vault: Stack, tmp_path: Path) -> None:
-    for n in range(1, 5):
-        vault.secrets.set(owner(), SCOPE, "api.token", SecretValue(f"{CANARY}{n}"))
+def _sqlite_rows(tmp_path: Path) -> tuple[list[tuple[Any, ...]], bytes]:
     with closing(sqlite3.connect(tmp_path / "vault.db")) as conn:
         rows = conn.execute("SELECT action, version, time, detail FROM audit_event ORDER BY seq").fetchall()
         stored = b"".join(line.encode() for line in conn.iterdump())
+    return rows, stored
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_the_rows_keep_their_order_and_one_instant_and_the_chain_verifies(engine: str, tmp_path: Path,
+                                                                          request: pytest.FixtureRequest) -> None:
+    if engine == "sqlite":
+        stack = build({**environment(sqlite_url(tmp_path), new_key()), "SPRONGUS_MAX_VERSIONS": "2"})
+    else:
+        pg = request.getfixturevalue("pg_db")
+        stack = build({**environment(pg.maintenance_url, new_key()), "SPRONGUS_MAX_VERSIONS": "2"})
+    try:
+        for n in range(1, 5):
+            stack.secrets.set(owner(), SCOPE, "api.token", SecretValue(f"{CANARY}{n}"))
+        assert stack.audit.verify_chain().problems == []
+    finally:
+        stack.close()
+    if engine == "sqlite":
+        rows, stored = _sqlite_rows(tmp_path)
+    else:
+        with pg.admin() as conn:
+            rows = conn.execute("SELECT action, version, time, detail::text FROM audit_event ORDER BY seq").fetchall()
+            stored = repr(conn.execute("SELECT * FROM audit_event").fetchall()).encode()
     assert [(a, v) for a, v, _t, _d in rows] == [("create", 1), ("update", 2), ("destroy", 1), ("update", 3),
                                                  ("destroy", 2), ("update", 4)]
     for destroy, update in ((rows[2], rows[3]), (rows[4], rows[5])):
         assert destroy[2] == update[2]  # the same time: one write, one instant
         assert "retention" in destroy[3]
-    assert vault.audit.verify_chain().problems == []
     assert CANARY.encode() not in stored
