@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from sprongus.adapters.peewee import dialect
 from sprongus.adapters.peewee.repository import PeeweeUnitOfWork
 from sprongus.domain.errors import NotFound
 from sprongus.domain.principal import Permission, Principal
@@ -333,12 +334,18 @@ def test_the_caller_settings_ride_with_begin_and_arrive_exactly(pg_db: PgDatabas
         uow = made.container.unit_of_work()
         assert isinstance(uow, PeeweeUnitOfWork)
         caller = Principal(subject, frozenset({Permission.READ}), frozenset({"p1", "p2"}), key_prefix="svc.")
-        with uow.transaction(caller, readonly=True):
-            row = made.db.execute_sql(
-                "SELECT current_setting('sprongus.subject'), current_setting('sprongus.projects'), "
-                "current_setting('sprongus.admin'), current_setting('sprongus.key_prefix'), current_user").fetchone()
-        assert row == (subject, "p1,p2", "off", "svc.", pg_db.app_role)
-        after = made.db.execute_sql("SELECT current_setting('sprongus.subject', true)").fetchone()
-        assert after[0] in (None, "")  # transaction-local: gone with the transaction
+        other = Principal(subject, frozenset({Permission.ADMIN}), frozenset({"p3"}))  # another token, same subject
+        # Twice each, interleaved: the second time the quoted text comes from dialect.caller_settings' cache.
+        for who, expected in ((caller, (subject, "p1,p2", "off", "svc.")), (other, (subject, "p3", "on", "")),
+                              (caller, (subject, "p1,p2", "off", "svc.")), (other, (subject, "p3", "on", ""))):
+            with uow.transaction(who, readonly=True):
+                row = made.db.execute_sql(
+                    "SELECT current_setting('sprongus.subject'), current_setting('sprongus.projects'), "
+                    "current_setting('sprongus.admin'), current_setting('sprongus.key_prefix'), current_user"
+                ).fetchone()
+            assert row == (*expected, pg_db.app_role)
+            after = made.db.execute_sql("SELECT current_setting('sprongus.subject', true)").fetchone()
+            assert after[0] in (None, "")  # transaction-local: gone with the transaction
+        assert any(key[0] == subject for key in dialect._QUOTED_SETTINGS)
     finally:
         made.close()
