@@ -43,6 +43,7 @@ REPLY_GRACE = 2.0
 MAX_AGE = 300
 
 
+_BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
 _exception_wrapper: Any = getattr(peewee, "__exception_wrapper__")  # noqa: B009 - peewee's driver-error translator
 
 
@@ -89,13 +90,19 @@ class ServerDatabase(PooledPostgresqlDatabase):  # type: ignore[misc]
         self._lock = peewee._NoopLock()
 
     def begin(self, isolation_level: Any = None) -> None:
-        """dialect.py's BeginWith: BEGIN and a statement in one message (one round trip less)."""
+        """Every transaction READ COMMITTED, whatever the database's default: an audit append reads the chain's head
+        after it takes the chain's lock, which needs a fresh snapshot per statement. Under a database default of
+        REPEATABLE READ the snapshot was taken by the statement that waited for the lock, so an append that had
+        waited chained to the head before the one it waited for: a fork in the trail.
+
+        dialect.py's BeginWith: BEGIN and a statement in one message (one round trip less)."""
         if not isinstance(isolation_level, BeginWith):
-            super().begin(isolation_level)
+            with _exception_wrapper:
+                self.cursor().execute(_BEGIN)
             return
         try:
             with _exception_wrapper:
-                self.cursor().execute("BEGIN; " + isolation_level)
+                self.cursor().execute(_BEGIN + "; " + isolation_level)
         except Exception:
             # BEGIN ran and its companion failed (a lock wait past statement_timeout): peewee rolls back only a
             # transaction it entered, so without this the connection stayed in an aborted transaction.
