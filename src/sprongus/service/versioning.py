@@ -28,12 +28,13 @@ def store_version(deps: ServiceDeps, principal: Principal, repo: SecretRepositor
     below = oldest_kept(record.version, deps.max_versions)
     if below > 1:  # a secret with fewer versions than the window has nothing to prune: no statement for it
         destroyed = repo.prune(record.scope, record.key, below)
-        retired = [deps.auditor.event(principal, AuditAction.DESTROY, record.scope, record.key, version,
-                                      reason="retention") for version in destroyed]
-        # One write, one instant: the rows before the caller's event do not carry a later time than it.
-        events[:0] = retired if then is None else [replace(event, time=then.time) for event in retired]
+        events[:0] = [deps.auditor.event(principal, AuditAction.DESTROY, record.scope, record.key, version,
+                                         reason="retention") for version in destroyed]
     if events:
-        deps.auditor.record_events(events)
+        # One write, one instant, stamped as late as it can be: just before the append (which on Postgres takes the
+        # chain's lock), as when each event was recorded on its own.
+        now = deps.clock.now()
+        deps.auditor.record_events([replace(event, time=now) for event in events])
 
 
 def audit_destroyed(deps: ServiceDeps, principal: Principal, scope: Scope, key: str, versions: list[int],
