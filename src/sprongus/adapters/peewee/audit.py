@@ -24,6 +24,7 @@ from sprongus.ports.audit import CheckpointSigner
 __all__ = ["AUDIT_LOCK_ID", "GENESIS", "INSERT_ROWS", "PeeweeAuditSink", "chain_hash", "storable"]
 
 AUDIT_LOCK_ID = 0x53505241  # serializes chain appends on Postgres ("SPRA")
+_HEAD = "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1"
 # Rows per INSERT of a batch: 12 parameters each, well below SQLite's oldest default limit of 999 per statement.
 INSERT_ROWS = 80
 
@@ -66,15 +67,17 @@ class PeeweeAuditSink:
 
     def _append_groups(self, groups: list[Sequence[AuditEvent]]) -> None:
         db = self._db
-        with dialect_of(db).serialized_transaction(db, AUDIT_LOCK_ID):
-            self._append_locked([event for events in groups for event in events], locked=True)
+        with dialect_of(db).serialized_transaction(db, AUDIT_LOCK_ID, _HEAD) as last:
+            self._append_locked([event for events in groups for event in events], last)
 
-    def _append_locked(self, events: Sequence[AuditEvent], locked: bool = False) -> None:
+    def _append_locked(self, events: Sequence[AuditEvent], last: list[Any] | None = None) -> None:
+        """`last`: the chain's head as read under the chain's lock (no row: an empty trail), or None to take the
+        lock and read it here."""
         db = self._db
-        if not locked:
+        if last is None:
             dialect_of(db).serialize(db, AUDIT_LOCK_ID)  # one chain: appends happen one at a time
-        last = db.execute_sql("SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1").fetchone()  # type: ignore[no-untyped-call]
-        head, prev = (last[0], last[1]) if last is not None else (0, GENESIS)
+            last = db.execute_sql(_HEAD).fetchall()  # type: ignore[no-untyped-call]
+        head, prev = (last[0][0], last[0][1]) if last else (0, GENESIS)
         rows: list[list[Any]] = []
         shared: dict[int, tuple[Any, Any]] = {}
         for event in events:  # each row chains to the one before it, within the batch too (seq keeps this order)

@@ -22,8 +22,9 @@ MIGRATION_LOCK_ID = 0x5350524F  # "SPRO"
 
 
 class BeginWith(str):
-    """A statement to send in one message with BEGIN (adapters/peewee/postgres.py ServerDatabase.begin: every
-    Postgres database here is one)."""
+    """Statements to send in one message with BEGIN (adapters/peewee/postgres.py ServerDatabase.begin: every
+    Postgres database here is one); the rows of the last one are the database's `begun_rows`. A message with
+    several statements takes no parameters: values in them are quoted by the driver."""
 
 
 class SqliteDialect:
@@ -42,9 +43,12 @@ class SqliteDialect:
     def serialize(self, db: peewee.Database, lock_id: int) -> None:
         """Inside a write transaction: SQLite's write lock already serializes it."""
 
-    def serialized_transaction(self, db: peewee.Database, lock_id: int) -> AbstractContextManager[Any]:
-        """A write transaction that holds `lock_id` from its start: SQLite's write lock is the lock."""
-        return db.atomic("IMMEDIATE")
+    @contextmanager
+    def serialized_transaction(self, db: peewee.Database, lock_id: int, read: str) -> Iterator[list[Any]]:
+        """A write transaction that holds `lock_id` from its start (SQLite's write lock is the lock), and the rows
+        of `read`, run first in it."""
+        with db.atomic("IMMEDIATE"):
+            yield list(db.execute_sql(read).fetchall())  # type: ignore[no-untyped-call]
 
     @contextmanager
     def migration_lock(self, db: peewee.Database) -> Iterator[None]:
@@ -90,9 +94,13 @@ class PostgresDialect:
     def serialize(self, db: peewee.Database, lock_id: int) -> None:
         db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (lock_id,))  # type: ignore[no-untyped-call]
 
-    def serialized_transaction(self, db: peewee.Database, lock_id: int) -> AbstractContextManager[Any]:
-        """The advisory lock taken in the BEGIN's own message (one round trip less). Outside a transaction only."""
-        return db.atomic(BeginWith(f"SELECT pg_advisory_xact_lock({int(lock_id)})"))
+    @contextmanager
+    def serialized_transaction(self, db: peewee.Database, lock_id: int, read: str) -> Iterator[list[Any]]:
+        """The advisory lock taken, and `read` run after it, in the BEGIN's own message: one round trip for the three
+        (READ COMMITTED gives each statement of the message its own snapshot: `read` sees what the lock waited for).
+        Outside a transaction only."""
+        with db.atomic(BeginWith(f"SELECT pg_advisory_xact_lock({int(lock_id)}); {read}")):
+            yield db.begun_rows  # type: ignore[attr-defined]  # every Postgres database here is a ServerDatabase
 
     @contextmanager
     def migration_lock(self, db: peewee.Database) -> Iterator[None]:

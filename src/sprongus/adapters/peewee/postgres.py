@@ -102,7 +102,12 @@ class ServerDatabase(PooledPostgresqlDatabase):  # type: ignore[misc]
             return
         try:
             with _exception_wrapper:
-                self.cursor().execute(_BEGIN + "; " + isolation_level)
+                cursor = self.cursor()
+                cursor.execute(_BEGIN + "; " + isolation_level)
+                rows: list[Any] = []
+                while cursor.nextset():  # BEGIN's result first, then each statement's: the last one's rows are kept
+                    rows = cursor.fetchall() if cursor.description is not None else []
+                self._state.begun_rows = rows
         except Exception:
             # BEGIN ran and its companion failed (a lock wait past statement_timeout): peewee rolls back only a
             # transaction it entered, so without this the connection stayed in an aborted transaction.
@@ -111,6 +116,12 @@ class ServerDatabase(PooledPostgresqlDatabase):  # type: ignore[misc]
                 with contextlib.suppress(Exception):
                     conn.execute("ROLLBACK")
             raise
+
+    @property
+    def begun_rows(self) -> list[Any]:
+        """The rows of the last statement sent with this thread's BEGIN (dialect.BeginWith)."""
+        rows: list[Any] = self._state.begun_rows
+        return rows
 
     def _connect(self) -> Any:
         """A pooled connection if one is fit to use, else a new one, opened outside the pool's lock: playhouse
