@@ -5,6 +5,8 @@ went back to the pool. It is rolled back now."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -13,7 +15,7 @@ import pytest
 from sprongus.domain.errors import AuditUnavailable
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
-from tests.integration.stack import alice, build, environment, new_key
+from tests.integration.stack import Stack, alice, build, environment, new_key
 from tests.pg import PgDatabase
 
 
@@ -36,6 +38,38 @@ def test_a_timed_out_audit_lock_leaves_no_aborted_transaction(pg_db: PgDatabase)
         made.close()
 
 
+class Recorded:
+    """A cursor that notes each message it sends (psycopg's cursors take no new attributes)."""
+
+    def __init__(self, cursor: Any, sent: list[str]) -> None:
+        self._cursor, self._sent = cursor, sent
+
+    def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        self._sent.append(str(query))
+        return self._cursor.execute(query, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+
+@contextmanager
+def messages(made: Stack) -> Iterator[list[str]]:
+    """Every message the stack's database sends meanwhile, in order."""
+    sent: list[str] = []
+    original = made.db.cursor
+    made.db.cursor = lambda *args, **kwargs: Recorded(original(*args, **kwargs), sent)  # type: ignore[method-assign]
+    try:
+        yield sent
+    finally:
+        made.db.cursor = original  # type: ignore[method-assign]
+
+
+def _locked_head_read(message: str) -> bool:
+    """The chain's lock, then the read of its head, in this one message."""
+    lock, head = message.find("pg_advisory_xact_lock("), message.find("SELECT seq, hash FROM audit_event")
+    return 0 <= lock < head
+
+
 def test_a_reveals_audit_append_is_three_messages_and_its_head_is_read_after_the_lock(pg_db: PgDatabase) -> None:
     """BEGIN, the chain's lock and the read of its head go in one message; then the INSERT, then COMMIT. The head
     read must come after the lock in that message, or a waiting append would chain onto a stale head."""
@@ -43,39 +77,39 @@ def test_a_reveals_audit_append_is_three_messages_and_its_head_is_read_after_the
     scope = Scope.user("alice")
     try:
         made.secrets.set(alice(), scope, "token", SecretValue("canary-attack-pg-9e2d"))
-        sent: list[str] = []
+        made.secrets.get(alice(), scope, "token", reveal=True)  # the first append also reads the newest checkpoint
         group = made.audit._group
         append = group._write
 
-        class Recorded:
-            """A cursor that notes each message it sends (psycopg's cursors take no new attributes)."""
-
-            def __init__(self, cursor: Any) -> None:
-                self._cursor = cursor
-
-            def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
-                sent.append(str(query))
-                return self._cursor.execute(query, *args, **kwargs)
-
-            def __getattr__(self, name: str) -> Any:
-                return getattr(self._cursor, name)
-
         def traced(groups: list[Any]) -> None:
-            original = made.db.cursor
-            made.db.cursor = lambda *args, **kwargs: Recorded(original(*args, **kwargs))
-            try:
+            with messages(made) as sent:
                 append(groups)
-            finally:
-                made.db.cursor = original
+            seen.extend(sent)
 
-        made.secrets.get(alice(), scope, "token", reveal=True)  # the first append also reads the newest checkpoint
+        seen: list[str] = []
         group._write = traced
         made.secrets.get(alice(), scope, "token", reveal=True)
-        assert len(sent) == 3, sent
-        first = sent[0]
-        assert first.startswith("BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock(")
-        assert first.index("pg_advisory_xact_lock") < first.index("FROM audit_event")
-        assert sent[1].startswith("INSERT INTO audit_event") and sent[2] == "COMMIT"
+        assert len(seen) == 3, seen
+        assert seen[0].startswith("BEGIN ISOLATION LEVEL READ COMMITTED; ") and _locked_head_read(seen[0])
+        assert seen[1].startswith("INSERT INTO audit_event") and seen[2] == "COMMIT"
+        assert made.audit.verify_chain().problems == []
+    finally:
+        made.close()
+
+
+def test_a_writes_audit_append_takes_the_lock_and_reads_the_head_in_one_message(pg_db: PgDatabase) -> None:
+    """Inside the write's transaction (its row locked), the chain's lock and the head read are one message."""
+    made = build({**environment(pg_db.app_url, new_key()), "SPRONGUS_MAX_VERSIONS": "2"})
+    scope = Scope.user("alice")
+    try:
+        for n in range(3):
+            made.secrets.set(alice(), scope, "token", SecretValue(f"canary-attack-pg-9e2d-{n}"))
+        with messages(made) as sent:
+            made.secrets.set(alice(), scope, "token", SecretValue("canary-attack-pg-9e2d-last"))
+        assert [m for m in sent if "pg_advisory_xact_lock" in m or "FROM audit_event" in m] == [
+            m for m in sent if _locked_head_read(m)]
+        assert len([m for m in sent if _locked_head_read(m)]) == 1
+        assert len(sent) == 8, sent  # BEGIN+settings, row, archive, save, prune, lock+head, INSERT, COMMIT
         assert made.audit.verify_chain().problems == []
     finally:
         made.close()

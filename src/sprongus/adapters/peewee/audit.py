@@ -74,9 +74,8 @@ class PeeweeAuditSink:
         """`last`: the chain's head as read under the chain's lock (no row: an empty trail), or None to take the
         lock and read it here."""
         db = self._db
-        if last is None:
-            dialect_of(db).serialize(db, AUDIT_LOCK_ID)  # one chain: appends happen one at a time
-            last = db.execute_sql(_HEAD).fetchall()  # type: ignore[no-untyped-call]
+        if last is None:  # one chain: appends happen one at a time
+            last = dialect_of(db).serialized_read(db, AUDIT_LOCK_ID, _HEAD)
         head, prev = (last[0][0], last[0][1]) if last else (0, GENESIS)
         rows: list[list[Any]] = []
         shared: dict[int, tuple[Any, Any]] = {}

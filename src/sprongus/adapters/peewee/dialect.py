@@ -43,6 +43,10 @@ class SqliteDialect:
     def serialize(self, db: peewee.Database, lock_id: int) -> None:
         """Inside a write transaction: SQLite's write lock already serializes it."""
 
+    def serialized_read(self, db: peewee.Database, lock_id: int, read: str) -> list[Any]:
+        """Inside a write transaction: `read`'s rows (SQLite's write lock already serializes it)."""
+        return list(db.execute_sql(read).fetchall())  # type: ignore[no-untyped-call]
+
     @contextmanager
     def serialized_transaction(self, db: peewee.Database, lock_id: int, read: str) -> Iterator[list[Any]]:
         """A write transaction that holds `lock_id` from its start (SQLite's write lock is the lock), and the rows
@@ -93,6 +97,13 @@ class PostgresDialect:
 
     def serialize(self, db: peewee.Database, lock_id: int) -> None:
         db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (lock_id,))  # type: ignore[no-untyped-call]
+
+    def serialized_read(self, db: peewee.Database, lock_id: int, read: str) -> list[Any]:
+        """Inside a transaction: take `lock_id`, then `read`'s rows, in one message (each statement its own READ
+        COMMITTED snapshot: `read` sees what the lock waited for)."""
+        rows: list[Any] = db.rows_of_last(  # type: ignore[attr-defined]  # every Postgres database: a ServerDatabase
+            f"SELECT pg_advisory_xact_lock({int(lock_id)}); {read}")
+        return rows
 
     @contextmanager
     def serialized_transaction(self, db: peewee.Database, lock_id: int, read: str) -> Iterator[list[Any]]:

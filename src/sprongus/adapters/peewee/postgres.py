@@ -101,13 +101,7 @@ class ServerDatabase(PooledPostgresqlDatabase):  # type: ignore[misc]
                 self.cursor().execute(_BEGIN)
             return
         try:
-            with _exception_wrapper:
-                cursor = self.cursor()
-                cursor.execute(_BEGIN + "; " + isolation_level)
-                rows: list[Any] = []
-                while cursor.nextset():  # BEGIN's result first, then each statement's: the last one's rows are kept
-                    rows = cursor.fetchall() if cursor.description is not None else []
-                self._state.begun_rows = rows
+            self._state.begun_rows = self.rows_of_last(_BEGIN + "; " + isolation_level)
         except Exception:
             # BEGIN ran and its companion failed (a lock wait past statement_timeout): peewee rolls back only a
             # transaction it entered, so without this the connection stayed in an aborted transaction.
@@ -116,6 +110,16 @@ class ServerDatabase(PooledPostgresqlDatabase):  # type: ignore[misc]
                 with contextlib.suppress(Exception):
                     conn.execute("ROLLBACK")
             raise
+
+    def rows_of_last(self, statements: str) -> list[Any]:
+        """Send several statements (no parameters) in one message; the rows of the last one."""
+        with _exception_wrapper:
+            cursor = self.cursor()
+            cursor.execute(statements)
+            rows: list[Any] = cursor.fetchall() if cursor.description is not None else []
+            while cursor.nextset():  # one result per statement, in order
+                rows = cursor.fetchall() if cursor.description is not None else []
+            return rows
 
     @property
     def begun_rows(self) -> list[Any]:
