@@ -43,6 +43,7 @@ three runs of `--repeats 3`; rotate-master secrets/s, each run's median, and the
     with other sessions' tests and benchmarks): each run's median at 24 382 / 406 / 368 / 390 / 422 (all 15:
     327-438, median 390), PASS in runs 2 and 5; the same runs at 16: 310 / 316 / 289 / 294 / 315 (median 310),
     at 32: 522 / 501 / 459 / 474 / 441
+    and at 20:31 UTC (load 2.1-3.5, no other session's job): 435 at 24 (427 / 435 / 448) PASS, 315 at 16, 494 at 32
     reveal: 1 KMS call per reveal for every vendor, the first one of a new process included
 
 Reading it:

