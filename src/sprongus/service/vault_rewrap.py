@@ -64,13 +64,24 @@ def rewrap_vault(deps: ServiceDeps, principal: Principal, progress: Progress | N
                 if ahead is None:
                     store(kept, rows, _rewrapped(deps, rows))  # KMS calls, outside any lock
                     continue
-                future = ahead.submit(contextvars.copy_context().run, _rewrapped, deps, rows)
+                future = ahead.submit(contextvars.copy_context().run, _rewrapped_after,
+                                      None if pending is None else pending[1], deps, rows)
                 if pending is not None:
                     store(kept, pending[0], pending[1].result())
                 pending = (rows, future)
             if pending is not None:
                 store(kept, pending[0], pending[1].result())
     return report
+
+
+def _rewrapped_after(before: Future[list[SecretRecord]] | None, deps: ServiceDeps,
+                     rows: list[SecretRecord]) -> list[SecretRecord]:
+    """The next page's KMS calls, unless the page before failed: one worker runs the pages in order, so `before` is
+    done here. Without this check, a KMS that refused everything (a used-up quota) was waited out twice, once per
+    page, before the rotation reported it."""
+    if before is not None and before.exception() is not None:
+        raise KeyProviderUnavailable("the page before failed: this one was not started")
+    return _rewrapped(deps, rows)
 
 
 def _rewrapped(deps: ServiceDeps, rows: list[SecretRecord]) -> list[SecretRecord]:
