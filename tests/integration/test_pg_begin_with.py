@@ -12,6 +12,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from sprongus.adapters.peewee.audit import AUDIT_LOCK_ID
+from sprongus.adapters.peewee.dialect import dialect_of
+from sprongus.domain.audit_log import AuditFilter
 from sprongus.domain.errors import AuditUnavailable
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
@@ -110,6 +113,24 @@ def test_a_writes_audit_append_takes_the_lock_and_reads_the_head_in_one_message(
             m for m in sent if _locked_head_read(m)]
         assert len([m for m in sent if _locked_head_read(m)]) == 1
         assert len(sent) == 8, sent  # BEGIN+settings, row, archive, save, prune, lock+head, INSERT, COMMIT
+        assert made.audit.verify_chain().problems == []
+    finally:
+        made.close()
+
+
+def test_a_locked_head_read_is_refused_where_no_begin_would_carry_it(pg_db: PgDatabase) -> None:
+    """Inside a transaction atomic() makes a savepoint and sends no BEGIN: the lock would not be taken and the head
+    would be an earlier message's rows. It is refused; and no isolation level but READ COMMITTED is accepted."""
+    made = build(environment(pg_db.app_url, new_key()))
+    try:
+        made.secrets.set(alice(), Scope.user("alice"), "token", SecretValue("canary-attack-pg-9e2d"))
+        rows = len(made.audit.page(AuditFilter(), None, 1000, newest_first=False))
+        inside = dialect_of(made.db).serialized_transaction(made.db, AUDIT_LOCK_ID, "SELECT 1")
+        with made.db.atomic(), pytest.raises(RuntimeError, match="not inside a transaction"), inside:
+            pass
+        with pytest.raises(ValueError, match="READ COMMITTED"), made.db.atomic("SERIALIZABLE"):
+            pass
+        assert len(made.audit.page(AuditFilter(), None, 1000, newest_first=False)) == rows
         assert made.audit.verify_chain().problems == []
     finally:
         made.close()

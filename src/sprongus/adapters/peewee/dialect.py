@@ -109,7 +109,9 @@ class PostgresDialect:
     def serialized_transaction(self, db: peewee.Database, lock_id: int, read: str) -> Iterator[list[Any]]:
         """The advisory lock taken, and `read` run after it, in the BEGIN's own message: one round trip for the three
         (READ COMMITTED gives each statement of the message its own snapshot: `read` sees what the lock waited for).
-        Outside a transaction only."""
+        Outside a transaction only: inside one, atomic() makes a savepoint and no BEGIN goes out."""
+        if db.in_transaction():
+            raise RuntimeError("serialized_transaction: not inside a transaction (use serialized_read)")
         with db.atomic(BeginWith(f"SELECT pg_advisory_xact_lock({int(lock_id)}); {read}")):
             yield db.begun_rows  # type: ignore[attr-defined]  # every Postgres database here is a ServerDatabase
 

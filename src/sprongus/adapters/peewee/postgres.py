@@ -96,7 +96,10 @@ class ServerDatabase(PooledPostgresqlDatabase):  # type: ignore[misc]
         waited chained to the head before the one it waited for: a fork in the trail.
 
         dialect.py's BeginWith: BEGIN and a statement in one message (one round trip less)."""
+        self._state.begun_rows = None  # never the rows of an earlier BEGIN
         if not isinstance(isolation_level, BeginWith):
+            if isolation_level is not None:  # silently READ COMMITTED instead would be worse than refusing
+                raise ValueError("every transaction here is READ COMMITTED: no other isolation level")
             with _exception_wrapper:
                 self.cursor().execute(_BEGIN)
             return
@@ -124,7 +127,9 @@ class ServerDatabase(PooledPostgresqlDatabase):  # type: ignore[misc]
     @property
     def begun_rows(self) -> list[Any]:
         """The rows of the last statement sent with this thread's BEGIN (dialect.BeginWith)."""
-        rows: list[Any] = self._state.begun_rows
+        rows: list[Any] | None = getattr(self._state, "begun_rows", None)
+        if rows is None:
+            raise RuntimeError("no BEGIN with a statement ran in this transaction")
         return rows
 
     def _connect(self) -> Any:
