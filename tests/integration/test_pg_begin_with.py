@@ -15,7 +15,7 @@ import pytest
 from sprongus.adapters.peewee.audit import AUDIT_LOCK_ID
 from sprongus.adapters.peewee.dialect import dialect_of
 from sprongus.domain.audit_log import AuditFilter
-from sprongus.domain.errors import AuditUnavailable
+from sprongus.domain.errors import AuditUnavailable, StorageUnavailable
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
 from tests.integration.stack import Stack, alice, build, environment, new_key
@@ -133,4 +133,31 @@ def test_a_locked_head_read_is_refused_where_no_begin_would_carry_it(pg_db: PgDa
         assert len(made.audit.page(AuditFilter(), None, 1000, newest_first=False)) == rows
         assert made.audit.verify_chain().problems == []
     finally:
+        made.close()
+
+
+def test_a_write_whose_lock_and_head_message_times_out_stores_nothing(pg_db: PgDatabase) -> None:
+    """The write's own transaction sends the chain's lock and head read as one message: when the lock wait passes
+    statement_timeout, the write is refused as an outage, its version and audit rows roll back, and the connection
+    is usable."""
+    made = build({**environment(pg_db.app_url, new_key()), "SPRONGUS_DB_STATEMENT_TIMEOUT": "0.5",
+                  "SPRONGUS_MAX_VERSIONS": "2"})
+    scope = Scope.user("alice")
+    holder = psycopg.connect(pg_db.admin_url)
+    try:
+        for n in range(3):
+            made.secrets.set(alice(), scope, "token", SecretValue(f"canary-attack-pg-9e2d-{n}"))
+        rows = len(made.audit.page(AuditFilter(), None, 1000, newest_first=False))
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK_ID,))  # another append holds the chain lock
+        with pytest.raises((AuditUnavailable, StorageUnavailable)):
+            made.secrets.set(alice(), scope, "token", SecretValue("canary-attack-pg-9e2d-lost"))
+        holder.commit()
+        status = psycopg.pq.TransactionStatus(made.db.connection().pgconn.transaction_status)
+        assert status == psycopg.pq.TransactionStatus.IDLE, f"connection left {status.name}"
+        assert made.secrets.get(alice(), scope, "token", reveal=True).version == 3  # the refused write left no trace
+        assert len(made.audit.page(AuditFilter(), None, 1000, newest_first=False)) == rows + 1  # + that reveal
+        made.secrets.set(alice(), scope, "token", SecretValue("canary-attack-pg-9e2d-4"))
+        assert made.audit.verify_chain().problems == []
+    finally:
+        holder.close()
         made.close()
