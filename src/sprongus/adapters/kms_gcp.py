@@ -17,7 +17,7 @@ from sprongus.domain.errors import (
     KeyProviderError,
     KeyProviderUnavailable,
 )
-from sprongus.ports.crypto import WrappedKey
+from sprongus.ports.crypto import BULK_WORK, WrappedKey
 
 if TYPE_CHECKING:
     from google.api_core.retry import Retry
@@ -41,12 +41,13 @@ class GcpKmsMasterKeyProvider:
     """
 
     def __init__(self, client: KeyManagementServiceClient, key_name: str, timeout: float,
-                 retry: Retry | None = None) -> None:
+                 retry: Retry | None = None, bulk_retry: Retry | None = None) -> None:
         self._client = client
         self._key_name = key_name
         self._versions = f"{PREFIX}:{key_name}/cryptoKeyVersions/"
         self._timeout = timeout
         self._retry = retry  # always passed: the SDK's default retries for up to 60 s
+        self._bulk_retry = bulk_retry or retry  # in bulk work (ports.crypto.BULK_WORK): quota refusals too
 
     def current_key_id(self) -> str:
         # The primary version can change at any time, and the least-privilege role (Encrypter/Decrypter) may not
@@ -82,7 +83,8 @@ class GcpKmsMasterKeyProvider:
     def _call(self, op: str, request: dict[str, Any]) -> Any:
         method = self._client.encrypt if op == "encrypt" else self._client.decrypt
         try:
-            return method(request=request, retry=self._retry, timeout=self._timeout)
+            return method(request=request, retry=self._bulk_retry if BULK_WORK.get() else self._retry,
+                          timeout=self._timeout)
         except Exception as exc:
             error = self._domain_error(exc, op)
             if error is None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, cast
 
@@ -44,6 +45,12 @@ class MasterKeyProvider(Protocol):
     def can_unwrap(self, key_id: str) -> bool:
         """Whether key_id belongs to this provider (a composite dispatches on it)."""
         ...
+
+
+# True while bulk work (a rotation, an import, a passphrase bundle) makes its KMS calls through the service's pool
+# (BoundedPool.map). A provider may then wait out a vendor's quota refusal with backoff; an API request must not: it
+# holds a worker thread, and its client can retry.
+BULK_WORK: ContextVar[bool] = ContextVar("sprongus_bulk_kms_work", default=False)
 
 
 class MapFn(Protocol):

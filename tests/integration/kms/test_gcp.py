@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 import pytest
@@ -19,10 +21,13 @@ from sprongus.domain.errors import (
     KeyProviderUnavailable,
 )
 from sprongus.entrypoints.kms import KmsOptions, kms_provider
+from sprongus.service.parallel import BoundedPool
 from tests.contract import test_master_key_provider_contract as contract
 from tests.integration.kms import vaults
 from tests.integration.kms.conftest import GCP_KEY
 from tests.integration.kms.gcp_fake import FakeCloudKms
+
+T = TypeVar("T")
 
 KEY = GCP_KEY  # the gcp_kms fixture (conftest.py) creates it
 AAD = contract.AAD
@@ -156,17 +161,22 @@ def built(kms: FakeCloudKms, timeout: float) -> GcpKmsMasterKeyProvider:
     return keys
 
 
+def in_bulk_work(call: Callable[[], T]) -> T:
+    """As a rotation, an import or a bundle makes its KMS calls: through the service's pool."""
+    return BoundedPool(1).map(lambda _: call(), [None])[0]
+
+
 @pytest.mark.parametrize("refusals", [1, 2])
-def test_a_quota_refusal_is_retried_with_backoff_and_the_call_then_succeeds(gcp_kms: FakeCloudKms,
-                                                                            refusals: int) -> None:
+def test_a_quota_refusal_in_bulk_work_is_retried_with_backoff_and_then_succeeds(gcp_kms: FakeCloudKms,
+                                                                              refusals: int) -> None:
     # Cloud KMS answers a request over the project's quota with RESOURCE_EXHAUSTED (429); Google's advice is to retry
     # it with truncated exponential backoff. The default concurrency (24) can meet that in a rotation.
     keys, dek = built(gcp_kms, timeout=5.0), os.urandom(32)
     gcp_kms.fail_with, gcp_kms.fail_times = grpc.StatusCode.RESOURCE_EXHAUSTED, refusals
-    wrapped = keys.wrap(dek, AAD)
+    wrapped = in_bulk_work(lambda: keys.wrap(dek, AAD))
     assert gcp_kms.calls["Encrypt"] == refusals + 1
     gcp_kms.fail_with, gcp_kms.fail_times = grpc.StatusCode.RESOURCE_EXHAUSTED, refusals
-    assert keys.unwrap(wrapped.blob, wrapped.master_key_id, AAD) == dek
+    assert in_bulk_work(lambda: keys.unwrap(wrapped.blob, wrapped.master_key_id, AAD)) == dek
     assert gcp_kms.calls["Decrypt"] == refusals + 1
 
 
@@ -178,10 +188,25 @@ def test_a_quota_refusal_that_outlasts_the_timeout_is_unavailable_not_a_hang(gcp
                          (lambda: keys.unwrap(wrapped.blob, wrapped.master_key_id, AAD), "Decrypt")):
         before, started = gcp_kms.calls[method], time.monotonic()
         with pytest.raises(KeyProviderUnavailable) as info:  # 503 / exit 8: retry later; never IntegrityError
-            call()
+            in_bulk_work(call)
         assert type(info.value) is KeyProviderUnavailable and time.monotonic() - started < 2.0
         assert "ResourceExhausted" in str(info.value)  # the operator learns it is the quota, not only "retried"
         assert gcp_kms.calls[method] - before >= 2  # retried within the timeout, then given up
+
+
+def test_a_quota_refusal_outside_bulk_work_is_answered_at_once(gcp_kms: FakeCloudKms) -> None:
+    """An API request (a reveal, a write) must not hold its worker thread for the whole timeout: one try, then 503."""
+    keys, dek = built(gcp_kms, timeout=5.0), os.urandom(32)
+    wrapped = keys.wrap(dek, AAD)
+    gcp_kms.fail_with = grpc.StatusCode.RESOURCE_EXHAUSTED
+    for call, method in ((lambda: keys.wrap(dek, AAD), "Encrypt"),
+                         (lambda: keys.unwrap(wrapped.blob, wrapped.master_key_id, AAD), "Decrypt")):
+        before, started = gcp_kms.calls[method], time.monotonic()
+        with pytest.raises(KeyProviderUnavailable, match="ResourceExhausted"):
+            call()
+        assert time.monotonic() - started < 1.0 and gcp_kms.calls[method] - before == 1
+    gcp_kms.fail_with = None
+    assert keys.unwrap(wrapped.blob, wrapped.master_key_id, AAD) == dek  # and the next request goes through
 
 
 def test_an_unreachable_kms_is_unavailable_within_the_configured_timeout(gcp_kms: FakeCloudKms) -> None:
