@@ -3,15 +3,16 @@ it committed, writes nothing twice, and a rerun finishes the job. (Held on revie
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import pytest
 
 from sprongus.domain.errors import KeyProviderUnavailable
+from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
-from sprongus.ports.crypto import MapFn, WrappedKey
-from tests.harness import make_harness, owner
+from sprongus.ports.crypto import BULK_WORK, MapFn, WrappedKey
+from tests.harness import Harness, make_harness, owner
 
 SCOPE_KEYS = [f"k{i:02d}" for i in range(10)]
 
@@ -36,24 +37,31 @@ class FlakyBulk:
         return getattr(self._inner, name)
 
 
-@pytest.mark.parametrize("concurrency", [1, 4])
-def test_an_outage_in_the_prefetched_page_keeps_earlier_pages_and_a_rerun_finishes(concurrency: int) -> None:
-    made: list[FlakyBulk] = []
+W = TypeVar("W")
+SCOPE = Scope.project("p1")
 
-    def flaky(inner: Any) -> Any:
-        made.append(FlakyBulk(inner))
+
+def seeded(concurrency: int, double: Callable[[Any], W]) -> tuple[Harness, W]:
+    """A harness of SCOPE_KEYS in SCOPE, batches of 3, with `double` around its master keys."""
+    made: list[W] = []
+
+    def wrap(inner: Any) -> Any:
+        made.append(double(inner))
         return made[0]
 
-    h = make_harness(batch_size=3, concurrency=concurrency, wrap_keys=flaky)
-    from sprongus.domain.scope import Scope
-
-    scope = Scope.project("p1")
+    h = make_harness(batch_size=3, concurrency=concurrency, wrap_keys=wrap)
     for key in SCOPE_KEYS:
-        h.secrets.set(owner(), scope, key, SecretValue(f"value-of-{key}"))
+        h.secrets.set(owner(), SCOPE, key, SecretValue(f"value-of-{key}"))
+    return h, made[0]
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_an_outage_in_the_prefetched_page_keeps_earlier_pages_and_a_rerun_finishes(concurrency: int) -> None:
+    h, keys = seeded(concurrency, FlakyBulk)
+    scope = SCOPE
     old_id = h.deps.sealer.envelope.current_master_key_id()
     h.add_master_key()
     new_id = h.deps.sealer.envelope.current_master_key_id()
-    keys = made[0]
     keys.fail_on = 2  # the second page, prefetched while the first is written
     with pytest.raises(KeyProviderUnavailable):
         h.rotation.rotate_master(owner())
@@ -68,3 +76,38 @@ def test_an_outage_in_the_prefetched_page_keeps_earlier_pages_and_a_rerun_finish
     # The page prefetched past the failure had its KMS calls made and thrown away (never written): at most that
     # one page is re-wrapped again by the rerun; the database saw each row rewritten once (the counts above).
     assert len(keys.rewrapped) - len(set(keys.rewrapped)) <= (3 if concurrency > 1 else 0)
+
+
+class Patience:
+    """Notes, for every KMS call, whether it ran as rotate-master's (ports.crypto.BULK_WORK): only those may wait out a
+    quota refusal."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.seen: dict[str, set[bool]] = {}
+
+    def _note(self, call: str) -> None:
+        self.seen.setdefault(call, set()).add(BULK_WORK.get())
+
+    def rewrap_many(self, items: Sequence[tuple[bytes, str, bytes]], map: MapFn) -> list[WrappedKey]:
+        self._note("rewrap_many")
+        return list(self._inner.rewrap_many(items, lambda fn, xs: map(lambda x: (self._note("in map"), fn(x))[1], xs)))
+
+    def unwrap(self, wrapped: bytes, key_id: str, aad: bytes) -> bytes:
+        self._note("unwrap")
+        return bytes(self._inner.unwrap(wrapped, key_id, aad))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_only_rotate_masters_kms_calls_are_marked_patient(concurrency: int) -> None:
+    h, keys = seeded(concurrency, Patience)
+    h.add_master_key()
+    h.rotation.rotate_master(owner())
+    assert keys.seen["rewrap_many"] == {True} and keys.seen["in map"] == {True}
+    assert BULK_WORK.get() is False  # and the mark ends with the rotation
+    keys.seen.clear()
+    assert h.secrets.get(owner(), SCOPE, "k00", reveal=True).value is not None  # an API request's call
+    assert keys.seen == {"unwrap": {False}}

@@ -47,7 +47,7 @@ class GcpKmsMasterKeyProvider:
         self._versions = f"{PREFIX}:{key_name}/cryptoKeyVersions/"
         self._timeout = timeout
         self._retry = retry  # always passed: the SDK's default retries for up to 60 s
-        self._bulk_retry = bulk_retry or retry  # in bulk work (ports.crypto.BULK_WORK): quota refusals too
+        self._bulk_retry = bulk_retry or retry  # in rotate-master (ports.crypto.BULK_WORK): quota refusals too
 
     def current_key_id(self) -> str:
         # The primary version can change at any time, and the least-privilege role (Encrypter/Decrypter) may not

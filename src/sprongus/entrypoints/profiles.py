@@ -15,7 +15,7 @@ KMS_SCHEMES = ("gcp", "azure", "aws", "vault")  # the KMS registry: a vendor her
 # SPRONGUS_KMS_CONCURRENCY when unset: KMS calls in flight during bulk work (local keys: 1, threads would only cost).
 # Cloud KMS has no re-encrypt, so its re-wrap is Decrypt then Encrypt, two round trips in a row: at 20 ms a call, 16 in
 # flight cap a rotation near 390 secrets/s, 24 near 590/s. That is up to ~1,200 requests/s, more than Cloud KMS's
-# default quota (60,000/min): in bulk work a quota refusal is retried with backoff (kms_clients/gcp.py); see
+# default quota (60,000/min): in rotate-master a quota refusal is retried with backoff (kms_clients/gcp.py); see
 # docs/providers.md.
 KMS_CONCURRENCY = {scheme: 16 for scheme in KMS_SCHEMES} | {"gcp": 24}
 

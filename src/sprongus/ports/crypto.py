@@ -47,9 +47,9 @@ class MasterKeyProvider(Protocol):
         ...
 
 
-# True while bulk work (a rotation, an import, a passphrase bundle) makes its KMS calls through the service's pool
-# (BoundedPool.map). A provider may then wait out a vendor's quota refusal with backoff; an API request must not: it
-# holds a worker thread, and its client can retry.
+# True while the operator's vault-wide rotation (`keys rotate-master`, service/vault_rewrap.py) makes its KMS calls.
+# A provider may then wait out a vendor's quota refusal with backoff, so a long rotation rides out a moment over
+# quota; an API request (a reveal, a batch, an import) must not: it holds a worker thread, and its client can retry.
 BULK_WORK: ContextVar[bool] = ContextVar("sprongus_bulk_kms_work", default=False)
 
 

@@ -7,8 +7,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from sprongus.ports.crypto import BULK_WORK
-
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -22,18 +20,11 @@ class BoundedPool:
 
         Only crypto runs here: database work stays on the calling thread, inside its own transactions.
         """
-        def bulk(item: T) -> R:  # ports.crypto.BULK_WORK: a provider may wait out a quota refusal here
-            marked = BULK_WORK.set(True)
-            try:
-                return fn(item)
-            finally:
-                BULK_WORK.reset(marked)
-
         if self.concurrency <= 1 or len(items) <= 1:
-            return [bulk(item) for item in items]
+            return [fn(item) for item in items]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(items)),
                                 thread_name_prefix="sprongus-kms") as pool:
             # Each call runs in a copy of the caller's context, so a value it opens joins the caller's value scope
             # (what that request's answers are scrubbed against), not a thread's leftover scope or none.
-            futures = [pool.submit(contextvars.copy_context().run, bulk, item) for item in items]
+            futures = [pool.submit(contextvars.copy_context().run, fn, item) for item in items]
             return [future.result() for future in futures]

@@ -16,6 +16,7 @@ from sprongus.domain.principal import Principal
 from sprongus.domain.records import AuditAction, SecretRecord
 from sprongus.domain.results import RotationReport, VerifyReport
 from sprongus.ports import UnitOfWork
+from sprongus.ports.crypto import BULK_WORK
 from sprongus.ports.progress import Progress
 from sprongus.service.deps import ServiceDeps
 from sprongus.service.pages import pages, vault_pages
@@ -42,6 +43,14 @@ def rewrap_vault(deps: ServiceDeps, principal: Principal, progress: Progress | N
     With concurrency (a KMS), the next page's KMS calls run while this thread writes the page before and reads the
     one after (one page ahead, never more calls in flight than the pool allows): the database and the KMS overlap.
     """
+    patient = BULK_WORK.set(True)  # the pool's threads and the page read ahead run in copies of this context
+    try:
+        return _rewrap_vault(deps, principal, progress)
+    finally:
+        BULK_WORK.reset(patient)
+
+
+def _rewrap_vault(deps: ServiceDeps, principal: Principal, progress: Progress | None) -> RotationReport:
     current = deps.sealer.envelope.current_master_key_id()
     total = sum(n for key_id, n in deps.uow.count_by_master_key(principal).items() if key_id != current)
     report = RotationReport()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import os
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from sprongus.domain.errors import (
     KeyProviderUnavailable,
 )
 from sprongus.entrypoints.kms import KmsOptions, kms_provider
-from sprongus.service.parallel import BoundedPool
+from sprongus.ports.crypto import BULK_WORK
 from tests.contract import test_master_key_provider_contract as contract
 from tests.integration.kms import vaults
 from tests.integration.kms.conftest import GCP_KEY
@@ -162,8 +163,11 @@ def built(kms: FakeCloudKms, timeout: float) -> GcpKmsMasterKeyProvider:
 
 
 def in_bulk_work(call: Callable[[], T]) -> T:
-    """As a rotation, an import or a bundle makes its KMS calls: through the service's pool."""
-    return BoundedPool(1).map(lambda _: call(), [None])[0]
+    """As rotate-master makes its KMS calls (service/vault_rewrap.py marks them)."""
+    def marked() -> T:
+        BULK_WORK.set(True)
+        return call()
+    return contextvars.copy_context().run(marked)
 
 
 @pytest.mark.parametrize("refusals", [1, 2])

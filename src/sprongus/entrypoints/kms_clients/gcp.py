@@ -25,10 +25,10 @@ DEFAULT_HOST = "cloudkms.googleapis.com"
 
 def build(uri: ProviderUri, options: KmsOptions) -> GcpKmsMasterKeyProvider:
     resource_match(uri)
-    # Retry only what is certainly safe and transient, and never past the timeout: the SDK default is 60 s. In bulk
-    # work a quota refusal (RESOURCE_EXHAUSTED, 429) is retried too, with truncated exponential backoff as Google
-    # advises: the default concurrency (24) can outrun a project's quota for a moment. An API request gets its 503 at
-    # once instead of holding a worker thread for the whole timeout.
+    # Retry only what is certainly safe and transient, and never past the timeout: the SDK default is 60 s. In
+    # rotate-master a quota refusal (RESOURCE_EXHAUSTED, 429) is retried too, with truncated exponential backoff as
+    # Google advises: the default concurrency (24) can outrun a project's quota for a moment. An API request gets
+    # its 503 at once instead of holding a worker thread for the whole timeout.
     def bounded(*transient: type[Exception]) -> retry.Retry:
         return retry.Retry(initial=0.1, maximum=1.0, multiplier=2.0, timeout=options.timeout,
                            predicate=retry.if_exception_type(*transient))
