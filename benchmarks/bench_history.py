@@ -147,22 +147,28 @@ def _status(field: str) -> int | None:
     return None
 
 
+def measured_rotation(vault: Any) -> tuple[Any, float, int | None]:
+    """rotate-master as `keys rotate-master` runs it (the key check first): (its report, seconds, peak RSS growth
+    in bytes or None)."""
+    vault.rotation.check_master_key(owner())
+    rss = _status("VmRSS")
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+    except OSError:
+        rss = None
+    started = time.perf_counter()
+    report = vault.rotation.rotate_master(owner())
+    elapsed = time.perf_counter() - started
+    peak = _status("VmHWM")
+    return report, elapsed, None if rss is None or peak is None else max(0, peak - rss)
+
+
 def rotate(directory: Path, old: str, new: str, versions: int) -> tuple[float, int, int, int | None]:
     """rotate-master after adding `new`: (versions re-wrapped per second, rotated, kept versions left on the old
     key, peak RSS growth in bytes or None)."""
     vault = open_vault(directory, f"{new},{old}", versions)
     try:
-        vault.rotation.check_master_key(owner())
-        rss = _status("VmRSS")
-        try:
-            Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-        except OSError:
-            rss = None
-        started = time.perf_counter()
-        report = vault.rotation.rotate_master(owner())
-        elapsed = time.perf_counter() - started
-        peak = _status("VmHWM")
-        growth = None if rss is None or peak is None else max(0, peak - rss)
+        report, elapsed, growth = measured_rotation(vault)
         current = vault.container.envelope().current_master_key_id()
         left = vault.db.execute_sql("SELECT count(*) FROM secret_version WHERE master_key_id <> ?",
                                     [current]).fetchone()[0]

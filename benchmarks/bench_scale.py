@@ -40,7 +40,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from bench_history import PAGE, SCOPE, _status, names  # noqa: E402
+from bench_history import PAGE, SCOPE, measured_rotation, names  # noqa: E402
 from scale_seed import copy_secrets, seed_audit, sizes, vacuum_analyze  # noqa: E402
 from tests.integration.stack import Stack, build, environment, new_key, owner  # noqa: E402
 
@@ -120,17 +120,7 @@ def rotate(env: dict[str, str], old: str) -> tuple[float, int, int | None, int]:
     """rotate-master onto a new local key as the CLI runs it: (rows/s, rows, peak RSS growth, rows left on old)."""
     vault = build({**env, "SPRONGUS_MASTER_KEYS": f"{new_key('k2')},{old}"})
     try:
-        vault.rotation.check_master_key(owner())  # what `keys rotate-master` does first
-        rss = _status("VmRSS")
-        try:
-            Path("/proc/self/clear_refs").write_text("5")  # VmHWM back to the current RSS
-        except OSError:
-            rss = None
-        start = time.perf_counter()
-        report = vault.rotation.rotate_master(owner())
-        elapsed = time.perf_counter() - start
-        peak = _status("VmHWM")
-        growth = None if rss is None or peak is None else max(0, peak - rss)
+        report, elapsed, growth = measured_rotation(vault)
         left = sum(n for key, n in vault.container.unit_of_work().count_by_master_key(owner()).items()
                    if key != vault.container.envelope().current_master_key_id())
         return report.rotated / elapsed, report.rotated, growth, left
