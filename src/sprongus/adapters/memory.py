@@ -115,6 +115,8 @@ class InMemorySecretRepository(InMemoryVersions):
 class InMemoryUnitOfWork:
     """Serializes transactions with one lock: the simplest isolation that is obviously right."""
 
+    serializes_writes = True
+
     def __init__(self, repository: InMemorySecretRepository | None = None) -> None:
         self.repository = repository or InMemorySecretRepository()
         self._lock = threading.RLock()

@@ -29,6 +29,7 @@ from sprongus.entrypoints.profiles import KMS_SCHEMES, container_config
 from sprongus.entrypoints.storage import embedded_storage, memory_storage, server_storage
 from sprongus.ports.crypto import MasterKeyProvider
 from sprongus.ports.identity import JwtVerifier
+from sprongus.ports.repository import UnitOfWork
 from sprongus.ports.storage import Storage
 from sprongus.ports.tokens import ApiTokenStore
 from sprongus.service.audit_checkpoints import CheckpointSigner
@@ -39,6 +40,7 @@ from sprongus.service.history import HistoryOps
 from sprongus.service.parallel import BoundedPool
 from sprongus.service.reveal_tokens import RevealTokenOps
 from sprongus.service.rotation import RotationOps
+from sprongus.service.seal_ahead import SealAhead
 from sprongus.service.sealing import Sealer
 from sprongus.service.secrets import SecretOps
 from sprongus.service.throttle import Throttle
@@ -109,6 +111,11 @@ def _master_keys(current: km.KeyMaterial, retired: list[km.KeyMaterial],
     from sprongus.adapters.dek_cache import CachingMasterKeyProvider, DekCachePolicy  # opt-in: loaded only then
 
     return CachingMasterKeyProvider(keys, DekCachePolicy(dek_cache["ttl"], dek_cache["uses"], dek_cache["entries"]))
+
+
+def _seal_ahead(uow: UnitOfWork, backend: str) -> SealAhead | None:
+    """Writes seal before their transaction where it holds the whole store and sealing is a KMS round trip."""
+    return SealAhead() if uow.serializes_writes and backend in KMS_SCHEMES else None
 
 
 def _hmac_keys(current: km.KeyMaterial, retired: list[km.KeyMaterial],
@@ -227,7 +234,8 @@ class Container(containers.DeclarativeContainer):
         auditor=providers.Singleton(Auditor, audit_sink, clock), throttle=providers.Singleton(Throttle, rate_limiter),
         pool=providers.Singleton(BoundedPool, config.kms.concurrency), clock=clock, random=random,
         batch_size=config.batch_size, audit_trail=audit_trail, max_versions=config.history.max_versions,
-        delete_retention=providers.Factory(_seconds, config.history.delete_retention))
+        delete_retention=providers.Factory(_seconds, config.history.delete_retention),
+        seal_ahead=providers.Callable(_seal_ahead, unit_of_work, config.keys.backend))
     secret_ops = providers.Singleton(SecretOps, service_deps)
     history_ops = providers.Singleton(HistoryOps, service_deps)
     transfer_ops = providers.Singleton(TransferOps, service_deps)

@@ -92,6 +92,10 @@ class SecretRepository(Protocol):
 class UnitOfWork(Protocol):
     """Opens transactions on behalf of a caller: commit on success, roll back on any exception."""
 
+    # True when every write transaction excludes every other (SQLite's one writer, the in-memory lock), so a writer
+    # does what it can (a KMS call) before it opens one; False when writers lock only the rows they change.
+    serializes_writes: bool
+
     def transaction(self, caller: Principal, readonly: bool = False) -> AbstractContextManager[SecretRepository]:
         """`readonly` lets an engine skip write locks; writing inside one is a programming error."""
         ...

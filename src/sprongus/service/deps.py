@@ -10,6 +10,7 @@ from sprongus.ports import AuditTrail, Clock, UnitOfWork
 from sprongus.ports.random import RandomSource
 from sprongus.service.auditing import Auditor
 from sprongus.service.parallel import BoundedPool
+from sprongus.service.seal_ahead import SealAhead
 from sprongus.service.sealing import Sealer
 from sprongus.service.throttle import Throttle
 
@@ -27,3 +28,4 @@ class ServiceDeps:
     audit_trail: AuditTrail | None = None
     max_versions: int = DEFAULT_MAX_VERSIONS  # kept per secret, the current one included
     delete_retention: timedelta = DEFAULT_DELETE_RETENTION  # a soft-deleted secret's wait before purge-expired
+    seal_ahead: SealAhead | None = None  # set: writes seal before their transaction (service/seal_ahead.py)

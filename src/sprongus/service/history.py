@@ -11,7 +11,9 @@ from sprongus.domain.principal import Permission, Principal, authorize
 from sprongus.domain.records import AuditAction, SecretRecord, SecretView, view_of
 from sprongus.domain.results import SetResult
 from sprongus.domain.scope import Scope
+from sprongus.domain.values import SecretValue
 from sprongus.service.deps import ServiceDeps
+from sprongus.service.sealing import SealedAhead
 from sprongus.service.versioning import audit_destroyed, store_version
 
 # A rollback loses its compare-and-set only to a concurrent writer; it is tried again on the new latest version.
@@ -54,6 +56,13 @@ class HistoryOps:
             raise AssertionError("unreachable")
 
     def _rollback_once(self, principal: Principal, scope: Scope, key: str, to: int) -> SetResult:
+        if self._d.seal_ahead is None:
+            return self._store_rollback(principal, scope, key, to, None)
+        with self._d.seal_ahead.turn(scope, key):
+            return self._store_rollback(principal, scope, key, to, self._opened_ahead(principal, scope, key, to))
+
+    def _store_rollback(self, principal: Principal, scope: Scope, key: str, to: int,
+                        opened: tuple[SecretValue, SealedAhead] | None) -> SetResult:
         with self._d.uow.transaction(principal) as repo:
             current = repo.get(scope, key)
             if current is None:
@@ -61,11 +70,27 @@ class HistoryOps:
             source = current if current.version == to else repo.get_version(scope, key, to)
             if source is None:
                 raise NotFound(f"version {to} of secret {key} not found in {scope}")
-            value = self._d.sealer.open(source)  # a tampered version fails closed here: nothing is written
-            record = self._d.sealer.seal(current, scope, key, value, dict(source.meta), by=principal.subject)
+            # A tampered version fails closed in the open: nothing is written.
+            value = opened[0] if opened is not None else self._d.sealer.open(source)
+            record = self._d.sealer.seal(current, scope, key, value, dict(source.meta), by=principal.subject,
+                                         ahead=None if opened is None else opened[1])
             store_version(self._d, principal, repo, current, record, then=self._d.auditor.event(
                 principal, AuditAction.ROLLBACK, scope, key, record.version, from_version=to))
         return SetResult(view_of(record), False)
+
+    def _opened_ahead(self, principal: Principal, scope: Scope, key: str,
+                      to: int) -> tuple[SecretValue, SealedAhead] | None:
+        """Version `to` opened and its value sealed as the next version before the write transaction: two KMS round
+        trips that no longer hold the store (service/seal_ahead.py). A version's number names one value for good
+        (purged numbers are never used again), so the value opened here is the one the transaction finds."""
+        with self._d.uow.transaction(principal, readonly=True) as repo:
+            current = repo.get(scope, key)
+            source = None if current is None else current if current.version == to else repo.get_version(
+                scope, key, to)
+        if current is None or source is None:
+            return None  # the transaction answers NotFound
+        value = self._d.sealer.open(source)
+        return value, self._d.sealer.seal_ahead(current, scope, key, value)
 
     def restore(self, principal: Principal, scope: Scope, key: str) -> SecretView:
         """Undo a soft delete: the secret is live again with the versions it had."""

@@ -38,6 +38,14 @@ class SealJob:
     by: str | None = None
 
 
+@dataclass(frozen=True)
+class SealedAhead:
+    """A value sealed before its write transaction opened, for the version that was current then (`seal_ahead`)."""
+
+    sealed: Sealed
+    aad: bytes
+
+
 class Sealer:
     def __init__(self, envelope: Envelope, clock: Clock, random: RandomSource,
                  vault_keys: VaultKeys | None = None) -> None:
@@ -62,19 +70,34 @@ class Sealer:
         if self.vault_keys is not None:
             self.vault_keys.confirm(master_key_id)
 
+    def _is_checked(self, master_key_id: str) -> bool:
+        return self.vault_keys is None or self.vault_keys.is_checked(master_key_id)
+
     def before_key_use(self) -> None:
         """Before the master key wraps a bundle key or a reveal grant: it matches the vault (and is never made)."""
         if self.vault_keys is not None:
             self.vault_keys.before_key_use()
 
+    def seal_ahead(self, previous: SecretRecord | None, scope: Scope, key: str, value: SecretValue,
+                   after_version: int = 0) -> SealedAhead:
+        """The data key made and wrapped (with a KMS, its round trip) for the version after `previous`, before the
+        write transaction: `seal(..., ahead=)` then uses it if that is still the next version."""
+        aad = aad_for(scope, key, self._next_version(previous, after_version))
+        return SealedAhead(self.envelope.seal(value, aad), aad)
+
     def seal(self, previous: SecretRecord | None, scope: Scope, key: str, value: SecretValue,
              meta: dict[str, MetaValue] | None, *, rotated: bool = False, after_version: int = 0,
-             by: str | None = None) -> SecretRecord:
+             by: str | None = None, ahead: SealedAhead | None = None) -> SecretRecord:
         """A new version of (scope, key): version+1, meta kept unless given, timestamps carried over, live again
-        if it was deleted. A new secret starts after `after_version` (the last number a purged one used)."""
+        if it was deleted. A new secret starts after `after_version` (the last number a purged one used).
+
+        `ahead`: the value sealed before the transaction. Its AAD names scope, key and version, so it is used only
+        for that version, and only under the key this process still uses: if another write took the number, or
+        the process adopted a newer master key meanwhile, the value is sealed again here."""
         version = self._next_version(previous, after_version)
         aad = aad_for(scope, key, version)
-        sealed = self.envelope.seal(value, aad)
+        usable = ahead is not None and ahead.aad == aad and self._is_checked(ahead.sealed.master_key_id)
+        sealed = ahead.sealed if usable and ahead is not None else self.envelope.seal(value, aad)
         self.confirm(sealed.master_key_id)
         return self._record(previous, scope, key, meta, version, sealed, aad, rotated, by)
 

@@ -16,6 +16,7 @@ from sprongus.domain.results import Page, SetResult
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
 from sprongus.service.deps import ServiceDeps
+from sprongus.service.sealing import SealedAhead
 from sprongus.service.versioning import audit_destroyed, store_version
 
 MAX_PAGE = 500
@@ -89,6 +90,15 @@ class SecretOps:
 
     def _set_once(self, principal: Principal, scope: Scope, key: str, value: SecretValue,
                   meta: dict[str, MetaValue] | None, expected_version: int | None) -> SetResult:
+        if self._d.seal_ahead is None:
+            return self._store(principal, scope, key, value, meta, expected_version, None)
+        with self._d.seal_ahead.turn(scope, key):
+            ahead = self._sealed_ahead(principal, scope, key, value, expected_version)
+            return self._store(principal, scope, key, value, meta, expected_version, ahead)
+
+    def _store(self, principal: Principal, scope: Scope, key: str, value: SecretValue,
+               meta: dict[str, MetaValue] | None, expected_version: int | None,
+               ahead: SealedAhead | None) -> SetResult:
         with self._d.uow.transaction(principal) as repo:
             previous = repo.get_any(scope, key)  # a deleted secret comes back with a new version
             live = previous is not None and previous.deleted_at is None
@@ -97,13 +107,27 @@ class SecretOps:
                 raise Conflict("version does not match If-Match", current_version=current)
             after = repo.last_purged_version(scope, key) if previous is None else 0
             record = self._d.sealer.seal(previous, scope, key, value, meta, after_version=after,
-                                         by=principal.subject)
+                                         by=principal.subject, ahead=ahead)
             auditor = self._d.auditor
             event = (auditor.event(principal, AuditAction.UPDATE, scope, key, record.version) if live
                      else auditor.event(principal, AuditAction.CREATE, scope, key, record.version,
                                         restored=previous is not None))  # new, or a deleted secret set again
             store_version(self._d, principal, repo, previous, record, then=event)
         return SetResult(view_of(record), not live)
+
+    def _sealed_ahead(self, principal: Principal, scope: Scope, key: str, value: SecretValue,
+                      expected_version: int | None) -> SealedAhead | None:
+        """The value sealed for the version after the one read now, before the write transaction (see
+        service/seal_ahead.py); None where the transaction will refuse the write anyway."""
+        with self._d.uow.transaction(principal, readonly=True) as repo:
+            previous = repo.get_any(scope, key)
+            after = repo.last_purged_version(scope, key) if previous is None else 0
+        if previous is not None and previous.defect:
+            return None  # the transaction refuses it
+        current = previous.version if previous is not None and previous.deleted_at is None else None
+        if expected_version is not None and expected_version != current:
+            return None  # the transaction answers Conflict, unless the version came back to the one expected
+        return self._d.sealer.seal_ahead(previous, scope, key, value, after_version=after)
 
     def get(self, principal: Principal, scope: Scope, key: str, reveal: bool = False,
             version: int | None = None) -> SecretView:

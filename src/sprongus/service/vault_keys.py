@@ -159,6 +159,10 @@ class VaultKeys:
             self._record(current)
             self._recorded = True
 
+    def is_checked(self, master_key_id: str) -> bool:
+        """Whether `confirm` would pass now: a key sealed with before another key was adopted no longer is."""
+        return master_key_id == self._checked
+
     def confirm(self, master_key_id: str) -> None:
         """After sealing or wrapping, before anything is stored: the key that did it is the checked one. A key
         file replaced under a running process, or re-read for an unknown key id, is never used unchecked."""

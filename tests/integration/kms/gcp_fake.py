@@ -4,13 +4,15 @@ Each key version is a real AES-256-GCM key; a ciphertext starts with the number 
 Cloud KMS ciphertexts name their version, so Decrypt takes the CryptoKey and finds the version itself. Like Cloud
 KMS it checks the request CRC32Cs it is sent and fills every integrity field of its responses. Knobs for tests:
 `fail_with` (every call fails with a status; with `fail_times`, only that many calls, then it clears), `corrupt`
-(damage one response field), `delay` (answer late).
+(damage one response field), `delay` (answer late), `hold` (the next call of a method waits, in flight, until
+`released` is set; `holding` is set once it waits).
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import threading
 import time
 from collections import Counter
 from concurrent import futures
@@ -51,6 +53,9 @@ class FakeKey:
     primary: int = 0
 
 
+HOLD_LIMIT = 30.0  # seconds a held call waits at most for `released`: a test that forgets it still ends
+
+
 class FakeCloudKms:
     def __init__(self) -> None:
         self.keys: dict[str, FakeKey] = {}
@@ -58,6 +63,10 @@ class FakeCloudKms:
         self.fail_times: int | None = None  # None: fail_with fails every call until it is reset
         self.corrupt: str | None = None
         self.delay = 0.0
+        self.hold: str | None = None
+        self.holding = threading.Event()
+        self.released = threading.Event()
+        self._hold_lock = threading.Lock()
         self.calls: Counter[str] = Counter()
         self.port = 0
         self._server: grpc.Server | None = None
@@ -153,6 +162,13 @@ class FakeCloudKms:
 
     def _enter(self, method: str, context: grpc.ServicerContext) -> None:
         self.calls[method] += 1
+        with self._hold_lock:
+            held = self.hold == method
+            if held:
+                self.hold = None
+        if held:
+            self.holding.set()
+            self.released.wait(HOLD_LIMIT)
         if self.delay:
             time.sleep(self.delay)
         status = self.fail_with

@@ -199,6 +199,7 @@ class PeeweeUnitOfWork:
         self._repo = PeeweeSecretRepository(models)
         self._dialect = dialect_of(self.db)
         self._writer_repo = PeeweeSecretRepository(models, lock_rows=self._dialect.locks_rows)
+        self.serializes_writes = not self._dialect.locks_rows  # SQLite: a write transaction holds the only writer
 
     @contextmanager
     def transaction(self, caller: Principal, readonly: bool = False) -> Iterator[PeeweeSecretRepository]:
