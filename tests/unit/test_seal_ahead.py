@@ -3,13 +3,17 @@ key it was sealed for; otherwise the value is sealed again (real envelope and ke
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 from sprongus.adapters.random_os import OsRandomSource
 from sprongus.domain.errors import KeyProviderUnavailable
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
 from sprongus.service.seal_ahead import SealAhead
 from sprongus.service.sealing import Sealer
-from tests.harness import CANARY, make_harness
+from sprongus.service.secrets import SecretOps
+from tests.harness import CANARY, make_harness, owner
 
 SCOPE = Scope.project("p1")
 
@@ -66,5 +70,20 @@ def test_a_seal_under_a_key_this_process_no_longer_uses_is_sealed_again_not_refu
 
 def test_one_key_has_one_turn_and_keys_spread_over_the_stripes() -> None:
     turns = SealAhead()
-    assert turns.turn(SCOPE, "a") is turns.turn(Scope.project("p1"), "a")
-    assert len({id(turns.turn(SCOPE, f"k{n}")) for n in range(200)}) > 32
+    assert turns.lock_of(SCOPE, "a") is turns.lock_of(Scope.project("p1"), "a")
+    assert len({id(turns.lock_of(SCOPE, f"k{n}")) for n in range(200)}) > 32
+
+
+def test_a_write_that_waits_too_long_for_its_turn_seals_inside_its_transaction_instead() -> None:
+    """Keys share turns by hash: a write never waits on another key's KMS call for longer than the turn's wait."""
+    h = make_harness()
+    turns = SealAhead(stripes=1, turn_wait=0.2)
+    ops = SecretOps(replace(h.deps, seal_ahead=turns))
+    with turns.lock_of(SCOPE, "other"):  # another key's write holds the only stripe (a KMS call that hangs)
+        started = time.monotonic()
+        result = ops.set(owner(), SCOPE, "k", SecretValue(f"{CANARY}4"))
+        waited = time.monotonic() - started
+    assert result.view.version == 1 and 0.2 <= waited < 5
+    assert ops.get(owner(), SCOPE, "k", reveal=True).value.reveal() == f"{CANARY}4"
+    with turns.turn(SCOPE, "k") as mine:  # the turn was given back
+        assert mine

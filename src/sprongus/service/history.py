@@ -58,8 +58,9 @@ class HistoryOps:
     def _rollback_once(self, principal: Principal, scope: Scope, key: str, to: int) -> SetResult:
         if self._d.seal_ahead is None:
             return self._store_rollback(principal, scope, key, to, None)
-        with self._d.seal_ahead.turn(scope, key):
-            return self._store_rollback(principal, scope, key, to, self._opened_ahead(principal, scope, key, to))
+        with self._d.seal_ahead.turn(scope, key) as mine:
+            opened = self._opened_ahead(principal, scope, key, to) if mine else None
+            return self._store_rollback(principal, scope, key, to, opened)
 
     def _store_rollback(self, principal: Principal, scope: Scope, key: str, to: int,
                         opened: tuple[SecretValue, SealedAhead] | None) -> SetResult:

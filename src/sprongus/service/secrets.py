@@ -92,8 +92,8 @@ class SecretOps:
                   meta: dict[str, MetaValue] | None, expected_version: int | None) -> SetResult:
         if self._d.seal_ahead is None:
             return self._store(principal, scope, key, value, meta, expected_version, None)
-        with self._d.seal_ahead.turn(scope, key):
-            ahead = self._sealed_ahead(principal, scope, key, value, expected_version)
+        with self._d.seal_ahead.turn(scope, key) as mine:
+            ahead = self._sealed_ahead(principal, scope, key, value, expected_version) if mine else None
             return self._store(principal, scope, key, value, meta, expected_version, ahead)
 
     def _store(self, principal: Principal, scope: Scope, key: str, value: SecretValue,

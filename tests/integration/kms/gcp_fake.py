@@ -4,8 +4,8 @@ Each key version is a real AES-256-GCM key; a ciphertext starts with the number 
 Cloud KMS ciphertexts name their version, so Decrypt takes the CryptoKey and finds the version itself. Like Cloud
 KMS it checks the request CRC32Cs it is sent and fills every integrity field of its responses. Knobs for tests:
 `fail_with` (every call fails with a status; with `fail_times`, only that many calls, then it clears), `corrupt`
-(damage one response field), `delay` (answer late), `hold` (the next call of a method waits, in flight, until
-`released` is set; `holding` is set once it waits).
+(damage one response field), `delay` (answer late), `hold` (a predicate of the method's name and the request: the
+next call it matches waits, in flight, until `released` is set; `holding` is set once it waits).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import struct
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,7 +64,7 @@ class FakeCloudKms:
         self.fail_times: int | None = None  # None: fail_with fails every call until it is reset
         self.corrupt: str | None = None
         self.delay = 0.0
-        self.hold: str | None = None
+        self.hold: Callable[[str, Any], bool] | None = None
         self.holding = threading.Event()
         self.released = threading.Event()
         self._hold_lock = threading.Lock()
@@ -120,7 +121,7 @@ class FakeCloudKms:
             self._server.stop(grace=None).wait()
 
     def _encrypt(self, request: EncryptRequest, context: grpc.ServicerContext) -> EncryptResponse:
-        self._enter("Encrypt", context)
+        self._enter("Encrypt", request, context)
         name, _, number = request.name.partition("/cryptoKeyVersions/")
         key = self._key(name, context)
         version = int(number) if number.isdigit() else key.primary
@@ -140,7 +141,7 @@ class FakeCloudKms:
         return self._damaged(response)
 
     def _decrypt(self, request: DecryptRequest, context: grpc.ServicerContext) -> DecryptResponse:
-        self._enter("Decrypt", context)
+        self._enter("Decrypt", request, context)
         key = self._key(request.name, context)
         self._check_crc(request, "ciphertext", context)
         self._check_crc(request, "additional_authenticated_data", context)
@@ -160,10 +161,10 @@ class FakeCloudKms:
                                    used_primary=version == key.primary)
         return self._damaged(response)
 
-    def _enter(self, method: str, context: grpc.ServicerContext) -> None:
+    def _enter(self, method: str, request: Any, context: grpc.ServicerContext) -> None:
         self.calls[method] += 1
         with self._hold_lock:
-            held = self.hold == method
+            held = self.hold is not None and self.hold(method, request)
             if held:
                 self.hold = None
         if held:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from sprongus.adapters.memory import InMemoryUnitOfWork
+from sprongus.domain.envelope import aad_for
 from sprongus.domain.errors import Conflict
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
@@ -42,6 +43,8 @@ def vault(gcp_kms: FakeCloudKms, tmp_path: Path) -> Iterator[Container]:
         assert isinstance(container.service_deps().seal_ahead, SealAhead)
         container.secret_ops().set(owner(), SCOPE, "a", SecretValue(f"{CANARY}a1"))
         container.secret_ops().set(owner(), SCOPE, "b", SecretValue(f"{CANARY}b1"))
+        # The vault's key is re-checked every few seconds with an Encrypt of its own: none in the counts below.
+        container.vault_keys().refresh_seconds = float("inf")
         yield container
     finally:
         gcp_kms.released.set()
@@ -62,8 +65,12 @@ def _in_thread(work: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
     return thread, outcome
 
 
-def _hold_next_encrypt(kms: FakeCloudKms, work: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
-    kms.hold = "Encrypt"
+def _hold_seal(kms: FakeCloudKms, key: str, version: int,
+               work: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
+    """Holds the Encrypt that seals `version` of `key` (matched by its AAD: not the key check's probe, say)."""
+    aad = aad_for(SCOPE, key, version)
+    kms.holding, kms.released = threading.Event(), threading.Event()
+    kms.hold = lambda method, request: method == "Encrypt" and request.additional_authenticated_data == aad
     thread, outcome = _in_thread(work)
     assert kms.holding.wait(WAIT), "the write never reached the KMS"
     return thread, outcome
@@ -96,7 +103,7 @@ def _chain_is_clean(vault: Container) -> bool:
 
 def test_writes_and_reveals_go_on_while_a_write_waits_for_the_kms(vault: Container, gcp_kms: FakeCloudKms) -> None:
     ops = vault.secret_ops()
-    held, outcome = _hold_next_encrypt(gcp_kms, lambda: ops.set(owner(), SCOPE, "a", SecretValue(f"{CANARY}a2")))
+    held, outcome = _hold_seal(gcp_kms, "a", 2, lambda: ops.set(owner(), SCOPE, "a", SecretValue(f"{CANARY}a2")))
     # Before, each of these waited for the held write's transaction (SQLite's one writer) until the KMS answered.
     written = _done_meanwhile(lambda: ops.set(owner(), SCOPE, "b", SecretValue(f"{CANARY}b2")))
     assert written.view.version == 2
@@ -110,7 +117,7 @@ def test_writes_and_reveals_go_on_while_a_write_waits_for_the_kms(vault: Contain
 def test_a_write_that_lost_its_version_number_meanwhile_seals_again(vault: Container, gcp_kms: FakeCloudKms,
                                                                     tmp_path: Path) -> None:
     ops = vault.secret_ops()
-    held, outcome = _hold_next_encrypt(gcp_kms, lambda: ops.set(owner(), SCOPE, "a", SecretValue(f"{CANARY}a3")))
+    held, outcome = _hold_seal(gcp_kms, "a", 2, lambda: ops.set(owner(), SCOPE, "a", SecretValue(f"{CANARY}a3")))
     # Another process's write (a second container over the same file: its own key turns) takes version 2.
     other = vaults.open_vault(tmp_path, SPRONGUS_KMS_TIMEOUT=KMS_TIMEOUT, **gcp_settings(gcp_kms))
     try:
@@ -128,7 +135,7 @@ def test_a_write_that_lost_its_version_number_meanwhile_seals_again(vault: Conta
 def test_an_if_match_write_that_lost_its_version_is_refused_and_writes_nothing(
         vault: Container, gcp_kms: FakeCloudKms, tmp_path: Path) -> None:
     ops = vault.secret_ops()
-    held, outcome = _hold_next_encrypt(gcp_kms, lambda: ops.set(
+    held, outcome = _hold_seal(gcp_kms, "a", 2, lambda: ops.set(
         owner(), SCOPE, "a", SecretValue(f"{CANARY}lost"), expected_version=1))
     other = vaults.open_vault(tmp_path, SPRONGUS_KMS_TIMEOUT=KMS_TIMEOUT, **gcp_settings(gcp_kms))
     try:
@@ -143,7 +150,7 @@ def test_an_if_match_write_that_lost_its_version_is_refused_and_writes_nothing(
 
 def test_a_rollback_opens_and_seals_before_the_writer(vault: Container, gcp_kms: FakeCloudKms) -> None:
     vault.secret_ops().set(owner(), SCOPE, "a", SecretValue(f"{CANARY}a2"))
-    held, outcome = _hold_next_encrypt(gcp_kms, lambda: vault.history_ops().rollback(owner(), SCOPE, "a", 1))
+    held, outcome = _hold_seal(gcp_kms, "a", 3, lambda: vault.history_ops().rollback(owner(), SCOPE, "a", 1))
     written = _done_meanwhile(lambda: vault.secret_ops().set(owner(), SCOPE, "b", SecretValue(f"{CANARY}b2")))
     assert written.view.version == 2
     assert _finish(gcp_kms, held, outcome).view.version == 3
@@ -171,7 +178,7 @@ def test_writers_of_one_key_take_turns_and_no_seal_is_wasted(vault: Container, g
 
 
 def test_the_canary_is_stored_only_sealed(vault: Container, gcp_kms: FakeCloudKms, tmp_path: Path) -> None:
-    held, outcome = _hold_next_encrypt(gcp_kms, lambda: vault.secret_ops().set(
+    held, outcome = _hold_seal(gcp_kms, "a", 2, lambda: vault.secret_ops().set(
         owner(), SCOPE, "a", SecretValue(f"{CANARY}a2")))
     _done_meanwhile(lambda: vault.secret_ops().set(owner(), SCOPE, "b", SecretValue(f"{CANARY}b2")))
     _finish(gcp_kms, held, outcome)
