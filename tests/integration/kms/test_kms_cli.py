@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -38,7 +39,7 @@ class QuotaCloudKms(FakeCloudKms):
         self.budget: int | None = None
         self._budget_lock = threading.Lock()
 
-    def _enter(self, method: str, context: grpc.ServicerContext) -> None:
+    def _enter(self, method: str, request: Any, context: grpc.ServicerContext) -> None:
         with self._budget_lock:
             spent = self.budget is not None and self.budget <= 0
             if self.budget is not None:
@@ -47,7 +48,7 @@ class QuotaCloudKms(FakeCloudKms):
             self.calls[method] += 1
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "Quota exceeded for quota metric 'Cryptographic "
                           "requests'")
-        super()._enter(method, context)
+        super()._enter(method, request, context)
 
 
 @pytest.fixture
