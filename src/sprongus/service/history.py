@@ -12,6 +12,7 @@ from sprongus.domain.records import AuditAction, SecretRecord, SecretView, view_
 from sprongus.domain.results import SetResult
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
+from sprongus.ports.repository import SecretRepository
 from sprongus.service.deps import ServiceDeps
 from sprongus.service.sealing import SealedAhead
 from sprongus.service.versioning import audit_destroyed, store_version
@@ -68,7 +69,7 @@ class HistoryOps:
             current = repo.get(scope, key)
             if current is None:
                 raise NotFound(f"secret {key} not found in {scope}")
-            source = current if current.version == to else repo.get_version(scope, key, to)
+            source = _version_of(repo, current, to)
             if source is None:
                 raise NotFound(f"version {to} of secret {key} not found in {scope}")
             # A tampered version fails closed in the open: nothing is written.
@@ -86,8 +87,7 @@ class HistoryOps:
         (purged numbers are never used again), so the value opened here is the one the transaction finds."""
         with self._d.uow.transaction(principal, readonly=True) as repo:
             current = repo.get(scope, key)
-            source = None if current is None else current if current.version == to else repo.get_version(
-                scope, key, to)
+            source = None if current is None else _version_of(repo, current, to)
         if current is None or source is None:
             return None  # the transaction answers NotFound
         value = self._d.sealer.open(source)
@@ -160,3 +160,8 @@ def _info(record: SecretRecord, current: bool) -> VersionInfo:
     if record.defect:
         return VersionInfo(record.version, None, None, current)
     return VersionInfo(record.version, record.updated_at, record.version_by, current)
+
+
+def _version_of(repo: SecretRepository, current: SecretRecord, to: int) -> SecretRecord | None:
+    """Version `to` of the secret whose current row is `current` (a kept version unless it is the current one)."""
+    return current if current.version == to else repo.get_version(current.scope, current.key, to)

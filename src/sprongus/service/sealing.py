@@ -96,8 +96,10 @@ class Sealer:
         the process adopted a newer master key meanwhile, the value is sealed again here."""
         version = self._next_version(previous, after_version)
         aad = aad_for(scope, key, version)
-        usable = ahead is not None and ahead.aad == aad and self._is_checked(ahead.sealed.master_key_id)
-        sealed = ahead.sealed if usable and ahead is not None else self.envelope.seal(value, aad)
+        if ahead is not None and ahead.aad == aad and self._is_checked(ahead.sealed.master_key_id):
+            sealed = ahead.sealed
+        else:
+            sealed = self.envelope.seal(value, aad)
         self.confirm(sealed.master_key_id)
         return self._record(previous, scope, key, meta, version, sealed, aad, rotated, by)
 

@@ -11,7 +11,7 @@ from sprongus.domain.history import validate_version
 from sprongus.domain.meta import MetaValue, validate_meta
 from sprongus.domain.names import validate_key_name, validate_prefix
 from sprongus.domain.principal import Permission, Principal, authorize
-from sprongus.domain.records import AuditAction, SecretView, view_of
+from sprongus.domain.records import AuditAction, SecretRecord, SecretView, view_of
 from sprongus.domain.results import Page, SetResult
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
@@ -23,6 +23,11 @@ MAX_PAGE = 500
 DEFAULT_PAGE = 50
 # An unconditional set retries a lost compare-and-set a few times: every writer gets its own version.
 SET_ATTEMPTS = 8
+
+
+def _live_version(record: SecretRecord | None) -> int | None:
+    """The version an If-Match names: the current one, or None for a missing or soft-deleted secret."""
+    return record.version if record is not None and record.deleted_at is None else None
 
 
 def encode_cursor(key: str) -> str:
@@ -101,8 +106,8 @@ class SecretOps:
                ahead: SealedAhead | None) -> SetResult:
         with self._d.uow.transaction(principal) as repo:
             previous = repo.get_any(scope, key)  # a deleted secret comes back with a new version
-            live = previous is not None and previous.deleted_at is None
-            current = previous.version if live and previous is not None else None
+            current = _live_version(previous)
+            live = current is not None
             if expected_version is not None and expected_version != current:
                 raise Conflict("version does not match If-Match", current_version=current)
             after = repo.last_purged_version(scope, key) if previous is None else 0
@@ -124,8 +129,7 @@ class SecretOps:
             after = repo.last_purged_version(scope, key) if previous is None else 0
         if previous is not None and previous.defect:
             return None  # the transaction refuses it
-        current = previous.version if previous is not None and previous.deleted_at is None else None
-        if expected_version is not None and expected_version != current:
+        if expected_version is not None and expected_version != _live_version(previous):
             return None  # the transaction answers Conflict, unless the version came back to the one expected
         return self._d.sealer.seal_ahead(previous, scope, key, value, after_version=after)
 
