@@ -1,6 +1,7 @@
 """Cold-start time of the `sprongus` command, the heavy modules it must not import, and a 10,000-line .env import.
 
 Run from the repository root:  .venv/bin/python benchmarks/bench_cli.py [--runs 10] [--env-lines 10000] [--with-update]
+                                   [--instructions]
 
 Each command is a fresh process, run `--runs` times round-robin with `python -c pass` (the interpreter's own start)
 so that all four see the same machine load; the table gives the best and the median wall time, the median as a ratio
@@ -163,6 +164,28 @@ def env_import(home: Path, lines: int, work: Path, with_update: bool) -> tuple[f
     return create, update
 
 
+def instructions(argv: list[str], env: dict[str, str], cwd: Path) -> int:
+    """Instructions one run executes, counted by valgrind's callgrind: the same count for the same code and inputs
+    however busy the machine is, so an A/B of a change needs no quiet machine (milliseconds do)."""
+    env = {**env, "PYTHONHASHSEED": "0"}  # string hashing (so set and dict layouts) the same in every run
+    done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv], env=env,
+                          text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False, cwd=cwd)
+    match = re.search(r"Collected : (\d+)", done.stderr)
+    if done.returncode != 0 or match is None:
+        raise SystemExit(f"valgrind {' '.join(argv)} exited {done.returncode}: {done.stderr.strip()[-500:]}")
+    return int(match.group(1))
+
+
+def instruction_table(commands: dict[str, list[str]], labels: dict[str, str], env: dict[str, str],
+                      cwd: Path) -> None:
+    counts = {name: instructions(argv, env, cwd) / 1e6 for name, argv in commands.items()}
+    print("\ninstructions (valgrind --tool=callgrind, one run each; repeatable to ~0.1%)")
+    print(f"{'command':<38} {'Minstr':>8} {'over py':>8} {'x py':>6}")
+    for name, count in counts.items():
+        over = "" if name == "python" else f"+{count - counts['python']:.0f}"
+        print(f"{labels[name]:<38} {count:>8.1f} {over:>8} {count / counts['python']:>5.1f}x")
+
+
 def fresh_bytecode() -> None:
     """Compile sprongus' modules first: with PYTHONDONTWRITEBYTECODE=1 (set on some machines) a module edited since
     its .pyc was written is compiled again in every run, and that compile time is not start-up."""
@@ -180,6 +203,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--env-lines", type=int, default=10_000)
     parser.add_argument("--with-update", action="store_true", help="Also time importing the same .env again.")
+    parser.add_argument("--instructions", action="store_true",
+                        help="Also count each command's instructions under valgrind (~30 s; needs valgrind).")
     args = parser.parse_args()
 
     fresh_bytecode()
@@ -223,6 +248,8 @@ def main() -> int:
         print("\n(over py: the median minus python -c pass's median, in the same run; the target is on it)")
         if hasattr(os, "getloadavg") and os.getloadavg()[0] > (os.cpu_count() or 1) / 2:
             print("(the machine is busy: compare the ratios to python -c pass rather than milliseconds)")
+        if args.instructions:
+            instruction_table(commands, labels, env, work)
         print()
 
         print("modules imported (python -X importtime -m sprongus.entrypoints.cli ...)")

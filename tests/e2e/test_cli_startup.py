@@ -14,21 +14,29 @@ PROBE = """
 import json, sys
 from sprongus.entrypoints.cli.root import main
 sys.argv = ["sprongus", *json.loads(sys.argv[1])]
+code = 0
 try:
     main()
-except SystemExit:
-    pass
-print(json.dumps(sorted({name.split(".")[0] for name, module in sys.modules.items() if module})), file=sys.stderr)
+except SystemExit as exc:
+    code = exc.code or 0
+print(json.dumps([code, sorted(name for name, module in sys.modules.items() if module)]), file=sys.stderr)
 """
 NEVER = {"flask", "flask_smorest", "marshmallow", "google", "azure", "boto3", "botocore", "hvac"}
 
 
 def _loaded(args: list[str], home: Path, stdin: str = "") -> set[str]:
+    """The top-level packages the command imported."""
+    return {name.split(".")[0] for name in _modules(args, home, stdin)}
+
+
+def _modules(args: list[str], home: Path, stdin: str = "") -> set[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPRONGUS_")}
     env.update(SPRONGUS_HOME=str(home), SPRONGUS_KEY_PROVIDER="file")
     done = subprocess.run([sys.executable, "-c", PROBE, json.dumps(args)], input=stdin, capture_output=True,
                           text=True, env=env, timeout=60, check=True)
-    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+    code, modules = json.loads(done.stderr.strip().splitlines()[-1])
+    assert code == 0, done.stderr  # the command ran to its end: what it did not load, it really did not need
+    return set(modules)
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +67,28 @@ def test_a_new_vault_migrates_without_the_postgres_drivers(tmp_path: Path) -> No
     loaded = _loaded(["secrets", "set", "project:p1", "k", "-"], tmp_path, stdin="v\n")
     assert "playhouse" in loaded  # the first use ran the migrations
     assert not loaded & (NEVER | {"psycopg", "psycopg2"})
+
+
+# What a masked `get` has no use for: the other use cases load when a command first asks for them (their modules
+# define dataclasses, each ~0.3 ms to create), and --help reads no settings.
+OTHER_USE_CASES = {"sprongus.service." + name for name in ("transfer", "rotation", "batch_reveal", "history",
+                                                            "federation", "tokens", "trusts", "reveal_tokens",
+                                                            "bundles", "import_plan", "audit_reading")}
+
+
+def test_a_masked_get_loads_only_the_secrets_use_case(home: Path) -> None:
+    modules = _modules(["secrets", "get", "project:p1", "k"], home)
+    assert "sprongus.service.local_api" in modules
+    assert not modules & OTHER_USE_CASES
+
+
+def test_help_reads_no_settings(home: Path) -> None:
+    modules = _modules(["--help"], home)
+    assert "sprongus.entrypoints.env_flags" in modules  # the log level was read
+    assert "sprongus.entrypoints.config" not in modules
+
+
+@pytest.mark.parametrize(("args", "use_case"), [(["secrets", "history", "project:p1", "k"], "history"),
+                                                (["secrets", "export", "project:p1"], "transfer")])
+def test_another_command_loads_its_use_case_when_it_runs(home: Path, args: list[str], use_case: str) -> None:
+    assert f"sprongus.service.{use_case}" in _modules(args, home)

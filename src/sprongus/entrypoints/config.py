@@ -1,5 +1,5 @@
-"""The one place that reads the environment: `SPRONGUS_*` (and the file SPRONGUS_ENV_FILE names) and the server's
-settings."""
+"""The one place that reads the settings from the environment: `SPRONGUS_*` (and the file SPRONGUS_ENV_FILE names)
+and the server's settings. The log level, debug tracebacks and NO_COLOR are in env_flags.py."""
 
 from __future__ import annotations
 
@@ -151,24 +151,6 @@ class Settings:
         return hashlib.sha256(str(self.home.resolve()).encode()).hexdigest()[:16]
 
 
-def log_level(environ: Mapping[str, str] | None = None) -> str:
-    """SPRONGUS_LOG_LEVEL, WARNING unless it names a level."""
-    import logging
-
-    level = (os.environ if environ is None else environ).get("SPRONGUS_LOG_LEVEL", "WARNING").upper()
-    return level if level in logging.getLevelNamesMapping() else "WARNING"
-
-
-def debug_tracebacks(environ: Mapping[str, str] | None = None) -> bool:
-    """SPRONGUS_DEBUG=1: the CLI prints (scrubbed) tracebacks of unexpected errors."""
-    return (os.environ if environ is None else environ).get("SPRONGUS_DEBUG") == "1"
-
-
-def no_color(environ: Mapping[str, str] | None = None) -> bool:
-    """NO_COLOR (no-color.org): present and not empty, whatever its value, turns the CLI's colours off."""
-    return bool((os.environ if environ is None else environ).get("NO_COLOR"))
-
-
 def server_bind(environ: Mapping[str, str] | None = None) -> str:
     """SPRONGUS_BIND, else loopback: a TLS-terminating proxy goes in front."""
     return (os.environ if environ is None else environ).get("SPRONGUS_BIND") or "127.0.0.1:8000"
@@ -186,14 +168,14 @@ def server_workers(environ: Mapping[str, str] | None = None) -> int:
 
 def _retention(env: Mapping[str, str]) -> int:
     """SPRONGUS_DELETE_RETENTION: `30d`, `12h`, `90m` or seconds (0: purge-expired destroys every deleted one)."""
-    from sprongus.domain.api_token import parse_ttl
-    from sprongus.domain.errors import ValidationError
-
     raw = env.get("SPRONGUS_DELETE_RETENTION", "").strip()
     if raw == "":
         return 30 * 86400
     if raw == "0":
         return 0
+    from sprongus.domain.api_token import parse_ttl  # only when set: a --remote command never needs the module
+    from sprongus.domain.errors import ValidationError
+
     try:
         return parse_ttl(raw)
     except ValidationError:

@@ -25,6 +25,7 @@ from sprongus.domain.envelope import Envelope
 from sprongus.domain.errors import DISK_FULL, ConfigError, SprongusError, StorageUnavailable
 from sprongus.entrypoints import key_material as km
 from sprongus.entrypoints.config import Settings
+from sprongus.entrypoints.deferred import Deferred
 from sprongus.entrypoints.profiles import KMS_SCHEMES, container_config
 from sprongus.entrypoints.storage import embedded_storage, memory_storage, server_storage
 from sprongus.ports.crypto import MasterKeyProvider
@@ -34,26 +35,26 @@ from sprongus.ports.storage import Storage
 from sprongus.ports.tokens import ApiTokenStore
 from sprongus.service.audit_checkpoints import CheckpointSigner
 from sprongus.service.auditing import Auditor
-from sprongus.service.batch_reveal import BatchRevealOps
 from sprongus.service.deps import ServiceDeps
-from sprongus.service.history import HistoryOps
 from sprongus.service.parallel import BoundedPool
-from sprongus.service.reveal_tokens import RevealTokenOps
-from sprongus.service.rotation import RotationOps
 from sprongus.service.seal_ahead import SealAhead
 from sprongus.service.sealing import Sealer
 from sprongus.service.secrets import SecretOps
 from sprongus.service.throttle import Throttle
-from sprongus.service.tokens import AuthTimeVerifier, TokenService
-from sprongus.service.transfer import TransferOps
-from sprongus.service.trusts import TrustOps
 from sprongus.service.vault_hmac import StoredHmacKeys, VaultHmacKeyring
 from sprongus.service.vault_keys import KeySource, VaultKeys
 
-if TYPE_CHECKING:  # loaded by the providers that need them: a local command builds none of them
+if TYPE_CHECKING:  # loaded by the providers that need them: a local command builds few of them
     from sprongus.entrypoints.kms import KmsOptions
     from sprongus.service.audit_reading import AuditReader
+    from sprongus.service.batch_reveal import BatchRevealOps
     from sprongus.service.federation import TokenExchange, TokenSelfService
+    from sprongus.service.history import HistoryOps
+    from sprongus.service.reveal_tokens import RevealTokenOps
+    from sprongus.service.rotation import RotationOps
+    from sprongus.service.tokens import AuthTimeVerifier, TokenService
+    from sprongus.service.transfer import TransferOps
+    from sprongus.service.trusts import TrustOps
 
 log = logging.getLogger("sprongus")
 
@@ -157,18 +158,6 @@ def _jwt_verifier(clock: Any, allow_http: bool) -> JwtVerifier:
     return PyJwtVerifier(clock, allow_http)
 
 
-def _token_exchange(*args: Any) -> TokenExchange:
-    from sprongus.service.federation import TokenExchange
-
-    return TokenExchange(*args)
-
-
-def _token_self_service(*args: Any) -> TokenSelfService:
-    from sprongus.service.federation import TokenSelfService
-
-    return TokenSelfService(*args)
-
-
 def _api_token_store(storage: Storage, cache_ttl: float) -> ApiTokenStore:
     """Verified tokens kept `cache_ttl` seconds per process (adapters/token_cache.py): the bound on how long a
     revocation made elsewhere takes to reach this process. 0: every request asks the store."""
@@ -177,6 +166,11 @@ def _api_token_store(storage: Storage, cache_ttl: float) -> ApiTokenStore:
     from sprongus.adapters.token_cache import CachingApiTokenStore
 
     return CachingApiTokenStore(storage.api_tokens, cache_ttl)
+
+
+def _service(path: str) -> Deferred:
+    """A use case whose module loads when its provider first builds it (entrypoints/deferred.py)."""
+    return Deferred(f"sprongus.service.{path}")
 
 
 def _seconds(seconds: int) -> timedelta:
@@ -222,9 +216,12 @@ class Container(containers.DeclarativeContainer):
         shared=providers.Singleton(LimitsRateLimiter, config.rate_limit.policies, config.rate_limit.storage),
         off=providers.Singleton(UnlimitedRateLimiter),
     )
-    token_service = providers.Singleton(TokenService, api_token_store, clock, random)
-    recent_auth = providers.Singleton(AuthTimeVerifier, config.api.reveal_max_age, clock)
-    trust_ops = providers.Singleton(TrustOps, trust_store, clock, config.oidc.allow_http)
+    token_service: providers.Singleton[TokenService] = providers.Singleton(
+        _service("tokens:TokenService"), api_token_store, clock, random)
+    recent_auth: providers.Singleton[AuthTimeVerifier] = providers.Singleton(
+        _service("tokens:AuthTimeVerifier"), config.api.reveal_max_age, clock)
+    trust_ops: providers.Singleton[TrustOps] = providers.Singleton(
+        _service("trusts:TrustOps"), trust_store, clock, config.oidc.allow_http)
 
     vault_key_store = providers.Callable(operator.attrgetter("vault_keys"), storage)
     stored_hmac_keys = providers.Singleton(StoredHmacKeys, vault_key_store, envelope, clock, random, vault_hmac_keys)
@@ -237,15 +234,18 @@ class Container(containers.DeclarativeContainer):
         delete_retention=providers.Factory(_seconds, config.history.delete_retention),
         seal_ahead=providers.Callable(_seal_ahead, unit_of_work, config.keys.backend))
     secret_ops = providers.Singleton(SecretOps, service_deps)
-    history_ops = providers.Singleton(HistoryOps, service_deps)
-    transfer_ops = providers.Singleton(TransferOps, service_deps)
-    rotation_ops = providers.Singleton(RotationOps, service_deps)
-    reveal_token_ops = providers.Singleton(RevealTokenOps, service_deps, reveal_token_store)
+    history_ops: providers.Singleton[HistoryOps] = providers.Singleton(_service("history:HistoryOps"), service_deps)
+    transfer_ops: providers.Singleton[TransferOps] = providers.Singleton(_service("transfer:TransferOps"), service_deps)
+    rotation_ops: providers.Singleton[RotationOps] = providers.Singleton(_service("rotation:RotationOps"), service_deps)
+    reveal_token_ops: providers.Singleton[RevealTokenOps] = providers.Singleton(
+        _service("reveal_tokens:RevealTokenOps"), service_deps, reveal_token_store)
     jwt_verifier = providers.Singleton(_jwt_verifier, clock, config.oidc.allow_http)
-    token_exchange = providers.Singleton(_token_exchange, service_deps, trust_store, jwt_replay_store, jwt_verifier,
-                                         token_service)
-    token_self_service = providers.Singleton(_token_self_service, service_deps, api_token_store)
-    batch_reveal_ops = providers.Singleton(BatchRevealOps, service_deps)
+    token_exchange: providers.Singleton[TokenExchange] = providers.Singleton(
+        _service("federation:TokenExchange"), service_deps, trust_store, jwt_replay_store, jwt_verifier, token_service)
+    token_self_service: providers.Singleton[TokenSelfService] = providers.Singleton(
+        _service("federation:TokenSelfService"), service_deps, api_token_store)
+    batch_reveal_ops: providers.Singleton[BatchRevealOps] = providers.Singleton(
+        _service("batch_reveal:BatchRevealOps"), service_deps)
     audit_signer = providers.Singleton(_audit_signer, storage, hmac_keys)
     audit_reader = providers.Singleton(_audit_reader, storage, service_deps, audit_signer)
 

@@ -31,8 +31,8 @@ def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Secret
         settings = Settings.from_mapping({"SPRONGUS_ENV": "dev", "SPRONGUS_HOME": str(tmp_path),
                                           "SPRONGUS_KEY_PROVIDER": "memory"})
         container = build_container(settings, local_owner=True)
-        yield (LocalSecretsApi(Principal.local_owner("owner"), container.secret_ops(), container.transfer_ops(),
-                               container.rotation_ops(), container.batch_reveal_ops(), container.history_ops()),
+        yield (LocalSecretsApi(Principal.local_owner("owner"), container.secret_ops, container.transfer_ops,
+                               container.rotation_ops, container.batch_reveal_ops, container.history_ops),
                Scope.project("contract"))
         container.database().db.close()
         return

@@ -82,7 +82,7 @@ class GuardedGroup(click.Group):
 
 
 def _unexpected(exc: Exception) -> click.exceptions.Exit:
-    from sprongus.entrypoints.config import debug_tracebacks
+    from sprongus.entrypoints.env_flags import debug_tracebacks
 
     if debug_tracebacks():
         click.echo(scrub_text(traceback.format_exc()), err=True)

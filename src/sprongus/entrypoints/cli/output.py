@@ -55,7 +55,7 @@ STATE_STYLES: dict[str, dict[str, Any]] = {
 def use_color() -> bool:
     """Colour only for a person: stdout a terminal and NO_COLOR unset (no-color.org). Pipes, files and CI logs get
     no escape codes at all, so a `grep` or a parser never meets one."""
-    from sprongus.entrypoints.config import no_color  # only when output is drawn: --help never loads config
+    from sprongus.entrypoints.env_flags import no_color
 
     return sys.stdout.isatty() and not no_color()
 

@@ -93,7 +93,7 @@ def main() -> None:
 
 def _configure_logging() -> None:
     """Warnings to stderr, every record scrubbed of live plaintexts first (SPRONGUS_LOG_LEVEL overrides)."""
-    from sprongus.entrypoints.config import log_level  # config's dataclasses are not for --help
+    from sprongus.entrypoints.env_flags import log_level  # not config: its Settings class is not for --help
 
     logging.basicConfig(level=log_level(), format="%(levelname)s %(name)s: %(message)s")
     install_log_redaction()

@@ -112,8 +112,8 @@ class CliState:
         from sprongus.service.local_api import LocalSecretsApi
 
         container = self.get_container()
-        return LocalSecretsApi(self.principal, container.secret_ops(), container.transfer_ops(),
-                               container.rotation_ops(), container.batch_reveal_ops(), container.history_ops())
+        return LocalSecretsApi(self.principal, container.secret_ops, container.transfer_ops, container.rotation_ops,
+                               container.batch_reveal_ops, container.history_ops)
 
     @property
     def principal(self) -> Principal:
