@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sprongus.domain.import_item import ImportItem
@@ -51,3 +52,17 @@ def plan_versions(source: list[int] | None, last: int, new: bool) -> list[int]:
     if new and source[0] > last:
         return list(source)
     return [last + 1 + i for i in range(len(source))]
+
+
+def batches(secrets: list[Incoming], size: int) -> Iterator[list[Incoming]]:
+    """Whole secrets per batch, about `size` versions each."""
+    batch: list[Incoming] = []
+    count = 0
+    for secret in secrets:
+        batch.append(secret)
+        count += len(secret.items)
+        if count >= size:
+            yield batch
+            batch, count = [], 0
+    if batch:
+        yield batch

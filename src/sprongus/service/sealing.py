@@ -73,6 +73,10 @@ class Sealer:
     def _is_checked(self, master_key_id: str) -> bool:
         return self.vault_keys is None or self.vault_keys.is_checked(master_key_id)
 
+    def usable_early(self, master_key_ids: list[str]) -> bool:
+        """Versions sealed before their transaction may be stored: this process still seals with their key."""
+        return all(self._is_checked(key_id) for key_id in master_key_ids)
+
     def before_key_use(self) -> None:
         """Before the master key wraps a bundle key or a reveal grant: it matches the vault (and is never made)."""
         if self.vault_keys is not None:

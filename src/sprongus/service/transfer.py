@@ -3,7 +3,7 @@ Imports are atomic."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -20,7 +20,8 @@ from sprongus.ports import SecretRepository
 from sprongus.ports.progress import Progress
 from sprongus.service.bundles import BundleCodec, ParsedBundle
 from sprongus.service.deps import ServiceDeps
-from sprongus.service.import_plan import Incoming, incoming, plan_versions
+from sprongus.service.import_ahead import seal_before, sealed_now
+from sprongus.service.import_plan import Incoming, batches, incoming, plan_versions
 from sprongus.service.pages import pages, scope_pages
 from sprongus.service.sealing import SealJob
 from sprongus.service.versioning import store_version
@@ -135,10 +136,14 @@ class TransferOps:
 
     def _apply(self, principal: Principal, secrets: list[Incoming], mode: str, prefix: str, dry_run: bool,
                progress: Progress | None) -> ImportReport:
-        """All in one transaction. Each secret's versions are sealed afresh (a KMS call each, in the pool) and
-        stored the way every writer stores (the version they replace is kept); see `plan_versions` for the
+        """All in one transaction. Each secret's versions are sealed afresh (a KMS call each, in the pool; where
+        the transaction holds the whole store, before it opens: service/import_ahead.py) and stored the way every
+        writer stores (the version they replace is kept); see `plan_versions` for the
         numbers. One audit row per secret added, updated or removed, besides the summary."""
         report = ImportReport(dry_run=dry_run)
+        # Where the transaction holds the whole store and sealing is a KMS round trip: sealed before it opens.
+        early = None if dry_run or self._d.seal_ahead is None else \
+            seal_before(self._d, principal, secrets, self._plan(principal), progress)
         with self._d.uow.transaction(principal) as repo:
             existing = {s.place: repo.get_any(*s.place) for s in secrets}  # a deleted secret comes back
             visible = principal.narrow(prefix)
@@ -154,16 +159,14 @@ class TransferOps:
                 return report
             stored: dict[tuple[Scope, str], SecretRecord] = {}
             done, total = 0, sum(len(s.items) for s in secrets)
-            for batch in _batches(secrets, self._d.batch_size):
-                jobs = [(existing[s.place], item, number) for s in batch
-                        for item, number in zip(s.items, self._numbers(repo, s, existing[s.place]), strict=True)]
-                records = iter(self._d.sealer.seal_many([self._job(principal, *job) for job in jobs],
-                                                        self._d.pool.map))  # the KMS calls, in bulk
-                for secret in batch:  # the jobs are in secret order, each secret's versions oldest first
-                    mine = [next(records) for _ in secret.items]
-                    stored[secret.place] = self._store(principal, repo, existing[secret.place], mine)
-                done += len(jobs)
-                if progress:
+            plan = self._plan(principal)
+            for batch in batches(secrets, self._d.batch_size):
+                planned = {s.place: plan(repo, s, existing[s.place]) for s in batch}
+                sealed = sealed_now(self._d, planned, early or {})  # the KMS calls, in bulk (those not made early)
+                for secret in batch:  # each secret's versions oldest first
+                    stored[secret.place] = self._store(principal, repo, existing[secret.place], sealed[secret.place])
+                done += sum(len(jobs) for jobs in planned.values())
+                if progress and early is None:  # sealing early reported it
                     progress(done, total)
             for record in removed:
                 repo.mark_deleted(record.scope, record.key, self._d.clock.now())  # soft delete: restorable
@@ -178,6 +181,14 @@ class TransferOps:
             raise IntegrityError()
         last = previous.version if previous is not None else repo.last_purged_version(*secret.place)
         return plan_versions(secret.versions, last, previous is None)
+
+    def _plan(self, principal: Principal) -> Callable[[SecretRepository, Incoming, SecretRecord | None],
+                                                       list[SealJob]]:
+        """A secret's new versions as seal jobs, numbered after what the repository holds."""
+        def plan(repo: SecretRepository, secret: Incoming, previous: SecretRecord | None) -> list[SealJob]:
+            return [self._job(principal, previous, item, number)
+                    for item, number in zip(secret.items, self._numbers(repo, secret, previous), strict=True)]
+        return plan
 
     def _job(self, principal: Principal, previous: SecretRecord | None, item: ImportItem, number: int) -> SealJob:
         """One version under its planned number with a fresh DEK (a KMS call). Meta as given, else kept."""
@@ -239,20 +250,6 @@ def _authorize(principal: Principal, scopes: set[Scope], needs_read: bool) -> No
         authorize(principal, scope, Permission.WRITE)
         if needs_read:
             authorize(principal, scope, Permission.READ)
-
-
-def _batches(secrets: list[Incoming], size: int) -> Iterator[list[Incoming]]:
-    """Whole secrets per batch, about `size` versions each."""
-    batch: list[Incoming] = []
-    count = 0
-    for secret in secrets:
-        batch.append(secret)
-        count += len(secret.items)
-        if count >= size:
-            yield batch
-            batch, count = [], 0
-    if batch:
-        yield batch
 
 
 def _check_items(entries: list[ImportItem], prefix: str, repeats: bool = False) -> None:

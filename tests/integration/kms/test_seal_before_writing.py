@@ -6,7 +6,7 @@ SQLite's one writer, so every other write and every reveal's audit row waited fo
 all at 20 ms, and reveals waited up to 0.8 s). Here the fake holds an Encrypt open as a slow KMS would, and the rest
 of the vault must keep working meanwhile. A write that loses its version number meanwhile seals again in its
 transaction; an If-Match write that loses it is refused with nothing written; writers of one key in one process
-take turns, so none seals for a number another takes.
+take turns, so none seals for a number another takes. An import seals all its versions before its transaction too.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import pytest
 from sprongus.adapters.memory import InMemoryUnitOfWork
 from sprongus.domain.envelope import aad_for
 from sprongus.domain.errors import Conflict
+from sprongus.domain.import_item import ImportItem
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
 from sprongus.entrypoints.container import Container
@@ -186,6 +187,65 @@ def test_the_canary_is_stored_only_sealed(vault: Container, gcp_kms: FakeCloudKm
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert CANARY.encode() not in path.read_bytes(), path.name
+
+
+def _import(vault: Container, values: dict[str, str], progress: list[tuple[int, int]] | None = None) -> Any:
+    items = [ImportItem(SCOPE, key, SecretValue(value)) for key, value in values.items()]
+    return vault.transfer_ops().import_(owner(), items, allow_plaintext=True,
+                                        progress=None if progress is None else lambda *done: progress.append(done))
+
+
+def _sealed_for(kms: FakeCloudKms) -> list[bytes]:
+    """The AAD of every Encrypt from now on (each names a scope, key and version), kept by the hold predicate (the
+    fake clears a predicate once it has held a call: this one never holds, so it stays)."""
+    seen: list[bytes] = []
+
+    def watch(method: str, request: Any) -> bool:
+        if method == "Encrypt":
+            seen.append(request.additional_authenticated_data)
+        return False
+
+    kms.hold = watch
+    return seen
+
+
+def test_an_import_seals_before_the_writer(vault: Container, gcp_kms: FakeCloudKms) -> None:
+    """Before, all of an import's KMS calls ran inside its one write transaction: every reveal's audit row waited
+    for the whole import, past the busy timeout in a large one."""
+    progress: list[tuple[int, int]] = []
+    values = {"a": f"{CANARY}a2", **{f"new{i}": f"{CANARY}new{i}" for i in range(5)}}
+    held, outcome = _hold_seal(gcp_kms, "new3", 1, lambda: _import(vault, values, progress))
+    sealed = _sealed_for(gcp_kms)
+    written = _done_meanwhile(lambda: vault.secret_ops().set(owner(), SCOPE, "b", SecretValue(f"{CANARY}b2")))
+    assert written.view.version == 2
+    assert _done_meanwhile(lambda: _value(vault, "b")) == f"{CANARY}b2"
+    report = _finish(gcp_kms, held, outcome)
+    assert (len(report.added), len(report.updated)) == (5, 1)
+    assert aad_for(SCOPE, "new3", 1) not in sealed  # held before the watch began, and never sealed again
+    assert {key: _value(vault, key) for key in values} == values
+    assert vault.secret_ops().get(owner(), SCOPE, "a").version == 2
+    assert progress[-1] == (6, 6) and progress == sorted(progress) and progress.count((6, 6)) == 1
+    # Sealed before `b`'s write, stored after it: stamped with the import transaction's time, like any write.
+    assert vault.secret_ops().get(owner(), SCOPE, "new0").updated_at >= written.view.updated_at
+    assert _chain_is_clean(vault)
+
+
+def test_an_import_whose_secret_was_written_meanwhile_seals_that_one_again(
+        vault: Container, gcp_kms: FakeCloudKms, tmp_path: Path) -> None:
+    held, outcome = _hold_seal(gcp_kms, "a", 2, lambda: _import(vault, {"a": f"{CANARY}a3", "c": f"{CANARY}c1"}))
+    other = vaults.open_vault(tmp_path, SPRONGUS_KMS_TIMEOUT=KMS_TIMEOUT, **gcp_settings(gcp_kms))
+    try:  # another process takes version 2 of `a` while the import's seal for it is in flight
+        _done_meanwhile(lambda: other.secret_ops().set(owner(), SCOPE, "a", SecretValue(f"{CANARY}a2")))
+    finally:
+        vaults.close(other)
+    sealed = _sealed_for(gcp_kms)
+    assert not isinstance(_finish(gcp_kms, held, outcome), BaseException)
+    assert aad_for(SCOPE, "a", 3) in sealed  # sealed again in the transaction, for the number it now gets
+    assert aad_for(SCOPE, "c", 1) not in sealed  # `c`'s plan did not change: its early seal was used
+    assert (_value(vault, "a"), _value(vault, "a", version=2), _value(vault, "c")) == \
+        (f"{CANARY}a3", f"{CANARY}a2", f"{CANARY}c1")
+    assert vault.secret_ops().get(owner(), SCOPE, "c").version == 1
+    assert _chain_is_clean(vault)
 
 
 @pytest.mark.parametrize(("engine", "keys", "ahead"), [("sqlite", "gcp", True), ("sqlite", "env", False),
