@@ -28,6 +28,16 @@ run (the old tree imported through PYTHONPATH), and this script 5 times on each 
     import of a 10,000-line .env          1.2-1.4 s (~7,000-8,000 secrets/s, create); round 2: 0.8-0.9 s
     flask, flask_smorest, google, azure, boto3, botocore, hvac: imported by none of the commands; asyncio: neither
 
+Round 3 (2026-12-07), on a slow machine (python -c pass 29-48 ms; load 0.9-1.0): milliseconds over python
++67, +199, +200, all MISS. The same commands counted by --instructions (PYTHONHASHSEED=0, millions of instructions,
+`python -m sprongus.entrypoints.cli` with PYTHONPATH at each tree; python -c pass 89), before (fcff9c2) -> after:
+--help 283.0 -> 267.4, masked get 687.6 -> 657.5, get --reveal 692.1 -> 659.8. What changed: the container names
+the use cases other than the secrets one by "module:Class" (entrypoints/deferred.py) and LocalSecretsApi holds
+their providers, so a masked get no longer loads history, transfer, rotation, batch reveal, tokens or trusts (their
+dataclasses: in Python 3.11 each costs ~5 exec() calls of generated code, the single biggest item left, ~40 ms of
+a slow machine's masked get over 41 classes); --help reads the log level from env_flags.py, not config.py (whose
+Settings class it never needs). Python 3.13 was tried: 709 Minstr for the masked get, no better.
+
 Where the time went, and what changed. `-X importtime` undercounts here: peewee and dependency_injector.containers
 are loaded through importlib.import_module, which it does not report; in-process timers and A/B runs give these.
 Round 1:
