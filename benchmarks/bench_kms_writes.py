@@ -71,6 +71,11 @@ class Run:
     reveal_p99_ms: float | None
 
 
+def _p99_ms(ordered: list[float]) -> float | None:
+    """The 99th percentile of sorted latencies in seconds, in milliseconds (None for no samples)."""
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000 if ordered else None
+
+
 def timed(home: Path, settings: dict[str, str], writers: int, revealers: int, seconds: float, one_key: bool) -> Run:
     from sprongus.domain.scope import Scope
     from sprongus.domain.values import SecretValue
@@ -106,8 +111,7 @@ def timed(home: Path, settings: dict[str, str], writers: int, revealers: int, se
             thread.join()
         elapsed = time.perf_counter() - began
         every = sorted(t for mine in latencies for t in mine)
-        p99 = every[min(len(every) - 1, int(len(every) * 0.99))] * 1000 if every else None
-        return Run(sum(writes) / elapsed, len(every) / elapsed, p99)
+        return Run(sum(writes) / elapsed, len(every) / elapsed, _p99_ms(every))
     finally:
         kms.close(vault)
 
@@ -157,8 +161,7 @@ def import_beside_reveals(home: Path, settings: dict[str, str], secrets: int, re
         for thread in threads:
             thread.join()
         every = sorted(t for mine in latencies for t in mine)
-        p99 = every[min(len(every) - 1, int(len(every) * 0.99))] * 1000 if every else None
-        return ImportRun(seconds, len(every), p99, every[-1] * 1000 if every else None, sum(failed))
+        return ImportRun(seconds, len(every), _p99_ms(every), every[-1] * 1000 if every else None, sum(failed))
     finally:
         kms.close(vault)
 

@@ -48,7 +48,7 @@ def seal_before(deps: ServiceDeps, principal: Principal, secrets: list[Incoming]
     sealed: SealedEarly = {}
     done, total = 0, sum(len(s.items) for s in secrets)
     for batch in batches(secrets, deps.batch_size):
-        places = [s.place for s in batch if s.place in planned]
+        places = [s.place for s in batch]
         records = iter(deps.sealer.seal_many([job for place in places for job in planned[place]], deps.pool.map))
         for place in places:
             sealed[place] = (planned[place], [next(records) for _ in planned[place]])

@@ -3,7 +3,7 @@ Imports are atomic."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -20,7 +20,7 @@ from sprongus.ports import SecretRepository
 from sprongus.ports.progress import Progress
 from sprongus.service.bundles import BundleCodec, ParsedBundle
 from sprongus.service.deps import ServiceDeps
-from sprongus.service.import_ahead import seal_before, sealed_now
+from sprongus.service.import_ahead import Plan, seal_before, sealed_now
 from sprongus.service.import_plan import Incoming, batches, incoming, plan_versions
 from sprongus.service.pages import pages, scope_pages
 from sprongus.service.sealing import SealJob
@@ -138,10 +138,9 @@ class TransferOps:
                progress: Progress | None) -> ImportReport:
         """All in one transaction. Each secret's versions are sealed afresh (a KMS call each, in the pool; where
         the transaction holds the whole store, before it opens: service/import_ahead.py) and stored the way every
-        writer stores (the version they replace is kept); see `plan_versions` for the
-        numbers. One audit row per secret added, updated or removed, besides the summary."""
+        writer stores (the version they replace is kept); see `plan_versions` for the numbers. One audit row per
+        secret added, updated or removed, besides the summary."""
         report = ImportReport(dry_run=dry_run)
-        # Where the transaction holds the whole store and sealing is a KMS round trip: sealed before it opens.
         early = None if dry_run or self._d.seal_ahead is None else \
             seal_before(self._d, principal, secrets, self._plan(principal), progress)
         with self._d.uow.transaction(principal) as repo:
@@ -182,8 +181,7 @@ class TransferOps:
         last = previous.version if previous is not None else repo.last_purged_version(*secret.place)
         return plan_versions(secret.versions, last, previous is None)
 
-    def _plan(self, principal: Principal) -> Callable[[SecretRepository, Incoming, SecretRecord | None],
-                                                       list[SealJob]]:
+    def _plan(self, principal: Principal) -> Plan:
         """A secret's new versions as seal jobs, numbered after what the repository holds."""
         def plan(repo: SecretRepository, secret: Incoming, previous: SecretRecord | None) -> list[SealJob]:
             return [self._job(principal, previous, item, number)

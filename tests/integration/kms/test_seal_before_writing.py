@@ -183,6 +183,7 @@ def test_the_canary_is_stored_only_sealed(vault: Container, gcp_kms: FakeCloudKm
         owner(), SCOPE, "a", SecretValue(f"{CANARY}a2")))
     _done_meanwhile(lambda: vault.secret_ops().set(owner(), SCOPE, "b", SecretValue(f"{CANARY}b2")))
     _finish(gcp_kms, held, outcome)
+    _import(vault, {"c": f"{CANARY}c1", "a": f"{CANARY}a3"})  # sealed before its transaction too
     vaults.close(vault)  # checkpoints the WAL into the file
     for path in tmp_path.rglob("*"):
         if path.is_file():
