@@ -76,10 +76,23 @@ OTHER_USE_CASES = {"sprongus.service." + name for name in ("transfer", "rotation
                                                             "bundles", "import_plan", "audit_reading")}
 
 
-def test_a_masked_get_loads_only_the_secrets_use_case(home: Path) -> None:
-    modules = _modules(["secrets", "get", "project:p1", "k"], home)
+# What the API and the rarer commands need, loaded when first used: the API's credential stores (Storage.credentials),
+# the rarer use cases' answers (domain/reports.py), history's records, the trail's walk, the history commands and a
+# thread pool.
+NOT_FOR_A_GET = {"sprongus.domain.reports", "sprongus.domain.history", "sprongus.domain.api_token",
+                 "sprongus.domain.trust", "sprongus.ports.tokens", "sprongus.ports.identity",
+                 "sprongus.adapters.peewee.tokens", "sprongus.adapters.peewee.identity", "sprongus.domain.audit_verify",
+                 "sprongus.entrypoints.cli.secrets_history", "concurrent.futures"}
+
+
+@pytest.mark.parametrize("args", [["secrets", "get", "project:p1", "k"],
+                                  ["secrets", "get", "project:p1", "k", "--reveal", "--yes"]])
+def test_a_get_loads_only_the_secrets_use_case(home: Path, args: list[str]) -> None:
+    modules = _modules(args, home)
     assert "sprongus.service.local_api" in modules
+    assert "sprongus.domain.version_rules" in modules  # the everyday rules, apart from history's records
     assert not modules & OTHER_USE_CASES
+    assert not modules & NOT_FOR_A_GET
 
 
 def test_help_reads_no_settings(home: Path) -> None:
@@ -92,3 +105,11 @@ def test_help_reads_no_settings(home: Path) -> None:
                                                 (["secrets", "export", "project:p1"], "transfer")])
 def test_another_command_loads_its_use_case_when_it_runs(home: Path, args: list[str], use_case: str) -> None:
     assert f"sprongus.service.{use_case}" in _modules(args, home)
+
+
+@pytest.mark.parametrize(("args", "module"), [(["tokens", "list"], "sprongus.adapters.peewee.tokens"),
+                                              (["audit", "verify"], "sprongus.domain.audit_verify"),
+                                              (["secrets", "history", "project:p1", "k"],
+                                               "sprongus.entrypoints.cli.secrets_history")])
+def test_a_command_that_needs_a_deferred_module_loads_it(home: Path, args: list[str], module: str) -> None:
+    assert module in _modules(args, home)

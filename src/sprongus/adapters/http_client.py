@@ -20,15 +20,8 @@ from sprongus.domain.errors import ConfigError, RemoteUnavailable, ValidationErr
 from sprongus.domain.history import History, VersionInfo
 from sprongus.domain.import_item import ImportItem
 from sprongus.domain.records import SecretView
-from sprongus.domain.results import (
-    BatchReveal,
-    ExportResult,
-    ImportReport,
-    Page,
-    RevealedSecret,
-    RotationReport,
-    SetResult,
-)
+from sprongus.domain.reports import BatchReveal, ExportResult, ImportReport, RevealedSecret, RotationReport
+from sprongus.domain.results import Page, SetResult
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
 from sprongus.ports.progress import Progress

@@ -6,13 +6,14 @@ from sprongus.adapters.memory import InMemoryAuditSink, InMemoryUnitOfWork
 from sprongus.adapters.memory_identity import InMemoryJwtReplayStore, InMemoryTrustStore
 from sprongus.adapters.memory_tokens import InMemoryApiTokenStore, InMemoryIdempotencyStore, InMemoryRevealTokenStore
 from sprongus.adapters.memory_vault_keys import InMemoryVaultKeyStore
-from sprongus.ports.storage import Storage
+from sprongus.ports.storage import CredentialStores, Storage
 
 
 def memory_storage() -> Storage:
     uow = InMemoryUnitOfWork()
     audit = InMemoryAuditSink()
-    return Storage(uow=uow, audit=audit, audit_trail=audit,
-                   api_tokens=InMemoryApiTokenStore(), reveal_tokens=InMemoryRevealTokenStore(),
-                   idempotency=InMemoryIdempotencyStore(), vault_keys=InMemoryVaultKeyStore(uow),
-                   trusts=InMemoryTrustStore(), jwt_replay=InMemoryJwtReplayStore())
+    credentials = CredentialStores(api_tokens=InMemoryApiTokenStore(), reveal_tokens=InMemoryRevealTokenStore(),
+                                   idempotency=InMemoryIdempotencyStore(), trusts=InMemoryTrustStore(),
+                                   jwt_replay=InMemoryJwtReplayStore())
+    return Storage(uow=uow, audit=audit, audit_trail=audit, vault_keys=InMemoryVaultKeyStore(uow),
+                   credentials=lambda: credentials)

@@ -19,6 +19,8 @@ _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 @dataclass(frozen=True, slots=True)
 class ApiToken:
+    """An issued API token as stored: its hash, never the token itself."""
+
     id: str
     token_hash: str
     subject: str

@@ -133,6 +133,11 @@ class AuditCheckpoint:
         return replace(self, key_id=key_id, mac=mac)
 
 
+class KeyRetired(Exception):
+    """A checkpoint's key is out of reach for a legitimate reason (its provider was retired): the signer raises it,
+    and the walk of the trail (domain/audit_verify.py) notes the checkpoint as unchecked, not forged."""
+
+
 def checkpoint_due(known: AuditCheckpoint | None, head_seq: int, now: datetime) -> bool:
     """Whether the events up to `head_seq` (an upper bound: Postgres sequences skip numbers, so this errs early)
     need a checkpoint, given the newest checkpoint this process knows of."""

@@ -10,17 +10,27 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from sprongus.domain.audit_log import CHECKPOINT_EVERY, GENESIS, AuditCheckpoint, StoredAuditEvent, chain_hash
-from sprongus.domain.records import AuditChainReport
+from sprongus.domain.audit_log import (
+    CHECKPOINT_EVERY,
+    GENESIS,
+    AuditCheckpoint,
+    KeyRetired,
+    StoredAuditEvent,
+    chain_hash,
+)
 
 # A checkpoint's MAC check: None when it holds, else what is wrong (the key is unknown, the MAC does not match).
-# It raises KeyRetired when the key belongs to a key provider this vault no longer uses (the file provider after a
-# move to a KMS): such a checkpoint cannot be checked, and that is a note, not a forgery.
+# It raises KeyRetired (domain/audit_log.py) when the key belongs to a key provider this vault no longer uses (the
+# file provider after a move to a KMS): such a checkpoint cannot be checked, and that is a note, not a forgery.
 MacCheck = Callable[[AuditCheckpoint], str | None]
 
 
-class KeyRetired(Exception):
-    """The checkpoint's key is out of reach for a legitimate reason (its provider was retired)."""
+@dataclass(frozen=True, slots=True)
+class AuditChainReport:
+    """The result of walking the audit hash chain: rows checked and the problems found."""
+
+    checked: int
+    problems: list[str]
 
 
 @dataclass(frozen=True, slots=True)

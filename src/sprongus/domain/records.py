@@ -148,9 +148,3 @@ class AuditEvent:
     request_id: str | None = None
     client_address: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class AuditChainReport:
-    checked: int
-    problems: list[str]

@@ -25,6 +25,8 @@ class OwnerType(StrEnum):
 
 @dataclass(frozen=True, slots=True, order=True)
 class Scope:
+    """Who a secret belongs to: a user, a project, or the system; validated when built."""
+
     owner_type: OwnerType
     owner_id: str | None
 

@@ -23,6 +23,8 @@ DEFAULT_RATE_LIMITS = {"reveal": "10/minute", "write": "120/minute", "redeem": "
 
 @dataclass(frozen=True)
 class Settings:
+    """Every setting of one process, read once at start-up from the environment and the file SPRONGUS_ENV_FILE names."""
+
     env: str = "dev"
     home: Path | None = None
     database_url: str | None = None

@@ -29,10 +29,8 @@ from sprongus.entrypoints.deferred import Deferred
 from sprongus.entrypoints.profiles import KMS_SCHEMES, container_config
 from sprongus.entrypoints.storage import embedded_storage, memory_storage, server_storage
 from sprongus.ports.crypto import MasterKeyProvider
-from sprongus.ports.identity import JwtVerifier
 from sprongus.ports.repository import UnitOfWork
 from sprongus.ports.storage import Storage
-from sprongus.ports.tokens import ApiTokenStore
 from sprongus.service.audit_checkpoints import CheckpointSigner
 from sprongus.service.auditing import Auditor
 from sprongus.service.deps import ServiceDeps
@@ -46,6 +44,9 @@ from sprongus.service.vault_keys import KeySource, VaultKeys
 
 if TYPE_CHECKING:  # loaded by the providers that need them: a local command builds few of them
     from sprongus.entrypoints.kms import KmsOptions
+    from sprongus.ports.identity import JwtVerifier
+    from sprongus.ports.storage import CredentialStores
+    from sprongus.ports.tokens import ApiTokenStore
     from sprongus.service.audit_reading import AuditReader
     from sprongus.service.batch_reveal import BatchRevealOps
     from sprongus.service.federation import TokenExchange, TokenSelfService
@@ -158,14 +159,14 @@ def _jwt_verifier(clock: Any, allow_http: bool) -> JwtVerifier:
     return PyJwtVerifier(clock, allow_http)
 
 
-def _api_token_store(storage: Storage, cache_ttl: float) -> ApiTokenStore:
+def _api_token_store(credentials: CredentialStores, cache_ttl: float) -> ApiTokenStore:
     """Verified tokens kept `cache_ttl` seconds per process (adapters/token_cache.py): the bound on how long a
     revocation made elsewhere takes to reach this process. 0: every request asks the store."""
     if cache_ttl <= 0:
-        return storage.api_tokens
+        return credentials.api_tokens
     from sprongus.adapters.token_cache import CachingApiTokenStore
 
-    return CachingApiTokenStore(storage.api_tokens, cache_ttl)
+    return CachingApiTokenStore(credentials.api_tokens, cache_ttl)
 
 
 def _service(path: str) -> Deferred:
@@ -204,11 +205,12 @@ class Container(containers.DeclarativeContainer):
     unit_of_work = providers.Callable(operator.attrgetter("uow"), storage)
     audit_sink = providers.Callable(operator.attrgetter("audit"), storage)
     audit_trail = providers.Callable(operator.attrgetter("audit_trail"), storage)
-    api_token_store = providers.Singleton(_api_token_store, storage, config.api.token_cache_ttl)
-    reveal_token_store = providers.Callable(operator.attrgetter("reveal_tokens"), storage)
-    idempotency_store = providers.Callable(operator.attrgetter("idempotency"), storage)
-    trust_store = providers.Callable(operator.attrgetter("trusts"), storage)
-    jwt_replay_store = providers.Callable(operator.attrgetter("jwt_replay"), storage)
+    credential_stores = providers.Callable(operator.methodcaller("credentials"), storage)
+    api_token_store = providers.Singleton(_api_token_store, credential_stores, config.api.token_cache_ttl)
+    reveal_token_store = providers.Callable(operator.attrgetter("reveal_tokens"), credential_stores)
+    idempotency_store = providers.Callable(operator.attrgetter("idempotency"), credential_stores)
+    trust_store = providers.Callable(operator.attrgetter("trusts"), credential_stores)
+    jwt_replay_store = providers.Callable(operator.attrgetter("jwt_replay"), credential_stores)
 
     rate_limiter = providers.Selector(
         config.rate_limit.backend,

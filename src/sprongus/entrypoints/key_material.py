@@ -23,6 +23,8 @@ Notice = Callable[[str], None]
 
 @dataclass
 class KeyMaterial:
+    """The master key provider and HMAC keyring of one key backend, with its maintenance hooks."""
+
     master: MasterKeyProvider
     hmac: HmacKeyring | None
     backend: str

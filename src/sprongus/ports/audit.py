@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sprongus.domain.audit_log import AuditCheckpoint, AuditFilter, StoredAuditEvent
-from sprongus.domain.records import AuditChainReport, AuditEvent
+from sprongus.domain.records import AuditEvent
+
+if TYPE_CHECKING:  # loaded with the walk of the trail, by the commands that verify it
+    from sprongus.domain.audit_verify import AuditChainReport
 
 
 class AuditSink(Protocol):

@@ -29,6 +29,8 @@ class DataCipher(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class WrappedKey:
+    """A data key wrapped by a master key, and which master key (and version) wrapped it."""
+
     master_key_id: str  # provider + key version, e.g. `env:k2` or a KMS key-version name
     blob: bytes
 

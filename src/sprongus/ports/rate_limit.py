@@ -6,6 +6,8 @@ from typing import Protocol
 
 @dataclass(frozen=True, slots=True)
 class RateLimitDecision:
+    """One limiter's answer for one hit, with what a refusal tells the caller."""
+
     allowed: bool
     policy: str
     limit: int

@@ -1,13 +1,27 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sprongus.ports.audit import AuditSink, AuditTrail
-from sprongus.ports.identity import JwtReplayStore, TrustStore
 from sprongus.ports.repository import UnitOfWork
-from sprongus.ports.tokens import ApiTokenStore, IdempotencyStore, RevealTokenStore
 from sprongus.ports.vault_keys import VaultKeyStore
+
+if TYPE_CHECKING:  # their modules load with the stores, on first use (Storage.credentials)
+    from sprongus.ports.identity import JwtReplayStore, TrustStore
+    from sprongus.ports.tokens import ApiTokenStore, IdempotencyStore, RevealTokenStore
+
+
+@dataclass(frozen=True)
+class CredentialStores:
+    """The API's stores: its tokens, reveal tokens, Idempotency-Keys, OIDC trusts and the JWTs already exchanged."""
+
+    api_tokens: ApiTokenStore
+    reveal_tokens: RevealTokenStore
+    idempotency: IdempotencyStore
+    trusts: TrustStore
+    jwt_replay: JwtReplayStore
 
 
 @dataclass(frozen=True)
@@ -17,10 +31,8 @@ class Storage:
     uow: UnitOfWork
     audit: AuditSink
     audit_trail: AuditTrail | None  # None where nothing persists a chain to verify (in memory)
-    api_tokens: ApiTokenStore
-    reveal_tokens: RevealTokenStore
-    idempotency: IdempotencyStore
     vault_keys: VaultKeyStore
-    trusts: TrustStore
-    jwt_replay: JwtReplayStore
+    # The same CredentialStores on every call, built on the first: a local command needs none of them, and their
+    # modules (with their records) cost its start-up a few milliseconds.
+    credentials: Callable[[], CredentialStores]
     database: Any = None  # the engine's handle (peewee BoundModels) for operator commands; None in memory

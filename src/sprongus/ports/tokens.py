@@ -47,6 +47,8 @@ class RevealTokenStore(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class StoredResponse:
+    """The first answer to an Idempotency-Key, replayed to its retries."""
+
     status: int
     body: str
     headers: dict[str, str]
@@ -54,6 +56,8 @@ class StoredResponse:
 
 @dataclass(frozen=True, slots=True)
 class IdempotencyRecord:
+    """An Idempotency-Key's claim: the request's fingerprint and, once done, its answer."""
+
     fingerprint: str
     response: StoredResponse | None  # None while the first request is still running
 

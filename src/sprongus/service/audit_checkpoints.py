@@ -11,8 +11,7 @@ from __future__ import annotations
 import base64
 import hmac
 
-from sprongus.domain.audit_log import CHECKPOINT_CONTEXT, AuditCheckpoint
-from sprongus.domain.audit_verify import KeyRetired
+from sprongus.domain.audit_log import CHECKPOINT_CONTEXT, AuditCheckpoint, KeyRetired
 from sprongus.domain.errors import IntegrityError
 from sprongus.ports import HmacKeyring
 

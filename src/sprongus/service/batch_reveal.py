@@ -14,7 +14,7 @@ from sprongus.domain.errors import IntegrityError, NotFound, ValidationError
 from sprongus.domain.names import validate_key_name, validate_prefix
 from sprongus.domain.principal import Permission, Principal, authorize
 from sprongus.domain.records import AuditAction, Outcome, SecretRecord
-from sprongus.domain.results import BatchReveal, RevealedSecret
+from sprongus.domain.reports import BatchReveal, RevealedSecret
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
 from sprongus.ports import SecretRepository

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sprongus.domain.history import DEFAULT_DELETE_RETENTION, DEFAULT_MAX_VERSIONS
+from sprongus.domain.version_rules import DEFAULT_DELETE_RETENTION, DEFAULT_MAX_VERSIONS
 from sprongus.ports import AuditTrail, Clock, UnitOfWork
 from sprongus.ports.random import RandomSource
 from sprongus.service.auditing import Auditor
@@ -17,6 +17,8 @@ from sprongus.service.throttle import Throttle
 
 @dataclass(frozen=True)
 class ServiceDeps:
+    """The collaborators every use case shares."""
+
     uow: UnitOfWork
     sealer: Sealer
     auditor: Auditor

@@ -13,7 +13,7 @@ from sprongus.domain.errors import Gone, IntegrityError, KeyProviderError, NotFo
 from sprongus.domain.names import validate_key_name
 from sprongus.domain.principal import Permission, Principal, authorize
 from sprongus.domain.records import AuditAction, SecretView, view_of
-from sprongus.domain.results import RevealTokenMinted
+from sprongus.domain.reports import RevealTokenMinted
 from sprongus.domain.scope import OwnerType, Scope
 from sprongus.domain.times import utc_iso
 from sprongus.ports.tokens import RevealGrant, RevealTokenStore

@@ -11,7 +11,7 @@ from sprongus.domain.errors import NotFound, PermissionDenied
 from sprongus.domain.names import validate_key_name, validate_prefix
 from sprongus.domain.principal import Permission, Principal, authorize
 from sprongus.domain.records import AuditAction, SecretRecord, SecretView, view_of
-from sprongus.domain.results import RotationReport, VerifyReport
+from sprongus.domain.reports import RotationReport, VerifyReport
 from sprongus.domain.scope import Scope
 from sprongus.ports.progress import Progress
 from sprongus.service.deps import ServiceDeps

@@ -7,7 +7,6 @@ import binascii
 from dataclasses import replace
 
 from sprongus.domain.errors import Conflict, IntegrityError, NotFound, ReplayOutdated, ValidationError
-from sprongus.domain.history import validate_version
 from sprongus.domain.meta import MetaValue, validate_meta
 from sprongus.domain.names import validate_key_name, validate_prefix
 from sprongus.domain.principal import Permission, Principal, authorize
@@ -15,6 +14,7 @@ from sprongus.domain.records import AuditAction, SecretRecord, SecretView, view_
 from sprongus.domain.results import Page, SetResult
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
+from sprongus.domain.version_rules import validate_version
 from sprongus.service.deps import ServiceDeps
 from sprongus.service.sealing import SealedAhead
 from sprongus.service.versioning import audit_destroyed, store_version

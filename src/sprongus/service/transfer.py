@@ -13,7 +13,7 @@ from sprongus.domain.meta import validate_meta
 from sprongus.domain.names import validate_key_name, validate_prefix
 from sprongus.domain.principal import Permission, Principal, authorize
 from sprongus.domain.records import AuditAction, Outcome, SecretRecord, view_of
-from sprongus.domain.results import ExportResult, ImportReport
+from sprongus.domain.reports import ExportResult, ImportReport
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
 from sprongus.ports import SecretRepository

@@ -51,6 +51,8 @@ class KeySource:
 
 @dataclass(frozen=True)
 class KeyState:
+    """One master key as `keys status` reports it."""
+
     key_id: str
     state: str  # "current", "opens", "not available"
     hmac_keys: int  # the vault's HMAC keys this master key wraps: it must stay until `keys rotate-master`

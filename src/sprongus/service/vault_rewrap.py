@@ -14,7 +14,7 @@ from sprongus.domain.envelope import aad_for, checksum
 from sprongus.domain.errors import IntegrityError, KeyProviderError, KeyProviderUnavailable
 from sprongus.domain.principal import Principal
 from sprongus.domain.records import AuditAction, SecretRecord
-from sprongus.domain.results import RotationReport, VerifyReport
+from sprongus.domain.reports import RotationReport, VerifyReport
 from sprongus.ports import UnitOfWork
 from sprongus.ports.crypto import BULK_WORK
 from sprongus.ports.progress import Progress

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import peewee
 
@@ -13,13 +13,15 @@ from sprongus.adapters.peewee.audit_checkpoints import PeeweeCheckpoints
 from sprongus.adapters.peewee.audit_group import GroupCommit
 from sprongus.adapters.peewee.db import outage_of, storage_errors
 from sprongus.adapters.peewee.dialect import dialect_of
-from sprongus.adapters.peewee.models import BoundModels
+from sprongus.adapters.peewee.models import AuditEventRow, BoundModels
 from sprongus.domain.audit_log import GENESIS, AuditCheckpoint, AuditFilter, StoredAuditEvent, chain_hash, storable
 from sprongus.domain.audit_log import chain_fields as _fields
-from sprongus.domain.audit_verify import AuditTrailReport, walk
 from sprongus.domain.errors import AuditUnavailable, Unavailable
 from sprongus.domain.records import AuditEvent
 from sprongus.ports.audit import CheckpointSigner
+
+if TYPE_CHECKING:
+    from sprongus.domain.audit_verify import AuditTrailReport
 
 __all__ = ["AUDIT_LOCK_ID", "GENESIS", "INSERT_ROWS", "PeeweeAuditSink", "chain_hash", "storable"]
 
@@ -33,7 +35,7 @@ class PeeweeAuditSink:
     """Joins the caller's open transaction, so an action and its audit row commit or roll back together."""
 
     def __init__(self, models: BoundModels) -> None:
-        self._m = models.audit
+        self._models = models
         self._db = models.db
         self._checkpoints = PeeweeCheckpoints(models)
         self._group = GroupCommit(self._append_groups, _is_outage)
@@ -41,6 +43,10 @@ class PeeweeAuditSink:
                    "client_address", "detail", "prev_hash", "hash")
         self._row_marks = "(" + ", ".join([self._db.param] * len(columns)) + ")"
         self._insert = f"INSERT INTO audit_event ({', '.join(columns)}) VALUES {self._row_marks}"  # noqa: S608
+
+    @property
+    def _m(self) -> type[AuditEventRow]:  # bound on first use (models.py)
+        return self._models.audit
 
     def use_signer(self, signer: CheckpointSigner) -> None:
         self._checkpoints.signer = signer
@@ -129,6 +135,8 @@ class PeeweeAuditSink:
     def verify_chain(self, batch: int = 1000) -> AuditTrailReport:
         """Recompute the chain and check each checkpoint: an edited, deleted or reordered row, rows missing before
         a checkpoint and a forged checkpoint show up as problems."""
+        from sprongus.domain.audit_verify import walk  # here: only `audit verify` and `keys verify` walk the trail
+
         signer = self._checkpoints.signer
         signing_key = signer.signing_key() if signer is not None else None
         return walk(self._rows(batch), self._checkpoints.pages(batch), signer.check if signer else None,

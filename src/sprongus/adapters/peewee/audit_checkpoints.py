@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sprongus.adapters.peewee.db import storage_errors
-from sprongus.adapters.peewee.models import BoundModels
+from sprongus.adapters.peewee.models import AuditCheckpointRow, BoundModels
 from sprongus.domain.audit_log import AuditCheckpoint, checkpoint_due
 from sprongus.ports.audit import CheckpointSigner
 
@@ -19,7 +19,7 @@ SIGN_RETRY = timedelta(seconds=60)  # after a key provider failed to sign: event
 
 class PeeweeCheckpoints:
     def __init__(self, models: BoundModels) -> None:
-        self._m = models.audit_checkpoint
+        self._models = models
         self._db = models.db
         self.signer: CheckpointSigner | None = None
         # The newest checkpoint this process has read from the database (never one it wrote: that one's transaction
@@ -27,6 +27,10 @@ class PeeweeCheckpoints:
         self._known: AuditCheckpoint | None = None
         self._loaded = False
         self._sign_again_at: datetime | None = None
+
+    @property
+    def _m(self) -> type[AuditCheckpointRow]:  # bound on first use (models.py)
+        return self._models.audit_checkpoint
 
     def after_append(self, head_bound: int, head_hash: str, now: datetime) -> None:
         """In the append's transaction, under the chain lock, after its rows were inserted. `head_bound`: the seq

@@ -11,7 +11,7 @@ import peewee
 
 from sprongus.adapters.peewee.db import storage_errors
 from sprongus.adapters.peewee.dialect import dialect_of
-from sprongus.adapters.peewee.models import BoundModels
+from sprongus.adapters.peewee.models import BoundModels, SecretKV
 from sprongus.adapters.peewee.versions import SECRET_COLUMNS, VersionStatements
 from sprongus.domain.errors import Conflict, IntegrityError, ValidationError
 from sprongus.domain.principal import Principal
@@ -47,7 +47,7 @@ class PeeweeSecretRepository(VersionStatements):
     cost more than the database work itself. Values still go through the models' dialect-aware fields."""
 
     def __init__(self, models: BoundModels, lock_rows: bool = False) -> None:
-        self._m = models.secret
+        self._models = models
         self._db = models.db
         p = self._db.param
         cols = ", ".join(COLUMNS)
@@ -70,6 +70,10 @@ class PeeweeSecretRepository(VersionStatements):
         self._decoders = [(f.name, f.python_value, _SHAPES[f.name], f.name in _NAMES) for f in self._fields]
         self._time = self._m._meta.fields["deleted_at"].db_value
         self._version_sql()
+
+    @property
+    def _m(self) -> type[SecretKV]:  # bound on first use (models.py)
+        return self._models.secret
 
     def _place(self, scope: Scope) -> tuple[str, list[Any]]:
         p = self._db.param

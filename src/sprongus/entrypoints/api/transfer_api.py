@@ -10,7 +10,7 @@ from marshmallow import fields
 
 from sprongus.domain.errors import IntegrityError, ValidationError
 from sprongus.domain.import_item import parse_items
-from sprongus.domain.results import ImportReport
+from sprongus.domain.reports import ImportReport
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
 from sprongus.entrypoints.api import schemas as s

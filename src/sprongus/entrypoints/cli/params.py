@@ -11,6 +11,7 @@ import click
 from sprongus.domain.errors import ValidationError
 from sprongus.domain.names import KEY_NAME_WORDS, validate_key_name, validate_prefix
 from sprongus.domain.scope import Scope, suggest_scope
+from sprongus.domain.version_rules import MAX_VERSION_NUMBER
 from sprongus.entrypoints.cli.completion import key_candidates, prefix_candidates, scope_candidates
 
 if TYPE_CHECKING:
@@ -57,6 +58,26 @@ class PrefixType(click.ParamType[str]):
         return _items(prefix_candidates, ctx, incomplete)
 
 
+VERSION_RULE = f"must be an integer between 1 and {MAX_VERSION_NUMBER}"
+
+
+class VersionType(click.ParamType[int]):
+    """A version number. Click's IntRange would repeat the text given in its error; this names the rule only."""
+
+    name = "n"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
+            number = int(value)
+        else:
+            raise ValidationError("version", VERSION_RULE)
+        if not 1 <= number <= MAX_VERSION_NUMBER:
+            raise ValidationError("version", VERSION_RULE)
+        return number
+
+
 def _items(find: Callable[[click.Context, str], list[str]], ctx: click.Context,
            incomplete: str) -> list[CompletionItem]:
     from click.shell_completion import CompletionItem  # only on a completion request, like the vault reader
@@ -70,3 +91,4 @@ def _items(find: Callable[[click.Context, str], list[str]], ctx: click.Context,
 SCOPE = ScopeType()
 KEY = KeyNameType()
 PREFIX = PrefixType()
+VERSION = VersionType()

@@ -11,8 +11,7 @@ import click
 from sprongus.domain.errors import ConfirmationRequired, ValidationError
 from sprongus.domain.scope import Scope
 from sprongus.entrypoints.cli.output import describe, emit_json, format_meta, info, table
-from sprongus.entrypoints.cli.params import KEY, PREFIX, SCOPE
-from sprongus.entrypoints.cli.secrets_history import VERSION
+from sprongus.entrypoints.cli.params import KEY, PREFIX, SCOPE, VERSION
 from sprongus.entrypoints.cli.state import CliState, pass_state, remote_option
 from sprongus.entrypoints.cli.values import parse_meta, read_value
 

@@ -3,42 +3,17 @@ and `unset --purge` live with their commands in secrets_basic.py."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
-from sprongus.domain.errors import ValidationError
 from sprongus.entrypoints.cli.output import emit_json, info, table
-from sprongus.entrypoints.cli.params import KEY, SCOPE
+from sprongus.entrypoints.cli.params import KEY, SCOPE, VERSION
 from sprongus.entrypoints.cli.state import CliState, LocalCommand, pass_state, remote_option
 
 if TYPE_CHECKING:
     from sprongus.domain.history import History
     from sprongus.domain.scope import Scope
-
-MAX_VERSION = 2**31 - 1  # domain/history.py's MAX_VERSION_NUMBER, without loading the domain for --help
-VERSION_RULE = f"must be an integer between 1 and {MAX_VERSION}"
-
-
-class VersionType(click.ParamType[int]):
-    """A version number. Click's IntRange would repeat the text given in its error; this names the rule only."""
-
-    name = "n"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            number = value
-        elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
-            number = int(value)
-        else:
-            raise ValidationError("version", VERSION_RULE)
-        if not 1 <= number <= MAX_VERSION:
-            raise ValidationError("version", VERSION_RULE)
-        return number
-
-
-VERSION = VersionType()
-
 
 @remote_option
 @click.command("history")
