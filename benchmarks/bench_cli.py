@@ -42,16 +42,16 @@ Round 4 (2026-12-07, later; same method, before (c155305) -> after): --help 267.
 570.7, get --reveal 662.0 -> 577.0 Minstr (over python: a masked get 569 -> 482, -15%). Cold starts of the two trees
 alternated, 60 of each, twice (python -c pass 42-44 ms, a slow machine): the masked get's CPU (user + sys, mean)
 254 -> 223 and 257 -> 233 ms, its median wall time 261 -> 229 and 250 -> 237 ms; this script's own run the same
-hour: +80, +179, +188 ms, all MISS (the machine's speed swings more than the change). What changed, by
-instructions: the peewee models bind to their database on first use (~15 M: binding deep-copies every field, and
-a get uses three of the ten models); the API's credential stores (tokens, trusts, replayed JWTs, Idempotency-Keys)
-are built by Storage.credentials() on first call, so a get loads neither their adapters nor their ports and records
-(~27 M); the rarer use cases' answers moved to domain/reports.py and the version rules to domain/version_rules.py,
-apart from history's records (~23 M); concurrent.futures loads when a pool first runs (~6 M); the walk of the
-audit trail and its report load with `audit verify` (~8 M); the history commands load when named; 17 dataclasses
-got a docstring, which spares dataclasses an inspect.signature() per class to write one (~6 M). What is left is
-mostly imports every get needs (click, peewee, cryptography, dependency-injector; `import click` alone is ~100 M)
-and 27 dataclasses, ~3-4 M each.
+hour: +80, +179, +188 ms, all MISS (the machine's speed swings more than the change). What changed, by instructions:
+the peewee models bind to their database on first use (~15 M: binding deep-copies every field, and a get uses three
+of the ten models); the API's stores (tokens, trusts, replayed JWTs, Idempotency-Keys) are built by
+Storage.api_stores() on first call, so a get loads neither their adapters nor their ports and records (~27 M); the
+rarer use cases' answers moved to domain/reports.py (a page and a write's result to records.py) and the version
+rules to domain/names.py, apart from history's records (~23 M); concurrent.futures loads when a pool first runs
+(~6 M); the walk of the audit trail and its report load with `audit verify` (~8 M); the history commands load when
+named; 17 dataclasses got a docstring, which spares dataclasses an inspect.signature() per class to write one
+(~6 M). What is left is mostly imports every get needs (click, peewee, cryptography, dependency-injector; `import
+click` alone is ~100 M) and 27 dataclasses, ~3-4 M each.
 
 Where the time went, and what changed. `-X importtime` undercounts here: peewee and dependency_injector.containers
 are loaded through importlib.import_module, which it does not report; in-process timers and A/B runs give these.

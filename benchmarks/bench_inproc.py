@@ -14,6 +14,13 @@ an older commit: `git archive <rev> src | tar -x -C /tmp/old`), alternating, and
 floor. Measured 2026-12-06 (the machine at less than half its afternoon speed), minimum of six alternating runs,
 the session's starting code (936f816) / the fast lane and one-append write audit: masked 0.688 / 0.596 ms,
 reveal 1.263 / 1.106, write 1.646 / 1.468; bare Flask 0.223-0.235. Always exits 0: a measurement, not a test.
+
+`--postgres`: bench_peers' production shape instead (a fresh database served as the RLS app role, limits in Redis),
+timed by the wall clock, since there a request mostly waits for the database. 2026-12-07, two alternating runs of
+each (`--requests 1000 --rounds 4`), before / after a single secret's read became one message (the caller's
+settings and the SELECT, UnitOfWork.current; it was BEGIN with the settings, the SELECT, COMMIT): masked 1.381 and
+1.307 / 1.125 and 1.135 ms, reveal 3.147 and 2.801 / 2.697 and 2.866 ms, write 4.172 and 3.843 / 4.320 and 4.098
+(unchanged: not this path); bare Flask 0.225-0.235.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +40,21 @@ import bench_api
 import bench_peers
 
 
-def app_ops(home: Path) -> dict[str, Callable[[], Any]]:
-    settings = {"SPRONGUS_ENV": "dev", "SPRONGUS_HOME": str(home), "SPRONGUS_KEY_PROVIDER": "file",
-                **bench_peers.ROOMY}
-    token = bench_peers.create_token(settings, home)
-    bench_peers.seed(settings, home)
+def app_ops(home: Path, stack: ExitStack | None = None) -> dict[str, Callable[[], Any]]:
+    """The embedded vault; with `stack`, bench_peers' production shape on Postgres instead (a fresh database served
+    as the RLS app role, limits in Redis), entered on it."""
+    settings: dict[str, str] = {"SPRONGUS_ENV": "dev", "SPRONGUS_HOME": str(home), "SPRONGUS_KEY_PROVIDER": "file",
+                                **bench_peers.ROOMY}
+    maintenance = settings
+    if stack is not None:
+        prepared = bench_peers.prod_postgres(stack, home)
+        if isinstance(prepared, str):
+            raise SystemExit(f"bench_inproc: Postgres {prepared}")
+        db, shape = prepared
+        settings = {**shape, "SPRONGUS_DATABASE_URL": db.app_url}
+        maintenance = {**shape, "SPRONGUS_DATABASE_URL": db.maintenance_url}
+    token = bench_peers.create_token(maintenance, home)
+    bench_peers.seed(maintenance, home)
     os.environ.update(bench_api.clean_env(settings))
     from sprongus.entrypoints.api.app import create_app
 
@@ -50,7 +68,8 @@ def app_ops(home: Path) -> dict[str, Callable[[], Any]]:
             "bare Flask": lambda: bare.get("/ping")}
 
 
-def measure(ops: dict[str, Callable[[], Any]], requests: int, rounds: int) -> dict[str, list[float]]:
+def measure(ops: dict[str, Callable[[], Any]], requests: int, rounds: int,
+            clock: Callable[[], float] = time.process_time) -> dict[str, list[float]]:
     for name, op in ops.items():
         answer = op()
         if answer.status_code >= 300:
@@ -60,10 +79,10 @@ def measure(ops: dict[str, Callable[[], Any]], requests: int, rounds: int) -> di
         for name, op in ops.items():
             for _ in range(requests // 10):  # warm
                 op()
-            started = time.process_time()
+            started = clock()
             for _ in range(requests):
                 op()
-            samples[name].append((time.process_time() - started) / requests * 1000)
+            samples[name].append((clock() - started) / requests * 1000)
     return samples
 
 
@@ -71,14 +90,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="requests per op and round (default 2000)")
     parser.add_argument("--rounds", type=int, default=6, help="rounds; the table shows each op's minimum (default 6)")
+    parser.add_argument("--postgres", action="store_true",
+                        help="the production shape on Postgres, timed by the wall clock: a request's wait for the "
+                             "database (its round trips, the server's own work) is most of what it costs")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as home:
-        samples = measure(app_ops(Path(home)), args.requests, args.rounds)
+    clock, what = (time.perf_counter, "Wall time") if args.postgres else (time.process_time, "CPU")
+    with tempfile.TemporaryDirectory() as home, ExitStack() as stack:
+        samples = measure(app_ops(Path(home), stack if args.postgres else None), args.requests, args.rounds, clock)
     import sprongus
 
     floor = min(samples["bare Flask"])
-    print(f"CPU per request in the app, Flask test client, one thread; minimum of {args.rounds} rounds of "
-          f"{args.requests}")
+    print(f"{what} per request in the app{' (Postgres, app role)' if args.postgres else ''}, Flask test client, one "
+          f"thread; minimum of {args.rounds} rounds of {args.requests}")
     print(f"Python {platform.python_version()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "
           f"sprongus from {Path(sprongus.__file__).parent}")
     print(f"{'op':12s} {'min ms':>8s} {'median ms':>10s} {'x bare Flask':>13s}")

@@ -123,6 +123,20 @@ def test_records_round_trip_every_field_exactly(uow: UnitOfWork, caller: Princip
     assert got_plain is not None and got_plain.last_rotated_at is None and got_plain.hmac is None
 
 
+@pytest.mark.parametrize("scope", [ALICE, P1, SYSTEM], ids=str)
+def test_current_reads_what_a_readonly_transaction_reads(uow: UnitOfWork, caller: Principal, scope: Scope) -> None:
+    """UnitOfWork.current: one round trip where an engine can (Postgres), the same answer everywhere."""
+    rich = rec(scope, "notion.api_token", 7, hmac="h1:q83vEjRWeJA=", meta={"text": "ünïcödé €"},
+               ciphertext=bytes(range(256)))
+    put(uow, caller, rich, rec(scope, "gone"))
+    with uow.transaction(caller) as repo:
+        assert repo.mark_deleted(scope, "gone", T0)
+    assert uow.current(caller, scope, "notion.api_token") == rich
+    assert uow.current(caller, scope, "gone") is None  # soft-deleted: not found, like get
+    assert uow.current(caller, scope, "absent") is None
+    assert uow.current(caller, BOB if scope != BOB else ALICE, "notion.api_token") is None  # another place
+
+
 def test_insert_then_compare_and_set_update(uow: UnitOfWork, caller: Principal) -> None:
     put(uow, caller, rec(ALICE, "k"))
     v2 = rec(ALICE, "k", 2, meta={"env": "prod"}, last_rotated_at=T0 + timedelta(hours=1))

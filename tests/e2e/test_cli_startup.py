@@ -76,7 +76,7 @@ OTHER_USE_CASES = {"sprongus.service." + name for name in ("transfer", "rotation
                                                             "bundles", "import_plan", "audit_reading")}
 
 
-# What the API and the rarer commands need, loaded when first used: the API's credential stores (Storage.credentials),
+# What the API and the rarer commands need, loaded when first used: the API's stores (Storage.api_stores),
 # the rarer use cases' answers (domain/reports.py), history's records, the trail's walk, the history commands and a
 # thread pool.
 NOT_FOR_A_GET = {"sprongus.domain.reports", "sprongus.domain.history", "sprongus.domain.api_token",
@@ -90,7 +90,6 @@ NOT_FOR_A_GET = {"sprongus.domain.reports", "sprongus.domain.history", "sprongus
 def test_a_get_loads_only_the_secrets_use_case(home: Path, args: list[str]) -> None:
     modules = _modules(args, home)
     assert "sprongus.service.local_api" in modules
-    assert "sprongus.domain.version_rules" in modules  # the everyday rules, apart from history's records
     assert not modules & OTHER_USE_CASES
     assert not modules & NOT_FOR_A_GET
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from sprongus.domain.names import DEFAULT_MAX_VERSIONS
 from sprongus.domain.records import AuditAction
-from sprongus.domain.version_rules import DEFAULT_MAX_VERSIONS
 from tests.integration.stack import ROOT, clean_environ, environment, new_key, owner, sqlite_url, stack
 from tests.pg import PgDatabase
 

@@ -19,9 +19,8 @@ from sprongus.adapters.problem_types import TYPE_PREFIX, error_from_problem
 from sprongus.domain.errors import ConfigError, RemoteUnavailable, ValidationError
 from sprongus.domain.history import History, VersionInfo
 from sprongus.domain.import_item import ImportItem
-from sprongus.domain.records import SecretView
+from sprongus.domain.records import Page, SecretView, SetResult
 from sprongus.domain.reports import BatchReveal, ExportResult, ImportReport, RevealedSecret, RotationReport
-from sprongus.domain.results import Page, SetResult
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
 from sprongus.ports.progress import Progress

@@ -124,6 +124,10 @@ class InMemoryUnitOfWork:
     def transaction(self, caller: Principal, readonly: bool = False) -> _Transaction:
         return _Transaction(self.repository, self._lock)
 
+    def current(self, caller: Principal, scope: Scope, key: str) -> SecretRecord | None:
+        with self.transaction(caller, readonly=True) as repo:
+            return repo.get(scope, key)
+
     def count_by_master_key(self, caller: Principal) -> dict[str, int]:
         counts: dict[str, int] = {}
         with self._lock:

@@ -6,14 +6,14 @@ from sprongus.adapters.memory import InMemoryAuditSink, InMemoryUnitOfWork
 from sprongus.adapters.memory_identity import InMemoryJwtReplayStore, InMemoryTrustStore
 from sprongus.adapters.memory_tokens import InMemoryApiTokenStore, InMemoryIdempotencyStore, InMemoryRevealTokenStore
 from sprongus.adapters.memory_vault_keys import InMemoryVaultKeyStore
-from sprongus.ports.storage import CredentialStores, Storage
+from sprongus.ports.storage import ApiStores, Storage
 
 
 def memory_storage() -> Storage:
     uow = InMemoryUnitOfWork()
     audit = InMemoryAuditSink()
-    credentials = CredentialStores(api_tokens=InMemoryApiTokenStore(), reveal_tokens=InMemoryRevealTokenStore(),
-                                   idempotency=InMemoryIdempotencyStore(), trusts=InMemoryTrustStore(),
-                                   jwt_replay=InMemoryJwtReplayStore())
+    stores = ApiStores(api_tokens=InMemoryApiTokenStore(), reveal_tokens=InMemoryRevealTokenStore(),
+                       idempotency=InMemoryIdempotencyStore(), trusts=InMemoryTrustStore(),
+                       jwt_replay=InMemoryJwtReplayStore())
     return Storage(uow=uow, audit=audit, audit_trail=audit, vault_keys=InMemoryVaultKeyStore(uow),
-                   credentials=lambda: credentials)
+                   api_stores=lambda: stores)

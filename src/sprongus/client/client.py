@@ -20,10 +20,9 @@ from sprongus.client.transport import Answer, Http, HttpFailure, checked_base
 from sprongus.domain.errors import ConfigError, RemoteUnavailable, StepUpRequired, ValidationError
 from sprongus.domain.history import History
 from sprongus.domain.meta import validate_meta
-from sprongus.domain.names import validate_key_name, validate_prefix
+from sprongus.domain.names import validate_key_name, validate_prefix, validate_version
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
-from sprongus.domain.version_rules import validate_version
 
 MAX_BATCH = 1000  # keys per POST /v1/secrets:reveal: the API refuses more
 PAGE = 500  # records per listing request: the API's largest page

@@ -1,5 +1,5 @@
 """What `secrets history` shows: no values, only numbers, times and authors (the rules of keeping versions are in
-domain/version_rules.py)."""
+domain/names.py)."""
 
 from __future__ import annotations
 

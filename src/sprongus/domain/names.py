@@ -1,8 +1,10 @@
-"""Key names and key-name prefixes (docs/design.md#names-and-limits). Key names are not secret and may be logged."""
+"""Key names, key-name prefixes and version numbers, and how many versions are kept (docs/design.md#names-and-limits).
+Key names are not secret and may be logged."""
 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from sprongus.domain.errors import ValidationError
 
@@ -29,3 +31,20 @@ def validate_prefix(prefix: object, field: str = "prefix") -> str:
     if not isinstance(prefix, str) or len(prefix) > MAX_KEY_NAME or not _PREFIX.fullmatch(prefix):
         raise ValidationError(field, PREFIX_RULE)
     return prefix
+
+
+DEFAULT_MAX_VERSIONS = 10
+MAX_MAX_VERSIONS = 1000
+DEFAULT_DELETE_RETENTION = timedelta(days=30)
+MAX_VERSION_NUMBER = 2**31 - 1  # the column is a 32-bit INTEGER on both dialects
+
+
+def validate_version(value: object, field: str = "version") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_VERSION_NUMBER:
+        raise ValidationError(field, f"must be an integer between 1 and {MAX_VERSION_NUMBER}")
+    return value
+
+
+def oldest_kept(latest: int, max_versions: int) -> int:
+    """The lowest version number a secret keeps once `latest` is written: `max_versions` of them, current included."""
+    return max(1, latest - max_versions + 1)

@@ -148,3 +148,19 @@ class AuditEvent:
     request_id: str | None = None
     client_address: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a listing, and the cursor of the next (None on the last page)."""
+
+    items: list[SecretView]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SetResult:
+    """What a write stored, and whether it created the secret."""
+
+    view: SecretView
+    created: bool

@@ -24,7 +24,7 @@ NAME_RULE = "1-64 chars of a-z, 0-9, '.', '_', '-', starting with a letter or di
 
 @dataclass(frozen=True, slots=True)
 class Trust:
-    """One OIDC issuer trusted to exchange its JWTs for API tokens, and the rules a JWT must meet."""
+    """A named rule under which one OIDC issuer's JWTs are exchanged for API tokens: what a JWT must meet."""
 
     name: str
     issuer: str

@@ -45,7 +45,7 @@ from sprongus.service.vault_keys import KeySource, VaultKeys
 if TYPE_CHECKING:  # loaded by the providers that need them: a local command builds few of them
     from sprongus.entrypoints.kms import KmsOptions
     from sprongus.ports.identity import JwtVerifier
-    from sprongus.ports.storage import CredentialStores
+    from sprongus.ports.storage import ApiStores
     from sprongus.ports.tokens import ApiTokenStore
     from sprongus.service.audit_reading import AuditReader
     from sprongus.service.batch_reveal import BatchRevealOps
@@ -159,14 +159,14 @@ def _jwt_verifier(clock: Any, allow_http: bool) -> JwtVerifier:
     return PyJwtVerifier(clock, allow_http)
 
 
-def _api_token_store(credentials: CredentialStores, cache_ttl: float) -> ApiTokenStore:
+def _api_token_store(stores: ApiStores, cache_ttl: float) -> ApiTokenStore:
     """Verified tokens kept `cache_ttl` seconds per process (adapters/token_cache.py): the bound on how long a
     revocation made elsewhere takes to reach this process. 0: every request asks the store."""
     if cache_ttl <= 0:
-        return credentials.api_tokens
+        return stores.api_tokens
     from sprongus.adapters.token_cache import CachingApiTokenStore
 
-    return CachingApiTokenStore(credentials.api_tokens, cache_ttl)
+    return CachingApiTokenStore(stores.api_tokens, cache_ttl)
 
 
 def _service(path: str) -> Deferred:
@@ -205,12 +205,12 @@ class Container(containers.DeclarativeContainer):
     unit_of_work = providers.Callable(operator.attrgetter("uow"), storage)
     audit_sink = providers.Callable(operator.attrgetter("audit"), storage)
     audit_trail = providers.Callable(operator.attrgetter("audit_trail"), storage)
-    credential_stores = providers.Callable(operator.methodcaller("credentials"), storage)
-    api_token_store = providers.Singleton(_api_token_store, credential_stores, config.api.token_cache_ttl)
-    reveal_token_store = providers.Callable(operator.attrgetter("reveal_tokens"), credential_stores)
-    idempotency_store = providers.Callable(operator.attrgetter("idempotency"), credential_stores)
-    trust_store = providers.Callable(operator.attrgetter("trusts"), credential_stores)
-    jwt_replay_store = providers.Callable(operator.attrgetter("jwt_replay"), credential_stores)
+    api_stores = providers.Callable(operator.methodcaller("api_stores"), storage)
+    api_token_store = providers.Singleton(_api_token_store, api_stores, config.api.token_cache_ttl)
+    reveal_token_store = providers.Callable(operator.attrgetter("reveal_tokens"), api_stores)
+    idempotency_store = providers.Callable(operator.attrgetter("idempotency"), api_stores)
+    trust_store = providers.Callable(operator.attrgetter("trusts"), api_stores)
+    jwt_replay_store = providers.Callable(operator.attrgetter("jwt_replay"), api_stores)
 
     rate_limiter = providers.Selector(
         config.rate_limit.backend,

@@ -100,6 +100,10 @@ class UnitOfWork(Protocol):
         """`readonly` lets an engine skip write locks; writing inside one is a programming error."""
         ...
 
+    def current(self, caller: Principal, scope: Scope, key: str) -> SecretRecord | None:
+        """`transaction(caller, readonly=True)` then `get(scope, key)`: an engine may do it in one round trip."""
+        ...
+
     def count_by_master_key(self, caller: Principal) -> dict[str, int]:
         """Current and kept versions per master key id."""
         ...

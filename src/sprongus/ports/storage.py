@@ -8,13 +8,13 @@ from sprongus.ports.audit import AuditSink, AuditTrail
 from sprongus.ports.repository import UnitOfWork
 from sprongus.ports.vault_keys import VaultKeyStore
 
-if TYPE_CHECKING:  # their modules load with the stores, on first use (Storage.credentials)
+if TYPE_CHECKING:  # their modules load with the stores, on first use (Storage.api_stores)
     from sprongus.ports.identity import JwtReplayStore, TrustStore
     from sprongus.ports.tokens import ApiTokenStore, IdempotencyStore, RevealTokenStore
 
 
 @dataclass(frozen=True)
-class CredentialStores:
+class ApiStores:
     """The API's stores: its tokens, reveal tokens, Idempotency-Keys, OIDC trusts and the JWTs already exchanged."""
 
     api_tokens: ApiTokenStore
@@ -32,7 +32,8 @@ class Storage:
     audit: AuditSink
     audit_trail: AuditTrail | None  # None where nothing persists a chain to verify (in memory)
     vault_keys: VaultKeyStore
-    # The same CredentialStores on every call, built on the first: a local command needs none of them, and their
-    # modules (with their records) cost its start-up a few milliseconds.
-    credentials: Callable[[], CredentialStores]
+    # The API's stores, built by the first call and returned by every later one: a local command needs none of
+    # them, and their modules (with their records) cost its start-up a few milliseconds. The API's container makes
+    # the first call at start-up, before any request thread could race it.
+    api_stores: Callable[[], ApiStores]
     database: Any = None  # the engine's handle (peewee BoundModels) for operator commands; None in memory

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sprongus.domain.version_rules import DEFAULT_DELETE_RETENTION, DEFAULT_MAX_VERSIONS
+from sprongus.domain.names import DEFAULT_DELETE_RETENTION, DEFAULT_MAX_VERSIONS
 from sprongus.ports import AuditTrail, Clock, UnitOfWork
 from sprongus.ports.random import RandomSource
 from sprongus.service.auditing import Auditor

@@ -6,13 +6,11 @@ from datetime import datetime
 
 from sprongus.domain.errors import Conflict, IntegrityError, NotFound, PermissionDenied
 from sprongus.domain.history import History, PurgeReport, VersionInfo
-from sprongus.domain.names import validate_key_name
+from sprongus.domain.names import validate_key_name, validate_version
 from sprongus.domain.principal import Permission, Principal, authorize
-from sprongus.domain.records import AuditAction, SecretRecord, SecretView, view_of
-from sprongus.domain.results import SetResult
+from sprongus.domain.records import AuditAction, SecretRecord, SecretView, SetResult, view_of
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
-from sprongus.domain.version_rules import validate_version
 from sprongus.ports.repository import SecretRepository
 from sprongus.service.deps import ServiceDeps
 from sprongus.service.sealing import SealedAhead

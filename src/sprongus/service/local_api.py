@@ -14,9 +14,8 @@ if TYPE_CHECKING:
     from sprongus.domain.history import History
     from sprongus.domain.import_item import ImportItem
     from sprongus.domain.principal import Principal
-    from sprongus.domain.records import SecretView
+    from sprongus.domain.records import Page, SecretView, SetResult
     from sprongus.domain.reports import BatchReveal, ExportResult, ImportReport, RotationReport
-    from sprongus.domain.results import Page, SetResult
     from sprongus.domain.scope import Scope
     from sprongus.domain.values import SecretValue
     from sprongus.ports.progress import Progress

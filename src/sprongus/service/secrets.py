@@ -8,13 +8,11 @@ from dataclasses import replace
 
 from sprongus.domain.errors import Conflict, IntegrityError, NotFound, ReplayOutdated, ValidationError
 from sprongus.domain.meta import MetaValue, validate_meta
-from sprongus.domain.names import validate_key_name, validate_prefix
+from sprongus.domain.names import validate_key_name, validate_prefix, validate_version
 from sprongus.domain.principal import Permission, Principal, authorize
-from sprongus.domain.records import AuditAction, SecretRecord, SecretView, view_of
-from sprongus.domain.results import Page, SetResult
+from sprongus.domain.records import AuditAction, Page, SecretRecord, SecretView, SetResult, view_of
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
-from sprongus.domain.version_rules import validate_version
 from sprongus.service.deps import ServiceDeps
 from sprongus.service.sealing import SealedAhead
 from sprongus.service.versioning import audit_destroyed, store_version
@@ -144,10 +142,13 @@ class SecretOps:
             authorize(principal, scope, Permission.REVEAL if reveal else Permission.READ, key)
             if reveal:
                 self._d.throttle.principal(principal, "reveal")
-            with self._d.uow.transaction(principal, readonly=True) as repo:
-                record = repo.get(scope, key)
-                if record is not None and version is not None and version != record.version:
-                    record = repo.get_version(scope, key, version)
+            if version is None:
+                record = self._d.uow.current(principal, scope, key)
+            else:
+                with self._d.uow.transaction(principal, readonly=True) as repo:
+                    record = repo.get(scope, key)
+                    if record is not None and version != record.version:
+                        record = repo.get_version(scope, key, version)
             if record is None:
                 raise NotFound(f"secret {key} not found in {scope}" if version is None
                                else f"version {version} of secret {key} not found in {scope}")

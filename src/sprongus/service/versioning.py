@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from sprongus.domain.names import oldest_kept
 from sprongus.domain.principal import Principal
 from sprongus.domain.records import AuditAction, AuditEvent, Outcome, SecretRecord
 from sprongus.domain.scope import Scope
-from sprongus.domain.version_rules import oldest_kept
 from sprongus.ports.repository import SecretRepository
 from sprongus.service.deps import ServiceDeps
 

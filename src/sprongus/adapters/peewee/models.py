@@ -195,8 +195,9 @@ class _BoundOnFirstUse(Generic[M]):
         self._name = name
 
     def __get__(self, models: BoundModels, owner: type | None = None) -> type[M]:
-        bound: type[M] = _bind(self._model, models.db)
-        models.__dict__[self._name] = bound  # two threads racing here bind twice, to the same database: harmless
+        # Two threads may bind at once; setdefault (one step under the GIL) hands both the one stored first. Each
+        # keeping its own would break SQL: a statement naming two bindings of one model gets two table aliases.
+        bound: type[M] = models.__dict__.setdefault(self._name, _bind(self._model, models.db))
         return bound
 
 

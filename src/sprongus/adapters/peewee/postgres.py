@@ -119,10 +119,22 @@ class ServerDatabase(PooledPostgresqlDatabase):  # type: ignore[misc]
         with _exception_wrapper:
             cursor = self.cursor()
             cursor.execute(statements)
-            rows: list[Any] = cursor.fetchall() if cursor.description is not None else []
-            while cursor.nextset():  # one result per statement, in order
-                rows = cursor.fetchall() if cursor.description is not None else []
-            return rows
+            return _rows_of_last(cursor)
+
+    def idle(self) -> bool:
+        """The server holds no transaction on this thread's connection (libpq's own record: no round trip)."""
+        status: int = self.connection().info.transaction_status
+        return status == psycopg.pq.TransactionStatus.IDLE
+
+    def bound_rows_of_last(self, statements: str, params: tuple[Any, ...]) -> list[Any]:
+        """Send several statements in one message with their `%s` values bound by the driver (psycopg's client-side
+        binding: the server's quoting rules, for the connection's encoding); the rows of the last one. Outside a
+        transaction the message is one implicit transaction of its own: `set_config(..., true)` in it reaches the
+        statements after it and ends with it, and an error rolls the whole of it back."""
+        with _exception_wrapper:
+            cursor = psycopg.ClientCursor(self.connection())
+            cursor.execute(statements, params)
+            return _rows_of_last(cursor)
 
     @property
     def begun_rows(self) -> list[Any]:
@@ -187,6 +199,14 @@ class ServerDatabase(PooledPostgresqlDatabase):  # type: ignore[misc]
             return _readable(conn.fileno())
         except (OSError, ValueError):
             return True
+
+
+def _rows_of_last(cursor: Any) -> list[Any]:
+    """A message of several statements has one result per statement, in order: the last one's rows."""
+    rows: list[Any] = cursor.fetchall() if cursor.description is not None else []
+    while cursor.nextset():
+        rows = cursor.fetchall() if cursor.description is not None else []
+    return rows
 
 
 def _readable(fd: int) -> bool:

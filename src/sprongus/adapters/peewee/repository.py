@@ -11,7 +11,7 @@ import peewee
 
 from sprongus.adapters.peewee.db import storage_errors
 from sprongus.adapters.peewee.dialect import dialect_of
-from sprongus.adapters.peewee.models import BoundModels, SecretKV
+from sprongus.adapters.peewee.models import BoundModels
 from sprongus.adapters.peewee.versions import SECRET_COLUMNS, VersionStatements
 from sprongus.domain.errors import Conflict, IntegrityError, ValidationError
 from sprongus.domain.principal import Principal
@@ -47,7 +47,7 @@ class PeeweeSecretRepository(VersionStatements):
     cost more than the database work itself. Values still go through the models' dialect-aware fields."""
 
     def __init__(self, models: BoundModels, lock_rows: bool = False) -> None:
-        self._models = models
+        self._m = models.secret
         self._db = models.db
         p = self._db.param
         cols = ", ".join(COLUMNS)
@@ -71,10 +71,6 @@ class PeeweeSecretRepository(VersionStatements):
         self._time = self._m._meta.fields["deleted_at"].db_value
         self._version_sql()
 
-    @property
-    def _m(self) -> type[SecretKV]:  # bound on first use (models.py)
-        return self._models.secret
-
     def _place(self, scope: Scope) -> tuple[str, list[Any]]:
         p = self._db.param
         if scope.owner_id is None:
@@ -82,14 +78,18 @@ class PeeweeSecretRepository(VersionStatements):
         return f"owner_type = {p} AND owner_id = {p}", [scope.owner_type.value, scope.owner_id]
 
     def get(self, scope: Scope, key: str) -> SecretRecord | None:
+        row = self._db.execute_sql(*self.get_statement(scope, key)).fetchone()  # type: ignore[no-untyped-call]
+        return None if row is None else self.record(row, scope)
+
+    def get_statement(self, scope: Scope, key: str) -> tuple[str, list[Any]]:
+        """`get`'s SELECT and its parameters: UnitOfWork.current sends it in one message with the caller."""
         params = [scope.owner_type.value, *([scope.owner_id] if scope.owner_id is not None else []), key]
-        row = self._db.execute_sql(self._get[scope.owner_id is not None], params).fetchone()  # type: ignore[no-untyped-call]
-        return None if row is None else self._record(row, scope)
+        return self._get[scope.owner_id is not None], params
 
     def get_any(self, scope: Scope, key: str) -> SecretRecord | None:
         params = [scope.owner_type.value, *([scope.owner_id] if scope.owner_id is not None else []), key]
         row = self._db.execute_sql(self._get_any[scope.owner_id is not None], params).fetchone()  # type: ignore[no-untyped-call]
-        return None if row is None else self._record(row, scope)
+        return None if row is None else self.record(row, scope)
 
     def get_many(self, scope: Scope, keys: list[str]) -> list[SecretRecord]:
         names = sorted(set(keys))
@@ -149,7 +149,7 @@ class PeeweeSecretRepository(VersionStatements):
 
     def _query(self, sql: str, params: list[Any], place: Scope | None = None) -> list[SecretRecord]:
         rows = self._db.execute_sql(sql, params).fetchall()  # type: ignore[no-untyped-call]
-        return [self._record(row, place) for row in rows]
+        return [self.record(row, place) for row in rows]
 
     def _values(self, record: SecretRecord) -> list[Any]:
         raw = {"id": record.id, "owner_type": record.scope.owner_type.value, "owner_id": record.scope.owner_id,
@@ -160,7 +160,7 @@ class PeeweeSecretRepository(VersionStatements):
                "checksum": record.checksum, "deleted_at": record.deleted_at, "version_by": record.version_by}
         return [field.db_value(raw[field.name]) for field in self._fields]
 
-    def _record(self, row: tuple[Any, ...], place: Scope | None) -> SecretRecord:
+    def record(self, row: tuple[Any, ...], place: Scope | None) -> SecretRecord:
         """Decode column by column. A corrupt column (broken base64, a bad timestamp, meta that is no object)
         marks this one record as damaged instead of raising: one bad row used to fail a whole listing, stop
         `verify` before the rows after it (hiding their tampering) and make a reveal an "unexpected" error."""
@@ -214,6 +214,12 @@ class PeeweeUnitOfWork:
     def _begin(self, caller: Principal, readonly: bool) -> Iterator[PeeweeSecretRepository]:
         with self._dialect.caller_transaction(self.db, caller, readonly):
             yield self._repo if readonly else self._writer_repo
+
+    def current(self, caller: Principal, scope: Scope, key: str) -> SecretRecord | None:
+        """transaction(readonly) then get, where a dialect can in one round trip (dialect.py caller_read)."""
+        with storage_errors():
+            row = self._dialect.caller_read(self.db, caller, *self._repo.get_statement(scope, key))
+            return None if row is None else self._repo.record(row, scope)
 
     def count_by_master_key(self, caller: Principal) -> dict[str, int]:
         m = self.models.secret

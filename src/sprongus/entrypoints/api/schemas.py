@@ -8,10 +8,10 @@ from typing import Any
 
 from marshmallow import Schema, fields, post_dump, pre_dump, validate
 
+from sprongus.domain.names import MAX_VERSION_NUMBER
 from sprongus.domain.records import SecretView
 from sprongus.domain.times import utc_iso, utc_iso_or_none
 from sprongus.domain.values import MASK
-from sprongus.domain.version_rules import MAX_VERSION_NUMBER
 
 OWNER_TYPES = ["user", "project", "system"]
 OWNER_ID_PATTERN = r"^(-|[A-Za-z0-9][A-Za-z0-9._@-]{0,127})$"  # `-`: the system scope, in URLs

@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from sprongus.domain.errors import ValidationError
-from sprongus.domain.names import KEY_NAME_WORDS, validate_key_name, validate_prefix
+from sprongus.domain.names import KEY_NAME_WORDS, MAX_VERSION_NUMBER, validate_key_name, validate_prefix
 from sprongus.domain.scope import Scope, suggest_scope
-from sprongus.domain.version_rules import MAX_VERSION_NUMBER
 from sprongus.entrypoints.cli.completion import key_candidates, prefix_candidates, scope_candidates
 
 if TYPE_CHECKING:
