@@ -17,10 +17,10 @@ reveal 1.263 / 1.106, write 1.646 / 1.468; bare Flask 0.223-0.235. Always exits 
 
 `--postgres`: bench_peers' production shape instead (a fresh database served as the RLS app role, limits in Redis),
 timed by the wall clock, since there a request mostly waits for the database. 2026-12-07, two alternating runs of
-each (`--requests 1000 --rounds 4`), before / after a single secret's read became one message (the caller's
-settings and the SELECT, UnitOfWork.current; it was BEGIN with the settings, the SELECT, COMMIT): masked 1.381 and
-1.307 / 1.125 and 1.135 ms, reveal 3.147 and 2.801 / 2.697 and 2.866 ms, write 4.172 and 3.843 / 4.320 and 4.098
-(unchanged: not this path); bare Flask 0.225-0.235.
+each (`--requests 1000 --rounds 4`), before (7f0e1ae) / after (3771b1d) a single secret's read became one message
+(READ COMMITTED READ ONLY, the caller's settings and the SELECT, UnitOfWork.current; it was BEGIN with the
+settings, the SELECT, COMMIT): masked 1.412 and 1.515 / 1.146 and 1.201 ms, reveal 3.813 and 3.698 / 3.032 and
+3.119 ms, write 5.134 and 4.783 / 4.138 and 4.420 (not this path: the spread); bare Flask 0.227-0.277.
 """
 
 from __future__ import annotations
