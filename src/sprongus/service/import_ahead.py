@@ -48,10 +48,8 @@ def seal_before(deps: ServiceDeps, principal: Principal, secrets: list[Incoming]
     sealed: SealedEarly = {}
     done, total = 0, sum(len(s.items) for s in secrets)
     for batch in batches(secrets, deps.batch_size):
-        places = [s.place for s in batch]
-        records = iter(deps.sealer.seal_many([job for place in places for job in planned[place]], deps.pool.map))
-        for place in places:
-            sealed[place] = (planned[place], [next(records) for _ in planned[place]])
+        for place, records in _sealed(deps, planned, [s.place for s in batch]).items():
+            sealed[place] = (planned[place], records)
         done += sum(len(s.items) for s in batch)
         if progress:
             progress(done, total)
@@ -73,7 +71,12 @@ def sealed_now(deps: ServiceDeps, planned: dict[Place, list[SealJob]], early: Se
         else:
             again.append(place)
     if again:
-        records = iter(deps.sealer.seal_many([job for place in again for job in planned[place]], deps.pool.map))
-        for place in again:
-            ready[place] = [next(records) for _ in planned[place]]
+        ready.update(_sealed(deps, planned, again))
     return ready
+
+
+def _sealed(deps: ServiceDeps, planned: dict[Place, list[SealJob]], places: list[Place]) -> dict[Place,
+                                                                                             list[SecretRecord]]:
+    """The planned versions of `places`, sealed in one bulk call (the KMS calls in the pool), per place in order."""
+    records = iter(deps.sealer.seal_many([job for place in places for job in planned[place]], deps.pool.map))
+    return {place: [next(records) for _ in planned[place]] for place in places}

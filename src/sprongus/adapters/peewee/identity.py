@@ -7,7 +7,7 @@ from datetime import datetime
 import peewee
 
 from sprongus.adapters.peewee.db import storage_errors
-from sprongus.adapters.peewee.models import BoundModels, JwtReplayRow, TrustRow
+from sprongus.adapters.peewee.models import BoundModels, TrustRow
 from sprongus.adapters.peewee.tokens import operators_only
 from sprongus.domain.errors import Conflict
 from sprongus.domain.principal import TokenKind
@@ -20,12 +20,8 @@ def _split(text: str) -> frozenset[str]:
 
 class PeeweeTrustStore:
     def __init__(self, models: BoundModels) -> None:
-        self._models = models
+        self._m = models.trust
         self._db = models.db
-
-    @property
-    def _m(self) -> type[TrustRow]:  # bound on first use (models.py)
-        return self._models.trust
 
     def add(self, trust: Trust) -> None:
         with storage_errors(), operators_only("oidc_trust", "add or remove trusts", "auth trust"):
@@ -70,12 +66,8 @@ def _trust(row: TrustRow) -> Trust:
 
 class PeeweeJwtReplayStore:
     def __init__(self, models: BoundModels) -> None:
-        self._models = models
+        self._m = models.jwt_replay
         self._db = models.db
-
-    @property
-    def _m(self) -> type[JwtReplayRow]:  # bound on first use (models.py)
-        return self._models.jwt_replay
 
     def claim(self, jti_hash: str, expires_at: datetime, now: datetime) -> bool:
         """The primary key decides between two workers exchanging the same JWT at once: one insert wins."""

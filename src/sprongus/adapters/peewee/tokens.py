@@ -11,7 +11,7 @@ import peewee
 
 from sprongus.adapters.peewee.db import storage_errors
 from sprongus.adapters.peewee.dialect import dialect_of
-from sprongus.adapters.peewee.models import ApiTokenRow, BoundModels, IdempotencyRow, RevealTokenRow
+from sprongus.adapters.peewee.models import ApiTokenRow, BoundModels
 from sprongus.domain.api_token import ApiToken
 from sprongus.domain.errors import PermissionDenied
 from sprongus.domain.principal import Permission, TokenKind
@@ -31,14 +31,10 @@ _TOKEN_COLUMNS = ("id", "token_hash", "subject", "scopes", "projects", "created_
 
 class PeeweeApiTokenStore:
     def __init__(self, models: BoundModels) -> None:
-        self._models = models
+        self._m = models.api_token
         self._db = models.db
         self._find = (f"SELECT {', '.join(_TOKEN_COLUMNS)} FROM api_token "  # noqa: S608 - constants only
                       f"WHERE token_hash = {self._db.param}")
-
-    @property
-    def _m(self) -> type[ApiTokenRow]:  # bound on first use (models.py)
-        return self._models.api_token
 
     def add(self, token: ApiToken) -> None:
         with storage_errors(), operators_only("api_token", "issue or revoke API tokens", "tokens"), self._db.atomic():
@@ -106,12 +102,8 @@ def _token(row: ApiTokenRow) -> ApiToken:
 
 class PeeweeRevealTokenStore:
     def __init__(self, models: BoundModels) -> None:
-        self._models = models
+        self._m = models.reveal_token
         self._db = models.db
-
-    @property
-    def _m(self) -> type[RevealTokenRow]:  # bound on first use (models.py)
-        return self._models.reveal_token
 
     def add(self, token_hash: str, grant: RevealGrant) -> None:
         with storage_errors(), self._db.atomic():
@@ -136,12 +128,8 @@ class PeeweeRevealTokenStore:
 
 class PeeweeIdempotencyStore:
     def __init__(self, models: BoundModels) -> None:
-        self._models = models
+        self._m = models.idempotency
         self._db = models.db
-
-    @property
-    def _m(self) -> type[IdempotencyRow]:  # bound on first use (models.py)
-        return self._models.idempotency
 
     def begin(self, subject: str, key: str, fingerprint: str, now: datetime) -> IdempotencyRecord | None:
         m = self._m

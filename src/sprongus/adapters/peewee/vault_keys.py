@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from sprongus.adapters.peewee.db import storage_errors
 from sprongus.adapters.peewee.dialect import dialect_of
-from sprongus.adapters.peewee.models import BoundModels, SecretKV, VaultKeyRow
+from sprongus.adapters.peewee.models import BoundModels, VaultKeyRow
 from sprongus.domain.scope import OwnerType, Scope
 from sprongus.ports.vault_keys import StoredDataKey, VaultKeyRecord
 
@@ -15,16 +15,9 @@ VAULT_KEY_LOCK_ID = 0x5350524B  # serializes master-key recording on Postgres ("
 
 class PeeweeVaultKeyStore:
     def __init__(self, models: BoundModels) -> None:
-        self._models = models
+        self._m = models.vault_key
+        self._secret = models.secret
         self._db = models.db
-
-    @property
-    def _m(self) -> type[VaultKeyRow]:  # bound on first use (models.py)
-        return self._models.vault_key
-
-    @property
-    def _secret(self) -> type[SecretKV]:  # bound on first use (models.py)
-        return self._models.secret
 
     def records(self) -> list[VaultKeyRecord]:
         with storage_errors():

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from sprongus.domain.errors import ValidationError
-from sprongus.domain.names import KEY_NAME_WORDS, MAX_VERSION_NUMBER, validate_key_name, validate_prefix
+from sprongus.domain.names import KEY_NAME_WORDS, validate_key_name, validate_prefix, validate_version
 from sprongus.domain.scope import Scope, suggest_scope
 from sprongus.entrypoints.cli.completion import key_candidates, prefix_candidates, scope_candidates
 
@@ -57,24 +57,15 @@ class PrefixType(click.ParamType[str]):
         return _items(prefix_candidates, ctx, incomplete)
 
 
-VERSION_RULE = f"must be an integer between 1 and {MAX_VERSION_NUMBER}"
-
-
 class VersionType(click.ParamType[int]):
     """A version number. Click's IntRange would repeat the text given in its error; this names the rule only."""
 
     name = "n"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            number = value
-        elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
-            number = int(value)
-        else:
-            raise ValidationError("version", VERSION_RULE)
-        if not 1 <= number <= MAX_VERSION_NUMBER:
-            raise ValidationError("version", VERSION_RULE)
-        return number
+        if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
+            value = int(value)
+        return validate_version(value)  # anything else (a sign, a letter, out of range) breaks the domain's rule
 
 
 def _items(find: Callable[[click.Context, str], list[str]], ctx: click.Context,
