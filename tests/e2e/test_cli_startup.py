@@ -58,7 +58,8 @@ def test_local_get_loads_no_web_framework_cloud_sdk_or_postgres_driver(home: Pat
     loaded = _loaded(args, home)
     assert "peewee" in loaded  # the probe really ran the command against the SQLite vault
     assert not loaded & (NEVER | {"psycopg", "psycopg2", "limits", "keyring", "werkzeug", "pydantic_settings", "yaml",
-                                  "pydantic", "asyncio"})  # dependency-injector's asyncio is deferred (lean_imports)
+                                  "pydantic", "asyncio",  # dependency-injector's asyncio is deferred (lean_imports)
+                                  "socket", "calendar"})  # and peewee's socket and calendar
     # The vault is current: its schema is checked with one SELECT, without playhouse's migration runner.
     assert "playhouse" not in loaded
 
@@ -77,11 +78,12 @@ OTHER_USE_CASES = {"sprongus.service." + name for name in ("transfer", "rotation
 
 
 # What the API and the rarer commands need, loaded when first used: the API's stores (Storage.api_stores),
-# the rarer use cases' answers (domain/reports.py), history's records, the trail's walk, the history commands and a
-# thread pool.
+# the rarer use cases' answers (domain/reports.py, `keys status`'s too), history's records, the trail's events as
+# readers get them and its walk, an import's seal jobs, the history commands and a thread pool.
 NOT_FOR_A_GET = {"sprongus.domain.reports", "sprongus.domain.history", "sprongus.domain.api_token",
                  "sprongus.domain.trust", "sprongus.ports.tokens", "sprongus.ports.identity",
                  "sprongus.adapters.peewee.tokens", "sprongus.adapters.peewee.identity", "sprongus.domain.audit_verify",
+                 "sprongus.domain.audit_rows", "sprongus.domain.import_item",
                  "sprongus.entrypoints.cli.secrets_history", "concurrent.futures"}
 
 
@@ -108,6 +110,8 @@ def test_another_command_loads_its_use_case_when_it_runs(home: Path, args: list[
 
 @pytest.mark.parametrize(("args", "module"), [(["tokens", "list"], "sprongus.adapters.peewee.tokens"),
                                               (["audit", "verify"], "sprongus.domain.audit_verify"),
+                                              (["audit", "list"], "sprongus.domain.audit_rows"),
+                                              (["keys", "status"], "sprongus.domain.reports"),
                                               (["secrets", "history", "project:p1", "k"],
                                                "sprongus.entrypoints.cli.secrets_history")])
 def test_a_command_that_needs_a_deferred_module_loads_it(home: Path, args: list[str], module: str) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from sprongus.adapters.peewee.audit import AUDIT_LOCK_ID
 from sprongus.adapters.peewee.dialect import dialect_of
-from sprongus.domain.audit_log import AuditFilter
+from sprongus.domain.audit_rows import AuditFilter
 from sprongus.domain.errors import AuditUnavailable, StorageUnavailable
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue

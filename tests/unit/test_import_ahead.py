@@ -8,12 +8,12 @@ from dataclasses import replace
 
 from sprongus.adapters.random_os import OsRandomSource
 from sprongus.domain.errors import IntegrityError
-from sprongus.domain.import_item import ImportItem
+from sprongus.domain.import_item import ImportItem, SealJob
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
 from sprongus.service.import_ahead import seal_before, sealed_now
 from sprongus.service.import_plan import Incoming
-from sprongus.service.sealing import Sealer, SealJob
+from sprongus.service.sealing import Sealer
 from tests.harness import CANARY, Harness, make_harness, owner
 from tests.unit.test_seal_ahead import CheckedKey
 

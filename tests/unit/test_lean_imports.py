@@ -1,4 +1,5 @@
-"""The CLI's lean imports: dependency-injector loads without asyncio, and nothing is broken for whoever needs it.
+"""The CLI's lean imports: dependency-injector loads without asyncio, peewee without socket and calendar, and nothing
+is broken for whoever needs them.
 
 Each check runs in a fresh interpreter: the test process has asyncio and dependency-injector loaded already.
 """
@@ -48,6 +49,34 @@ print("ok")
 
 def test_dependency_injector_loads_without_asyncio_and_async_providers_still_work() -> None:
     done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+PEEWEE_PROBE = """
+import datetime, sys
+from sprongus.entrypoints.lean_imports import local_command
+
+with local_command(postgres=False):
+    import peewee
+    assert "socket" not in sys.modules and "calendar" not in sys.modules, "peewee loaded them"
+assert "socket" not in sys.modules and "calendar" not in sys.modules, "a stand-in was left in sys.modules"
+
+# The fields that read them still work: peewee reaches the real modules through the stand-ins.
+assert peewee.IPField().db_value("10.1.2.3") == 167838211
+moment = datetime.datetime(2026, 12, 7, 6, 0, tzinfo=datetime.timezone.utc)
+assert peewee.TimestampField(utc=True).db_value(moment) == 1796623200
+import calendar, socket  # the real ones, as if nothing had happened
+
+assert socket.__spec__ is not None and callable(socket.create_connection) and calendar.isleap(2028)
+assert type(sys.modules["socket"]).__name__ == "module"
+print("ok")
+"""
+
+
+def test_peewee_loads_without_socket_and_calendar_and_its_fields_still_reach_them() -> None:
+    done = subprocess.run([sys.executable, "-c", PEEWEE_PROBE], capture_output=True, text=True, timeout=60,
+                          check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
 

@@ -13,13 +13,12 @@ from sprongus.adapters.memory_versions import InMemoryVersions
 from sprongus.domain.audit_log import (
     GENESIS,
     AuditCheckpoint,
-    AuditFilter,
-    StoredAuditEvent,
     chain_fields,
     chain_hash,
     checkpoint_due,
     storable,
 )
+from sprongus.domain.audit_rows import AuditFilter, StoredAuditEvent
 from sprongus.domain.audit_verify import AuditTrailReport, walk
 from sprongus.domain.errors import AuditUnavailable, Conflict
 from sprongus.domain.principal import Principal

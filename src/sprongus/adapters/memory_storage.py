@@ -6,7 +6,8 @@ from sprongus.adapters.memory import InMemoryAuditSink, InMemoryUnitOfWork
 from sprongus.adapters.memory_identity import InMemoryJwtReplayStore, InMemoryTrustStore
 from sprongus.adapters.memory_tokens import InMemoryApiTokenStore, InMemoryIdempotencyStore, InMemoryRevealTokenStore
 from sprongus.adapters.memory_vault_keys import InMemoryVaultKeyStore
-from sprongus.ports.storage import ApiStores, Storage
+from sprongus.ports.storage import Storage
+from sprongus.ports.tokens import ApiStores
 
 
 def memory_storage() -> Storage:

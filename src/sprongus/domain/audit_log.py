@@ -1,5 +1,5 @@
-"""The audit trail as it is stored and read back: events with their place in the hash chain, the filters readers
-use, and checkpoints of the chain head (docs/design.md#an-audit-trail-you-can-read).
+"""The audit trail's hash chain and the checkpoints of its head (docs/design.md#an-audit-trail-you-can-read); the
+events as readers get them back are in audit_rows.py.
 
 The chain alone shows an edited, deleted or reordered row, but not its newest rows cut off: it has no key. A
 checkpoint records the number of events and the head hash at one seq, MAC'd with a key derived from the vault's
@@ -55,61 +55,6 @@ def storable(value: Any) -> Any:
     if isinstance(value, list):
         return [storable(v) for v in value]
     return value
-
-
-@dataclass(frozen=True, slots=True)
-class StoredAuditEvent:
-    """One row of the trail. Names keys, never values (no event ever carried one)."""
-
-    seq: int
-    time: datetime
-    actor: str
-    action: str
-    scope: str | None
-    key_name: str | None
-    version: int | None
-    outcome: str
-    request_id: str | None
-    client_address: str | None
-    detail: dict[str, Any]
-    prev_hash: str
-    hash: str
-
-    def fields(self) -> list[Any]:
-        return chain_fields(self.time, self.actor, self.action, self.scope, self.key_name, self.version,
-                            self.outcome, self.request_id, self.client_address, self.detail)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The one JSON shape of an event: `audit list --json`, `audit export` lines and GET /v1/audit items."""
-        return {"seq": self.seq, "time": utc_iso(self.time), "actor": self.actor, "action": self.action,
-                "scope": self.scope, "keyName": self.key_name, "version": self.version, "outcome": self.outcome,
-                "requestId": self.request_id, "clientAddress": self.client_address, "detail": self.detail,
-                "prevHash": self.prev_hash, "hash": self.hash}
-
-
-@dataclass(frozen=True, slots=True)
-class AuditFilter:
-    """Which events a reader sees. `scopes` None: every scope, NULL included (the vault's owner); otherwise only
-    rows whose scope is one of these (a tenant: `system` and its projects; never NULL or `user:*`)."""
-
-    scopes: tuple[str, ...] | None = None
-    key: str | None = None
-    actor: str | None = None
-    action: str | None = None
-    since: datetime | None = None  # inclusive
-    until: datetime | None = None  # exclusive
-    key_prefix: str = ""  # a token's key prefix: only events naming a key under it
-
-    def matches(self, event: StoredAuditEvent) -> bool:
-        """The same rule the SQL adapter writes as a WHERE clause (the in-memory trail filters with it)."""
-        return ((self.scopes is None or event.scope in self.scopes)
-                and (self.key is None or event.key_name == self.key)
-                and (self.actor is None or event.actor == self.actor)
-                and (self.action is None or event.action == self.action)
-                and (self.since is None or event.time >= self.since)
-                and (self.until is None or event.time < self.until)
-                and (not self.key_prefix
-                     or (event.key_name is not None and event.key_name.startswith(self.key_prefix))))
 
 
 @dataclass(frozen=True, slots=True)

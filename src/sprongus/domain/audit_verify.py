@@ -15,9 +15,9 @@ from sprongus.domain.audit_log import (
     GENESIS,
     AuditCheckpoint,
     KeyRetired,
-    StoredAuditEvent,
     chain_hash,
 )
+from sprongus.domain.audit_rows import StoredAuditEvent
 
 # A checkpoint's MAC check: None when it holds, else what is wrong (the key is unknown, the MAC does not match).
 # It raises KeyRetired (domain/audit_log.py) when the key belongs to a key provider this vault no longer uses (the

@@ -1,14 +1,19 @@
-"""One secret to import: a value object shared by plaintext imports and opened bundles."""
+"""One secret to import: a value object shared by plaintext imports and opened bundles; and each new version an
+import seals (its secrets' versions are sealed in bulk)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sprongus.domain.errors import ValidationError
 from sprongus.domain.meta import MetaValue, validate_meta
 from sprongus.domain.names import validate_key_name
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
+
+if TYPE_CHECKING:
+    from sprongus.domain.records import SecretRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +22,19 @@ class ImportItem:
     key: str
     value: SecretValue
     meta: dict[str, MetaValue] | None = None
+
+
+@dataclass(frozen=True)
+class SealJob:
+    """One new version for Sealer.seal_many (service/sealing.py): the arguments of `seal`."""
+
+    previous: SecretRecord | None
+    scope: Scope
+    key: str
+    value: SecretValue
+    meta: dict[str, MetaValue] | None
+    after_version: int = 0
+    by: str | None = None
 
 
 def parse_items(raw: object, default_scope: Scope | None = None) -> list[ImportItem]:

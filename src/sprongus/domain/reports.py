@@ -1,5 +1,5 @@
-"""What the rarer use cases answer: batch reveals, imports, exports, rotations, verification and minted reveal
-tokens."""
+"""What the rarer use cases answer: batch reveals, imports, exports, rotations, verification, minted reveal tokens
+and the master keys' states."""
 
 from __future__ import annotations
 
@@ -71,3 +71,12 @@ class RevealTokenMinted:
 
     token: str = field(repr=False)  # a bearer credential: never in a log line or traceback
     expires_at: str = ""
+
+
+@dataclass(frozen=True)
+class KeyState:
+    """One master key as `keys status` reports it."""
+
+    key_id: str
+    state: str  # "current", "opens", "not available"
+    hmac_keys: int  # the vault's HMAC keys this master key wraps: it must stay until `keys rotate-master`

@@ -45,8 +45,7 @@ from sprongus.service.vault_keys import KeySource, VaultKeys
 if TYPE_CHECKING:  # loaded by the providers that need them: a local command builds few of them
     from sprongus.entrypoints.kms import KmsOptions
     from sprongus.ports.identity import JwtVerifier
-    from sprongus.ports.storage import ApiStores
-    from sprongus.ports.tokens import ApiTokenStore
+    from sprongus.ports.tokens import ApiStores, ApiTokenStore
     from sprongus.service.audit_reading import AuditReader
     from sprongus.service.batch_reveal import BatchRevealOps
     from sprongus.service.federation import TokenExchange, TokenSelfService

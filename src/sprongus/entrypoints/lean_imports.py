@@ -8,7 +8,9 @@ ImportError); nothing is left behind, so a later `import flask` in the same proc
 
 dependency-injector also imports asyncio (with ssl and subprocess: ~10 ms of a local `secrets get`) for three
 functions that only async providers call, and the container has none: it loads with a stand-in for asyncio that
-imports the real one when one of them is first called.
+imports the real one when one of them is first called. peewee likewise imports socket (for IPField) and calendar
+(for TimestampField), which the vault's models do not use (~15 million instructions, ~3 ms): it loads with
+stand-ins for them that import the real module on first use.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import Any
@@ -27,6 +29,8 @@ POSTGRES_DRIVERS = ("psycopg", "psycopg2")
 # when a provider returns an awaitable. Earlier 4.x releases read asyncio.coroutines at import: they get asyncio.
 DEFERRED_ASYNCIO = ("Future", "ensure_future", "gather")
 DEFERRED_SINCE = (4, 49)
+# What peewee imports at its top but reads only in fields the vault's models do not have.
+UNUSED_BY_PEEWEE = ("socket", "calendar")
 
 
 class _Unavailable:
@@ -51,21 +55,46 @@ def unavailable(names: Sequence[str]) -> Iterator[None]:
         sys.meta_path.remove(finder)
 
 
-def _real_asyncio() -> ModuleType:
-    if isinstance(sys.modules.get("asyncio"), _DeferredAsyncio):  # asked for while the stand-in is in place
-        del sys.modules["asyncio"]
-    return importlib.import_module("asyncio")
+def _real(name: str) -> ModuleType:
+    if isinstance(sys.modules.get(name), _LoadsOnUse):  # asked for while the stand-in is in place
+        del sys.modules[name]
+    return importlib.import_module(name)
+
+
+class _LoadsOnUse(ModuleType):
+    """A module's stand-in while a library that imports it loads: the first name read from it imports the real
+    module (a `from x import y` at the library's import too, which then costs what it did before). It is a plain
+    module, not a package, and its dunders are its own: the import system's probes see no spec or path."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(_real(self.__name__), name)
+
+
+@contextmanager
+def _stand_ins(stand_ins: Sequence[_LoadsOnUse]) -> Iterator[None]:
+    """Places them while the block runs, for the modules nobody has imported yet; a later import gets the real
+    module, and a library that took a stand-in reaches the real module through it."""
+    placed = [module for module in stand_ins if module.__name__ not in sys.modules]
+    sys.modules.update((module.__name__, module) for module in placed)
+    try:
+        yield
+    finally:
+        for module in placed:
+            if sys.modules.get(module.__name__) is module:
+                del sys.modules[module.__name__]
 
 
 def _deferred(name: str) -> Callable[..., Any]:
     def call(*args: Any, **kwargs: Any) -> Any:
-        return getattr(_real_asyncio(), name)(*args, **kwargs)
+        return getattr(_real("asyncio"), name)(*args, **kwargs)
 
     call.__name__ = call.__qualname__ = name
     return call
 
 
-class _DeferredAsyncio(ModuleType):
+class _DeferredAsyncio(_LoadsOnUse):
     """asyncio while dependency-injector is imported: its three names call the real asyncio, imported then; any
     other name imports it at once (a later release that takes more is slower, not broken). Not a package, so
     `from asyncio.coroutines import ...` fails and dependency-injector takes its own fallbacks (the coroutine types
@@ -75,11 +104,6 @@ class _DeferredAsyncio(ModuleType):
         super().__init__("asyncio", "stands in for asyncio while dependency-injector loads (lean_imports)")
         for name in DEFERRED_ASYNCIO:
             setattr(self, name, _deferred(name))
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):  # the import system's probes (__path__, __spec__...): a plain module has none
-            raise AttributeError(name)
-        return getattr(_real_asyncio(), name)
 
 
 def _defers_asyncio() -> bool:
@@ -93,18 +117,10 @@ def _defers_asyncio() -> bool:
     return DEFERRED_SINCE <= release < (DEFERRED_SINCE[0] + 1, 0)
 
 
-@contextmanager
-def _without_asyncio() -> Iterator[None]:
-    if "asyncio" in sys.modules or "dependency_injector.providers" in sys.modules or not _defers_asyncio():
-        yield
-        return
-    stand_in = _DeferredAsyncio()
-    sys.modules["asyncio"] = stand_in
-    try:
-        yield
-    finally:
-        if sys.modules.get("asyncio") is stand_in:  # a later `import asyncio` gets the real one
-            del sys.modules["asyncio"]
+def _without_asyncio() -> AbstractContextManager[None]:
+    if "dependency_injector.providers" in sys.modules or not _defers_asyncio():
+        return nullcontext()
+    return _stand_ins([_DeferredAsyncio()])
 
 
 @contextmanager
@@ -118,5 +134,6 @@ def local_command(postgres: bool) -> Iterator[None]:
             with _without_asyncio():
                 for module in ("dependency_injector.containers", "dependency_injector.providers"):
                     importlib.import_module(module)
-            importlib.import_module("peewee")
+            with _stand_ins([_LoadsOnUse(name) for name in UNUSED_BY_PEEWEE]):
+                importlib.import_module("peewee")
         yield

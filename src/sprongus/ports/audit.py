@@ -3,10 +3,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from sprongus.domain.audit_log import AuditCheckpoint, AuditFilter, StoredAuditEvent
+from sprongus.domain.audit_log import AuditCheckpoint
 from sprongus.domain.records import AuditEvent
 
-if TYPE_CHECKING:  # loaded with the walk of the trail, by the commands that verify it
+if TYPE_CHECKING:  # loaded by the commands that read the trail or verify it
+    from sprongus.domain.audit_rows import AuditFilter, StoredAuditEvent
     from sprongus.domain.audit_verify import AuditChainReport
 
 

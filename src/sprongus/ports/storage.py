@@ -8,20 +8,8 @@ from sprongus.ports.audit import AuditSink, AuditTrail
 from sprongus.ports.repository import UnitOfWork
 from sprongus.ports.vault_keys import VaultKeyStore
 
-if TYPE_CHECKING:  # their modules load with the stores, on first use (Storage.api_stores)
-    from sprongus.ports.identity import JwtReplayStore, TrustStore
-    from sprongus.ports.tokens import ApiTokenStore, IdempotencyStore, RevealTokenStore
-
-
-@dataclass(frozen=True)
-class ApiStores:
-    """The API's stores: its tokens, reveal tokens, Idempotency-Keys, OIDC trusts and the JWTs already exchanged."""
-
-    api_tokens: ApiTokenStore
-    reveal_tokens: RevealTokenStore
-    idempotency: IdempotencyStore
-    trusts: TrustStore
-    jwt_replay: JwtReplayStore
+if TYPE_CHECKING:  # loaded with the API's stores, on first use (Storage.api_stores)
+    from sprongus.ports.tokens import ApiStores
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sprongus.domain.api_token import ApiToken
+
+if TYPE_CHECKING:
+    from sprongus.ports.identity import JwtReplayStore, TrustStore
 
 
 class ApiTokenStore(Protocol):
@@ -84,3 +87,14 @@ class RecentAuthVerifier(Protocol):
     """Step-up for reveals: raises StepUpRequired when the caller must authenticate again (a 2FA hook)."""
 
     def check(self, token: ApiToken) -> None: ...
+
+
+@dataclass(frozen=True)
+class ApiStores:
+    """The API's stores: its tokens, reveal tokens, Idempotency-Keys, OIDC trusts and the JWTs already exchanged."""
+
+    api_tokens: ApiTokenStore
+    reveal_tokens: RevealTokenStore
+    idempotency: IdempotencyStore
+    trusts: TrustStore
+    jwt_replay: JwtReplayStore

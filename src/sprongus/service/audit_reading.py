@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from sprongus.domain.audit_log import CHECKPOINT_EVERY, AuditFilter, StoredAuditEvent
+from sprongus.domain.audit_log import CHECKPOINT_EVERY
+from sprongus.domain.audit_rows import AuditFilter, StoredAuditEvent
 from sprongus.domain.audit_verify import AuditTrailReport
 from sprongus.domain.errors import ConfigError, PermissionDenied
 from sprongus.domain.principal import Permission, Principal

@@ -20,14 +20,14 @@ from sprongus.domain.errors import IntegrityError
 from sprongus.service.import_plan import batches
 
 if TYPE_CHECKING:
+    from sprongus.domain.import_item import SealJob
     from sprongus.domain.principal import Principal
     from sprongus.domain.records import SecretRecord
     from sprongus.domain.scope import Scope
     from sprongus.ports import SecretRepository
     from sprongus.ports.progress import Progress
     from sprongus.service.deps import ServiceDeps
-    from sprongus.service.import_plan import Incoming
-    from sprongus.service.sealing import SealJob
+from sprongus.service.import_plan import Incoming
 
 Place = tuple["Scope", str]
 # A secret's planned jobs (what the transaction compares) and the versions sealed for them.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from sprongus.domain.envelope import Envelope, Sealed, aad_for, checksum
 from sprongus.domain.errors import IntegrityError
@@ -17,25 +18,15 @@ from sprongus.ports.crypto import MapFn
 from sprongus.ports.random import RandomSource
 from sprongus.service.vault_keys import VaultKeys
 
+if TYPE_CHECKING:  # an import's: loaded with it
+    from sprongus.domain.import_item import SealJob
+
 
 def sealed_of(record: SecretRecord) -> Sealed:
     """The crypto fields of a record; a row that did not decode has none to give."""
     if record.defect:
         raise IntegrityError()
     return Sealed(record.ciphertext, record.dek_wrapped, record.nonce, record.alg, record.master_key_id, record.hmac)
-
-
-@dataclass(frozen=True)
-class SealJob:
-    """One new version for Sealer.seal_many: the arguments of `seal`."""
-
-    previous: SecretRecord | None
-    scope: Scope
-    key: str
-    value: SecretValue
-    meta: dict[str, MetaValue] | None
-    after_version: int = 0
-    by: str | None = None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from sprongus.domain.errors import IntegrityError, PermissionDenied, ValidationError
-from sprongus.domain.import_item import ImportItem
+from sprongus.domain.import_item import ImportItem, SealJob
 from sprongus.domain.meta import validate_meta
 from sprongus.domain.names import validate_key_name, validate_prefix
 from sprongus.domain.principal import Permission, Principal, authorize
@@ -23,7 +23,6 @@ from sprongus.service.deps import ServiceDeps
 from sprongus.service.import_ahead import Plan, seal_before, sealed_now
 from sprongus.service.import_plan import Incoming, batches, incoming, plan_versions
 from sprongus.service.pages import pages, scope_pages
-from sprongus.service.sealing import SealJob
 from sprongus.service.versioning import store_version
 
 MODES = ("merge", "replace")

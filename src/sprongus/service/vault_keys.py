@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sprongus.domain.envelope import Envelope, aad_for, length_prefixed
 from sprongus.domain.errors import (
@@ -29,6 +30,9 @@ from sprongus.ports import Clock
 from sprongus.ports.random import RandomSource
 from sprongus.ports.vault_keys import HMAC, MASTER, StoredDataKey, VaultKeyRecord, VaultKeyStore
 from sprongus.service.vault_hmac import StoredHmacKeys
+
+if TYPE_CHECKING:  # `keys status`'s answer: loaded with it
+    from sprongus.domain.reports import KeyState
 
 REFRESH_SECONDS = 5.0  # a key added elsewhere is used for new writes within this long
 _SAMPLES = 5
@@ -47,15 +51,6 @@ class KeySource:
     reload: Callable[[], None] | None = None
     add_own_hmac_key: Callable[[], None] | None = None  # file/keychain/memory keep HMAC keys beside the master key
     generation: Callable[[], int] = lambda: 0  # changes when the keys were re-read (a new key may be current)
-
-
-@dataclass(frozen=True)
-class KeyState:
-    """One master key as `keys status` reports it."""
-
-    key_id: str
-    state: str  # "current", "opens", "not available"
-    hmac_keys: int  # the vault's HMAC keys this master key wraps: it must stay until `keys rotate-master`
 
 
 class VaultKeys:
@@ -262,6 +257,8 @@ class VaultKeys:
         return self._hmac.rewrap() if self._hmac is not None else (0, 0)
 
     def states(self) -> list[KeyState]:
+        from sprongus.domain.reports import KeyState
+
         records = self._store.records()
         current = self._envelope.current_master_key_id() if self._source.has_key() else None
         wraps: dict[str, int] = {}

@@ -4,7 +4,7 @@ the chain head (adapters/peewee/audit_checkpoints.py)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import peewee
@@ -14,13 +14,14 @@ from sprongus.adapters.peewee.audit_group import GroupCommit
 from sprongus.adapters.peewee.db import outage_of, storage_errors
 from sprongus.adapters.peewee.dialect import dialect_of
 from sprongus.adapters.peewee.models import AuditEventRow, BoundModels
-from sprongus.domain.audit_log import GENESIS, AuditCheckpoint, AuditFilter, StoredAuditEvent, chain_hash, storable
+from sprongus.domain.audit_log import GENESIS, AuditCheckpoint, chain_hash, storable
 from sprongus.domain.audit_log import chain_fields as _fields
 from sprongus.domain.errors import AuditUnavailable, Unavailable
 from sprongus.domain.records import AuditEvent
 from sprongus.ports.audit import CheckpointSigner
 
 if TYPE_CHECKING:
+    from sprongus.domain.audit_rows import AuditFilter, StoredAuditEvent
     from sprongus.domain.audit_verify import AuditTrailReport
 
 __all__ = ["AUDIT_LOCK_ID", "GENESIS", "INSERT_ROWS", "PeeweeAuditSink", "chain_hash", "storable"]
@@ -127,7 +128,7 @@ class PeeweeAuditSink:
         if conditions:
             query = query.where(*conditions)
         with storage_errors():  # a database outage is StorageUnavailable, not an unexpected error
-            return [_stored(row) for row in query]
+            return list(_stored(query))
 
     def newest_checkpoint(self) -> AuditCheckpoint | None:
         return self._checkpoints.newest()
@@ -147,9 +148,9 @@ class PeeweeAuditSink:
         while True:
             with storage_errors():
                 rows = list(m.select().where(m.seq > after).order_by(m.seq).limit(batch))
-            for row in rows:
-                yield _stored(row)
-                after = row.seq
+            for event in _stored(rows):
+                yield event
+                after = event.seq
             if len(rows) < batch:
                 return
 
@@ -173,9 +174,12 @@ def _conditions(m: Any, where: AuditFilter) -> list[Any] | None:
     return terms
 
 
-def _stored(row: Any) -> StoredAuditEvent:
-    return StoredAuditEvent(row.seq, row.time, row.actor, row.action, row.scope, row.key_name, row.version,
-                            row.outcome, row.request_id, row.client_address, row.detail, row.prev_hash, row.hash)
+def _stored(rows: Iterable[Any]) -> Iterator[StoredAuditEvent]:
+    from sprongus.domain.audit_rows import StoredAuditEvent  # here: a command that only appends reads no event
+
+    for row in rows:
+        yield StoredAuditEvent(row.seq, row.time, row.actor, row.action, row.scope, row.key_name, row.version,
+                               row.outcome, row.request_id, row.client_address, row.detail, row.prev_hash, row.hash)
 
 
 def _is_outage(exc: BaseException) -> bool:
