@@ -177,6 +177,36 @@ def test_inside_a_transaction_the_read_joins_it(made: Stack) -> None:
         assert uow.current(bob(), ALICE, "token") is None  # a savepoint with bob's settings: still hidden
 
 
+def _caller_now(made: Stack) -> tuple[str, ...]:
+    return tuple(made.db.execute_sql("SELECT current_setting('sprongus.subject', true), "
+                                     "current_setting('sprongus.admin', true)").fetchone())
+
+
+def test_a_nested_caller_leaves_the_enclosing_transaction_to_its_own_caller(made: Stack) -> None:
+    """RELEASE SAVEPOINT keeps set_config's values: a read as bob inside alice's transaction must not leave alice's
+    remaining statements reading with bob's settings (bob's rows, bob's view of hers)."""
+    uow = _uow(made)
+    with uow.transaction(alice()) as repo:
+        outer = _caller_now(made)
+        assert outer[0] == alice().subject
+        assert uow.current(bob(), Scope.user("bob"), "token") is not None  # bob's read, in a savepoint
+        with uow.transaction(owner()):  # the vault's owner (admin on), in another savepoint
+            pass
+        assert _caller_now(made) == outer
+        assert repo.get(ALICE, "token") is not None  # alice's own row: she still reads as herself
+        assert repo.get(Scope.user("bob"), "token") is None  # and bob's stays hidden from her
+
+
+def test_a_nested_caller_that_fails_rolls_its_settings_back(made: Stack) -> None:
+    uow = _uow(made)
+    with uow.transaction(alice()) as repo:
+        outer = _caller_now(made)
+        with pytest.raises(NotFound), uow.transaction(bob()):
+            raise NotFound("abandoned")  # the savepoint rolls back, and its settings with it
+        assert _caller_now(made) == outer
+        assert repo.get(Scope.user("bob"), "token") is None
+
+
 @contextmanager
 def table_locked(pg_db: PgDatabase) -> Iterator[psycopg.Connection]:
     """secret_kv locked against reads by another session, until the block ends."""

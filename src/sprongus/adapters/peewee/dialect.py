@@ -92,9 +92,14 @@ class PostgresDialect:
     @contextmanager
     def caller_transaction(self, db: peewee.Database, caller: Principal, readonly: bool) -> Iterator[None]:
         if db.in_transaction():  # a savepoint: no BEGIN to ride along with
+            enclosing = db.execute_sql(_CALLER_NOW).fetchone()  # type: ignore[no-untyped-call]
             with db.atomic():
                 set_caller(db, caller)
                 yield
+            # RELEASE SAVEPOINT keeps what set_config did inside it (a rollback to it would undo it): the rest of
+            # the enclosing transaction must read as its own caller again, not as this one.
+            db.execute_sql(_SET_CALLER.format("%s", "%s", "%s", "%s"),  # type: ignore[no-untyped-call]
+                           tuple(value or "" for value in enclosing))
             return
         # One round trip: BEGIN and the settings in one message (peewee hands atomic's argument to BEGIN).
         with db.atomic(BeginWith(caller_settings(db, caller))):
@@ -171,6 +176,8 @@ def dialect_of(db: peewee.Database) -> Dialect:
 _READ_ONLY = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED, READ ONLY"
 _SET_CALLER = ("SELECT set_config('sprongus.subject', {}, true), set_config('sprongus.projects', {}, true), "
                "set_config('sprongus.admin', {}, true), set_config('sprongus.key_prefix', {}, true)")
+_CALLER_NOW = ("SELECT current_setting('sprongus.subject', true), current_setting('sprongus.projects', true), "
+               "current_setting('sprongus.admin', true), current_setting('sprongus.key_prefix', true)")
 
 
 def _caller_values(caller: Principal) -> tuple[str, str, str, str]:
