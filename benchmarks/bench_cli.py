@@ -59,13 +59,13 @@ get 481 -> 443, -8%). Cold starts of the two trees alternated, 80 of each: the m
 the reveal's 120.7 -> 116.6 ms (CPU mean 116.9 -> 112.6 and 118.8 -> 115.7). This script, the same hour: +38, +93,
 +99 ms, all PASS (before the change, the same morning: +40, +102, +105: the masked get missed by 2 ms). What changed:
 peewee loads with stand-ins for socket and calendar (lean_imports.py; ~15 M: it reads them only in IPField and
-TimestampField, which the vault's models do not have); four more dataclasses that neither get builds moved to the
+TimestampField, which the vault's models do not have); five more dataclasses that neither get builds moved to the
 modules of the commands that do (~23 M): the API's stores to ports/tokens.py, the trail's events as readers get them
 and their filter to domain/audit_rows.py, an import's seal job to domain/import_item.py, `keys status`'s key state to
 domain/reports.py. Measured, and left: `import click` is ~95 M, peewee ~44 M, dependency-injector ~35 M and the AES-GCM
 part of cryptography ~22 M; all the rest of a get's start-up after its imports (the container, the vault's database,
 the key check, the output) is ~13 M. A frozen dataclass costs ~4 M to create (~2 M of it for being frozen), a
-NamedTuple ~0.75 M; the ~22 left that a get loads stay dataclasses.
+NamedTuple ~0.75 M; the 21 left that a get loads stay dataclasses.
 
 Where the time went, and what changed. `-X importtime` undercounts here: peewee and dependency_injector.containers
 are loaded through importlib.import_module, which it does not report; in-process timers and A/B runs give these.

@@ -47,20 +47,32 @@ print("ok")
 """
 
 
-def test_dependency_injector_loads_without_asyncio_and_async_providers_still_work() -> None:
-    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=60, check=False)
+def _passes(probe: str) -> None:
+    """Runs in a fresh interpreter, to its end."""
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
 
 
+def test_dependency_injector_loads_without_asyncio_and_async_providers_still_work() -> None:
+    _passes(PROBE)
+
+
+HOLDERS = """
+def holders():
+    \"\"\"The modules that keep a stand-in among their names.\"\"\"
+    return sorted(name for name, module in list(sys.modules.items()) if module is not None
+                  and any(type(value).__name__ == "_LoadsOnUse" for value in list(vars(module).values())))
+"""
 PEEWEE_PROBE = """
 import datetime, sys
 from sprongus.entrypoints.lean_imports import local_command
-
+""" + HOLDERS + """
 with local_command(postgres=False):
     import peewee
     assert "socket" not in sys.modules and "calendar" not in sys.modules, "peewee loaded them"
 assert "socket" not in sys.modules and "calendar" not in sys.modules, "a stand-in was left in sys.modules"
+assert holders() == ["peewee"], holders()
 
 # The fields that read them still work: peewee reaches the real modules through the stand-ins.
 assert peewee.IPField().db_value("10.1.2.3") == 167838211
@@ -75,10 +87,33 @@ print("ok")
 
 
 def test_peewee_loads_without_socket_and_calendar_and_its_fields_still_reach_them() -> None:
-    done = subprocess.run([sys.executable, "-c", PEEWEE_PROBE], capture_output=True, text=True, timeout=60,
-                          check=False)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ok"
+    _passes(PEEWEE_PROBE)
+
+
+POSTGRES_PROBE = """
+import sys
+from sprongus.entrypoints.lean_imports import local_command
+""" + HOLDERS + """
+with local_command(postgres=True):
+    import peewee
+assert "psycopg" in sys.modules  # peewee found the driver: with it came asyncio, ssl and email
+assert holders() == [], holders()  # none of them keeps a stand-in: with Postgres there are none
+print("ok")
+"""
+
+
+def test_with_a_postgres_vault_no_module_keeps_a_stand_in() -> None:
+    _passes(POSTGRES_PROBE)
+
+
+def test_a_stand_in_gives_the_real_modules_names_to_a_star_import() -> None:
+    stand_in = lean_imports._LoadsOnUse("calendar")
+    import calendar
+
+    assert stand_in.__all__ == calendar.__all__
+    assert stand_in.isleap(2028)
+    with pytest.raises(AttributeError):
+        stand_in.__path__  # noqa: B018  # the import system's probes: a plain module's answer
 
 
 @pytest.mark.parametrize(("version", "deferred"), [("4.49.1", True), ("4.52.0", True), ("4.48.2", False),

@@ -9,14 +9,15 @@ ImportError); nothing is left behind, so a later `import flask` in the same proc
 dependency-injector also imports asyncio (with ssl and subprocess: ~10 ms of a local `secrets get`) for three
 functions that only async providers call, and the container has none: it loads with a stand-in for asyncio that
 imports the real one when one of them is first called. peewee likewise imports socket (for IPField) and calendar
-(for TimestampField), which the vault's models do not use (~15 million instructions, ~3 ms): it loads with
-stand-ins for them that import the real module on first use.
+(for TimestampField), which the vault's models do not use (~15 million instructions, ~3 ms): with a SQLite vault it
+loads with stand-ins for them that import the real module on first use.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from importlib.machinery import ModuleSpec
@@ -55,19 +56,26 @@ def unavailable(names: Sequence[str]) -> Iterator[None]:
         sys.meta_path.remove(finder)
 
 
+_SWAP = threading.Lock()  # two threads reading from one stand-in at once take it out of sys.modules once
+
+
 def _real(name: str) -> ModuleType:
-    if isinstance(sys.modules.get(name), _LoadsOnUse):  # asked for while the stand-in is in place
-        del sys.modules[name]
+    stand_in = sys.modules.get(name)
+    if isinstance(stand_in, _LoadsOnUse):  # asked for while the stand-in is in place
+        with _SWAP:
+            if sys.modules.get(name) is stand_in:
+                del sys.modules[name]
     return importlib.import_module(name)
 
 
 class _LoadsOnUse(ModuleType):
     """A module's stand-in while a library that imports it loads: the first name read from it imports the real
     module (a `from x import y` at the library's import too, which then costs what it did before). It is a plain
-    module, not a package, and its dunders are its own: the import system's probes see no spec or path."""
+    module, not a package, and its dunders are its own: the import system's probes see no spec or path. `__all__`
+    is the real module's, so a `from x import *` gets what it would have."""
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
+        if name.startswith("__") and name != "__all__":
             raise AttributeError(name)
         return getattr(_real(self.__name__), name)
 
@@ -134,6 +142,8 @@ def local_command(postgres: bool) -> Iterator[None]:
             with _without_asyncio():
                 for module in ("dependency_injector.containers", "dependency_injector.providers"):
                     importlib.import_module(module)
-            with _stand_ins([_LoadsOnUse(name) for name in UNUSED_BY_PEEWEE]):
+            # With a SQLite vault only: with Postgres, the driver peewee probes loads asyncio, ssl and email, which
+            # would keep the stand-ins, and ssl needs the real socket anyway.
+            with _stand_ins([] if postgres else [_LoadsOnUse(name) for name in UNUSED_BY_PEEWEE]):
                 importlib.import_module("peewee")
         yield

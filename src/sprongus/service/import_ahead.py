@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from sprongus.ports import SecretRepository
     from sprongus.ports.progress import Progress
     from sprongus.service.deps import ServiceDeps
-from sprongus.service.import_plan import Incoming
+    from sprongus.service.import_plan import Incoming
 
 Place = tuple["Scope", str]
 # A secret's planned jobs (what the transaction compares) and the versions sealed for them.
