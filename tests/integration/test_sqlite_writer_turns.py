@@ -13,6 +13,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -220,3 +221,29 @@ def test_a_vault_dropped_leaves_no_descriptor_open(tmp_path: Path) -> None:
         del vault
     gc.collect()
     assert open_descriptors() <= before + 2
+
+
+def _wal_bounds(db: Any) -> tuple[int, int]:
+    conn = db.connection()
+    return (conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0],
+            conn.execute("PRAGMA journal_size_limit").fetchone()[0])
+
+
+def test_the_api_servers_connections_checkpoint_less_often_than_a_local_command(tmp_path: Path) -> None:
+    """A checkpoint syncs the WAL and the vault inside the commit that crosses the mark, while every other writer
+    waits: the server's stream of writes checkpoints every 2,048 pages (8 MiB); a command, every 32 (128 KiB)."""
+    from sprongus.entrypoints.api.app import create_app
+
+    made = stack(sqlite_url(tmp_path), new_key())
+    try:
+        db = made.container.storage().database.db
+        assert _wal_bounds(db) == (32, 32 * 4096)
+        create_app(made.container)
+        assert _wal_bounds(db) == (2048, 2048 * 4096)  # this thread's connection, and every one opened later
+        in_another_thread: list[tuple[int, int]] = []
+        worker = threading.Thread(target=lambda: in_another_thread.append(_wal_bounds(db)))
+        worker.start()
+        worker.join()
+        assert in_another_thread == [(2048, 2048 * 4096)]
+    finally:
+        made.close()

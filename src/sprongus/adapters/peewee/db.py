@@ -21,8 +21,11 @@ BUSY_TIMEOUT_MS = 30_000
 WAL_PAGES = 32  # see journal_size_limit below
 # The API server's connections: a checkpoint syncs the WAL and the vault file to disk (~3 ms here) inside the commit
 # of whichever write crosses the mark, while every other writer waits. At 32 pages that came every few reveals;
-# at 256 (1 MiB) reveals and writes under load ran 40% and 2x faster (benchmarks/bench_peers.py).
-SERVER_WAL_PAGES = 256
+# at 256 (1 MiB) reveals and writes under load ran 40% and 2x faster (benchmarks/bench_peers.py); at 2048 (8 MiB),
+# with the same servers side by side under wrk, writes another 5-10% and reveals 6-15% (p99 unchanged), while a
+# write load still spent ~15% of its time holding the one writer in checkpoints at 256. Larger (16, 32 MiB) gained
+# nothing more and raised the writes' p99 by a quarter.
+SERVER_WAL_PAGES = 2048
 SQLITE_PRAGMAS = {
     # First: every later pragma (journal_mode needs a lock) and statement then waits instead of failing.
     "busy_timeout": BUSY_TIMEOUT_MS,  # ms: wait for the write lock instead of failing with "database is locked"
