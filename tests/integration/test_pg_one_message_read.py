@@ -178,8 +178,9 @@ def test_inside_a_transaction_the_read_joins_it(made: Stack) -> None:
 
 
 def _caller_now(made: Stack) -> tuple[str, ...]:
-    return tuple(made.db.execute_sql("SELECT current_setting('sprongus.subject', true), "
-                                     "current_setting('sprongus.admin', true)").fetchone())
+    return tuple(made.db.execute_sql(
+        "SELECT current_setting('sprongus.subject', true), current_setting('sprongus.projects', true), "
+        "current_setting('sprongus.admin', true), current_setting('sprongus.key_prefix', true)").fetchone())
 
 
 def test_a_nested_caller_leaves_the_enclosing_transaction_to_its_own_caller(made: Stack) -> None:
@@ -188,13 +189,52 @@ def test_a_nested_caller_leaves_the_enclosing_transaction_to_its_own_caller(made
     uow = _uow(made)
     with uow.transaction(alice()) as repo:
         outer = _caller_now(made)
-        assert outer[0] == alice().subject
+        assert outer == (alice().subject, "p1", "off", "")
         assert uow.current(bob(), Scope.user("bob"), "token") is not None  # bob's read, in a savepoint
         with uow.transaction(owner()):  # the vault's owner (admin on), in another savepoint
             pass
         assert _caller_now(made) == outer
         assert repo.get(ALICE, "token") is not None  # alice's own row: she still reads as herself
         assert repo.get(Scope.user("bob"), "token") is None  # and bob's stays hidden from her
+
+
+def test_every_setting_of_the_enclosing_caller_comes_back(made: Stack) -> None:
+    """Its projects and key prefix too, not only who it is."""
+    prefixed = Principal("carol", alice().permissions, frozenset({"p1", "p9"}), key_prefix="ci_")
+    uow = _uow(made)
+    with uow.transaction(prefixed):
+        outer = _caller_now(made)
+        assert outer == ("carol", "p1,p9", "off", "ci_")
+        uow.current(bob(), Scope.user("bob"), "token")
+        assert _caller_now(made) == outer
+
+
+class Interrupted(BaseException):
+    """Stands for what can arrive between two statements: a signal handler's exception, a green thread's timeout."""
+
+
+def test_an_interruption_while_the_settings_are_set_back_leaves_none_of_the_nested_callers(
+        made: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    uow = _uow(made)
+    real = made.db.execute_sql
+    settings_sent: list[str] = []
+
+    def interrupting(sql: str, params: object = None) -> object:
+        if sql.startswith("SELECT set_config("):
+            settings_sent.append(sql)
+            if len(settings_sent) == 2:  # the first sets the nested caller, the second sets the enclosing one back
+                raise Interrupted
+        return real(sql, params)
+
+    with uow.transaction(alice()) as repo:
+        outer = _caller_now(made)
+        monkeypatch.setattr(made.db, "execute_sql", interrupting)
+        with pytest.raises(Interrupted):
+            uow.current(owner(), ALICE, "token")
+        monkeypatch.undo()
+        assert len(settings_sent) == 2
+        assert _caller_now(made) == outer  # not the owner's admin flag
+        assert repo.get(Scope.user("bob"), "token") is None
 
 
 def test_a_nested_caller_that_fails_rolls_its_settings_back(made: Stack) -> None:

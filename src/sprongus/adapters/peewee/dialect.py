@@ -96,10 +96,12 @@ class PostgresDialect:
             with db.atomic():
                 set_caller(db, caller)
                 yield
-            # RELEASE SAVEPOINT keeps what set_config did inside it (a rollback to it would undo it): the rest of
-            # the enclosing transaction must read as its own caller again, not as this one.
-            db.execute_sql(_SET_CALLER.format("%s", "%s", "%s", "%s"),  # type: ignore[no-untyped-call]
-                           tuple(value or "" for value in enclosing))
+                # RELEASE SAVEPOINT keeps what set_config did inside it: the rest of the enclosing transaction must
+                # read as its own caller again, not as this one. Set back before the RELEASE, so no moment exists
+                # where the enclosing transaction holds this caller's settings: if anything fails from here on, the
+                # rollback to the savepoint undoes them, as it does for an error in the body.
+                db.execute_sql(_SET_CALLER.format("%s", "%s", "%s", "%s"),  # type: ignore[no-untyped-call]
+                               tuple(value or "" for value in enclosing))
             return
         # One round trip: BEGIN and the settings in one message (peewee hands atomic's argument to BEGIN).
         with db.atomic(BeginWith(caller_settings(db, caller))):
