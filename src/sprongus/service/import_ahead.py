@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 Place = tuple["Scope", str]
 # A secret's planned jobs (what the transaction compares) and the versions sealed for them.
 SealedEarly = dict[Place, tuple[list["SealJob"], list["SecretRecord"]]]
+Sealed = dict[Place, list["SecretRecord"]]  # each secret's new versions, in order
 Plan = Callable[["SecretRepository", "Incoming", "SecretRecord | None"], list["SealJob"]]
 
 
@@ -56,12 +57,11 @@ def seal_before(deps: ServiceDeps, principal: Principal, secrets: list[Incoming]
     return sealed
 
 
-def sealed_now(deps: ServiceDeps, planned: dict[Place, list[SealJob]], early: SealedEarly) -> dict[Place,
-                                                                                                   list[SecretRecord]]:
+def sealed_now(deps: ServiceDeps, planned: dict[Place, list[SealJob]], early: SealedEarly) -> Sealed:
     """Inside the transaction: each secret's versions, sealed early if its plan is unchanged, else sealed now.
     Early ones are stamped with the transaction's time, as if sealed in it (`_store` then carries a kept secret's
     id and creation time over, as for any new version)."""
-    ready: dict[Place, list[SecretRecord]] = {}
+    ready: Sealed = {}
     again: list[Place] = []
     now = deps.clock.now()
     for place, jobs in planned.items():
@@ -75,8 +75,7 @@ def sealed_now(deps: ServiceDeps, planned: dict[Place, list[SealJob]], early: Se
     return ready
 
 
-def _sealed(deps: ServiceDeps, planned: dict[Place, list[SealJob]], places: list[Place]) -> dict[Place,
-                                                                                             list[SecretRecord]]:
+def _sealed(deps: ServiceDeps, planned: dict[Place, list[SealJob]], places: list[Place]) -> Sealed:
     """The planned versions of `places`, sealed in one bulk call (the KMS calls in the pool), per place in order."""
     records = iter(deps.sealer.seal_many([job for place in places for job in planned[place]], deps.pool.map))
     return {place: [next(records) for _ in planned[place]] for place in places}

@@ -28,5 +28,5 @@ def _api_stores(models: BoundModels) -> ApiStores:
     from sprongus.ports.tokens import ApiStores
 
     return ApiStores(api_tokens=PeeweeApiTokenStore(models), reveal_tokens=PeeweeRevealTokenStore(models),
-                            idempotency=PeeweeIdempotencyStore(models), trusts=PeeweeTrustStore(models),
-                            jwt_replay=PeeweeJwtReplayStore(models))
+                     idempotency=PeeweeIdempotencyStore(models), trusts=PeeweeTrustStore(models),
+                     jwt_replay=PeeweeJwtReplayStore(models))
