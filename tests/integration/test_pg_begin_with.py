@@ -19,6 +19,7 @@ from sprongus.domain.errors import AuditUnavailable, StorageUnavailable
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
 from tests.integration.stack import Stack, alice, build, environment, new_key
+from tests.integration.test_pg_one_message_read import queries, round_trips, wire
 from tests.pg import PgDatabase
 
 
@@ -73,28 +74,22 @@ def _locked_head_read(message: str) -> bool:
     return 0 <= lock < head
 
 
-def test_a_reveals_audit_append_is_three_messages_and_its_head_is_read_after_the_lock(pg_db: PgDatabase) -> None:
-    """BEGIN, the chain's lock and the read of its head go in one message; then the INSERT, then COMMIT. The head
-    read must come after the lock in that message, or a waiting append would chain onto a stale head."""
+def test_a_reveals_audit_append_is_two_messages_and_its_head_is_read_after_the_lock(pg_db: PgDatabase) -> None:
+    """BEGIN, the chain's lock and the read of its head go in one message; then the INSERT with COMMIT
+    (send_later.py). The head read must come after the lock in that message, or a waiting append would chain onto a
+    stale head."""
     made = build({**environment(pg_db.app_url, new_key()), "SPRONGUS_RATE_LIMIT_REVEAL": "100000/minute"})
     scope = Scope.user("alice")
     try:
         made.secrets.set(alice(), scope, "token", SecretValue("canary-attack-pg-9e2d"))
         made.secrets.get(alice(), scope, "token", reveal=True)  # the first append also reads the newest checkpoint
-        group = made.audit._group
-        append = group._write
-
-        def traced(groups: list[Any]) -> None:
-            with messages(made) as sent:
-                append(groups)
-            seen.extend(sent)
-
-        seen: list[str] = []
-        group._write = traced
-        made.secrets.get(alice(), scope, "token", reveal=True)
-        assert len(seen) == 3, seen
-        assert seen[0].startswith("BEGIN ISOLATION LEVEL READ COMMITTED; ") and _locked_head_read(seen[0])
-        assert seen[1].startswith("INSERT INTO audit_event") and seen[2] == "COMMIT"
+        with wire(made) as lines:
+            made.secrets.get(alice(), scope, "token", reveal=True)
+        assert not any("canary-attack-pg-9e2d" in line for line in lines)  # sealed on the wire, never plain
+        sent = [text.strip().strip('"') for text in queries(lines)]
+        assert round_trips(lines) == 3 and len(sent) == 3, lines  # the read, then the append's two
+        assert sent[1].startswith("BEGIN ISOLATION LEVEL READ COMMITTED; ") and _locked_head_read(sent[1])
+        assert sent[2].startswith("INSERT INTO audit_event") and sent[2].endswith("; COMMIT")
         assert made.audit.verify_chain().problems == []
     finally:
         made.close()

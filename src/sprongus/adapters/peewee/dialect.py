@@ -45,6 +45,10 @@ class SqliteDialect:
         with self.caller_transaction(db, caller, readonly=True):
             return db.execute_sql(statement, params).fetchone()  # type: ignore[no-untyped-call]
 
+    def execute_later(self, db: peewee.Database, sql: str, params: list[Any]) -> None:
+        """A statement whose answer nobody reads (Postgres sends it with the next one): here, at once."""
+        db.execute_sql(sql, params)  # type: ignore[no-untyped-call]
+
     def serialize(self, db: peewee.Database, lock_id: int) -> None:
         """Inside a write transaction: SQLite's write lock already serializes it."""
 
@@ -120,6 +124,11 @@ class PostgresDialect:
             f"{_READ_ONLY}; {_SET_CALLER.format('%s', '%s', '%s', '%s')}; {statement}",
             (*_caller_values(caller), *params))
         return rows[0] if rows else None
+
+    def execute_later(self, db: peewee.Database, sql: str, params: list[Any]) -> None:
+        """A statement whose answer nobody reads, sent in one round trip with the statement or COMMIT after it
+        (ServerDatabase.execute_later): its error comes from that one."""
+        db.execute_later(sql, params)  # type: ignore[attr-defined]  # every Postgres database: a ServerDatabase
 
     def serialize(self, db: peewee.Database, lock_id: int) -> None:
         db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (lock_id,))  # type: ignore[no-untyped-call]

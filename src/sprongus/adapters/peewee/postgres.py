@@ -30,6 +30,7 @@ from psycopg.abc import PQGen
 from psycopg.conninfo import conninfo_to_dict
 
 from sprongus.adapters.peewee.dialect import BeginWith
+from sprongus.adapters.peewee.send_later import SendsLater
 
 RV = TypeVar("RV")
 # Idle 15 s, then a probe every 5 s, 3 unanswered: a vanished peer is noticed within about 30 s. A URL that sets
@@ -75,8 +76,9 @@ class _DeadlineAdapter(peewee.Psycopg3Adapter):
         return conn
 
 
-class ServerDatabase(PooledPostgresqlDatabase):  # type: ignore[misc]
-    """playhouse's pool, with the driver's deadline and a check of a pooled connection that costs no round trip."""
+class ServerDatabase(SendsLater, PooledPostgresqlDatabase):  # type: ignore[misc]
+    """playhouse's pool, with the driver's deadline and a check of a pooled connection that costs no round trip;
+    a statement whose answer nobody reads can wait for the next one (send_later.py)."""
 
     psycopg3_adapter = _DeadlineAdapter
 
@@ -97,6 +99,7 @@ class ServerDatabase(PooledPostgresqlDatabase):  # type: ignore[misc]
 
         dialect.py's BeginWith: BEGIN and a statement in one message (one round trip less)."""
         self._state.begun_rows = None  # never the rows of an earlier BEGIN
+        self.forget_later()
         if not isinstance(isolation_level, BeginWith):
             if isolation_level is not None:  # silently READ COMMITTED instead would be worse than refusing
                 raise ValueError("every transaction here is READ COMMITTED: no other isolation level")
@@ -116,6 +119,7 @@ class ServerDatabase(PooledPostgresqlDatabase):  # type: ignore[misc]
 
     def rows_of_last(self, statements: str) -> list[Any]:
         """Send several statements (no parameters) in one message; the rows of the last one."""
+        self.send_later()  # what waits goes first (send_later.py)
         with _exception_wrapper:
             cursor = self.cursor()
             cursor.execute(statements)
@@ -131,6 +135,7 @@ class ServerDatabase(PooledPostgresqlDatabase):  # type: ignore[misc]
         binding: the server's quoting rules, for the connection's encoding); the rows of the last one. Outside a
         transaction the message is one implicit transaction of its own: `set_config(..., true)` in it reaches the
         statements after it and ends with it, and an error rolls the whole of it back."""
+        self.send_later()  # what waits goes first (send_later.py)
         with _exception_wrapper:
             cursor = psycopg.ClientCursor(self.connection())
             cursor.execute(statements, params)
