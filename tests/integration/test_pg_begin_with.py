@@ -89,7 +89,7 @@ def test_a_reveals_audit_append_is_two_messages_and_its_head_is_read_after_the_l
         sent = [text.strip().strip('"') for text in queries(lines)]
         assert round_trips(lines) == 3 and len(sent) == 3, lines  # the read, then the append's two
         assert sent[1].startswith("BEGIN ISOLATION LEVEL READ COMMITTED; ") and _locked_head_read(sent[1])
-        assert sent[2].startswith("INSERT INTO audit_event") and sent[2].endswith("; COMMIT")
+        assert sent[2].startswith("INSERT INTO audit_event") and sent[2].endswith("\n;\nCOMMIT")
         assert made.audit.verify_chain().problems == []
     finally:
         made.close()

@@ -52,7 +52,14 @@ def round_trips(lines: list[str]) -> int:
 
 
 def queries(lines: list[str]) -> list[str]:
-    return [line.split("\tQuery\t", 1)[1] for line in lines if line.startswith("F\t") and "\tQuery\t" in line]
+    """The text of each simple-protocol message sent (one that spans lines continues on the lines after it)."""
+    sent: list[str] = []
+    for line in lines:
+        if line.startswith("F\t") and "\tQuery\t" in line:
+            sent.append(line.split("\tQuery\t", 1)[1])
+        elif sent and not line.startswith(("F\t", "B\t")):
+            sent[-1] += "\n" + line
+    return sent
 
 
 @pytest.fixture

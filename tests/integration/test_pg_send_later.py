@@ -91,11 +91,12 @@ def test_a_waiting_statement_goes_with_the_next_one_in_order(db: ServerDatabase)
         _insert(db, 3)
         assert db.rows_of_last("SELECT count(*) FROM later_t") == [(3,)]  # sent before a message of its own
         _insert(db, 4)
-        assert db.execute_sql("SELECT '50%' || note FROM later_t WHERE id = 4").fetchone() == ("50%row 4",)
+        # As peewee sends a statement alone: values or not, `%%` is a literal `%`.
+        assert db.execute_sql("SELECT '50%%' || note FROM later_t WHERE id = 4").fetchone() == ("50%row 4",)
     with wire(traced) as lines, db.atomic():
         _insert(db, 5)
     assert round_trips(lines) == 2  # BEGIN; then the row with COMMIT
-    assert queries(lines)[-1].endswith('; COMMIT"'), lines
+    assert queries(lines)[-1].endswith('\n;\nCOMMIT"'), lines
     assert _count(db) == 5 and _status(db) == psycopg.pq.TransactionStatus.IDLE
 
 
@@ -135,3 +136,50 @@ def test_a_waiting_statements_error_fails_the_next_call_and_its_transaction(db: 
     with pytest.raises(peewee.IntegrityError), db.atomic():
         _insert(db, 1)  # ... or with the COMMIT, which then does not run
     assert _count(db) == 1 and _status(db) == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_each_waiting_statement_is_bound_and_ended_on_its_own(db: ServerDatabase) -> None:
+    """A trailing `--` comment must not swallow the COMMIT; a wrong count of values fails its own statement instead
+    of sliding into the next."""
+    with db.atomic():
+        db.execute_later("INSERT INTO later_t (id, note) VALUES (%s, %s) -- the audit row", [1, "a"])
+    assert _count(db) == 1 and _status(db) == psycopg.pq.TransactionStatus.IDLE
+    with pytest.raises(peewee.ProgrammingError), db.atomic():
+        db.execute_later("INSERT INTO later_t (id, note) VALUES (%s, 'b')", [2, 3])
+        db.execute_sql("SELECT %s::int, %s::int", [4])
+    assert _count(db) == 1 and _status(db) == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_a_transaction_whose_error_was_caught_refuses_its_commit(db: ServerDatabase) -> None:
+    """A waiting statement's error surfaces with whatever carried it, here a savepoint whose own IntegrityError the
+    caller sets aside: the server has aborted the transaction, and its COMMIT would answer ROLLBACK with no error."""
+    _insert(db, 1)
+    with pytest.raises(peewee.InternalError, match="not committed"), db.atomic():
+        _insert(db, 1)  # a duplicate
+        try:
+            with db.atomic():
+                db.execute_sql("INSERT INTO later_t (id, note) VALUES (%s, %s)", [9, "other"])
+        except peewee.IntegrityError:
+            pass  # taken for the savepoint's own failure
+    assert _count(db) == 1 and _status(db) == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_under_manual_commit_a_statement_is_sent_at_once(db: ServerDatabase) -> None:
+    with db.manual_commit():
+        _insert(db, 1)  # no BEGIN: the server ran it as its own transaction
+        assert getattr(db._state, "later", None) is None
+    assert _count(db) == 1
+
+
+def test_the_clients_deadline_is_one_statements_for_each_statement_in_the_message(db: ServerDatabase) -> None:
+    """The server bounds each statement by statement_timeout; the client waited once for the whole message and
+    closed a connection whose three statements were each within their bound."""
+    conn = db.connection()
+    conn.reply_timeout = 0.6
+    try:
+        with db.atomic():
+            for row in (1, 2, 3):
+                db.execute_later("INSERT INTO later_t (id, note) SELECT %s, 'slow' FROM pg_sleep(0.3)", [row])
+        assert _count(db) == 3
+    finally:
+        conn.reply_timeout = 7.0

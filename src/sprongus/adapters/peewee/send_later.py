@@ -1,13 +1,15 @@
 """A statement whose answer nobody reads goes out with the next one: one round trip instead of two.
 
 A reveal's audit rows are the last statement of their group's transaction; sent with its COMMIT, the chain's lock is
-held one round trip less (benchmarks/README.md: about 10% more Postgres reveals under load). Mixed into the server's
-Postgres database (postgres.py ServerDatabase).
+held one round trip less (Postgres reveals 1.02-1.15x in side-by-side runs, benchmarks/bench_ab.py). Mixed into the
+server's Postgres database (postgres.py ServerDatabase).
 
-What does not change: statements run in the order they were given; an error of a waiting statement fails the call
-that carried it (the server runs nothing after an error in a message), so the transaction fails all the same; a
-rollback sends none of them. A statement waits only at the top level of a transaction: in a savepoint its error
-would come with the ROLLBACK TO SAVEPOINT, and outside a transaction nothing follows it.
+What does not change: statements run in the order they were given, each bound and bounded in time as if sent alone;
+an error of a waiting statement fails the call that carried it (the server runs nothing after an error in a message),
+so the transaction fails all the same, and a transaction the server aborted refuses its COMMIT even if that error was
+caught; a rollback sends none of them. A statement waits only at the top level of a plain transaction: in a
+savepoint its error would come with the ROLLBACK TO SAVEPOINT, under manual_commit() the caller sends BEGIN and
+COMMIT, and outside a transaction nothing follows it. They skip peewee's query log and query hooks (unused here).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ class SendsLater:
     def execute_later(self, sql: str, params: Sequence[Any]) -> None:
         """`sql` (an INSERT with no RETURNING), sent with the next statement or COMMIT of this transaction."""
         me: Any = self
-        if me.transaction_depth() != 1 or getattr(self._state, "savepoints", 0):
+        top = me.top_transaction()  # a plain transaction: not manual_commit(), whose BEGIN is the caller's
+        if type(top) is not peewee._transaction or me.transaction_depth() != 1 or getattr(self._state, "savepoints", 0):
             me.execute_sql(sql, params)
             return
         waiting: Waiting | None = getattr(self._state, "later", None)
@@ -50,11 +53,18 @@ class SendsLater:
         return self._send_with(waiting, sql, params)
 
     def commit(self) -> None:
+        """Refused, not sent, when the server has aborted the transaction: its COMMIT would answer ROLLBACK with no
+        error, so a failure that someone caught and set aside (a waiting statement's, which surfaces with whatever
+        statement carried it) would pass for a commit."""
+        conn = self._state.conn
+        if conn is not None and conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+            self._take_later()
+            raise peewee.InternalError("the transaction failed earlier and was not committed")
         waiting = self._take_later()
         if not waiting:
             super().commit()  # type: ignore[misc]
             return
-        self._send_with(waiting, "COMMIT", None)
+        self._send_with(waiting, "COMMIT", ())
 
     def rollback(self) -> None:
         self._take_later()  # never sent: nothing of them to undo
@@ -77,16 +87,27 @@ class SendsLater:
         return waiting
 
     def _send_with(self, waiting: Waiting, sql: str | None, params: Any) -> Any:
-        """The waiting statements, then `sql` (if any), in one message, their values bound by the driver (psycopg's
-        client-side binding: the server's quoting rules); a cursor at the last statement's answer."""
+        """The waiting statements, then `sql` (if any), in one message; a cursor at the last statement's answer.
+
+        Each statement is bound on its own (psycopg's client-side binding: the server's quoting rules), as peewee
+        would send it (`params or ()`: `%%` is a literal `%`), so a wrong count of values fails that statement
+        instead of sliding into the next; each ends on a line of its own, so a trailing `--` comment ends there.
+        The client's wait for the answer is the deadline of one statement for each of them, as when they went one by
+        one (the server bounds each by statement_timeout)."""
         me: Any = self
-        given = [*waiting, *([(sql, params or ())] if sql is not None else [])]
-        # A statement given no values has no placeholders: a `%` of its own must not read as one.
-        statements = [statement if values else statement.replace("%", "%%") for statement, values in given]
-        flat: list[Any] = [value for _, values in given for value in values]
+        given = [*waiting, *([(sql, params)] if sql is not None else [])]
+        conn = me.connection()
+        deadline = getattr(conn, "reply_timeout", None)
         with _exception_wrapper:
-            cursor = psycopg.ClientCursor(me.connection())
-            cursor.execute("; ".join(statements), flat)
+            cursor = psycopg.ClientCursor(conn)
+            message = "\n;\n".join(cursor.mogrify(statement, values or ()) for statement, values in given)
+            if deadline is not None:
+                conn.reply_timeout = deadline * len(given)
+            try:
+                cursor.execute(message)
+            finally:
+                if deadline is not None:
+                    conn.reply_timeout = deadline
             while cursor.nextset():
                 pass
         return cursor
