@@ -56,6 +56,38 @@ def test_a_refused_audit_row_sent_with_the_commit_still_refuses_the_reveal(pg_db
         made.close()
 
 
+def test_a_connection_lost_before_the_rows_and_commit_refuses_the_reveal_as_an_outage(
+        pg_db: PgDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server ends the connection after the append's BEGIN (lock and head read), before the message with its
+    rows and COMMIT: the reveal is refused as an audit outage, with no value, nothing is stored, and the next reveal
+    works on a new connection."""
+    made = build({**environment(pg_db.app_url, new_key()), "SPRONGUS_RATE_LIMIT_REVEAL": "100000/minute"})
+    admin = pg_db.admin()
+    try:
+        made.secrets.set(alice(), ALICE, "token", SecretValue(CANARY))
+        made.secrets.get(alice(), ALICE, "token", reveal=True)
+        rows = len(made.audit.page(AuditFilter(), None, 1000, newest_first=False))
+        send = made.db._send_with
+
+        def cut_first(waiting: Any, sql: Any, params: Any) -> Any:
+            monkeypatch.undo()  # once
+            admin.execute("SELECT pg_terminate_backend(%s)", (made.db.connection().info.backend_pid,))
+            return send(waiting, sql, params)
+
+        monkeypatch.setattr(made.db, "_send_with", cut_first)
+        with pytest.raises(AuditUnavailable, match="database unavailable") as refused:
+            made.secrets.get(alice(), ALICE, "token", reveal=True)
+        assert CANARY not in str(refused.value) and CANARY not in repr(refused.value.__cause__)
+        made.db.close()  # the API's teardown after each request: the pool drops the dead connection
+        view = made.secrets.get(alice(), ALICE, "token", reveal=True)
+        assert view.value is not None and view.value.reveal() == CANARY
+        assert len(made.audit.page(AuditFilter(), None, 1000, newest_first=False)) == rows + 1
+        assert made.audit.verify_chain().problems == []
+    finally:
+        admin.close()
+        made.close()
+
+
 # --- ServerDatabase.execute_later itself -------------------------------------------------------------------------
 
 @pytest.fixture
