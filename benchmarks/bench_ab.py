@@ -29,6 +29,7 @@ import statistics
 import sys
 import tempfile
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -37,20 +38,13 @@ import bench_peers as peers
 
 
 def serve(stack: ExitStack, work: Path, name: str, store: str, pythonpath: str | None) -> peers.Target:
+    """One version's server, started as bench_peers starts it; `pythonpath`: the older version's code."""
     work.mkdir()
-    extra = {"PYTHONPATH": pythonpath} if pythonpath else {}
-    if store == "sqlite":
-        home = work / "home"
-        home.mkdir()
-        settings = {"SPRONGUS_ENV": "dev", "SPRONGUS_HOME": str(home), "SPRONGUS_KEY_PROVIDER": "file",
-                    **peers.ROOMY, **extra}
-        return peers.serve_sprongus(stack, name, settings, settings, work)
-    prepared = peers.prod_postgres(stack, work)
-    if isinstance(prepared, str):
-        raise SystemExit(f"bench_ab: Postgres {prepared}")
-    db, shape = prepared
-    return peers.serve_sprongus(stack, name, {**shape, **extra, "SPRONGUS_DATABASE_URL": db.app_url},
-                                {**shape, **extra, "SPRONGUS_DATABASE_URL": db.maintenance_url}, work)
+    start = peers.sqlite_target if store == "sqlite" else peers.postgres_target
+    target = start(stack, work, {"PYTHONPATH": pythonpath} if pythonpath else None)
+    if target.ops is None:
+        raise SystemExit(f"bench_ab: {name}: {target.note}")
+    return replace(target, name=name)
 
 
 def main(argv: list[str] | None = None) -> int:

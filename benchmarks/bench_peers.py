@@ -271,10 +271,12 @@ def floor_target(stack: ExitStack, work: Path) -> Target:
     return Target("floor", server.port, {"masked": Op("GET", "/ping", None, {})})
 
 
-def sqlite_target(stack: ExitStack, work: Path) -> Target:
+def sqlite_target(stack: ExitStack, work: Path, extra: Mapping[str, str] | None = None) -> Target:
+    """`extra`: more environment for the server and the commands that prepare it (bench_ab.py: PYTHONPATH)."""
     home = work / "home"
     home.mkdir()
-    settings = {"SPRONGUS_ENV": "dev", "SPRONGUS_HOME": str(home), "SPRONGUS_KEY_PROVIDER": "file", **ROOMY}
+    settings = {"SPRONGUS_ENV": "dev", "SPRONGUS_HOME": str(home), "SPRONGUS_KEY_PROVIDER": "file", **ROOMY,
+                **(extra or {})}
     try:
         return serve_sprongus(stack, "sqlite", settings, settings, work)
     except Exception as exc:
@@ -305,11 +307,12 @@ def prod_postgres(stack: ExitStack, work: Path) -> tuple[Any, dict[str, str]] | 
                 "SPRONGUS_RATE_LIMIT_STORAGE": redis_url, **ROOMY}
 
 
-def postgres_target(stack: ExitStack, work: Path) -> Target:
+def postgres_target(stack: ExitStack, work: Path, extra: Mapping[str, str] | None = None) -> Target:
     prepared = prod_postgres(stack, work)
     if isinstance(prepared, str):
         return Target("postgres", note=prepared)
-    db, settings = prepared
+    db, shape = prepared
+    settings = {**shape, **(extra or {})}
     try:
         return serve_sprongus(stack, "postgres", {**settings, "SPRONGUS_DATABASE_URL": db.app_url},
                               {**settings, "SPRONGUS_DATABASE_URL": db.maintenance_url}, work)

@@ -85,8 +85,9 @@ class PeeweeAuditSink:
         still comes from inside the append. In a caller's transaction they are written at once, so that a refused
         row is the append's error (AuditUnavailable), not one of the caller's COMMIT."""
         db = self._db
+        dialect = dialect_of(db)
         if last is None:  # one chain: appends happen one at a time
-            last = dialect_of(db).serialized_read(db, AUDIT_LOCK_ID, _HEAD)
+            last = dialect.serialized_read(db, AUDIT_LOCK_ID, _HEAD)
         head, prev = (last[0][0], last[0][1]) if last else (0, GENESIS)
         rows: list[list[Any]] = []
         shared: dict[int, tuple[Any, Any]] = {}
@@ -94,7 +95,6 @@ class PeeweeAuditSink:
             row = self._row(event, prev, shared)
             prev = row[-1]
             rows.append(row)
-        dialect = dialect_of(db)
         for start in range(0, len(rows), INSERT_ROWS):
             chunk = rows[start:start + INSERT_ROWS]
             values = [v for row in chunk for v in row]

@@ -56,11 +56,10 @@ class SendsLater:
         """Refused, not sent, when the server has aborted the transaction: its COMMIT would answer ROLLBACK with no
         error, so a failure that someone caught and set aside (a waiting statement's, which surfaces with whatever
         statement carried it) would pass for a commit."""
+        waiting = self._take_later()
         conn = self._state.conn
         if conn is not None and conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
-            self._take_later()
             raise peewee.InternalError("the transaction failed earlier and was not committed")
-        waiting = self._take_later()
         if not waiting:
             super().commit()  # type: ignore[misc]
             return
