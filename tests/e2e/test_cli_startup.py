@@ -96,6 +96,14 @@ def test_a_get_loads_only_the_secrets_use_case(home: Path, args: list[str]) -> N
     assert not modules & NOT_FOR_A_GET
 
 
+def test_help_lists_the_commands_without_loading_them_or_openssls_hashlib(home: Path) -> None:
+    modules = _modules(["--help"], home)
+    commands = {"sprongus.entrypoints.cli." + name for name in ("secrets", "secrets_basic", "keys", "tokens", "auth",
+                                                                 "db", "serve", "completion", "audit")}
+    assert not modules & commands
+    assert "_hashlib" not in modules  # hmac, for SecretValue's comparison, loads when it first compares
+
+
 def test_help_reads_no_settings(home: Path) -> None:
     modules = _modules(["--help"], home)
     assert "sprongus.entrypoints.env_flags" in modules  # the log level was read

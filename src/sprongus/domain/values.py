@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import weakref
 from contextvars import ContextVar, Token
 from typing import Any, ClassVar
@@ -77,6 +76,8 @@ class SecretValue:
         return len(self._text)
 
     def __eq__(self, other: object) -> bool:
+        import hmac  # here, not at the top: hmac loads OpenSSL's hashlib, which `sprongus --help` has no use for
+
         if not isinstance(other, SecretValue):
             return NotImplemented
         return hmac.compare_digest(self.encode(), other.encode())

@@ -66,11 +66,30 @@ COMMANDS: dict[str, Loader] = {"secrets": _secrets, "keys": _keys, "tokens": _to
                                "audit": _audit}
 
 
+# What `sprongus --help` says of each command without loading it: the first paragraph of the command's own help
+# (tests/unit/test_cli_lazy_help.py holds them to it).
+SUMMARIES = {
+    "audit": "The audit trail (local: this machine's vault): list, export as JSON lines, verify.",
+    "auth": "Who may sign in: trusts for identity providers, and the signed-in token's status.",
+    "completion": "Print the shell completion script for SHELL (bash 4.4+, zsh or fish).",
+    "db": "Database schema management (local: the configured database, never through the API).",
+    "keys": "Master keys (local: on this machine's vault): status, rotation and verification.",
+    "login": "Keep an API token for --remote: in the OS keychain, else in a 0600 file. The token is read from stdin, "
+             "or with --oidc comes from signing in with the identity provider.",
+    "logout": "Revoke the API token at the API and forget it here (keychain and token file). A token in "
+              "SPRONGUS_TOKEN is revoked too; unset it yourself.",
+    "secrets": "Store, read (masked), reveal, import, export and rotate secrets, and keep their history.",
+    "serve": "The REST API on the embedded default, for development. Production: gunicorn (docs/deploy.md).",
+    "tokens": "API tokens for the REST API (local: on this machine's vault; opaque, stored only as a hash).",
+}
+
+
 class RootGroup(LazyGroup, GuardedGroup):
     """The lazy commands, with every expected error turned into one line and its exit code."""
 
 
-@click.group(cls=RootGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=RootGroup, lazy=COMMANDS, summaries=SUMMARIES,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sprongus")
 @click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=use_quiet,
               help="No confirmations, notices or progress on success; errors and warnings still print.")
