@@ -215,3 +215,14 @@ def test_the_clients_deadline_is_one_statements_for_each_statement_in_the_messag
         assert _count(db) == 3
     finally:
         conn.reply_timeout = 7.0
+
+
+def test_a_message_gives_the_rows_of_its_last_statement_whatever_came_before(db: ServerDatabase) -> None:
+    db.execute_sql("INSERT INTO later_t (id, note) VALUES (1, 'one'), (2, 'two')")
+    assert db.rows_of_last("SELECT note FROM later_t ORDER BY id") == [("one",), ("two",)]
+    assert db.rows_of_last("SELECT 1; SELECT note FROM later_t WHERE id = 9") == []  # rows: none
+    assert db.rows_of_last("SELECT 1; SET LOCAL statement_timeout = 1000") == []  # a command: no rows
+    assert db.rows_of_last("BEGIN; SET LOCAL statement_timeout = 1000; SELECT id FROM later_t WHERE id = 2; "
+                           "COMMIT") == []  # the last statement is COMMIT
+    assert db.rows_of_last("SET statement_timeout = 5000; SELECT count(*), max(note) FROM later_t") == [(2, "two")]
+    assert db.bound_rows_of_last("SELECT %s; SELECT note FROM later_t WHERE id = %s", (7, 1)) == [("one",)]

@@ -208,10 +208,18 @@ class ServerDatabase(SendsLater, PooledPostgresqlDatabase):  # type: ignore[misc
 
 def _rows_of_last(cursor: Any) -> list[Any]:
     """A message of several statements has one result per statement, in order: the last one's rows."""
-    rows: list[Any] = cursor.fetchall() if cursor.description is not None else []
+    rows: list[Any] = cursor.fetchall() if _has_rows(cursor) else []
     while cursor.nextset():
-        rows = cursor.fetchall() if cursor.description is not None else []
+        rows = cursor.fetchall() if _has_rows(cursor) else []
     return rows
+
+
+def _has_rows(cursor: Any) -> bool:
+    """The current result is a statement's rows (a SELECT's, even none), not a command's status (BEGIN, SET). What
+    `cursor.description is not None` says for these statements, without building a Column object for every column
+    each time it is read (~25 a reveal, ~10% of the client's time in a masked read's database call)."""
+    result = cursor.pgresult
+    return result is not None and result.status == psycopg.pq.ExecStatus.TUPLES_OK
 
 
 def _readable(fd: int) -> bool:
