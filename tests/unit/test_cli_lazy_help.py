@@ -1,5 +1,5 @@
-"""`sprongus --help` lists every command from its summary, without loading the command's module, and says exactly
-what it said when it loaded them all (cli/lazy.py's format_commands, root.py's SUMMARIES)."""
+"""`sprongus --help` and the shells' completion list every command from its summary, without loading the command's
+module, and say exactly what they said when they loaded them all (cli/lazy.py, root.py's SUMMARIES)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from collections.abc import Sequence
 
 import click
 import pytest
+from click.shell_completion import ShellComplete
 from click.testing import CliRunner
 
 from sprongus.entrypoints.cli.lazy import LazyGroup, Loader
-from sprongus.entrypoints.cli.root import COMMANDS, SUMMARIES, cli
+from sprongus.entrypoints.cli.root import COMMANDS, SUMMARIES, RootGroup, cli
 
 WIDTHS = (40, 60, 80, 120, 200)
 
@@ -60,6 +61,27 @@ def test_help_loads_no_command_and_says_what_the_loaded_commands_say(width: int)
 
     assert set(group.commands) == set(COMMANDS)  # every module loaded now
     assert _help(group, width) == lazy_help
+
+
+def _candidates(group: click.Group, incomplete: str) -> list[tuple[str, str | None]]:
+    """What `sprongus <incomplete><TAB>` offers: the values and the help zsh and fish show beside them."""
+    completion = ShellComplete(group, {}, "sprongus", "_SPRONGUS_COMPLETE")
+    return [(item.value, item.help) for item in completion.get_completions([], incomplete)]
+
+
+@pytest.mark.parametrize("incomplete", ["", "s", "lo", "au", "-", "--q", "zz"])
+def test_completion_loads_no_command_and_offers_what_the_loaded_commands_offer(incomplete: str) -> None:
+    loaded: list[str] = []
+    group = RootGroup("sprongus", lazy=_counting(loaded), summaries=SUMMARIES, params=cli.params,
+                      context_settings=cli.context_settings)
+
+    lazy_candidates = _candidates(group, incomplete)
+    assert loaded == []
+
+    assert set(group.commands) == set(COMMANDS)
+    assert _candidates(group, incomplete) == lazy_candidates == _candidates(cli, incomplete)
+    if incomplete == "s":
+        assert [value for value, _ in lazy_candidates] == ["secrets", "serve"]
 
 
 def _defines(name: str, help_text: str, hidden: bool = False) -> Loader:

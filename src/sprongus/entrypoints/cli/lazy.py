@@ -1,17 +1,20 @@
 """A Click group whose subcommands' modules load when the command line names them.
 
 A command's module brings its own imports and builds its Click objects: loading every group for every command cost
-~5 ms of a local `secrets get`. Completion, a mistyped name and anything reading `.commands` see them all. Help lists
-a command that is not loaded yet by its summary, when the group was given one: `sprongus --help` loaded every
-command's module only to print one line of each (~38 million instructions, a fifth of its start-up).
+~5 ms of a local `secrets get`. A mistyped name and anything reading `.commands` see them all. Help and the shells'
+completion list a command that is not loaded yet by its summary, when the group was given one: `sprongus --help`
+loaded every command's module only to print one line of each (~38 million instructions, a fifth of its start-up).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 # Imports a module (with a plain import statement, so that the layering checks see the arrow) and returns the
 # commands it defines: one loader may serve several names (`auth`, `login` and `logout` share a module).
@@ -62,6 +65,17 @@ class LazyGroup(click.Group):
             limit = formatter.width - 6 - max(len(name) for name, _ in shown)
             with formatter.section("Commands"):
                 formatter.write_dl([(name, command.get_short_help_str(limit)) for name, command in shown])
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        """Click's candidates (the visible commands that start with `incomplete`, each with its short help, then
+        the options'), with the same stand-ins as help: `sprongus <TAB>` in zsh or fish loads no command's module."""
+        from click.shell_completion import CompletionItem
+
+        results = [CompletionItem(name, help=command.get_short_help_str()) for name in self.list_commands(ctx)
+                   if name.startswith(incomplete)
+                   and (command := self._listed(ctx, name)) is not None and not command.hidden]
+        results.extend(click.Command.shell_complete(self, ctx, incomplete))  # the options, past Group's commands
+        return results
 
     def _listed(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in self._lazy and name in self._summaries:
