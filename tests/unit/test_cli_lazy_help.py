@@ -79,7 +79,9 @@ def test_completion_loads_no_command_and_offers_what_the_loaded_commands_offer(i
     assert loaded == []
 
     assert set(group.commands) == set(COMMANDS)
-    assert _candidates(group, incomplete) == lazy_candidates == _candidates(cli, incomplete)
+    # Not against the module's `cli`: a test that builds a bare click.Context for it (test_cli_help.py) leaves it
+    # with a help option cached without `-h`.
+    assert _candidates(group, incomplete) == lazy_candidates
     if incomplete == "s":
         assert [value for value, _ in lazy_candidates] == ["secrets", "serve"]
 
