@@ -67,6 +67,19 @@ part of cryptography ~22 M; all the rest of a get's start-up after its imports (
 the key check, the output) is ~13 M. A frozen dataclass costs ~4 M to create (~2 M of it for being frozen), a
 NamedTuple ~0.75 M; the 21 left that a get loads stay dataclasses.
 
+Round 6 (2026-12-07, python -c pass 23-27 ms, load 0.8-0.9; before (38b00b4) -> after): --help 266.0 -> 227.7 Minstr
+(over python: 177 -> 139, -22%), the gets unchanged (532.4 and 541.0 before, 532.6 and 538.9 after); `sprongus <TAB>`
+(zsh) 258.2 -> 220.1. This script: +62, +122, +127 before (10:00 UTC, a slower moment); after, three runs: +30..+32,
++96..+116, +103..+137 (help PASS each time; the gets either side of their targets). What changed: the root lists its
+commands for help and completion from their summaries, so --help loads none of their modules (~38 M), and `hmac`
+(OpenSSL's hashlib, ~2-3 ms) loads with the first SecretValue comparison, not with the redaction filter --help
+installs. Tried, and left: loading cryptography on the first encryption (the vault's key check unwraps with the
+master key at every container start: a get needs it anyway); deferring uuid (click.types subscripts uuid.UUID at
+import), decimal (peewee registers a sqlite3 adapter with it at import) or configparser (~1%). Of the 21 dataclasses
+a masked get creates, 9 build no instance (AuditEvent, Page, SetResult, AuditCheckpoint, WrappedKey,
+RateLimitDecision, Sealed, StoredDataKey, SealedAhead: ~34 M, 8% of its start-up over python); each is imported at
+run time by modules a get loads, so moving them means lazy imports in about 15 modules and the ports.
+
 Where the time went, and what changed. `-X importtime` undercounts here: peewee and dependency_injector.containers
 are loaded through importlib.import_module, which it does not report; in-process timers and A/B runs give these.
 Round 1:
