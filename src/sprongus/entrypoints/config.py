@@ -27,7 +27,7 @@ class Settings:
 
     env: str = "dev"
     home: Path | None = None
-    database_url: str | None = None
+    database_url: str | None = field(default=None, repr=False)  # may carry the role's password
     db_statement_timeout: float = 5.0  # seconds, Postgres: the server cancels, the client stops waiting soon after
     db_connect_timeout: float = 5.0  # seconds, Postgres (libpq counts whole seconds, 2 at least)
     ready_max_age: float = 10.0  # seconds a /v1/health/ready result is reused by its process
@@ -39,7 +39,7 @@ class Settings:
     allow_local_keys: bool = False  # prod: admit the file and keychain providers (a single-host deployment)
     keychain_timeout: float = 5.0
     rate_limits: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
-    rate_limit_storage: str = "memory://"
+    rate_limit_storage: str = field(default="memory://", repr=False)  # may carry Redis's password
     reveal_max_age: int = 900
     token_cache_ttl: float = 1.0  # seconds another process's token revocation may take to reach this one
     batch_size: int = 500
