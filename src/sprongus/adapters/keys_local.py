@@ -28,12 +28,17 @@ _KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _NUMBERED = re.compile(r"[vh](\d+)(?:-[0-9a-f]+)?")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class KeyVersions:
     """Key versions, newest (current) first, for master keys and for value-HMAC keys."""
 
     master: list[tuple[str, bytes]]
     hmac: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        """The ids only: the generated repr printed the raw keys, for any debug line, assertion message or error
+        reporter that records a frame's locals."""
+        return f"KeyVersions(master={[kid for kid, _ in self.master]}, hmac={[kid for kid, _ in self.hmac]})"
 
     @classmethod
     def fresh(cls) -> KeyVersions:

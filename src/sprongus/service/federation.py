@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,7 +53,7 @@ class TokenRequest:
     it read them (a body too large, a parameter given twice), so that refusal is throttled and audited too."""
 
     grant_type: str | None = None
-    subject_token: str | None = None
+    subject_token: str | None = field(default=None, repr=False)  # a credential: never in a repr
     subject_token_type: str | None = None
     refused: str | None = None
 

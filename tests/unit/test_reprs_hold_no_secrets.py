@@ -1,0 +1,31 @@
+"""Objects that hold key material or a credential print without it: a debug line, an assertion message or an error
+reporter that records a frame's locals (as Sentry's does by default) calls repr()."""
+
+from __future__ import annotations
+
+import base64
+
+from sprongus.adapters.keys_local import KeyVersions
+from sprongus.service.federation import TokenRequest
+
+CANARY = "canary-subject-jwt-7c1e"
+
+
+def test_key_versions_print_their_ids_not_their_keys() -> None:
+    versions = KeyVersions.fresh().with_new_master()
+    shown = repr(versions)
+    (new_id, _), (old_id, _) = versions.master
+    (hmac_id, _), = versions.hmac
+    assert shown == f"KeyVersions(master=['{new_id}', '{old_id}'], hmac=['{hmac_id}'])"
+    for _, key in versions.master + versions.hmac:
+        for form in (repr(key), key.hex(), base64.b64encode(key).decode()):
+            assert form not in shown and form[2:12] not in shown
+    assert versions == KeyVersions.loads(versions.dumps(), "test")  # still compared by value
+
+
+def test_a_token_request_prints_without_its_subject_token() -> None:
+    request = TokenRequest(grant_type="urn:ietf:params:oauth:grant-type:token-exchange", subject_token=CANARY,
+                           subject_token_type="urn:ietf:params:oauth:token-type:jwt")
+    assert CANARY not in repr(request) and CANARY not in str(request)
+    assert "token-exchange" in repr(request)  # the rest still shows
+    assert request.subject_token == CANARY
