@@ -104,6 +104,13 @@ def test_help_lists_the_commands_without_loading_them_or_openssls_hashlib(home: 
     assert "_hashlib" not in modules  # hmac, for SecretValue's comparison, loads when it first compares
 
 
+def test_secrets_help_lists_its_lazy_commands_without_loading_them(home: Path) -> None:
+    modules = _modules(["secrets", "--help"], home)
+    assert "sprongus.entrypoints.cli.secrets_basic" in modules  # the everyday commands are the group's own
+    assert not modules & {"sprongus.entrypoints.cli." + name for name in ("secrets_history", "secrets_transfer",
+                                                                          "secrets_ops", "secrets_inject")}
+
+
 def test_help_reads_no_settings(home: Path) -> None:
     modules = _modules(["--help"], home)
     assert "sprongus.entrypoints.env_flags" in modules  # the log level was read

@@ -1,47 +1,75 @@
-"""`sprongus --help` and the shells' completion list every command from its summary, without loading the command's
-module, and say exactly what they said when they loaded them all (cli/lazy.py, root.py's SUMMARIES)."""
+"""`sprongus --help`, `sprongus secrets --help` and the shells' completion list every lazy command from its summary,
+without loading the command's module, and say exactly what they said when they loaded them all (cli/lazy.py; the
+SUMMARIES of root.py and secrets.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import click
 import pytest
 from click.shell_completion import ShellComplete
 from click.testing import CliRunner
 
+from sprongus.entrypoints.cli import root, secrets, secrets_basic
 from sprongus.entrypoints.cli.lazy import LazyGroup, Loader
-from sprongus.entrypoints.cli.root import COMMANDS, SUMMARIES, RootGroup, cli
 
 WIDTHS = (40, 60, 80, 120, 200)
+
+
+class Lazy(NamedTuple):
+    group: click.Group  # the CLI's own
+    lazy: Mapping[str, Loader]
+    summaries: Mapping[str, str]
+    eager: Sequence[click.Command]
+
+
+GROUPS = {"sprongus": Lazy(root.cli, root.COMMANDS, root.SUMMARIES, []),
+          "secrets": Lazy(secrets.secrets_group, secrets.LAZY, secrets.SUMMARIES,
+                          [secrets_basic.set_command, secrets_basic.get_command, secrets_basic.unset_command,
+                           secrets_basic.list_command])}
 
 
 def _first_paragraph(command: click.Command) -> str:
     return " ".join((command.help or "").split("\n\n")[0].split())
 
 
-def test_every_lazy_command_of_the_root_has_a_summary() -> None:
-    # A command without one still works, but `--help` would load its module again.
-    assert set(SUMMARIES) == set(COMMANDS)
+@pytest.mark.parametrize("group", sorted(GROUPS))
+def test_every_lazy_command_has_a_summary(group: str) -> None:
+    # A command without one still works, but help and completion would load its module again.
+    assert set(GROUPS[group].summaries) == set(GROUPS[group].lazy)
 
 
-@pytest.mark.parametrize("name", sorted(COMMANDS))
-def test_each_summary_is_the_first_paragraph_of_its_commands_help(name: str) -> None:
-    command = cli.commands[name]
+@pytest.mark.parametrize(("group", "name"), [(group, name) for group in sorted(GROUPS) for name in GROUPS[group].lazy])
+def test_each_summary_is_the_first_paragraph_of_its_commands_help(group: str, name: str) -> None:
+    command = GROUPS[group].group.commands[name]
+    summary = GROUPS[group].summaries[name]
     assert not command.short_help  # Click would list a short_help instead of the help: the summary would differ
-    assert SUMMARIES[name] == _first_paragraph(command)
+    assert not command.hidden and not command.deprecated  # a stand-in cannot say either
+    assert summary == _first_paragraph(command)
     for limit in (20, 45, 70, 200):
-        assert click.Command(name, help=SUMMARIES[name]).get_short_help_str(limit) == \
-            command.get_short_help_str(limit)
+        assert click.Command(name, help=summary).get_short_help_str(limit) == command.get_short_help_str(limit)
 
 
-def _counting(loaded: list[str]) -> dict[str, Loader]:
+def _counting(lazy: Mapping[str, Loader], loaded: list[str]) -> dict[str, Loader]:
     def loader_of(name: str, real: Loader) -> Loader:
         def load() -> Sequence[click.Command]:
             loaded.append(name)
             return real()
         return load
-    return {name: loader_of(name, real) for name, real in COMMANDS.items()}
+    return {name: loader_of(name, real) for name, real in lazy.items()}
+
+
+def _fresh(name: str, loaded: list[str]) -> LazyGroup:
+    """A new group like the CLI's (nothing loaded), whose loaders note what they load."""
+    made = GROUPS[name]
+    group = (root.RootGroup if name == "sprongus" else LazyGroup)(
+        name, lazy=_counting(made.lazy, loaded), summaries=made.summaries, help=made.group.help,
+        params=made.group.params, context_settings=made.group.context_settings)
+    for command in made.eager:
+        group.add_command(command)
+    return group
 
 
 def _help(group: click.Group, width: int) -> str:
@@ -50,16 +78,17 @@ def _help(group: click.Group, width: int) -> str:
     return result.output
 
 
+@pytest.mark.parametrize("name", sorted(GROUPS))
 @pytest.mark.parametrize("width", WIDTHS)
-def test_help_loads_no_command_and_says_what_the_loaded_commands_say(width: int) -> None:
+def test_help_loads_no_command_and_says_what_the_loaded_commands_say(name: str, width: int) -> None:
     loaded: list[str] = []
-    group = LazyGroup("sprongus", lazy=_counting(loaded), summaries=SUMMARIES, help=cli.help)
+    group = _fresh(name, loaded)
 
     lazy_help = _help(group, width)
     assert loaded == []
-    assert "Commands:" in lazy_help and "secrets" in lazy_help
+    assert "Commands:" in lazy_help and all(command in lazy_help for command in GROUPS[name].lazy)
 
-    assert set(group.commands) == set(COMMANDS)  # every module loaded now
+    assert set(group.commands) >= set(GROUPS[name].lazy)  # every module loaded now
     assert _help(group, width) == lazy_help
 
 
@@ -69,21 +98,22 @@ def _candidates(group: click.Group, incomplete: str) -> list[tuple[str, str | No
     return [(item.value, item.help) for item in completion.get_completions([], incomplete)]
 
 
-@pytest.mark.parametrize("incomplete", ["", "s", "lo", "au", "-", "--q", "zz"])
-def test_completion_loads_no_command_and_offers_what_the_loaded_commands_offer(incomplete: str) -> None:
+@pytest.mark.parametrize("name", sorted(GROUPS))
+@pytest.mark.parametrize("incomplete", ["", "s", "r", "lo", "au", "-", "--q", "zz"])
+def test_completion_loads_no_command_and_offers_what_the_loaded_commands_offer(name: str, incomplete: str) -> None:
     loaded: list[str] = []
-    group = RootGroup("sprongus", lazy=_counting(loaded), summaries=SUMMARIES, params=cli.params,
-                      context_settings=cli.context_settings)
+    group = _fresh(name, loaded)
 
     lazy_candidates = _candidates(group, incomplete)
     assert loaded == []
 
-    assert set(group.commands) == set(COMMANDS)
-    # Not against the module's `cli`: a test that builds a bare click.Context for it (test_cli_help.py) leaves it
+    assert set(group.commands) >= set(GROUPS[name].lazy)
+    # Not against the CLI's own group: a test that builds a bare click.Context for it (test_cli_help.py) leaves it
     # with a help option cached without `-h`.
     assert _candidates(group, incomplete) == lazy_candidates
-    if incomplete == "s":
-        assert [value for value, _ in lazy_candidates] == ["secrets", "serve"]
+    if incomplete == "r":
+        assert [value for value, _ in lazy_candidates] == (["restore", "rollback", "rotate", "run"]
+                                                           if name == "secrets" else [])
 
 
 def _defines(name: str, help_text: str, hidden: bool = False) -> Loader:
