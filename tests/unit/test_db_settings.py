@@ -3,8 +3,13 @@ driver, and the readiness result reused for SPRONGUS_READY_MAX_AGE seconds."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
+from sprongus.adapters.peewee.db import open_postgres
 from sprongus.adapters.peewee.postgres import REPLY_GRACE, server_database
 from sprongus.domain.errors import ConfigError
 from sprongus.entrypoints.api.health import Readiness
@@ -71,3 +76,27 @@ def test_readiness_is_checked_at_most_once_per_max_age_and_a_failure_is_not_an_e
     now[0] = 10.0
     probe.report()
     assert calls == {"database": 2, "rateLimitStore": 2}
+
+
+CANARY = "canary-db-pass-3f9a"
+UNREADABLE = [f"postgresql://app:{CANARY}%ZZ@127.0.0.1/db", f"postgresql://app:%G{CANARY}@127.0.0.1/db",
+              f"postgresql://app:{CANARY}@127.0.0.1/db?sslmode=%Q{CANARY}"]
+
+
+@pytest.mark.parametrize("url", UNREADABLE)
+def test_a_url_libpq_cannot_read_is_refused_without_repeating_any_of_it(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"^SPRONGUS_DATABASE_URL: libpq cannot read it") as info:
+        open_postgres(url)
+    assert CANARY not in str(info.value) and info.value.__suppress_context__
+
+
+@pytest.mark.parametrize("args", [["secrets", "list", "project:p1"], ["db", "upgrade"]])
+def test_the_cli_says_so_as_a_configuration_error_even_with_debug_tracebacks(tmp_path: object, args: list[str]) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPRONGUS_")}
+    env.update(SPRONGUS_HOME=str(tmp_path), SPRONGUS_KEY_PROVIDER="file", SPRONGUS_DEBUG="1",
+               SPRONGUS_DATABASE_URL=UNREADABLE[0])
+    done = subprocess.run([sys.executable, "-m", "sprongus.entrypoints.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "SPRONGUS_DATABASE_URL: libpq cannot read it" in done.stderr
+    assert CANARY not in done.stderr + done.stdout

@@ -31,6 +31,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from sprongus.adapters.peewee.dialect import BeginWith
 from sprongus.adapters.peewee.send_later import SendsLater
+from sprongus.domain.errors import ConfigError
 
 RV = TypeVar("RV")
 # Idle 15 s, then a probe every 5 s, 3 unanswered: a vanished peer is noticed within about 30 s. A URL that sets
@@ -234,7 +235,12 @@ def _readable(fd: int) -> bool:
 def server_database(url: str, connect_timeout: float, statement_timeout: float | None) -> ServerDatabase:
     """The pooled database for `url`. Without `statement_timeout` (migrations, whose DDL and lock waits may take
     long) neither the server nor the client bounds a statement; connecting is always bounded."""
-    given = conninfo_to_dict(url)
+    try:
+        given = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        # libpq's message quotes the part it could not read, which may be the password: none of it is repeated.
+        raise ConfigError("SPRONGUS_DATABASE_URL: libpq cannot read it as a connection URL (a `%` must start a "
+                          "two-digit hex escape: `%25` for a `%` itself, in a password too)") from None
     params: dict[str, Any] = {key: value for key, value in KEEPALIVES.items() if key not in given}
     params["connect_timeout"] = str(max(2, math.ceil(connect_timeout)))  # libpq counts whole seconds, 2 at least
     reply_timeout = None
