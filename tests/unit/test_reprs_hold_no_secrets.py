@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 
 from sprongus.adapters.keys_local import KeyVersions
+from sprongus.entrypoints.config import Settings
 from sprongus.service.federation import TokenRequest
 
 CANARY = "canary-subject-jwt-7c1e"
@@ -29,3 +30,10 @@ def test_a_token_request_prints_without_its_subject_token() -> None:
     assert CANARY not in repr(request) and CANARY not in str(request)
     assert "token-exchange" in repr(request)  # the rest still shows
     assert request.subject_token == CANARY
+
+
+def test_settings_print_without_the_passwords_their_database_and_redis_urls_may_carry() -> None:
+    settings = Settings.from_mapping({"SPRONGUS_DATABASE_URL": f"postgresql://app:{CANARY}@db.internal/sprongus",
+                                      "SPRONGUS_RATE_LIMIT_STORAGE": f"redis://:{CANARY}@cache.internal:6379/0"})
+    assert CANARY in (settings.database_url or "") and CANARY in settings.rate_limit_storage
+    assert CANARY not in repr(settings) and CANARY not in str(settings)
