@@ -80,7 +80,7 @@ def test_readiness_is_checked_at_most_once_per_max_age_and_a_failure_is_not_an_e
 
 CANARY = "canary-db-pass-3f9a"
 UNREADABLE = [f"postgresql://app:{CANARY}%ZZ@127.0.0.1/db", f"postgresql://app:%G{CANARY}@127.0.0.1/db",
-              f"postgresql://app:{CANARY}@127.0.0.1/db?sslmode=%Q{CANARY}"]
+              f"postgresql://app:{CANARY}@127.0.0.1/db?sslmode=%Q{CANARY}", f"postgresql://app:%ff{CANARY}@h/db"]
 
 
 @pytest.mark.parametrize("url", UNREADABLE)

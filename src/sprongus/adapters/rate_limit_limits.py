@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from sprongus.domain.errors import ConfigError, StorageUnavailable
 from sprongus.ports.rate_limit import RateLimitDecision
@@ -31,7 +32,7 @@ class LimitsRateLimiter:
         try:
             self._storage = storage_from_string(storage_uri, **options)
         except Exception as exc:
-            raise ConfigError(f"SPRONGUS_RATE_LIMIT_STORAGE: cannot use {storage_uri.split('@')[-1]}: "
+            raise ConfigError(f"SPRONGUS_RATE_LIMIT_STORAGE: cannot use {_where(storage_uri)}: "
                               f"{type(exc).__name__}") from None
         self._limiter = MovingWindowRateLimiter(self._storage)
 
@@ -64,3 +65,13 @@ class UnlimitedRateLimiter:
 
     def available(self) -> bool:
         return True
+
+
+def _where(uri: str) -> str:
+    """The storage's scheme, host and port for an error: never its user name, password or query string (redis
+    takes `?password=` too)."""
+    try:
+        parts = urlsplit(uri)
+        return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
+    except ValueError:  # an unbalanced `[` or a port that is no number: nothing of it is shown
+        return "the URL given"

@@ -17,6 +17,7 @@ from sprongus.client.cache import RevealCache
 from sprongus.client.records import SecretInfo
 from sprongus.client.retry import MAX_WAIT, Retrier
 from sprongus.client.transport import Answer, Http, HttpFailure, checked_base
+from sprongus.domain.credentials import token_text
 from sprongus.domain.errors import ConfigError, RemoteUnavailable, StepUpRequired, ValidationError
 from sprongus.domain.history import History
 from sprongus.domain.meta import validate_meta
@@ -69,7 +70,7 @@ class Client:
         self._retrier = Retrier(retries, max_retry_wait)
         self._auth: TokenSource
         if token is not None and token_file is None:
-            self._auth = FixedToken(token)
+            self._auth = FixedToken(token_text("token", token) if isinstance(token, str) else token)
         elif token_file is not None and token is None:
             self._auth = ExchangedToken(Path(token_file).expanduser(), self._exchange)
         else:
@@ -86,7 +87,8 @@ class Client:
         if not token and not token_file:
             raise ConfigError(f"no API token: set {TOKEN_SETTING}, or {TOKEN_FILE_SETTING} to a file holding a JWT "
                               "the API trusts")
-        checked_base(url or "", URL_SETTING)  # the error names the variable, not the argument
+        checked_base(url or "", URL_SETTING)  # the errors name the variables, not the arguments
+        token = token_text(TOKEN_SETTING, token) if token else token
         client = cls(url or "", token or None, token_file=None if token else token_file, timeout=timeout,
                      retries=retries, cache_ttl=cache_ttl, max_retry_wait=max_retry_wait)
         client._http.setting = URL_SETTING

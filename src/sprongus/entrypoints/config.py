@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sprongus.domain.credentials import one_userinfo, token_text, without_userinfo
 from sprongus.domain.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class Settings:
         return cls(
             env=profile,
             home=Path(home).expanduser() if home else None,
-            database_url=env.get("SPRONGUS_DATABASE_URL") or None,
+            database_url=_url(env, "SPRONGUS_DATABASE_URL", one_userinfo),
             db_statement_timeout=_number(env, "SPRONGUS_DB_STATEMENT_TIMEOUT", 5.0, 0.1, 3600.0),
             db_connect_timeout=_number(env, "SPRONGUS_DB_CONNECT_TIMEOUT", 5.0, 2.0, 300.0),
             ready_max_age=_number(env, "SPRONGUS_READY_MAX_AGE", 10.0, 0.0, 300.0),
@@ -102,16 +103,16 @@ class Settings:
             batch_size=int(_number(env, "SPRONGUS_BATCH_SIZE", 500, 1, 100_000)),
             max_versions=int(_number(env, "SPRONGUS_MAX_VERSIONS", 10, 1, 1000)),
             delete_retention=_retention(env),
-            kms_endpoint=env.get("SPRONGUS_KMS_ENDPOINT") or None,
+            kms_endpoint=_url(env, "SPRONGUS_KMS_ENDPOINT", without_userinfo),
             kms_ca_file=env.get("SPRONGUS_KMS_CA_FILE") or None,
             kms_timeout=_number(env, "SPRONGUS_KMS_TIMEOUT", 10.0, 0.1, 300.0),
             kms_concurrency=int(_number(env, "SPRONGUS_KMS_CONCURRENCY", 0, 1, 256)) or None,
             dek_cache=_dek_cache(env),
             trusted_proxies=int(_number(env, "SPRONGUS_TRUSTED_PROXIES", 0, 0, 10)),
             remote=env.get("SPRONGUS_REMOTE", "") in ("1", "true", "yes"),
-            api_url=env.get("SPRONGUS_API_URL") or None,
-            api_token=env.get("SPRONGUS_TOKEN") or None,
-            oidc_issuer=env.get("SPRONGUS_OIDC_ISSUER") or None,
+            api_url=_url(env, "SPRONGUS_API_URL", without_userinfo),
+            api_token=token_text("SPRONGUS_TOKEN", env.get("SPRONGUS_TOKEN", "")) or None,
+            oidc_issuer=_url(env, "SPRONGUS_OIDC_ISSUER", without_userinfo),
             oidc_client_id=env.get("SPRONGUS_OIDC_CLIENT_ID") or None,
             oidc_audience=env.get("SPRONGUS_OIDC_AUDIENCE") or None,
             oidc_token_file=Path(env["SPRONGUS_OIDC_TOKEN_FILE"]).expanduser()
@@ -192,6 +193,10 @@ def _dek_cache(env: Mapping[str, str]) -> DekCachePolicy | None:
     from sprongus.adapters.dek_cache import parse_dek_cache
 
     return parse_dek_cache(raw)
+
+
+def _url(env: Mapping[str, str], name: str, check: Callable[[str, str], str]) -> str | None:
+    return check(name, env[name]) if env.get(name) else None
 
 
 def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from sprongus import __version__
+from sprongus.domain.credentials import without_userinfo
 from sprongus.domain.errors import ConfigError
 from sprongus.entrypoints.key_material import KeyMaterial
 from sprongus.entrypoints.profiles import KMS_SCHEMES
@@ -74,6 +75,7 @@ def parse_provider_uri(uri: str, options: KmsOptions) -> ProviderUri:
     query = parse_qs(parts.query)
     endpoint = query["endpoint"][0] if query.get("endpoint") else options.endpoint
     if endpoint is not None:
+        without_userinfo("SPRONGUS_KMS_ENDPOINT", endpoint)  # also given as the provider URI's ?endpoint=
         scheme = urlsplit(endpoint).scheme
         if scheme not in ("http", "https"):
             raise ConfigError("SPRONGUS_KMS_ENDPOINT: must be an http:// or https:// URL")

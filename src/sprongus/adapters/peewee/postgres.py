@@ -237,7 +237,7 @@ def server_database(url: str, connect_timeout: float, statement_timeout: float |
     long) neither the server nor the client bounds a statement; connecting is always bounded."""
     try:
         given = conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
+    except (psycopg.ProgrammingError, UnicodeDecodeError):  # `%ff`: an escape that is no UTF-8 fails decoding
         # libpq's message quotes the part it could not read, which may be the password: none of it is repeated.
         raise ConfigError("SPRONGUS_DATABASE_URL: libpq cannot read it as a connection URL (a `%` must start a "
                           "two-digit hex escape: `%25` for a `%` itself, in a password too)") from None

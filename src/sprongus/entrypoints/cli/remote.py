@@ -14,6 +14,7 @@ import urllib.parse
 from pathlib import Path
 
 from sprongus.domain import errors as e
+from sprongus.domain.credentials import without_userinfo
 from sprongus.entrypoints.config import Settings
 
 # Where the token of --remote came from, in the order they are tried.
@@ -21,9 +22,11 @@ FROM_ENV, FROM_WORKLOAD, FROM_LOGIN = "SPRONGUS_TOKEN", "SPRONGUS_OIDC_TOKEN_FIL
 
 
 def checked_api_url(url: str | None) -> str:
+    """SPRONGUS_API_URL or --api-url: an http(s) URL without a user name or password, which every message naming
+    the API would print."""
     if not url or urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise e.ConfigError("SPRONGUS_API_URL: set it to the API's http(s) base URL (e.g. http://127.0.0.1:8000)")
-    return url
+    return without_userinfo("SPRONGUS_API_URL (or --api-url)", url)
 
 
 def remote_token(settings: Settings, url: str) -> tuple[str, str]:

@@ -14,13 +14,15 @@ import hvac  # type: ignore[import-untyped]
 import requests.adapters
 
 from sprongus.adapters.kms_vault import VaultTransitMasterKeyProvider
+from sprongus.domain.credentials import token_text
 from sprongus.domain.errors import ConfigError
 from sprongus.entrypoints.kms import KmsOptions, ProviderUri, resource_match
 
 
 def build(uri: ProviderUri, options: KmsOptions) -> VaultTransitMasterKeyProvider:
     match = resource_match(uri)
-    token = hvac.utils.get_token_from_env()  # VAULT_TOKEN, else ~/.vault-token, as the vault CLI does
+    # VAULT_TOKEN, else ~/.vault-token, as the vault CLI does; a Kubernetes secret's trailing newline is dropped
+    token = token_text("VAULT_TOKEN", hvac.utils.get_token_from_env() or "")
     if not token:
         raise ConfigError("VAULT_TOKEN: the vault:// key provider needs a Vault token (VAULT_TOKEN or "
                           "~/.vault-token)")

@@ -1,0 +1,121 @@
+"""A credential in a setting is never repeated by the error that refuses the setting (domain/credentials.py): each
+case below printed its canary before (a database password with a raw `@`, a token with a newline, a user name and
+password in the API's, a KMS's or the identity provider's URL, a Redis password in the query string)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sprongus.adapters.rate_limit_limits import LimitsRateLimiter
+from sprongus.client import Client
+from sprongus.domain.credentials import one_userinfo, token_text, without_userinfo
+from sprongus.domain.errors import ConfigError
+from sprongus.entrypoints.config import Settings
+from sprongus.entrypoints.kms import KmsOptions, kms_provider
+
+CANARY = "canary-cred-91b7"
+
+
+def _refused(setting: str, env: dict[str, str]) -> str:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_mapping(env)
+    message = str(info.value)
+    assert message.startswith(f"{setting}: ") and CANARY not in message
+    return message
+
+
+def test_a_token_loses_the_whitespace_around_it_and_is_refused_with_any_inside() -> None:
+    assert token_text("SPRONGUS_TOKEN", f"  {CANARY}\r\n") == CANARY
+    for bad in (f"{CANARY}\nX-Injected: 1", f"spr_{CANARY} more", f"{CANARY}\x00", f"{CANARY}\x1b[2J"):
+        with pytest.raises(ConfigError, match=r"^SPRONGUS_TOKEN: a token has no spaces") as info:
+            token_text("SPRONGUS_TOKEN", bad)
+        assert CANARY not in str(info.value)
+    assert Settings.from_mapping({"SPRONGUS_TOKEN": f"{CANARY}\n"}).api_token == CANARY
+    assert Settings.from_mapping({"SPRONGUS_TOKEN": " \n"}).api_token is None
+    _refused("SPRONGUS_TOKEN", {"SPRONGUS_TOKEN": f"{CANARY}\r\nmore"})
+
+
+@pytest.mark.parametrize("setting", ["SPRONGUS_API_URL", "SPRONGUS_KMS_ENDPOINT", "SPRONGUS_OIDC_ISSUER"])
+def test_a_url_that_takes_no_credentials_is_refused_with_a_user_name_or_password(setting: str) -> None:
+    for url in (f"https://user:{CANARY}@host.example", f"https://{CANARY}@host.example:8200/v1"):
+        assert "user name or password" in _refused(setting, {setting: url})
+    assert getattr(Settings.from_mapping({setting: "https://host.example/path"}), setting.lower()[9:]) is not None
+    with pytest.raises(ConfigError, match=f"^{setting}: not a URL$"):
+        without_userinfo(setting, f"https://[{CANARY}")
+
+
+def test_a_database_password_with_a_raw_at_sign_is_refused_before_the_driver_reads_it() -> None:
+    url = f"postgresql://sprongus:p@{CANARY}@127.0.0.1:5432/sprongus"
+    assert "%40" in _refused("SPRONGUS_DATABASE_URL", {"SPRONGUS_DATABASE_URL": url})
+    encoded = f"postgresql://sprongus:p%40{CANARY}@127.0.0.1:5432/sprongus"
+    assert one_userinfo("SPRONGUS_DATABASE_URL", encoded) == encoded
+
+
+def test_a_kms_endpoint_with_credentials_in_the_provider_uri_is_refused_too() -> None:
+    uri = f"azure://v.vault.azure.net/keys/master?endpoint=https://user:{CANARY}@127.0.0.1:1"
+    with pytest.raises(ConfigError, match=r"^SPRONGUS_KMS_ENDPOINT: a user name or password") as info:
+        kms_provider(uri, KmsOptions())
+    assert CANARY not in str(info.value)
+
+
+@pytest.mark.parametrize("uri", [f"redis://127.0.0.1:6379/0?password={CANARY}&socket_timeout=abc",
+                                 f"redis://:{CANARY}@127.0.0.1:bad/0", f"redis://[{CANARY}/0"])
+def test_a_redis_url_that_cannot_be_used_is_named_by_its_host_only(uri: str) -> None:
+    with pytest.raises(ConfigError, match=r"^SPRONGUS_RATE_LIMIT_STORAGE: cannot use ") as info:
+        LimitsRateLimiter({"reveal": "10/minute"}, uri)
+    assert CANARY not in str(info.value)
+
+
+def test_a_vault_token_keeps_no_trailing_newline_and_one_with_a_newline_inside_is_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("hvac")
+    uri = "vault://127.0.0.1:1/transit/keys/master"
+    options = KmsOptions(endpoint="http://127.0.0.1:1")
+    monkeypatch.setenv("VAULT_TOKEN", f"{CANARY}\n")
+    provider = kms_provider(uri, options)
+    assert provider._client.token == CANARY  # type: ignore[attr-defined]
+    monkeypatch.setenv("VAULT_TOKEN", f"{CANARY}\nmore")
+    with pytest.raises(ConfigError, match=r"^VAULT_TOKEN: a token has no spaces") as info:
+        kms_provider(uri, options)
+    assert CANARY not in str(info.value)
+
+
+def test_the_sdk_strips_a_tokens_newline_and_refuses_one_inside_naming_where_it_came_from() -> None:
+    client = Client.from_env({"SPRONGUS_API_URL": "http://127.0.0.1:1", "SPRONGUS_TOKEN": f"{CANARY}\n"})
+    assert client._auth.bearer().reveal() == CANARY  # type: ignore[attr-defined]
+    for make, setting in ((lambda: Client.from_env({"SPRONGUS_API_URL": "http://127.0.0.1:1",
+                                                     "SPRONGUS_TOKEN": f"{CANARY}\nmore"}), "SPRONGUS_TOKEN"),
+                          (lambda: Client("http://127.0.0.1:1", f"{CANARY}\r\nX: 1"), "token")):
+        with pytest.raises(ConfigError, match=f"^{setting}: a token has no spaces") as info:
+            make()
+        assert CANARY not in str(info.value)
+
+
+CLI_CASES = {
+    "database password with a raw @": ({"SPRONGUS_DATABASE_URL": f"postgresql://sprongus:p@{CANARY}@127.0.0.1/db"},
+                                      ["secrets", "list", "project:p1"]),
+    "API URL with a password": ({"SPRONGUS_API_URL": f"http://user:{CANARY}@127.0.0.1:1", "SPRONGUS_TOKEN": "spr_x"},
+                                ["secrets", "list", "--remote", "project:p1"]),
+    "--api-url with a password": ({}, ["auth", "status", "--api-url", f"http://user:{CANARY}@127.0.0.1:1"]),
+    "token with a newline inside": ({"SPRONGUS_API_URL": "http://127.0.0.1:1", "SPRONGUS_TOKEN": f"{CANARY}\nmore"},
+                                    ["secrets", "list", "--remote", "project:p1"]),
+    "KMS endpoint with a password": ({"SPRONGUS_KEY_PROVIDER": "azure://v.vault.azure.net/keys/master",
+                                      "SPRONGUS_KMS_ENDPOINT": f"https://user:{CANARY}@127.0.0.1:1"},
+                                     ["keys", "status"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CLI_CASES))
+def test_the_cli_refuses_each_as_a_configuration_error_without_the_credential(case: str, tmp_path: Path) -> None:
+    extra, args = CLI_CASES[case]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPRONGUS_")}
+    env.update({"SPRONGUS_HOME": str(tmp_path), "SPRONGUS_KEY_PROVIDER": "file", "SPRONGUS_DEBUG": "1", **extra})
+    done = subprocess.run([sys.executable, "-m", "sprongus.entrypoints.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert CANARY not in done.stderr + done.stdout
