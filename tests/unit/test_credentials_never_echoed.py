@@ -96,6 +96,19 @@ def test_the_sdk_strips_a_tokens_newline_and_refuses_one_inside_naming_where_it_
         assert CANARY not in str(info.value)
 
 
+def test_a_vault_request_that_cannot_be_made_is_reported_by_its_kind_only() -> None:
+    hvac = pytest.importorskip("hvac")
+    from sprongus.adapters.kms_vault import VaultTransitMasterKeyProvider
+    from sprongus.domain.errors import KeyProviderError
+
+    # A client made without the builder's check: requests refuses the header by quoting it.
+    provider = VaultTransitMasterKeyProvider(hvac.Client(url="http://127.0.0.1:1", token=f"{CANARY}\nmore"),
+                                             "transit", "master")
+    with pytest.raises(KeyProviderError, match=r"the request could not be made \(InvalidHeader\)$") as info:
+        provider.current_key_id()
+    assert CANARY not in str(info.value) and info.value.__cause__ is None and info.value.__suppress_context__
+
+
 CLI_CASES = {
     "database password with a raw @": ({"SPRONGUS_DATABASE_URL": f"postgresql://sprongus:p@{CANARY}@127.0.0.1/db"},
                                       ["secrets", "list", "project:p1"]),

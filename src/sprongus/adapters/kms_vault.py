@@ -257,6 +257,10 @@ class VaultTransitMasterKeyProvider:
             raise KeyProviderUnavailable(f"{key}: Vault is unavailable ({type(exc).__name__})") from exc
         except hv.VaultError as exc:
             raise KeyProviderError(f"{key}: {operation} failed ({type(exc).__name__})") from exc
+        except requests.exceptions.RequestException as exc:  # InvalidHeader, InvalidURL: the request was never sent
+            # requests quotes the header or the URL it refused, which may hold the token: not chained either.
+            raise KeyProviderError(f"{key}: {operation}: the request could not be made ({type(exc).__name__})") \
+                from None
         data = response.get("data") if isinstance(response, dict) else None
         if not isinstance(data, dict):
             raise KeyProviderError(f"{key}: {operation} returned no data")
