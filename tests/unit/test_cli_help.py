@@ -30,7 +30,9 @@ def test_the_walk_sees_every_group_and_command() -> None:
 @pytest.mark.parametrize("path", sorted(COMMANDS))
 def test_every_command_and_option_has_help_text(path: str) -> None:
     command = COMMANDS[path]
-    context = click.Context(command, info_name=path)
+    # With the help option names every command inherits from the root when it runs: Click caches a command's help
+    # option the first time a context asks, and a bare context left the CLI's own objects without `-h`.
+    context = click.Context(command, info_name=path, help_option_names=cli.context_settings["help_option_names"])
 
     assert (command.help or command.short_help or "").strip(), f"{path}: no help text"
     for param in command.get_params(context):

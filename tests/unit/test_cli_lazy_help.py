@@ -115,8 +115,6 @@ def test_completion_loads_no_command_and_offers_what_the_loaded_commands_offer(n
     assert loaded == []
 
     assert set(group.commands) >= set(GROUPS[name].lazy)
-    # Not against the CLI's own group: a test that builds a bare click.Context for it (test_cli_help.py) leaves it
-    # with a help option cached without `-h`.
     assert _candidates(group, incomplete) == lazy_candidates == _candidates(_clicks_own(group), incomplete)
     if incomplete == "r":
         assert [value for value, _ in lazy_candidates] == (["restore", "rollback", "rotate", "run"]
