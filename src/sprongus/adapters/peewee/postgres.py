@@ -30,7 +30,7 @@ from psycopg.abc import PQGen
 from psycopg.conninfo import conninfo_to_dict
 
 from sprongus.adapters.peewee.dialect import BeginWith
-from sprongus.adapters.peewee.send_later import SendsLater
+from sprongus.adapters.peewee.send_later import SendsLater, driver_errors
 from sprongus.domain.errors import ConfigError
 
 RV = TypeVar("RV")
@@ -46,7 +46,6 @@ MAX_AGE = 300
 
 
 _BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
-_exception_wrapper: Any = getattr(peewee, "__exception_wrapper__")  # noqa: B009 - peewee's driver-error translator
 
 
 class _DeadlineConnection(psycopg.Connection[Any]):
@@ -104,7 +103,7 @@ class ServerDatabase(SendsLater, PooledPostgresqlDatabase):  # type: ignore[misc
         if not isinstance(isolation_level, BeginWith):
             if isolation_level is not None:  # silently READ COMMITTED instead would be worse than refusing
                 raise ValueError("every transaction here is READ COMMITTED: no other isolation level")
-            with _exception_wrapper:
+            with driver_errors:
                 self.cursor().execute(_BEGIN)
             return
         try:
@@ -121,7 +120,7 @@ class ServerDatabase(SendsLater, PooledPostgresqlDatabase):  # type: ignore[misc
     def rows_of_last(self, statements: str) -> list[Any]:
         """Send several statements (no parameters) in one message; the rows of the last one."""
         self.send_later()  # what waits goes first (send_later.py)
-        with _exception_wrapper:
+        with driver_errors:
             cursor = self.cursor()
             cursor.execute(statements)
             return _rows_of_last(cursor)
@@ -137,7 +136,7 @@ class ServerDatabase(SendsLater, PooledPostgresqlDatabase):  # type: ignore[misc
         transaction the message is one implicit transaction of its own: `set_config(..., true)` in it reaches the
         statements after it and ends with it, and an error rolls the whole of it back."""
         self.send_later()  # what waits goes first (send_later.py)
-        with _exception_wrapper:
+        with driver_errors:
             cursor = psycopg.ClientCursor(self.connection())
             cursor.execute(statements, params)
             return _rows_of_last(cursor)

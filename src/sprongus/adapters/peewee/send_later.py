@@ -20,7 +20,7 @@ from typing import Any
 import peewee
 import psycopg
 
-_exception_wrapper: Any = getattr(peewee, "__exception_wrapper__")  # noqa: B009 - peewee's driver-error translator
+driver_errors: Any = getattr(peewee, "__exception_wrapper__")  # noqa: B009 - peewee's driver-error translator
 Waiting = list[tuple[str, Sequence[Any]]]
 
 
@@ -97,7 +97,7 @@ class SendsLater:
         given = [*waiting, *([(sql, params)] if sql is not None else [])]
         conn = me.connection()
         deadline = getattr(conn, "reply_timeout", None)
-        with _exception_wrapper:
+        with driver_errors:
             cursor = psycopg.ClientCursor(conn)
             message = "\n;\n".join(cursor.mogrify(statement, values or ()) for statement, values in given)
             if deadline is not None:
