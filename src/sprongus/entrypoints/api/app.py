@@ -24,7 +24,7 @@ from sprongus.entrypoints.api.auth_api import auth_blueprint
 from sprongus.entrypoints.api.context import client_address, request_id
 from sprongus.entrypoints.api.health import health_blueprint, readiness
 from sprongus.entrypoints.api.idempotency import Idempotency
-from sprongus.entrypoints.api.input_rules import check_request
+from sprongus.entrypoints.api.input_rules import BODY_SIZE_RULE, SMALL_BODY, check_request
 from sprongus.entrypoints.api.problems import PROBLEM_JSON, from_domain_error, problem
 from sprongus.entrypoints.api.schemas import Problem
 from sprongus.entrypoints.api.secrets_api import UseCases, secrets_blueprint
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 access_log = logging.getLogger("sprongus.api.access")
 log = logging.getLogger("sprongus.api")
-MAX_BODY = 32 * 1024 * 1024
 UNKNOWN_FIELD = "Unknown field."  # marshmallow's message for a field the schema does not declare
 IDEMPOTENCY_KEY_INFO = b"sprongus idempotency fingerprint v1"
 
@@ -86,7 +85,7 @@ def create_app(container: Container | None = None) -> Flask:
     app = SprongusFlask("sprongus")
     app.json = ApiJsonProvider(app)
     app.config.update(API_TITLE="sprongus", API_VERSION=__version__, OPENAPI_VERSION="3.0.3",
-                      OPENAPI_URL_PREFIX="/v1", OPENAPI_JSON_PATH="openapi.json", MAX_CONTENT_LENGTH=MAX_BODY,
+                      OPENAPI_URL_PREFIX="/v1", OPENAPI_JSON_PATH="openapi.json", MAX_CONTENT_LENGTH=SMALL_BODY,
                       API_SPEC_OPTIONS={"security": [{"bearerAuth": []}],
                                         "info": {"description": "SecretKV: masked reads, explicit reveals"}})
     api = ProblemApi(app)
@@ -141,7 +140,7 @@ def _register_error_handlers(app: Flask) -> None:
         if status == 422:
             return problem(422, "validation", "Invalid request", "the request failed validation",
                            _field_errors(getattr(exc, "data", {}).get("messages", {})), headers)
-        detail = "malformed JSON or request" if status == 400 else exc.description
+        detail = {400: "malformed JSON or request", 413: BODY_SIZE_RULE}.get(status, exc.description)
         return problem(status, f"http-{status}", exc.name, detail, headers=headers)
 
     @app.errorhandler(Exception)

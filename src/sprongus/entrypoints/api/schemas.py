@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from marshmallow import Schema, fields, post_dump, pre_dump, validate
+from marshmallow import Schema, fields, post_dump, pre_dump, pre_load, validate
+from marshmallow import ValidationError as SchemaError
 
 from sprongus.domain.names import MAX_VERSION_NUMBER
 from sprongus.domain.records import SecretView
@@ -197,6 +198,12 @@ class RedeemBody(Schema):
     token = fields.String(required=True)
 
 
+# One API import: whatever the body size allows, a bigger one is refused before any item is parsed (each becomes
+# a SecretValue, and a bundle's items a KMS call each). The local CLI has no such cap.
+MAX_API_IMPORT_ITEMS = 5000
+IMPORT_SIZE_RULE = f"at most {MAX_API_IMPORT_ITEMS} items per API import; split the import"
+
+
 class ImportBody(Schema):
     mode = fields.String(load_default="merge", validate=validate.OneOf(["merge", "replace"]))
     allowPlaintext = fields.Boolean(load_default=False)
@@ -205,6 +212,22 @@ class ImportBody(Schema):
     bundle = fields.Dict(load_default=None)
     passphrase = fields.String(load_default=None, load_only=True)
     dryRun = fields.Boolean(load_default=False)
+
+    @pre_load
+    def _bounded(self, data: Any, **kwargs: Any) -> Any:
+        """Counted before the schema loads the items one by one: 32 MiB of `{},` is ten million of them."""
+        if not isinstance(data, dict):
+            return data
+        if _longer_than(data.get("items"), MAX_API_IMPORT_ITEMS):
+            raise SchemaError({"items": [IMPORT_SIZE_RULE]})
+        bundle = data.get("bundle")
+        if isinstance(bundle, dict) and _longer_than(bundle.get("items"), MAX_API_IMPORT_ITEMS):
+            raise SchemaError({"bundle": {"items": [IMPORT_SIZE_RULE]}})
+        return data
+
+
+def _longer_than(items: Any, limit: int) -> bool:
+    return isinstance(items, list) and len(items) > limit
 
 
 class ImportResult(Schema):

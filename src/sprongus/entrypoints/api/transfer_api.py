@@ -20,11 +20,6 @@ from sprongus.entrypoints.api.idempotency import Idempotency
 from sprongus.ports.tokens import StoredResponse
 from sprongus.service.transfer import TransferOps
 
-# One API import: whatever the body size allows, a bigger one is refused before any item is parsed (each becomes
-# a SecretValue, and a bundle's items a KMS call each). The local CLI has no such cap.
-MAX_API_IMPORT_ITEMS = 5000
-SIZE_RULE = f"at most {MAX_API_IMPORT_ITEMS} items per API import; split the import"
-
 
 class ExportVersionsQuery(s.ExportQuery):
     """The export query and `allVersions`: a bundle with every version each secret keeps, oldest first."""
@@ -34,8 +29,7 @@ class ExportVersionsQuery(s.ExportQuery):
 
 
 def add_transfer_routes(blp: Blueprint, transfer: TransferOps, idempotency: Idempotency) -> None:
-    def _arguments(body: dict[str, Any]) -> dict[str, Any]:
-        _check_size(body)
+    def _arguments(body: dict[str, Any]) -> dict[str, Any]:  # ImportBody refused more than 5,000 items
         return {"items": parse_items(body["items"]) if body["items"] is not None else None,
                 "bundle": body["bundle"], "mode": body["mode"], "allow_plaintext": body["allowPlaintext"],
                 "passphrase": SecretValue(body["passphrase"]) if body.get("passphrase") else None,
@@ -73,11 +67,3 @@ def add_transfer_routes(blp: Blueprint, transfer: TransferOps, idempotency: Idem
         return {"format": "sprongus.metadata.v1", "scope": str(scope), "prefix": prefix,
                 "items": s.metadata_schema().dump(result.items)}
 
-
-def _check_size(body: dict[str, Any]) -> None:
-    items, bundle = body["items"], body["bundle"]
-    if items is not None and len(items) > MAX_API_IMPORT_ITEMS:
-        raise ValidationError("items", SIZE_RULE)
-    if isinstance(bundle, dict) and isinstance(bundle.get("items"), list) and \
-            len(bundle["items"]) > MAX_API_IMPORT_ITEMS:
-        raise ValidationError("bundle.items", SIZE_RULE)
