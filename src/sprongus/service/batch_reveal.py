@@ -31,6 +31,13 @@ class BatchRevealOps:
     def __init__(self, deps: ServiceDeps) -> None:
         self._d = deps
 
+    def check(self, principal: Principal, scope: Scope, prefix: str | None = None,
+              keys: list[str] | None = None) -> None:
+        """The checks `reveal_many` makes first, for the API to make before its step-up check."""
+        with self._d.auditor.failures(principal, AuditAction.REVEAL, scope, batch=True):
+            _admit(prefix, keys)
+            authorize(principal, scope, Permission.REVEAL)
+
     def reveal_many(self, principal: Principal, scope: Scope, prefix: str | None = None,
                     keys: list[str] | None = None) -> BatchReveal:
         """The secrets named by `keys`, or under `prefix` (neither: the whole scope, as prefix ""), by key name.

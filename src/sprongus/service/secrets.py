@@ -131,6 +131,13 @@ class SecretOps:
             return None  # the transaction answers Conflict, unless the version came back to the one expected
         return self._d.sealer.seal_ahead(previous, scope, key, value, after_version=after)
 
+    def check_reveal(self, principal: Principal, scope: Scope, key: str) -> None:
+        """The checks a reveal makes first, for the API to make before its step-up check: a caller who may not
+        reveal this secret is refused as ever (404 or 403), not asked to sign in again."""
+        with self._d.auditor.failures(principal, AuditAction.REVEAL, scope, key if isinstance(key, str) else None):
+            validate_key_name(key)
+            authorize(principal, scope, Permission.REVEAL, key)
+
     def get(self, principal: Principal, scope: Scope, key: str, reveal: bool = False,
             version: int | None = None) -> SecretView:
         """The current version, or with `version` a kept one (a destroyed or unknown one is NotFound)."""

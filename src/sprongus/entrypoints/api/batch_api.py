@@ -56,6 +56,7 @@ def add_batch_routes(blp: Blueprint, ops: BatchRevealOps, recent_auth_check: Rec
     def reveal_many(body: dict[str, Any]) -> Response:
         """Reveal up to 1,000 secrets of one scope, by name or prefix (recent authentication required)."""
         scope = Scope.of(body["ownerType"], body["ownerId"])
+        ops.check(principal(), scope, body["prefix"], body["keys"])  # a caller who may not is refused first
         recent_auth_check(scope, None)
         result = ops.reveal_many(principal(), scope, body["prefix"], body["keys"])
         # The document BatchRevealResult describes, built directly: a service reads its configuration at start-up

@@ -194,6 +194,7 @@ def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: Recent
     def reveal_secret(body: dict[str, Any], owner_type: str, owner_id: str, key_name: str) -> Any:
         """Reveal the plaintext (recent authentication required), or mint a single-use reveal token."""
         scope = Scope.of(owner_type, owner_id)
+        secrets.check_reveal(principal(), scope, key_name)  # a caller who may not is refused first
         _check_recent_auth(scope, key_name)
         version = body.get("version")
         if body.get("oneTime"):
