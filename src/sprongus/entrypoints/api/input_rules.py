@@ -17,6 +17,7 @@ from sprongus.domain.errors import ValidationError
 from sprongus.domain.principal import Permission
 from sprongus.domain.text import utf8_encodable
 from sprongus.entrypoints.api.context import principal
+from sprongus.entrypoints.api.schemas import QUERY_NAMES
 
 MAX_DEPTH = 32
 # Every body but an import's holds one value (64 KiB, at most 6x that as JSON escapes) or at most 1,000 key names:
@@ -32,6 +33,8 @@ DEPTH_RULE = f"JSON must nest at most {MAX_DEPTH} levels deep"
 INTEGER_RULE = "integers must fit in 64 bits"
 TEXT_RULE = "text must be valid UTF-8 (no lone surrogates)"
 IDEMPOTENCY_KEY_RULE = "must be 1-255 characters without control characters"
+ONCE_RULE = "give it at most once"
+UNIQUE_NAMES_RULE = "a JSON object must not repeat a name"
 # Only the schemas' own field names are used in error fields: a nested key is the client's text and is not echoed.
 _FIELD = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -55,6 +58,7 @@ def check_request() -> None:
     """Runs after authentication, so a refused token is audited whatever the body holds."""
     if request.endpoint in LARGE_BODY_ENDPOINTS and principal().has(Permission.WRITE):
         request.max_content_length = LARGE_BODY
+    _check_query_once()
     key = request.headers.get("Idempotency-Key")
     if key is not None and _CONTROL.search(key):  # NUL cannot be stored in Postgres TEXT (was a 503)
         raise ValidationError("Idempotency-Key", IDEMPOTENCY_KEY_RULE)
@@ -64,19 +68,43 @@ def check_request() -> None:
             check_json(body)
 
 
+def _check_query_once() -> None:
+    """webargs keeps the first of a repeated query parameter and drops the rest: `?purge=false&purge=true` was a
+    soft delete, `?bundle=false&bundle=true` a metadata export, while a proxy or a log reading the last value saw
+    the other request. A second spelling of one request is a 422, as for every /v1/audit filter."""
+    for name, values in request.args.lists():
+        if len(values) > 1:
+            raise ValidationError(name if name in QUERY_NAMES else "query", ONCE_RULE)
+
+
 def check_json(body: bytes) -> None:
     try:
         text = body.decode("utf-8")
         long_numbers = _LONG_NUMBER.search(text) is not None
-        document = json.loads(text, parse_int=_int64) if long_numbers else json.loads(text)
+        document = json.loads(text, parse_int=_int64 if long_numbers else None, object_pairs_hook=_unique_names)
     except RecursionError:  # the C parser gives up near the recursion limit: far deeper than allowed anyway
         raise ValidationError("body", DEPTH_RULE) from None
+    except _RepeatedName:
+        raise ValidationError("body", UNIQUE_NAMES_RULE) from None
     except ValueError:  # malformed: the schema's parser answers 400 as for any other malformed body
         return
     if long_numbers or _SURROGATE_ESCAPE.search(text):
         _walk(document)
     else:
         _check_depth(document)
+
+
+class _RepeatedName(Exception):
+    """Raised from inside the parser, which would turn a ValueError into "malformed"."""
+
+
+def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`{"value": "a", "value": "b"}` is the last value to Python and the first to some proxies and parsers: one
+    body, two readings. Refused, at 2 us per small body (3 ms for an import of 5,000 items)."""
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise _RepeatedName
+    return document
 
 
 def _int64(digits: str) -> int | _OutOfRange:

@@ -151,7 +151,14 @@ class ExportQuery(Schema):
     ownerType = fields.String(required=True, validate=validate.OneOf(OWNER_TYPES))
     ownerId = fields.String(load_default=None, metadata={"pattern": OWNER_ID_QUERY_PATTERN})
     prefix = fields.String(load_default="", metadata={"pattern": PREFIX_PATTERN})
-    bundle = fields.Boolean(load_default=False)
+    bundle = Flag(metadata={"description": "an encrypted bundle (needs secrets:reveal) instead of metadata"})
+    allVersions = Flag(metadata={"description": "with bundle=true: every kept version of each secret, not only the "
+                                                "current one"})
+
+
+# Every query parameter of the secrets endpoints: a repeated one is named in its 422 only if it is one of these.
+QUERY_NAMES = frozenset(name for query in (ListQuery, VersionQuery, DeleteQuery, ExportQuery)
+                        for name in query().fields)
 
 
 class PutBody(Schema):

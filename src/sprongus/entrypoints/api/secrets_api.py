@@ -74,15 +74,6 @@ def _expected_version() -> int | None:
         raise PreconditionFailed("If-Match must be an ETag from this API (a quoted version)") from None
 
 
-def _once(*names: str) -> None:
-    """webargs keeps the first of a repeated query parameter and drops the rest: `?purge=false&purge=true` was a soft
-    delete, `?version=1&version=2` version 1, while a proxy or a log reading the last value sees the other request.
-    These switches decide what a request does, so a second spelling of one is a 422, like every /v1/audit filter."""
-    for name in names:
-        if len(request.args.getlist(name)) > 1:
-            raise ValidationError(name, "give it at most once")
-
-
 def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: RecentAuthVerifier,
                       idempotency: Idempotency) -> Blueprint:
     blp = Blueprint("secrets", __name__, url_prefix="/v1", description="Secrets: masked reads, explicit reveals")
@@ -127,7 +118,6 @@ def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: Recent
     def list_secrets(ownerType: str, ownerId: str | None, prefix: str, withMeta: bool, limit: int,
                      cursor: str | None, deleted: bool) -> Listing:
         """List a scope's secrets, masked, by key name (keyset pagination); deleted=true: the soft-deleted ones."""
-        _once("deleted")
         page = secrets.list(principal(), Scope.of(ownerType, ownerId), prefix, withMeta, cursor, limit, deleted)
         return Listing(page.items, page.next_cursor, withMeta)
 
@@ -138,7 +128,6 @@ def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: Recent
     @document_errors(blp, 401, 403, 404, 422)
     def get_secret(owner_type: str, owner_id: str, key_name: str, version: int | None) -> Reply:
         """A secret's masked record with meta; ?version=N: a kept version's (a destroyed one is 404)."""
-        _once("version")
         view = secrets.get(principal(), Scope.of(owner_type, owner_id), key_name, version=version)
         # An ETag is what If-Match compares with the current version: an old version's record must not offer one.
         return _with_etag(view) if version is None else (view, 200, {})
@@ -177,7 +166,6 @@ def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: Recent
     @document_errors(blp, 401, 403, 404, 422, 429)
     def delete_secret(owner_type: str, owner_id: str, key_name: str, purge: bool) -> Any:
         """Delete a secret (soft); purge=true destroys it and every version now (needs secrets:admin too)."""
-        _once("purge")
         scope = Scope.of(owner_type, owner_id)
         if purge:
             destroyed = cases.history.purge(principal(), scope, key_name)

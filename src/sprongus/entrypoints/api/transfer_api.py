@@ -6,7 +6,6 @@ from typing import Any
 
 from flask import current_app
 from flask_smorest import Blueprint
-from marshmallow import fields
 
 from sprongus.domain.errors import IntegrityError, ValidationError
 from sprongus.domain.import_item import parse_items
@@ -19,13 +18,6 @@ from sprongus.entrypoints.api.docs import document_errors
 from sprongus.entrypoints.api.idempotency import Idempotency
 from sprongus.ports.tokens import StoredResponse
 from sprongus.service.transfer import TransferOps
-
-
-class ExportVersionsQuery(s.ExportQuery):
-    """The export query and `allVersions`: a bundle with every version each secret keeps, oldest first."""
-
-    allVersions = fields.Boolean(load_default=False, metadata={
-        "description": "with bundle=true: every kept version of each secret, not only the current one"})
 
 
 def add_transfer_routes(blp: Blueprint, transfer: TransferOps, idempotency: Idempotency) -> None:
@@ -52,7 +44,7 @@ def add_transfer_routes(blp: Blueprint, transfer: TransferOps, idempotency: Idem
                                   "key/passphrase") from None
 
     @blp.route("/secrets:export", methods=["GET"])
-    @blp.arguments(ExportVersionsQuery(), location="query", as_kwargs=True)
+    @blp.arguments(s.ExportQuery(), location="query", as_kwargs=True)
     @blp.response(200, s.ExportResult, description="Metadata (never values), or a bundle")
     @document_errors(blp, 401, 403, 404, 422, 429)
     def export_secrets(ownerType: str, ownerId: str | None, prefix: str, bundle: bool,
