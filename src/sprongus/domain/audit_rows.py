@@ -35,12 +35,19 @@ class StoredAuditEvent:
         return chain_fields(self.time, self.actor, self.action, self.scope, self.key_name, self.version,
                             self.outcome, self.request_id, self.client_address, self.detail)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The one JSON shape of an event: `audit list --json`, `audit export` lines and GET /v1/audit items."""
+    def to_dict(self, chain: bool = True) -> dict[str, Any]:
+        """The one JSON shape of an event: `audit list --json`, `audit export` lines and GET /v1/audit items.
+
+        `chain=False` (a tenant's view) gives `prevHash` and `hash` as null. A row's hashes chain through the rows
+        between the ones a tenant may see: with a hidden row's two neighbours, its hash tests guesses of its fields
+        (time to the microsecond between two known times, actor, scope, key name; request id and client address
+        empty for a CLI's direct write): another tenant's key names, confirmed offline. A partial view cannot be
+        checked against the chain anyway; `sprongus audit verify` checks the whole of it."""
+        hashes = {"prevHash": self.prev_hash, "hash": self.hash} if chain else {"prevHash": None, "hash": None}
         return {"seq": self.seq, "time": utc_iso(self.time), "actor": self.actor, "action": self.action,
                 "scope": self.scope, "keyName": self.key_name, "version": self.version, "outcome": self.outcome,
                 "requestId": self.request_id, "clientAddress": self.client_address, "detail": self.detail,
-                "prevHash": self.prev_hash, "hash": self.hash}
+                **hashes}
 
 
 @dataclass(frozen=True, slots=True)

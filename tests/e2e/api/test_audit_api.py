@@ -153,3 +153,14 @@ def test_writes_still_answer_with_the_trail_signed(make_api: Callable[..., ApiCl
     assert api.put(KEY, CANARY).status_code == 201
     report = api.container.audit_reader().verify(Principal.local_owner("ops"))
     assert report.problems == [] and report.macs_checked >= 1 and WRITE and REVEAL
+
+
+def test_a_tenant_gets_no_chain_hashes_that_would_test_guesses_of_hidden_rows(any_api: ApiClient) -> None:
+    """With its neighbours' hashes, a hidden row's hash confirms a guess of its fields offline: here, that
+    project p2 holds `db.password`, written by the CLI (no request id, no client address)."""
+    token = populate(any_api)
+    before = any_api.container.audit_reader().list(Principal.local_owner("ops"), AuditQuery(), None, 500).items
+    assert all(row.hash.startswith("sha256:") for row in before)  # the owner's view keeps them
+    items = read_all(any_api, token, limit=500)
+    assert items and all(item["prevHash"] is None and item["hash"] is None for item in items)
+    assert "sha256:" not in str(items)
