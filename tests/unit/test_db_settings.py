@@ -90,6 +90,12 @@ def test_a_url_libpq_cannot_read_is_refused_without_repeating_any_of_it(url: str
     assert CANARY not in str(info.value) and info.value.__suppress_context__
 
 
+def test_an_unknown_url_parameter_is_named_as_such_not_as_a_bad_escape() -> None:
+    with pytest.raises(ConfigError, match="not one of libpq's connection parameters") as info:
+        open_postgres(f"postgresql://app:{CANARY}@127.0.0.1/db?sslmod{CANARY}=require")
+    assert CANARY not in str(info.value) and "%" not in str(info.value)
+
+
 @pytest.mark.parametrize("args", [["secrets", "list", "project:p1"], ["db", "upgrade"]])
 def test_the_cli_says_so_as_a_configuration_error_even_with_debug_tracebacks(tmp_path: object, args: list[str]) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPRONGUS_")}

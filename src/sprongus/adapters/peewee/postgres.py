@@ -231,15 +231,21 @@ def _readable(fd: int) -> bool:
     return bool(readable)
 
 
+def _unreadable_part(exc: Exception) -> str:
+    if str(exc).startswith("invalid URI query parameter"):
+        return "a query parameter that is not one of libpq's connection parameters"
+    return "a `%` must start a two-digit hex escape: `%25` for a `%` itself, in a password too"
+
+
 def server_database(url: str, connect_timeout: float, statement_timeout: float | None) -> ServerDatabase:
     """The pooled database for `url`. Without `statement_timeout` (migrations, whose DDL and lock waits may take
     long) neither the server nor the client bounds a statement; connecting is always bounded."""
     try:
         given = conninfo_to_dict(url)
-    except (psycopg.ProgrammingError, UnicodeDecodeError):  # `%ff`: an escape that is no UTF-8 fails decoding
-        # libpq's message quotes the part it could not read, which may be the password: none of it is repeated.
-        raise ConfigError("SPRONGUS_DATABASE_URL: libpq cannot read it as a connection URL (a `%` must start a "
-                          "two-digit hex escape: `%25` for a `%` itself, in a password too)") from None
+    except (psycopg.ProgrammingError, UnicodeDecodeError) as exc:  # `%ff`: an escape that is no UTF-8
+        # libpq's message quotes the part it could not read, which may be the password: only its kind is said.
+        raise ConfigError("SPRONGUS_DATABASE_URL: libpq cannot read it as a connection URL ("
+                          + _unreadable_part(exc) + ")") from None
     params: dict[str, Any] = {key: value for key, value in KEEPALIVES.items() if key not in given}
     params["connect_timeout"] = str(max(2, math.ceil(connect_timeout)))  # libpq counts whole seconds, 2 at least
     reply_timeout = None
