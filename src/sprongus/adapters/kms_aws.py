@@ -61,8 +61,8 @@ class AwsKmsMasterKeyProvider:
         return f"{PREFIX}:{self._key_arn}"
 
     def wrap(self, dek: bytes, aad: bytes) -> WrappedKey:
-        response = _call(self._client, "encrypt", self._key_arn, KeyId=self._key_arn, Plaintext=dek,
-                         EncryptionContext=_context(aad))
+        response = _answer(_call(self._client, "encrypt", self._key_arn, KeyId=self._key_arn, Plaintext=dek,
+                                 EncryptionContext=_context(aad)), "encrypt", "KeyId", "CiphertextBlob")
         key_id = f"{PREFIX}:{response['KeyId']}"
         if key_id != self.current_key_id():
             raise KeyProviderError(f"AWS KMS encrypted with {response['KeyId']}, not {self._key_arn}")
@@ -72,9 +72,9 @@ class AwsKmsMasterKeyProvider:
         if not self.can_unwrap(key_id):
             raise KeyProviderError(f"master key {key_id} is not the aws key {self._key_arn}")
         # KeyId pins the key: a blob made by another key is IncorrectKeyException, not a decrypt under that key.
-        response = _call(self._client, "decrypt", self._key_arn, CiphertextBlob=wrapped, KeyId=self._key_arn,
-                         EncryptionContext=_context(aad))
-        if response.get("KeyId") != self._key_arn:
+        response = _answer(_call(self._client, "decrypt", self._key_arn, CiphertextBlob=wrapped, KeyId=self._key_arn,
+                                 EncryptionContext=_context(aad)), "decrypt", "KeyId", "Plaintext")
+        if response["KeyId"] != self._key_arn:
             raise IntegrityError()
         return bytes(response["Plaintext"])
 
@@ -105,19 +105,20 @@ class AwsKmsMasterKeyProvider:
             denied = self._reencrypt_denied
         if not denied:
             try:
-                response = _call(self._client, "re_encrypt", source, CiphertextBlob=wrapped, SourceKeyId=source,
-                                 SourceEncryptionContext=_context(aad), DestinationKeyId=self._key_arn,
-                                 DestinationEncryptionContext=_context(aad))
+                response = _answer(_call(self._client, "re_encrypt", source, CiphertextBlob=wrapped,
+                                         SourceKeyId=source, SourceEncryptionContext=_context(aad),
+                                         DestinationKeyId=self._key_arn, DestinationEncryptionContext=_context(aad)),
+                                   "re_encrypt", "SourceKeyId", "KeyId", "CiphertextBlob")
             except KeyAccessDenied:
                 with self._lock:
                     self._reencrypt_denied = True
             else:
-                if response.get("SourceKeyId") != source or response.get("KeyId") != self._key_arn:
+                if response["SourceKeyId"] != source or response["KeyId"] != self._key_arn:
                     raise IntegrityError()
                 return WrappedKey(self.current_key_id(), bytes(response["CiphertextBlob"]))
-        dek = _call(self._client, "decrypt", source, CiphertextBlob=wrapped, KeyId=source,
-                    EncryptionContext=_context(aad))
-        if dek.get("KeyId") != source:
+        dek = _answer(_call(self._client, "decrypt", source, CiphertextBlob=wrapped, KeyId=source,
+                            EncryptionContext=_context(aad)), "decrypt", "KeyId", "Plaintext")
+        if dek["KeyId"] != source:
             raise IntegrityError()
         return self.wrap(bytes(dek["Plaintext"]), aad)
 
@@ -129,6 +130,14 @@ def _region(arn: str) -> str | None:
 
 def _context(aad: bytes) -> dict[str, str]:
     return {CONTEXT_KEY: base64.b64encode(aad).decode("ascii")}
+
+
+def _answer(response: Any, op: str, *fields: str) -> Any:
+    """botocore hands back `{}` for a 200 that is not KMS's JSON: a body cut off mid-answer, or a proxy's page.
+    That is an outage to retry, not a ciphertext KMS refused (a KeyId that is present and wrong still is)."""
+    if not all(name in response for name in fields):
+        raise KeyProviderUnavailable(f"AWS KMS {op}: the answer was cut off or was not KMS's; retry later")
+    return response
 
 
 def _call(client: Any, op: str, key: str, **params: Any) -> Any:
@@ -160,6 +169,10 @@ def _domain_error(exc: Exception, op: str, key: str) -> Exception | None:
             return KeyProviderUnavailable(f"{where} failed: unavailable, overloaded or too slow ({code}); retry later")
         if code == "NotFoundException":
             return KeyProviderError(f"{where}: the key does not exist (check SPRONGUS_KEY_PROVIDER)")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code == "RequestTimeoutException" or status in (408, 429) or (status or 0) >= 500:
+            # A gateway's 502/504 or a 503 with no KMS error code: botocore names the error by its status.
+            return KeyProviderUnavailable(f"{where} failed: unavailable or too slow (HTTP {status}); retry later")
         return KeyProviderError(f"{where} failed ({code or 'unknown error'})")
     if isinstance(exc, boto.ParamValidationError) and op in ("decrypt", "re_encrypt"):
         return IntegrityError()  # e.g. an empty blob: not a ciphertext KMS could ever have made

@@ -25,6 +25,7 @@ import requests
 from azure.core.exceptions import (
     AzureError,
     ClientAuthenticationError,
+    DecodeError,
     HttpResponseError,
     ResourceNotFoundError,
     ServiceRequestError,
@@ -172,8 +173,9 @@ class AzureKeyVaultMasterKeyProvider:
             return str(body["kid"]), _unb64url(str(body["value"]))
         except AzureError as exc:
             self._fail(exc, "unwrapKey" if operation == "unwrapkey" else "wrapKey", key_id)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise KeyProviderError(f"Azure Key Vault answered {operation} for {key_id} without a result") from exc
+        except (KeyError, TypeError, ValueError) as exc:  # a 200 that is not Key Vault's JSON: a proxy's page
+            raise KeyProviderUnavailable(f"Azure Key Vault answered {operation} for {key_id} without a result (not "
+                                         "Key Vault's answer, or cut off); retry later") from exc
 
     def _fail(self, exc: AzureError | ValueError, operation: str, key_url: str) -> NoReturn:
         mapped = self._mapped(exc, operation, key_url)
@@ -188,6 +190,11 @@ class AzureKeyVaultMasterKeyProvider:
             return KeyProviderError(f"{where}: no such key or version")
         if isinstance(exc, ClientAuthenticationError) and status is None:
             return KeyAccessDenied(f"{where}: the Azure credential could not get a token ({type(exc).__name__})")
+        if isinstance(exc, DecodeError) or (isinstance(exc, HttpResponseError) and status is None):
+            # A 2xx that is not Key Vault's JSON (a proxy's page), or an answer cut off (IncompleteReadError, no
+            # status): worth a retry, and never a refused ciphertext.
+            return KeyProviderUnavailable(f"{where}: Key Vault's answer was cut off or was not Key Vault's "
+                                          f"({type(exc).__name__}); retry later")
         if isinstance(exc, HttpResponseError):
             code, inner = _error_codes(exc)
             if status in (401, 403):
@@ -197,7 +204,7 @@ class AzureKeyVaultMasterKeyProvider:
                                        "the key's get, wrapKey and unwrapKey permissions")
             if status == 400 and operation == "unwrapKey":
                 return IntegrityError()
-            if status == 429 or (status or 0) >= 500:
+            if status in (408, 429) or (status or 0) >= 500:
                 return KeyProviderUnavailable(f"{where}: Key Vault is unavailable (HTTP {status})")
             return KeyProviderError(f"{where}: HTTP {status} {code or ''}".rstrip())
         if isinstance(getattr(exc, "inner_exception", None), requests.exceptions.SSLError):

@@ -110,7 +110,8 @@ class GcpKmsMasterKeyProvider:
         if isinstance(exc, api.FailedPrecondition):
             return KeyDisabled(f"{where}: the key version is disabled, scheduled for destruction or destroyed")
         if isinstance(exc, api.DeadlineExceeded | api.ServiceUnavailable | api.RetryError | api.ResourceExhausted
-                      | api.InternalServerError | api.Aborted | auth.TransportError):
+                      | api.InternalServerError | api.Aborted | api.Unknown | api.Cancelled | auth.TransportError):
+            # UNKNOWN and CANCELLED: how gRPC reports a reset stream or a call cut off on the way.
             why = type(exc).__name__
             if isinstance(exc, api.RetryError) and exc.cause is not None:  # what kept failing: a quota refusal, ...
                 why = f"{type(exc.cause).__name__}, retried until the timeout"

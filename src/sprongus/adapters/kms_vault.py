@@ -243,6 +243,9 @@ class VaultTransitMasterKeyProvider:
         try:
             response = call()
         except hv.InvalidRequest as exc:
+            if exc.json is None:  # Vault's refusals are JSON: this 400 came from something in front of it
+                raise KeyProviderError(f"{key}: {operation}: refused by something that is not Vault (HTTP 400, "
+                                       "not JSON); check SPRONGUS_KMS_ENDPOINT and any proxy") from None
             raise _rejected(key, operation, " ".join(str(e) for e in (exc.errors or []))) from None
         except (hv.Forbidden, hv.Unauthorized) as exc:
             raise KeyAccessDenied(f"{key}: the Vault token may not {operation} (check VAULT_TOKEN and its "
@@ -253,15 +256,25 @@ class VaultTransitMasterKeyProvider:
             raise KeyProviderError(f"{key}: TLS verification of the Vault server failed (set "
                                    "SPRONGUS_KMS_CA_FILE to trust a private CA)") from exc
         except (hv.VaultDown, hv.InternalServerError, hv.BadGateway, hv.RateLimitExceeded, hv.VaultNotInitialized,
-                requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
             raise KeyProviderUnavailable(f"{key}: Vault is unavailable ({type(exc).__name__})") from exc
+        except hv.UnexpectedError as exc:
+            # A status hvac has no class for. Vault's own answers are JSON; a gateway's 504 or 408 page is not.
+            if exc.json is None:
+                raise KeyProviderUnavailable(f"{key}: {operation}: a gateway answered instead of Vault (not JSON); "
+                                             "retry later") from exc
+            raise KeyProviderError(f"{key}: {operation} failed ({type(exc).__name__})") from exc
         except hv.VaultError as exc:
             raise KeyProviderError(f"{key}: {operation} failed ({type(exc).__name__})") from exc
         except requests.exceptions.RequestException as exc:  # InvalidHeader, InvalidURL: the request was never sent
             # requests quotes the header or the URL it refused, which may hold the token: not chained either.
             raise KeyProviderError(f"{key}: {operation}: the request could not be made ({type(exc).__name__})") \
                 from None
-        data = response.get("data") if isinstance(response, dict) else None
+        if not isinstance(response, dict):  # hvac returns the raw response when a 2xx body is not JSON
+            raise KeyProviderUnavailable(f"{key}: {operation}: the answer was not Vault's JSON (cut off, or a "
+                                         "proxy's page); retry later")
+        data = response.get("data")
         if not isinstance(data, dict):
             raise KeyProviderError(f"{key}: {operation} returned no data")
         return data

@@ -17,6 +17,7 @@ import socket
 import ssl
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -82,6 +83,7 @@ class FakeKeyVault:
     forbid_get: bool = False
     deny_all: bool = False
     outage: int | None = None  # answer every request with this HTTP status (503: an outage, 429: throttling)
+    raw_answer: Callable[[BaseHTTPRequestHandler], None] | None = None  # writes what a broken network or proxy would
     url: str = ""
 
     def add_version(self, name: str, kty: str = "RSA") -> str:
@@ -191,6 +193,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Authorization") != f"Bearer {TOKEN}":
             self._send(401, _error("Unauthorized", "AKV10000: Request is missing a Bearer or PoP token."),
                        {"WWW-Authenticate": CHALLENGE})
+            return
+        if self.server.vault.raw_answer is not None:
+            self.server.vault.raw_answer(self)
             return
         try:
             body = json.loads(raw) if raw else {}
