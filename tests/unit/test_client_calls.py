@@ -4,6 +4,7 @@ domain's errors for problem answers, the cache, and no value in any repr."""
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -169,6 +170,36 @@ def test_the_cache_serves_reveals_for_its_ttl_and_a_write_or_clear_drops_it(fake
     client.reveal("project:shop", "notion.api_token")
     assert [s.path for s in fake.calls()] == [BATCH, "/v1/secrets/project/shop/notion.api_token", BATCH, REVEAL]
     assert CANARY not in repr(client) and CANARY not in repr(client._cache.__dict__)
+
+
+def test_a_reveal_in_flight_during_the_clients_own_write_is_not_cached(fake: FakeApi) -> None:
+    """The reveal reads the old value, the write lands and drops the key, then the reveal's answer arrives: it must
+    not be cached, or this client serves the value it just replaced for a whole TTL."""
+    stored = {"value": CANARY}
+    asked, release = threading.Event(), threading.Event()
+
+    def slow_reveal(_seen: Seen) -> Reply:
+        answer = Reply(200, {**record("project:shop", "db.password"), "value": stored["value"], "masked": False})
+        asked.set()
+        release.wait(10)
+        return answer
+
+    def write(seen: Seen) -> Reply:
+        stored["value"] = seen.json()["value"]
+        return Reply(200, record("project:shop", "db.password", 2))
+
+    fake.always("POST", "/v1/secrets/project/shop/db.password:reveal", slow_reveal)
+    fake.always("PUT", "/v1/secrets/project/shop/db.password", write)
+    client = Client(fake.url, TOKEN, cache_ttl=300)
+    first: list[str] = []
+    reader = threading.Thread(target=lambda: first.append(client.reveal("project:shop", "db.password")))
+    reader.start()
+    assert asked.wait(10)
+    client.set("project:shop", "db.password", "rotated-value")
+    release.set()
+    reader.join(10)
+    assert first == [CANARY]  # the answer it was given, from before the write
+    assert client.reveal("project:shop", "db.password") == "rotated-value"  # asked again, not the stale answer
 
 
 def test_without_a_cache_every_reveal_asks(fake: FakeApi) -> None:

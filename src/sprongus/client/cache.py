@@ -23,6 +23,10 @@ class RevealCache:
         self._lock = threading.Lock()
         self._values: dict[tuple[str, str], tuple[float, SecretValue]] = {}  # (scope, key) -> (expiry, value)
         self._listings: dict[tuple[str, str], tuple[float, tuple[str, ...]]] = {}  # (scope, prefix) -> keys
+        # Bumped by every forget and clear. A reveal takes a ticket before it asks the API and stores its answer
+        # only if nothing was forgotten meanwhile: a reveal still in flight when this client wrote would
+        # otherwise cache the old value, with a fresh TTL, just after the write dropped it.
+        self._generation = 0
 
     @property
     def enabled(self) -> bool:
@@ -52,10 +56,17 @@ class RevealCache:
                 return None
             return {key: entry[1] for key, entry in entries if entry is not None}
 
-    def put(self, scope: str, values: dict[str, SecretValue], prefix: str | None = None) -> None:
+    def ticket(self) -> int:
+        """Taken before a reveal is sent; `put` needs it."""
+        with self._lock:
+            return self._generation
+
+    def put(self, scope: str, values: dict[str, SecretValue], ticket: int, prefix: str | None = None) -> None:
         if not self.enabled:
             return
         with self._lock:
+            if ticket != self._generation:  # a write (or clear) happened while this reveal was on its way
+                return
             expiry = self._clock() + self.ttl
             if len(self._values) + len(values) > MAX_ENTRIES:
                 self._drop_expired()
@@ -66,6 +77,7 @@ class RevealCache:
     def forget(self, scope: str, keys: Iterable[str]) -> None:
         """After a write: the keys, and every prefix listing of the scope that could hold them, are read anew."""
         with self._lock:
+            self._generation += 1
             for key in keys:
                 self._values.pop((scope, key), None)
                 for listed in [p for s, p in self._listings if s == scope and key.startswith(p)]:
@@ -73,6 +85,7 @@ class RevealCache:
 
     def clear(self) -> None:
         with self._lock:
+            self._generation += 1
             self._values.clear()
             self._listings.clear()
 

@@ -53,9 +53,10 @@ class Client:
     - `token`: an API token (`spr_...`); or `token_file`: a file holding a JWT the API trusts (a Kubernetes
       projected service-account token, a CI job's ID token), exchanged at POST /v1/auth/token and renewed with the
       file's next JWT before it expires.
-    - `timeout`: seconds per HTTP request. `retries`: how often a call is tried again after a 429 or a 503 (after
-      the server's Retry-After, plus jitter, when it names one, else a doubling back-off), and, for reads, reveals
-      and writes (sent with an Idempotency-Key), after no answer at all. A server asking to wait longer than
+    - `timeout`: seconds to connect, and for each wait on the answer (not a deadline for the whole request).
+      `retries`: how often a call is tried again after a 429 or a 503 (after the server's Retry-After, plus
+      jitter, when it names one, else a doubling back-off), and, for reads, reveals and writes (sent with an
+      Idempotency-Key), after no answer at all. A server asking to wait longer than
       `max_retry_wait` seconds is not waited for: the error is raised at once.
     - `cache_ttl`: seconds a revealed value is reused without asking the API again (0, the default: never).
     """
@@ -116,9 +117,10 @@ class Client:
         cached = self._cache.get(str(where), key)
         if cached is not None:
             return cached.reveal()
+        ticket = self._cache.ticket()
         answer = self._call("POST", path + ":reveal", body={})
         value = _parse(answer, lambda doc: SecretValue(doc["value"]))
-        self._cache.put(str(where), {key: value})
+        self._cache.put(str(where), {key: value}, ticket)
         return value.reveal()
 
     def reveal_many(self, scope: str | Scope, prefix: str | None = None,
@@ -202,8 +204,9 @@ class Client:
             else:
                 found[name] = cached
         for start in range(0, len(wanted), MAX_BATCH):
+            ticket = self._cache.ticket()
             batch = self._batch(where, {"keys": wanted[start:start + MAX_BATCH]})
-            self._cache.put(str(where), batch)
+            self._cache.put(str(where), batch, ticket)
             found.update(batch)
         return dict(sorted(found.items()))
 
@@ -211,13 +214,14 @@ class Client:
         cached = self._cache.get_prefix(str(where), prefix)
         if cached is not None:
             return cached
+        ticket = self._cache.ticket()
         try:
             values = self._batch(where, {"prefix": prefix} if prefix else {})
         except ValidationError as exc:
             if exc.field != "prefix":  # the prefix passed the local rule: the API says it matches over 1,000
                 raise
             values = self._reveal_keys(where, [info.key for info in self._pages(where, prefix)])
-        self._cache.put(str(where), values, prefix=prefix)
+        self._cache.put(str(where), values, ticket, prefix=prefix)
         return values
 
     def _batch(self, where: Scope, selector: dict[str, Any]) -> dict[str, SecretValue]:
