@@ -6,7 +6,10 @@ escapes what its reader would otherwise change:
 
 - dotenv: double quotes, with the escapes python-dotenv decodes in them (`\\\\`, `\\"`, `\\n`, `\\r`, `\\t`, ...),
   so every value stays on one line: its reader opens the file with universal newlines, which would turn a raw
-  carriage return inside quotes into a newline.
+  carriage return inside quotes into a newline. A value holding `$` or a backquote goes in single quotes instead:
+  a dotenv file is also sourced by sh (`set -a; . ./app.env`), which runs `$(...)` and backquotes inside double
+  quotes. Single quotes are literal to both readers, but hold no escape a shell and python-dotenv read alike, so
+  such a value with a quote, a backslash or a line break is refused by its key (`--format shell` carries it).
 - shell: `export NAME='...'`, where nothing is special but the quote itself (written `'\\''`), for `source`/`eval`.
 - json: `{"NAME": "value"}`.
 
@@ -22,6 +25,7 @@ from sprongus.domain.errors import ValidationError
 from sprongus.entrypoints.cli.run_env import env_name, is_hook
 
 FORMATS = ("dotenv", "json", "shell")
+_NOT_LITERAL = ("'", "\\", "\n", "\r")  # what a single-quoted dotenv value cannot hold the same way for sh
 _DOTENV_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\a": "\\a",
                                  "\b": "\\b", "\f": "\\f", "\v": "\\v"})
 
@@ -53,6 +57,10 @@ def render(format_: str, names: dict[str, str], values: dict[str, str]) -> str:
         if "\x00" in values[key]:
             raise ValidationError("key", f"the value of {key} holds a NUL character, which no {format_} file "
                                   "can carry; use --format json")
+        if format_ == "dotenv" and _shell_active(values[key]) and any(c in values[key] for c in _NOT_LITERAL):
+            raise ValidationError("key", f"the value of {key} holds $ or a backquote and a quote, backslash or line "
+                                  "break: no dotenv line keeps it from running when sourced; use --format shell "
+                                  "or json")
     line = _dotenv_line if format_ == "dotenv" else _shell_line
     return "".join(line(name, values[key]) + "\n" for name, key in names.items())
 
@@ -64,7 +72,13 @@ def interpolated(names: dict[str, str], values: dict[str, str]) -> list[str]:
 
 
 def _dotenv_line(name: str, value: str) -> str:
+    if _shell_active(value):
+        return f"{name}='{value}'"  # render refused what single quotes cannot hold
     return f'{name}="{value.translate(_DOTENV_ESCAPES)}"'
+
+
+def _shell_active(value: str) -> bool:
+    return "$" in value or "`" in value
 
 
 def _shell_line(name: str, value: str) -> str:
