@@ -10,6 +10,7 @@ from sprongus.entrypoints.cli.run_env import env_name, is_hook, variables_for
 
 @pytest.mark.parametrize("name", [
     "LD_PRELOAD", "LD_AUDIT", "DYLD_INSERT_LIBRARIES", "BASH_ENV", "ENV", "BASH_FUNC_X%%", "PATH", "IFS", "PS4",
+    "PS0", "PS1", "PS2", "PS3",
     "SHELLOPTS", "PYTHONPATH", "PYTHONSTARTUP", "PYTHON_CONFIG", "NODE_OPTIONS", "PERL5OPT", "PERL5LIB", "RUBYOPT",
     "RUBYLIB", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "SPRONGUS_TOKEN", "SPRONGUS_API_URL", "GCONV_PATH",
     "GLIBC_TUNABLES", "PERLLIB", "PERL5DB", "JDK_JAVA_OPTIONS", "NODE_PATH", "PROMPT_COMMAND", "ZDOTDIR",
@@ -21,7 +22,7 @@ def test_every_denied_family_is_a_hook(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["OPENAI_API_KEY", "NOTION_API_TOKEN", "ENVIRONMENT", "MYPATH", "PATHS", "LDAP_URL",
-                                  "NODE_ENV", "RUBY_VERSION", "DATABASE_URL", "SPRONGUSX"])
+                                  "PS5", "NODE_ENV", "RUBY_VERSION", "DATABASE_URL", "SPRONGUSX"])
 def test_ordinary_names_are_not(name: str) -> None:
     assert not is_hook(name)
 

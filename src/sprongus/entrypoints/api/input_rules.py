@@ -14,6 +14,7 @@ from typing import Any
 from flask import request
 
 from sprongus.domain.errors import ValidationError
+from sprongus.domain.json_objects import RepeatedName, unique_names
 from sprongus.domain.principal import Permission
 from sprongus.domain.text import utf8_encodable
 from sprongus.entrypoints.api.context import principal
@@ -81,10 +82,10 @@ def check_json(body: bytes) -> None:
     try:
         text = body.decode("utf-8")
         long_numbers = _LONG_NUMBER.search(text) is not None
-        document = json.loads(text, parse_int=_int64 if long_numbers else None, object_pairs_hook=_unique_names)
+        document = json.loads(text, parse_int=_int64 if long_numbers else None, object_pairs_hook=unique_names)
     except RecursionError:  # the C parser gives up near the recursion limit: far deeper than allowed anyway
         raise ValidationError("body", DEPTH_RULE) from None
-    except _RepeatedName:
+    except RepeatedName:  # 2 us per small body, 3 ms for an import of 5,000 items
         raise ValidationError("body", UNIQUE_NAMES_RULE) from None
     except ValueError:  # malformed: the schema's parser answers 400 as for any other malformed body
         return
@@ -92,19 +93,6 @@ def check_json(body: bytes) -> None:
         _walk(document)
     else:
         _check_depth(document)
-
-
-class _RepeatedName(Exception):
-    """Raised from inside the parser, which would turn a ValueError into "malformed"."""
-
-
-def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """`{"value": "a", "value": "b"}` is the last value to Python and the first to some proxies and parsers: one
-    body, two readings. Refused, at 2 us per small body (3 ms for an import of 5,000 items)."""
-    document = dict(pairs)
-    if len(document) != len(pairs):
-        raise _RepeatedName
-    return document
 
 
 def _int64(digits: str) -> int | _OutOfRange:

@@ -11,6 +11,7 @@ from typing import Any
 from sprongus.domain.bundle import BUNDLE_FORMAT
 from sprongus.domain.errors import ValidationError
 from sprongus.domain.import_item import ImportItem, parse_items
+from sprongus.domain.json_objects import RepeatedName, unique_names
 from sprongus.domain.names import KEY_NAME_RULE, KEY_NAME_WORDS
 from sprongus.domain.scope import Scope
 
@@ -48,7 +49,9 @@ def parse_dotenv(text: str, scope: Scope | None, prefix: str = "") -> list[Impor
         raise ValidationError("scope", "a dotenv import needs --scope")
     values: dict[str, str | None] = {}
     lines: dict[str, int] = {}
-    for binding in parse_stream(io.StringIO(text)):
+    # newline=None: universal newlines, as python-dotenv's own open() of a file reads it (a CRLF file's multi-line
+    # value holds \n, not \r\n).
+    for binding in parse_stream(io.StringIO(text, newline=None)):
         # python-dotenv skips a statement it cannot parse; an import is all or nothing, so refuse the file instead.
         if binding.error:
             raise ValidationError("dotenv", f"cannot parse the statement at line {binding.original.line}")
@@ -105,7 +108,10 @@ def parse_bundle(text: str, passphrase_file: Path | None = None) -> dict[str, An
 
 def _json(text: str) -> Any:
     try:
-        return json.loads(text)
+        # {"KEY": "a", "KEY": "b"} kept the last silently, where a repeated key in an items list is refused.
+        return json.loads(text, object_pairs_hook=unique_names)
+    except RepeatedName:
+        raise ValidationError("json", "an object repeats a name; give each key once") from None
     except ValueError as exc:
         line = getattr(exc, "lineno", "?")
         raise ValidationError("json", f"the file is not valid JSON (line {line})") from None

@@ -25,6 +25,8 @@ HOOK_NAMES = frozenset({
     # paths and debugger, the JDK launcher's options, an interactive shell's prompt command and zsh's startup dir.
     "GCONV_PATH", "GLIBC_TUNABLES", "PERLLIB", "PERL5DB", "JDK_JAVA_OPTIONS", "NODE_PATH", "PROMPT_COMMAND",
     "ZDOTDIR",
+    # bash expands $(...) in every prompt string at each prompt (promptvars is on by default), as in PS4.
+    "PS0", "PS1", "PS2", "PS3",
     # Commands that tools run on their own (pagers, editors, askpass helpers, less's input filter, Lua's init).
     "PAGER", "MANPAGER", "EDITOR", "VISUAL", "BROWSER", "SSH_ASKPASS", "SUDO_ASKPASS", "LESSOPEN", "LESSCLOSE",
     "LUA_INIT",

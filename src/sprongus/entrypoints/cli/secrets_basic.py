@@ -22,8 +22,21 @@ if TYPE_CHECKING:  # the domain's records load only in the commands that list, n
     from sprongus.ports.secrets_api import SecretsApi
 
 
+class _SetCommand(click.Command):
+    """A VALUE starting with `-` is read as an option, and Click's "No such option: ..." repeated it whole on
+    stderr: the secret, in a terminal's scrollback or a CI log. The answer names the rule, never the word."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption:
+            raise ValidationError("value", "an unknown option, or a VALUE starting with - (not repeated here): put "
+                                  "-- before the value (sprongus secrets set SCOPE KEY -- VALUE), or give it on "
+                                  "stdin") from None
+
+
 @remote_option
-@click.command("set")
+@click.command("set", cls=_SetCommand)
 @click.argument("scope", type=SCOPE)
 @click.argument("key", type=KEY)
 @click.argument("value", required=False)

@@ -65,7 +65,10 @@ def read_passphrase(path: Path | None) -> SecretValue | None:
         data = path.read_bytes()
     except OSError as exc:
         raise ValidationError("passphrase-file", f"cannot read {path}: {exc.strerror or 'error'}") from None
-    text = data.decode("utf-8", errors="strict").rstrip("\r\n") if data else ""
+    try:
+        text = data.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise ValidationError("passphrase-file", "the passphrase must be UTF-8 text") from None
     if len(text) < 8:
         raise ValidationError("passphrase-file", "the passphrase must be at least 8 characters")
     return SecretValue(text)
