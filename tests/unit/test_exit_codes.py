@@ -26,7 +26,7 @@ EXPECTED = {
     "RateLimited": 6,
     "IntegrityError": 7, "VaultKeyMismatch": 7, "KeyProviderError": 7, "KeyAccessDenied": 2, "KeyDisabled": 7,
     "Unavailable": 8, "KeyProviderUnavailable": 8, "AuditUnavailable": 8, "StorageUnavailable": 8,
-    "RemoteUnavailable": 8,
+    "RateLimitStoreUnavailable": 8, "RemoteUnavailable": 8,
 }
 
 
@@ -64,7 +64,8 @@ def test_every_class_but_the_base_has_a_row_and_no_row_is_shadowed() -> None:
 def test_every_outage_is_8_and_answers_503_and_a_remote_command_exits_8_too() -> None:
     outages = [cls for cls in error_classes() if issubclass(cls, e.Unavailable)]
     assert {cls.__name__ for cls in outages} == {
-        "Unavailable", "KeyProviderUnavailable", "AuditUnavailable", "StorageUnavailable", "RemoteUnavailable"}
+        "Unavailable", "KeyProviderUnavailable", "AuditUnavailable", "StorageUnavailable", "RateLimitStoreUnavailable",
+        "RemoteUnavailable"}
     for cls in outages:
         assert exit_code_for(bare(cls)) == EXIT_UNAVAILABLE
         if cls is e.RemoteUnavailable:
@@ -81,7 +82,7 @@ def test_every_outage_is_8_and_answers_503_and_a_remote_command_exits_8_too() ->
     (e.AuditUnavailable("audit event could not be recorded (no space left on device); action refused"),
      "audit-unavailable"),
     (e.StorageUnavailable(e.DISK_FULL), "storage-unavailable"),
-    (e.StorageUnavailable("rate-limit storage unavailable: ConnectionError"), "storage-unavailable"),
+    (e.RateLimitStoreUnavailable("rate-limit storage unavailable: ConnectionError"), "storage-unavailable"),
     (e.StorageError("database error: file is not a database"), "storage-unavailable"),  # 503 as it always was
 ])
 def test_the_api_names_each_outage_by_its_problem_type(error: e.SprongusError, kind: str) -> None:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from sprongus.domain.errors import ConfigError, StorageUnavailable
+from sprongus.domain.errors import ConfigError, RateLimitStoreUnavailable
 from sprongus.ports.rate_limit import RateLimitDecision
 
 REDIS_TIMEOUT = 2.0  # seconds
@@ -45,7 +45,7 @@ class LimitsRateLimiter:
                 return RateLimitDecision(True, policy, item.amount, item.get_expiry(), -1, 0)
             stats = self._limiter.get_window_stats(item, policy, identity)
         except Exception as exc:  # Redis down: fail closed, as "unavailable" (503), never as "allowed"
-            raise StorageUnavailable(f"rate-limit storage unavailable: {type(exc).__name__}") from exc
+            raise RateLimitStoreUnavailable(f"rate-limit storage unavailable: {type(exc).__name__}") from exc
         reset_after = max(0, math.ceil(stats.reset_time - time.time()))
         return RateLimitDecision(False, policy, item.amount, item.get_expiry(), stats.remaining, reset_after)
 

@@ -166,6 +166,12 @@ class StorageUnavailable(StorageError, Unavailable):
     public = "the database is unavailable (unreachable, busy or out of disk space); nothing was changed"
 
 
+class RateLimitStoreUnavailable(StorageUnavailable):
+    """Redis, where the rate limits are counted, does not answer: limited requests fail closed, masked reads go on."""
+
+    public = "the rate-limit store is unavailable; nothing was changed"
+
+
 class ConfigError(SprongusError):
     """A setting is missing, malformed or not allowed in this profile."""
 

@@ -14,5 +14,6 @@ def test_reveal_and_write_answer_503_when_redis_is_unreachable(make_api: Callabl
     reveal = api.reveal(KEY)
     body = problem(reveal, 503)
     assert body["type"].endswith("storage-unavailable") and CANARY not in reveal.get_data(as_text=True)
-    problem(api.put(KEY, "new"), 503)
+    assert body["detail"] == "the rate-limit store is unavailable; nothing was changed"  # not "the database"
+    assert problem(api.put(KEY, "new"), 503)["detail"] == body["detail"]
     assert api.call("GET", KEY).status_code == 200  # masked reads are not rate limited
