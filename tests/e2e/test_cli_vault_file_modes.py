@@ -63,6 +63,21 @@ def test_a_new_vault_is_private_even_with_a_permissive_umask(machine: Machine) -
     assert stat.S_IMODE(machine.home.stat().st_mode) == 0o700
 
 
+def test_directories_made_above_a_new_vault_are_private_too_with_a_permissive_umask(machine: Machine) -> None:
+    """mkdir(parents=True) gave its mode to the last directory only: under umask 000 the ones above it were 0777,
+    where another user could rename them and put their own in place."""
+    home = machine.root / "made" / "for" / "sprongus"
+    existing = stat.S_IMODE(machine.root.stat().st_mode)
+    old = os.umask(0)
+    try:
+        machine.ok("secrets", "set", SCOPE, "k", "-", input=CANARY, home=home)
+    finally:
+        os.umask(old)
+    made = [home, home.parent, home.parent.parent]
+    assert [oct(stat.S_IMODE(d.stat().st_mode)) for d in made] == [oct(0o700)] * 3
+    assert stat.S_IMODE(machine.root.stat().st_mode) == existing  # an existing directory is left as it was
+
+
 def test_a_private_leftover_wal_file_is_accepted(stocked: Machine, tmp_path: Path) -> None:
     wal = stocked.home / "vault.db-wal"
     wal.touch(mode=0o600)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sprongus.adapters.keys_local import KeyVersions
+from sprongus.adapters.private_dirs import make_private_dir
 from sprongus.domain.errors import KeyProviderError
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ def key_update_lock(path: Path) -> FileLock:
     """An inter-process lock beside the key storage, held while a new key version is added."""
     from filelock import FileLock
 
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     return FileLock(str(path.with_name(path.name + ".lock")), timeout=30, mode=0o600)
 
 
@@ -87,7 +88,7 @@ class FileKeyStore:
     def _write(self, versions: KeyVersions, exclusive: bool) -> None:
         import tempfile  # only a write needs it: every read of the key file starts without its imports
 
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(self.path.parent)
         # A unique 0600 temp file per writer: threads of one process must not share (and truncate) one.
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         try:

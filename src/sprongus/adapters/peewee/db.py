@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 import peewee
 
 from sprongus.adapters.peewee.sqlite_writers import WriterTurns, rest_of_budget
+from sprongus.adapters.private_dirs import make_private_dir
 from sprongus.domain.errors import DISK_FULL, ConfigError, KeyProviderError, StorageError, StorageUnavailable
 
 BUSY_TIMEOUT_MS = 30_000
@@ -154,7 +155,7 @@ def sqlite_path(url: str) -> Path:
 def open_sqlite(path: Path) -> peewee.SqliteDatabase:
     """The vault file is created 0600 in a 0700 directory before SQLite touches it; WAL files inherit the mode.
     An existing vault, WAL or SHM file that other users may access is refused, before SQLite opens it."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         _refuse_shared(path, os.fstat(fd).st_mode)

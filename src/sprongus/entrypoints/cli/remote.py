@@ -13,6 +13,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
+from sprongus.adapters.private_dirs import make_private_dir
 from sprongus.domain import errors as e
 from sprongus.domain.credentials import without_userinfo
 from sprongus.entrypoints.config import Settings
@@ -83,7 +84,7 @@ def write_token_file(path: Path, tokens: dict[str, object], file_format: str = T
 
     text = json.dumps({"format": file_format, "tokens": tokens}, indent=2) + "\n"
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(path.parent)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # 0600
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
