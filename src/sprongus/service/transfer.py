@@ -127,7 +127,7 @@ class TransferOps:
             assert parsed is not None
             places = parsed.places
             _check_places(places, prefix, "bundle.items")
-        _authorize(principal, {scope for scope, _ in places}, mode == "replace" and dry_run)
+        _authorize(principal, {scope for scope, _ in places}, mode == "replace")
         for scope, key in places:  # a key-prefix token writes only under its prefix (others look absent)
             authorize(principal, scope, Permission.WRITE, key)
         self._d.throttle.principal(principal, "write")
@@ -239,8 +239,9 @@ def _key_of(record: SecretRecord) -> str:
 
 
 def _authorize(principal: Principal, scopes: set[Scope], needs_read: bool) -> None:
-    """Write on every named scope. A replace dry run also needs read: its report lists the keys a replace would
-    remove, names a writer without read could not otherwise learn."""
+    """Write on every named scope. A replace, dry run or not, also needs read: its report lists the keys it removes
+    (or would), names a writer without read could not otherwise learn (and could then restore one by one, each
+    restore answering the key's meta)."""
     if not scopes and not principal.has(Permission.WRITE):  # nothing named, but still only for writers
         raise PermissionDenied(f"missing permission {Permission.WRITE.value}", required=Permission.WRITE.value)
     for scope in sorted(scopes):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from werkzeug.test import TestResponse
 
 from tests.e2e.api.conftest import KEY, READ, REVEAL, WRITE, ApiClient, problem
@@ -98,19 +99,23 @@ def test_if_match_without_read_is_403_and_never_names_the_version(api: ApiClient
     assert problem(stale, 412)["detail"] == "If-Match: the current version is 3"
 
 
-def test_a_replace_dry_run_needs_read(api: ApiClient) -> None:
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry run", "real run"])
+def test_a_replace_needs_read(api: ApiClient, dry_run: bool) -> None:
+    """The report names the removed keys, a real run's as a dry run's: a write-only token learned every key name
+    of the scope (and could then restore each, its answer showing the meta)."""
     for key in ("hidden.a", "hidden.b"):
         api.seed("project:p1", key, CANARY)
-    body: dict[str, Any] = {"mode": "replace", "dryRun": True, "allowPlaintext": True,
+    body: dict[str, Any] = {"mode": "replace", "dryRun": dry_run, "allowPlaintext": True,
                             "items": [{"scope": "project:p1", "key": "mine", "value": "x"}]}
     writer = api.token("alice", (WRITE,))
     refused = api.call("POST", IMPORT, writer, json=body)
     _denied(refused, READ)
     assert "hidden" not in refused.get_data(as_text=True)
+    assert api.call("GET", "/v1/secrets/project/p1/hidden.a").status_code == 200  # nothing was removed
+    merge = api.call("POST", IMPORT, writer, json={**body, "mode": "merge"})  # a merge removes nothing
+    assert merge.status_code == 200 and merge.get_json()["removed"] == 0
     report = api.call("POST", IMPORT, json=body).get_json()  # read and write: the report names them
     assert [c["keyName"] for c in report["changes"]["removed"]] == ["hidden.a", "hidden.b"]
-    merge = api.call("POST", IMPORT, writer, json={**body, "mode": "merge"})  # a merge dry run removes nothing
-    assert merge.status_code == 200 and merge.get_json()["removed"] == 0
 
 
 # :rotate
