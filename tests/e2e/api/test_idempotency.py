@@ -141,3 +141,22 @@ def test_the_stored_response_is_masked_and_the_fingerprint_hides_the_value(make_
     for path in api.home.iterdir():  # the vault file and its WAL: no plaintext anywhere on disk
         if path.is_file():
             assert CANARY.encode() not in path.read_bytes(), path
+
+
+def test_a_narrower_token_of_the_same_subject_gets_no_replay_of_a_wider_ones_answer(any_api: ApiClient) -> None:
+    """Keys are per subject, so a retry with the subject's renewed token replays. A token of the same subject that
+    may see less (a key prefix) sent the same body and key and got the stored report: key names outside its
+    prefix. Now it is another request (422), and the report is never shown to it."""
+    any_api.seed("project:p1", "hr.payroll.key", CANARY)
+    body = {"mode": "replace", "allowPlaintext": True, "prefix": "", "items": [
+        {"scope": "project:p1", "key": "app.token", "value": "v"}]}
+    headers = {"Idempotency-Key": "replace-1"}
+    first = any_api.call("POST", IMPORT, json=body, headers=headers)
+    assert [c["keyName"] for c in first.get_json()["changes"]["removed"]] == ["hr.payroll.key"]
+    secret, _ = any_api.container.token_service().create("alice", ["secrets:read", "secrets:write"], ["p1"], 3600,
+                                                          key_prefix="app.")
+    narrower = any_api.call("POST", IMPORT, secret.reveal(), json=body, headers=headers)
+    problem(narrower, 422)
+    assert "hr.payroll" not in narrower.get_data(as_text=True)
+    renewed = any_api.call("POST", IMPORT, any_api.token("alice"), json=body, headers=headers)  # same grants
+    assert renewed.headers.get("Idempotent-Replayed") == "true" and renewed.get_data() == first.get_data()

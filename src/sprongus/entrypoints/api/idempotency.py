@@ -31,6 +31,16 @@ class IdempotencyConflict(Conflict):
 Precheck = Callable[..., None]
 
 
+def _grants() -> bytes:
+    """What the caller may see, part of what a key stands for. Keys are per subject, so that a retry with the
+    subject's renewed token replays; but another token of the subject with less (a key prefix, no read) sending
+    the same body got the first answer: an import report naming keys outside its prefix. Now that is another
+    request (422), after that token's own checks."""
+    caller = g.principal
+    permissions = ",".join(sorted(p.value for p in caller.permissions))
+    return f"{permissions}|{','.join(sorted(caller.projects))}|{caller.key_prefix}".encode()
+
+
 class Idempotency:
     def __init__(self, store: IdempotencyStore, clock: Clock, hmac_keys: HmacKeyring,
                  derive: Callable[[bytes], bytes]) -> None:
@@ -46,7 +56,7 @@ class Idempotency:
         The key is looked up per request, not fixed at start-up (a vault's HMAC key may be made after a worker
         started, or rotated), and a stored fingerprint is recomputed `like` it was made, with the key it names:
         a retry that reaches another worker, or comes after `keys rotate-hmac`, still matches."""
-        material = b"\n".join([request.method.encode(), request.path.encode(), request.get_data()])
+        material = b"\n".join([request.method.encode(), request.path.encode(), _grants(), request.get_data()])
         if like is None or like.startswith("hmac:"):
             named = like[len("hmac:"):].rpartition(":")[0] if like else ""
             key_id = named or self._hmac_keys.current_key_id()
