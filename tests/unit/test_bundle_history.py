@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from sprongus.domain.errors import IntegrityError, NotFound, ValidationError
+from sprongus.domain.names import MAX_VERSION_NUMBER
 from sprongus.domain.records import AuditAction
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
@@ -164,3 +166,16 @@ def test_a_deleted_secret_is_not_exported(source: Harness) -> None:
     assert result.bundle is not None and {i["key"] for i in result.bundle["items"]} == {"a"}
     assert [v.key for v in result.items] == ["a"]
     assert [v.key for v in source.transfer.export(owner(), P1).items] == ["a"]
+
+
+def test_a_secret_at_the_last_version_number_refuses_a_new_version_by_name_and_keeps_its_value() -> None:
+    """A bundle's history may bring any number up to 2^31-1, the column's last: the next write was an integer
+    overflow in Postgres (a database error, 503), not a rule a caller can read."""
+    h = make_harness()
+    put(h, "db.password", CANARY)
+    rows = h.uow.repository.rows[P1]
+    rows["db.password"] = replace(rows["db.password"], version=MAX_VERSION_NUMBER)
+    with pytest.raises(ValidationError, match="every version number") as refused:
+        put(h, "db.password", "next")
+    assert refused.value.field == "version" and "next" not in str(refused.value)
+    assert h.uow.repository.rows[P1]["db.password"].version == MAX_VERSION_NUMBER

@@ -8,8 +8,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from sprongus.domain.envelope import Envelope, Sealed, aad_for, checksum
-from sprongus.domain.errors import IntegrityError
+from sprongus.domain.errors import IntegrityError, ValidationError
 from sprongus.domain.meta import MetaValue
+from sprongus.domain.names import MAX_VERSION_NUMBER
 from sprongus.domain.records import SecretRecord
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue
@@ -113,7 +114,10 @@ class Sealer:
     def _next_version(previous: SecretRecord | None, after_version: int) -> int:
         if previous is not None and previous.defect:  # its version, times and meta are placeholders
             raise IntegrityError()
-        return (after_version if previous is None else previous.version) + 1
+        version = (after_version if previous is None else previous.version) + 1
+        if version > MAX_VERSION_NUMBER:  # a bundle's history may carry any number: refused, not a database error
+            raise ValidationError("version", f"this secret has used every version number up to {MAX_VERSION_NUMBER}")
+        return version
 
     def _record(self, previous: SecretRecord | None, scope: Scope, key: str, meta: dict[str, MetaValue] | None,
                 version: int, sealed: Sealed, aad: bytes, rotated: bool, by: str | None) -> SecretRecord:
