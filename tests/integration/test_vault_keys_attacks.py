@@ -10,11 +10,18 @@ import base64
 import os
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from sprongus.domain.errors import ConfigError, KeyAccessDenied, KeyProviderUnavailable, VaultKeyMismatch
+from sprongus.domain.errors import (
+    ConfigError,
+    KeyAccessDenied,
+    KeyProviderUnavailable,
+    MasterKeyChanged,
+    VaultKeyMismatch,
+)
 from sprongus.entrypoints.config import Settings
 from sprongus.entrypoints.container import Container, build_container
 from sprongus.service.vault_hmac import hmac_aad
@@ -179,8 +186,6 @@ def test_a_provider_that_refuses_this_identity_proves_nothing_about_a_new_key(tm
 
 def test_a_kms_primary_version_that_changes_during_the_first_record_is_retried_not_misrecorded(
         tmp_path: Path, vaults: list[Container]) -> None:
-    from dataclasses import replace
-
     vaults.append(vault := open_vault(tmp_path, key("k1")))
     envelope = vault.envelope()
     real_wrap = envelope.wrap_key
@@ -231,3 +236,23 @@ def test_junk_data_rows_under_the_next_key_id_do_not_refuse_the_right_key(tmp_pa
     vaults.append(rotated := open_vault(tmp_path, f"{k2},{k1}"))  # the operator's next key: not refused
     write(rotated, "fresh")
     assert reveal(rotated, "fresh") == CANARY
+
+
+def test_a_write_sealed_under_a_key_rotated_meanwhile_is_a_retryable_outage_that_says_so(
+        tmp_path: Path, vaults: list[Container]) -> None:
+    """Another process's `keys rotate-master` between this write's seal and its store: nothing is written, exit 8 /
+    503, and the answer names what happened rather than blaming the key provider (seen in a rotation drill)."""
+    from sprongus.entrypoints.api.problems import from_domain_error
+    from sprongus.entrypoints.cli.errors import exit_code_for
+
+    vaults.append(vault := open_vault(tmp_path, key("k1")))
+    write(vault)
+    sealer = vault.service_deps().sealer
+    real_seal = sealer.envelope.seal
+    sealer.envelope.seal = lambda *a, **kw: replace(real_seal(*a, **kw), master_key_id="env:k2")  # type: ignore
+    with pytest.raises(MasterKeyChanged) as changed:
+        write(vault, "during.rotation")
+    assert exit_code_for(changed.value) == 8
+    answer = from_domain_error(changed.value)
+    assert answer.status_code == 503 and answer.get_json()["detail"] == MasterKeyChanged.public
+    assert sql(tmp_path, "SELECT key_name FROM secret_kv WHERE key_name = 'during.rotation'") == []

@@ -26,7 +26,7 @@ EXPECTED = {
     "RateLimited": 6,
     "IntegrityError": 7, "VaultKeyMismatch": 7, "KeyProviderError": 7, "KeyAccessDenied": 2, "KeyDisabled": 7,
     "Unavailable": 8, "KeyProviderUnavailable": 8, "AuditUnavailable": 8, "StorageUnavailable": 8,
-    "RateLimitStoreUnavailable": 8, "RemoteUnavailable": 8,
+    "RateLimitStoreUnavailable": 8, "MasterKeyChanged": 8, "RemoteUnavailable": 8,
 }
 
 
@@ -65,7 +65,7 @@ def test_every_outage_is_8_and_answers_503_and_a_remote_command_exits_8_too() ->
     outages = [cls for cls in error_classes() if issubclass(cls, e.Unavailable)]
     assert {cls.__name__ for cls in outages} == {
         "Unavailable", "KeyProviderUnavailable", "AuditUnavailable", "StorageUnavailable", "RateLimitStoreUnavailable",
-        "RemoteUnavailable"}
+        "MasterKeyChanged", "RemoteUnavailable"}
     for cls in outages:
         assert exit_code_for(bare(cls)) == EXIT_UNAVAILABLE
         if cls is e.RemoteUnavailable:

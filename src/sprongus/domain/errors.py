@@ -131,6 +131,12 @@ class KeyProviderUnavailable(KeyProviderError, Unavailable):
     public = "the key provider is unavailable; try again later"
 
 
+class MasterKeyChanged(KeyProviderUnavailable):
+    """Another process rotated the master key while this write sealed with the old one: nothing was stored."""
+
+    public = "the master key changed while this request ran; nothing was written, try again"
+
+
 class KeyAccessDenied(KeyProviderError):
     """The KMS refused this caller (IAM / RBAC / policy): fix the service identity's permissions."""
 

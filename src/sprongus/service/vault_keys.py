@@ -23,6 +23,7 @@ from sprongus.domain.errors import (
     KeyDisabled,
     KeyProviderError,
     KeyProviderUnavailable,
+    MasterKeyChanged,
     Unavailable,
     VaultKeyMismatch,
 )
@@ -165,8 +166,7 @@ class VaultKeys:
         file replaced under a running process, or re-read for an unknown key id, is never used unchecked."""
         if master_key_id != self._checked:
             self._refreshed_at = -float("inf")  # the next write checks the key now in use
-            raise KeyProviderUnavailable("the master key changed while this request ran; nothing was written, "
-                                         "try again")
+            raise MasterKeyChanged(MasterKeyChanged.public)
 
     def _matches(self, current: str, masters: dict[str, VaultKeyRecord]) -> bool:
         if current in masters:
