@@ -85,3 +85,16 @@ def test_a_repeated_name_inside_a_value_is_text_not_structure(api: ApiClient) ->
     value = json.dumps({"a": 1}).replace("}", ', "a": 2}')
     assert api.put(KEY, value).status_code in (200, 201)
     assert api.reveal(KEY).get_json()["value"] == value
+
+
+@pytest.mark.parametrize("raw", [
+    '{"token": "a", "token": "b"}'.encode("utf-16"),  # a repeated name, in an encoding the rules did not read
+    '{"token": "\\ud800"}'.encode("utf-16-le"),  # a lone surrogate: was a 500
+    b"\xef\xbb\xbf" + b'{"token": "a", "token": "b"}',  # UTF-8 with a BOM
+])
+def test_revoke_reads_json_as_utf_8_like_every_endpoint(api: ApiClient, raw: bytes) -> None:
+    """Flask's get_json also takes UTF-16/32 and a BOM, which the input rules (reading UTF-8) passed as malformed:
+    the revoke endpoint then read a body no other endpoint would."""
+    response = api.call("POST", "/v1/auth/revoke", data=raw, content_type="application/json")
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert api.call("GET", "/v1/auth/whoami").status_code == 200  # nothing was revoked

@@ -16,6 +16,7 @@ import marshmallow
 from flask import Response, request
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
+from werkzeug.exceptions import BadRequest
 
 from sprongus.adapters.problem_types import PROBLEM_JSON
 from sprongus.domain.errors import InvalidGrant, InvalidTokenRequest, Unauthenticated, ValidationError
@@ -215,7 +216,12 @@ def _token_to_revoke() -> str | None:
             raise ValidationError("token", "give it once")
         data: dict[str, Any] = {"token": named[0]} if named else {}
     elif request.is_json:
-        document = request.get_json()
+        # UTF-8 only, as every other endpoint reads JSON (webargs): Flask's get_json also takes UTF-16 and a BOM,
+        # which the input rules, checking UTF-8 text, passed as malformed (repeated names, lone surrogates: a 500).
+        try:
+            document = json.loads(request.get_data(cache=True).decode("utf-8"))
+        except ValueError:
+            raise BadRequest() from None
         if not isinstance(document, dict):
             raise ValidationError("body", "must be a JSON object")
         data = document

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from flask import request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from sprongus.domain.errors import ValidationError
 from sprongus.domain.json_objects import RepeatedName, unique_names
@@ -28,7 +29,11 @@ MAX_DEPTH = 32
 SMALL_BODY = 1024 * 1024
 LARGE_BODY = 32 * 1024 * 1024
 LARGE_BODY_ENDPOINTS = frozenset({"secrets.import_secrets"})
-BODY_SIZE_RULE = "a request body must be at most 1 MiB (an import by a token that may write: 32 MiB)"
+# A redeem, the one JSON endpoint anyone may call, holds a token of 48 characters: 4 KiB is plenty, and nobody
+# gets to have a megabyte parsed before the redeem limit is counted.
+TINY_BODY = 4096
+TINY_BODY_ENDPOINTS = frozenset({"secrets.redeem"})
+BODY_SIZE_RULE = "a request body must be at most 1 MiB (a redeem: 4 KiB; an import by a token that may write: 32 MiB)"
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 DEPTH_RULE = f"JSON must nest at most {MAX_DEPTH} levels deep"
 INTEGER_RULE = "integers must fit in 64 bits"
@@ -57,9 +62,12 @@ _OUT_OF_RANGE = _OutOfRange()
 
 def check_request() -> None:
     """Runs after authentication, so a refused token is audited whatever the body holds."""
-    if request.endpoint in LARGE_BODY_ENDPOINTS and principal().has(Permission.WRITE):
+    if request.endpoint in TINY_BODY_ENDPOINTS:
+        request.max_content_length = TINY_BODY
+    elif request.endpoint in LARGE_BODY_ENDPOINTS and principal().has(Permission.WRITE):
         request.max_content_length = LARGE_BODY
     _check_query_once()
+    _check_unsized_body()
     key = request.headers.get("Idempotency-Key")
     if key is not None and _CONTROL.search(key):  # NUL cannot be stored in Postgres TEXT (was a 503)
         raise ValidationError("Idempotency-Key", IDEMPOTENCY_KEY_RULE)
@@ -76,6 +84,16 @@ def _check_query_once() -> None:
     for name, values in request.args.lists():
         if len(values) > 1:
             raise ValidationError(name if name in QUERY_NAMES else "query", ONCE_RULE)
+
+
+def _check_unsized_body() -> None:
+    """A body sent without Content-Length (chunked) is read up to the limit and no further: werkzeug answers 413
+    only on a read past it, which nothing makes, so the first megabyte of a longer body was used as the whole
+    while a proxy in front saw the rest. Read now, so a body that reaches the limit is refused."""
+    if request.content_length is not None or request.max_content_length is None:
+        return
+    if len(request.get_data(cache=True)) >= request.max_content_length:
+        raise RequestEntityTooLarge()
 
 
 def check_json(body: bytes) -> None:
@@ -105,7 +123,8 @@ def _int64(digits: str) -> int | _OutOfRange:
 
 
 def _check_depth(document: Any) -> None:
-    """The depth rule alone, level by level: only containers are kept from one level to the next."""
+    """The depth rule alone, level by level. Only non-empty containers are kept for the next level: an empty one
+    adds a level but holds nothing, and a megabyte of `{},` is 350,000 of them (0.13 s when each was visited)."""
     level = [document] if isinstance(document, _CONTAINERS) else []
     depth = 0
     while level:
@@ -113,9 +132,15 @@ def _check_depth(document: Any) -> None:
         if depth > MAX_DEPTH:
             raise ValidationError("body", DEPTH_RULE)
         below: list[Any] = []
+        deeper = False
         for node in level:
-            children = node.values() if isinstance(node, dict) else node
-            below.extend(child for child in children if isinstance(child, _CONTAINERS))
+            for child in node.values() if isinstance(node, dict) else node:
+                if isinstance(child, _CONTAINERS):
+                    deeper = True
+                    if child:
+                        below.append(child)
+        if deeper and not below and depth + 1 > MAX_DEPTH:  # only empty containers one level further down
+            raise ValidationError("body", DEPTH_RULE)
         level = below
 
 
