@@ -54,7 +54,7 @@ class AwsKmsMasterKeyProvider:
         """A provider for a key ARN, or for the key an alias points to now (resolved once, here)."""
         if ":key/" in key:
             return cls(client, key)
-        metadata = _call(client, "describe_key", key, KeyId=key)["KeyMetadata"]
+        metadata = _answer(_call(client, "describe_key", key, KeyId=key), "describe_key", "KeyMetadata")["KeyMetadata"]
         return cls(client, str(metadata["Arn"]))
 
     def current_key_id(self) -> str:

@@ -202,7 +202,7 @@ class AzureKeyVaultMasterKeyProvider:
                     return KeyDisabled(f"{where}: the key is disabled")
                 return KeyAccessDenied(f"{where}: access denied ({inner or code or status}); the identity needs "
                                        "the key's get, wrapKey and unwrapKey permissions")
-            if status == 400 and operation == "unwrapKey":
+            if status == 400 and operation == "unwrapKey" and code is not None:  # Key Vault's own JSON refusal
                 return IntegrityError()
             if status in (408, 429) or (status or 0) >= 500:
                 return KeyProviderUnavailable(f"{where}: Key Vault is unavailable (HTTP {status})")

@@ -145,6 +145,17 @@ def test_aws_a_decrypt_naming_another_key_is_still_integrity(endpoint: BrokenEnd
         keys.unwrap(b"\x01" * 40, f"aws:{ARN}", AAD)
 
 
+def test_aws_an_alias_resolved_through_a_cut_off_answer_is_an_outage(endpoint: BrokenEndpoint,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from sprongus.adapters.kms_aws import AwsKmsMasterKeyProvider
+
+    client = aws(endpoint, monkeypatch)._client
+    endpoint.answer = cut_off("application/x-amz-json-1.1")
+    with pytest.raises(KeyProviderError) as info:  # was a bare KeyError: "unexpected", exit 1
+        AwsKmsMasterKeyProvider.for_key(client, "alias/sprongus-master")
+    assert_outage(info.value)
+
+
 # -- Vault / OpenBao transit (hvac) -------------------------------------------------------------------------------
 
 def vault(endpoint: BrokenEndpoint) -> Any:
@@ -196,6 +207,23 @@ def test_azure_a_broken_answer_is_an_outage(tmp_path: Path, fault: str) -> None:
         with pytest.raises(KeyProviderError) as info:
             keys.unwrap(wrapped.blob, wrapped.master_key_id, AAD)
         assert_outage(info.value)
+    finally:
+        server.close()
+
+
+def test_azure_a_proxys_400_page_is_not_read_as_a_refused_ciphertext(tmp_path: Path) -> None:
+    server = FakeKeyVaultServer(tmp_path)
+    try:
+        server.vault.add_version("master")
+        keys = azure_provider(server, client_kwargs={"retry_total": 0})
+        wrapped = keys.wrap(b"k" * 32, AAD)
+        server.vault.raw_answer = page(400, b"<html>400 Bad Request</html>")
+        with pytest.raises(KeyProviderError) as info:
+            keys.unwrap(wrapped.blob, wrapped.master_key_id, AAD)
+        assert not isinstance(info.value, IntegrityError)
+        server.vault.raw_answer = None  # Key Vault's own refusal of a ciphertext still is integrity
+        with pytest.raises(IntegrityError):
+            keys.unwrap(b"\x00" * len(wrapped.blob), wrapped.master_key_id, AAD)
     finally:
         server.close()
 
