@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hmac
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sprongus.domain.api_token import token_hash
 from sprongus.domain.envelope import length_prefixed
@@ -49,7 +49,7 @@ class RevealTokenOps:
             grant = RevealGrant(principal.subject, principal.projects,
                                 principal.owner or Permission.ADMIN in principal.permissions,
                                 scope.owner_type.value, scope.owner_id, key, expires)
-            grant = replace(grant, seal=self._seal(grant, token_hash(token), record.created_at))
+            grant = replace(grant, seal=self._seal(grant, token_hash(token), record.id))
             self._d.auditor.record(principal, AuditAction.REVEAL, scope, key, record.version, one_time="minted",
                                    expires_at=utc_iso(expires))
             self._stores().add(token_hash(token), grant)
@@ -64,7 +64,8 @@ class RevealTokenOps:
                 raise Gone("the reveal token is used, expired or unknown")
             digest = token_hash(token)
             grant = self._stores().consume(digest, self._d.clock.now())
-            if grant is None:
+            mac_key = None if grant is None else self._sealed_by_us(grant, digest)
+            if grant is None or mac_key is None:
                 raise Gone("the reveal token is used, expired or unknown")
             principal = Principal(subject=grant.subject, projects=grant.projects,
                                   permissions=frozenset({Permission.REVEAL} | ({Permission.ADMIN} if grant.admin
@@ -73,33 +74,34 @@ class RevealTokenOps:
             scope = Scope(OwnerType(grant.owner_type), grant.owner_id)
             with self._d.uow.transaction(principal, readonly=True) as repo:
                 record = repo.get(scope, grant.key_name)
-            # The seal covers the secret's creation time: a secret purged and created again under the same name is
-            # another secret, which a token for the first must not open. Read as the grant's principal, which
-            # only the seal vouches for: nothing read here leaves unless the seal holds.
-            if record is None or not self._sealed_by_us(grant, digest, record.created_at):
+            # The seal also covers the secret's id: a secret purged and created again under the same name is another
+            # secret (another id), which a token for the first must not open.
+            if record is None or not _same_secret(mac_key, grant, digest, record.id):
                 raise Gone("the reveal token is used, expired or unknown")
             value = self._d.sealer.open(record)
             self._d.auditor.record(principal, AuditAction.REDEEM, scope, grant.key_name, record.version)
             return view_of(record, value)
 
-    def _seal(self, grant: RevealGrant, digest: str, created: datetime) -> str:
-        """A MAC under a fresh key wrapped by the master key: whoever can write the table (the app role) but not
-        use the master key cannot forge a grant for someone else's secret."""
+    def _seal(self, grant: RevealGrant, digest: str, secret_id: str) -> str:
+        """MACs under a fresh key wrapped by the master key: whoever can write the table (the app role) but not
+        use the master key cannot forge a grant for someone else's secret. The first covers the grant, checked
+        before anything is read; the second the secret's id, checked against the row the grant leads to."""
         key = self._d.random.bytes(32)
         wrapped = self._d.sealer.envelope.wrap_key(key, GRANT_AAD + digest.encode())
         self._d.sealer.confirm(wrapped.master_key_id)
-        mac = hmac.digest(key, _grant_body(grant, digest, created), "sha256")
+        macs = [hmac.digest(key, _grant_body(grant, digest), "sha256"), _secret_mac(key, digest, secret_id)]
         return "|".join([wrapped.master_key_id, base64.b64encode(wrapped.blob).decode(),
-                         base64.b64encode(mac).decode()])
+                         *(base64.b64encode(mac).decode() for mac in macs)])
 
-    def _sealed_by_us(self, grant: RevealGrant, digest: str, created: datetime) -> bool:
+    def _sealed_by_us(self, grant: RevealGrant, digest: str) -> bytes | None:
+        """The seal's MAC key when the grant is ours, else None (a grant sealed before the secret's id was, too)."""
         try:
-            key_id, blob, mac = grant.seal.split("|")
+            key_id, blob, mac, _ = grant.seal.split("|")
             key = self._d.sealer.envelope.unwrap_key(base64.b64decode(blob), key_id, GRANT_AAD + digest.encode())
             expected = base64.b64decode(mac)
         except (ValueError, IntegrityError, KeyProviderError):
-            return False
-        return hmac.compare_digest(hmac.digest(key, _grant_body(grant, digest, created), "sha256"), expected)
+            return None
+        return key if hmac.compare_digest(hmac.digest(key, _grant_body(grant, digest), "sha256"), expected) else None
 
     def _stores(self) -> RevealTokenStore:
         if self._store is None:
@@ -107,7 +109,19 @@ class RevealTokenOps:
         return self._store
 
 
-def _grant_body(grant: RevealGrant, digest: str, created: datetime) -> bytes:
+def _grant_body(grant: RevealGrant, digest: str) -> bytes:
     fields = [digest, grant.subject, ",".join(sorted(grant.projects)), "admin" if grant.admin else "-",
-              grant.owner_type, grant.owner_id or "", grant.key_name, grant.expires_at.isoformat(), utc_iso(created)]
+              grant.owner_type, grant.owner_id or "", grant.key_name, grant.expires_at.isoformat()]
     return length_prefixed(f.encode("utf-8") for f in fields)
+
+
+def _secret_mac(key: bytes, digest: str, secret_id: str) -> bytes:
+    return hmac.digest(key, length_prefixed([b"secret", digest.encode(), secret_id.encode()]), "sha256")
+
+
+def _same_secret(key: bytes, grant: RevealGrant, digest: str, secret_id: str) -> bool:
+    try:
+        expected = base64.b64decode(grant.seal.rsplit("|", 1)[1])
+    except ValueError:
+        return False
+    return hmac.compare_digest(_secret_mac(key, digest, secret_id), expected)
