@@ -132,9 +132,10 @@ class KeyProviderUnavailable(KeyProviderError, Unavailable):
 
 
 class MasterKeyChanged(KeyProviderUnavailable):
-    """Another process rotated the master key while this write sealed with the old one: nothing was stored."""
+    """Another process rotated the master key while this sealed or wrapped with the old one: what used it was not
+    stored (a rotation's earlier pages were: run it again)."""
 
-    public = "the master key changed while this request ran; nothing was written, try again"
+    public = "the master key changed while this ran; what used the old key was not stored: try again"
 
 
 class KeyAccessDenied(KeyProviderError):

@@ -8,8 +8,9 @@ escapes what its reader would otherwise change:
   so every value stays on one line: its reader opens the file with universal newlines, which would turn a raw
   carriage return inside quotes into a newline. A value holding `$` or a backquote goes in single quotes instead:
   a dotenv file is also sourced by sh (`set -a; . ./app.env`), which runs `$(...)` and backquotes inside double
-  quotes. Single quotes are literal to both readers, but hold no escape a shell and python-dotenv read alike, so
-  such a value with a quote, a backslash or a line break is refused by its key (`--format shell` carries it).
+  quotes. Single quotes are literal to sh (python-dotenv still expands `${...}` in them: `interpolated` warns),
+  but hold no escape a shell and python-dotenv read alike, so such a value with a quote, a backslash or a line
+  break is refused by its key (`--format shell` carries it).
 - shell: `export NAME='...'`, where nothing is special but the quote itself (written `'\\''`), for `source`/`eval`.
 - json: `{"NAME": "value"}`.
 
