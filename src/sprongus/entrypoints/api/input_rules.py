@@ -23,9 +23,9 @@ from sprongus.entrypoints.api.schemas import QUERY_NAMES
 
 MAX_DEPTH = 32
 # Every body but an import's holds one value (64 KiB, at most 6x that as JSON escapes) or at most 1,000 key names:
-# 1 MiB is the app's limit, for anonymous endpoints too. An import of 5,000 items may send 32 MiB, once its token
-# is known to write (any other is refused the import anyway, so it does not get 32 MiB parsed first). A body over
-# its limit is a 413 before it is read.
+# 1 MiB is the app's limit, for the anonymous token endpoint too. An import of 5,000 items may send 32 MiB, once
+# its token is known to write (any other is refused the import anyway, so it does not get 32 MiB parsed first). A
+# body over its limit is a 413 before it is read.
 SMALL_BODY = 1024 * 1024
 LARGE_BODY = 32 * 1024 * 1024
 LARGE_BODY_ENDPOINTS = frozenset({"secrets.import_secrets"})
@@ -89,8 +89,10 @@ def _check_query_once() -> None:
 def _check_unsized_body() -> None:
     """A body sent without Content-Length (chunked) is read up to the limit and no further: werkzeug answers 413
     only on a read past it, which nothing makes, so the first megabyte of a longer body was used as the whole
-    while a proxy in front saw the rest. Read now, so a body that reaches the limit is refused."""
-    if request.content_length is not None or request.max_content_length is None:
+    while a proxy in front saw the rest. Read now, so a body that reaches the limit is refused. Only a body sent
+    with Transfer-Encoding has no length: every other request (a masked GET, the hot path) reads nothing here."""
+    if request.content_length is not None or "Transfer-Encoding" not in request.headers \
+            or request.max_content_length is None:
         return
     if len(request.get_data(cache=True)) >= request.max_content_length:
         raise RequestEntityTooLarge()
