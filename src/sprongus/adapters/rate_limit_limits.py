@@ -5,10 +5,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from sprongus.domain.errors import ConfigError, RateLimitStoreUnavailable
 from sprongus.ports.rate_limit import RateLimitDecision
+
+if TYPE_CHECKING:
+    from limits.storage import Storage
 
 REDIS_TIMEOUT = 2.0  # seconds
 
@@ -30,7 +34,8 @@ class LimitsRateLimiter:
         options = {"socket_timeout": REDIS_TIMEOUT, "socket_connect_timeout": REDIS_TIMEOUT} \
             if storage_uri.startswith(("redis://", "rediss://")) else {}
         try:
-            self._storage = storage_from_string(storage_uri, **options)
+            self._storage = _in_process() if storage_uri.split("://", 1)[0] == "memory" else \
+                storage_from_string(storage_uri, **options)
         except Exception as exc:
             raise ConfigError(f"SPRONGUS_RATE_LIMIT_STORAGE: cannot use {_where(storage_uri)}: "
                               f"{type(exc).__name__}") from None
@@ -65,6 +70,13 @@ class UnlimitedRateLimiter:
 
     def available(self) -> bool:
         return True
+
+
+def _in_process() -> Storage:
+    """limits' MemoryStorage starts a timer thread from the request thread every 10 ms (rate_limit_memory.py)."""
+    from sprongus.adapters.rate_limit_memory import InProcessWindows
+
+    return InProcessWindows()
 
 
 def _where(uri: str) -> str:
