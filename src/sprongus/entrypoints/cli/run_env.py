@@ -40,6 +40,18 @@ HOOK_NAMES = frozenset({
 HOOK_PREFIXES = ("LD_", "DYLD_", "BASH_FUNC_", "PYTHON", "SPRONGUS_", "GIT_", "NPM_CONFIG_", "LUA_INIT")
 
 
+# Raw key material: with the `env` key provider these open every secret of the vault, offline. COMMAND gets the
+# scope's secrets, not the keys to all the others, nor does whatever records its environment (a crash report, an
+# error tracker, a debug page, `env` in a CI log). A `sprongus` inside COMMAND keeps the token, the API URL and the
+# database settings; on the `env` key provider it must be handed the keys another way (a key file).
+WITHHELD = frozenset({"SPRONGUS_MASTER_KEYS", "SPRONGUS_HMAC_KEYS"})
+
+
+def child_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The caller's environment as COMMAND gets it, before the secrets are added: without WITHHELD."""
+    return {name: value for name, value in environ.items() if name not in WITHHELD}
+
+
 def env_name(key: str) -> str:
     """`notion.api_token` -> `NOTION_API_TOKEN`: upper-case, `.` and `-` become `_`."""
     return _ENV_UNSAFE.sub("_", key).upper()

@@ -11,7 +11,7 @@ from sprongus.domain.errors import ValidationError
 from sprongus.domain.scope import Scope
 from sprongus.entrypoints.cli.output import emit_json, info, progress
 from sprongus.entrypoints.cli.params import KEY, PREFIX, SCOPE
-from sprongus.entrypoints.cli.run_env import variables_for
+from sprongus.entrypoints.cli.run_env import child_environment, variables_for
 from sprongus.entrypoints.cli.state import CliState, pass_state, remote_option
 
 
@@ -88,7 +88,8 @@ def run_command(state: CliState, scope: Scope, prefix: str, override: bool, allo
 
     A secret never replaces a variable that is already set, unless --override; keys that map to loader, shell or
     interpreter hooks are refused unless each is named with --allow-env. Both are checked before anything is
-    revealed; the values are then read with one batch reveal (per 1,000 secrets).
+    revealed; the values are then read with one batch reveal (per 1,000 secrets). COMMAND does not get the raw
+    key material of the `env` key provider (SPRONGUS_MASTER_KEYS, SPRONGUS_HMAC_KEYS).
     """
     if command and command[0] == "--":
         command = command[1:]
@@ -101,7 +102,7 @@ def run_command(state: CliState, scope: Scope, prefix: str, override: bool, allo
     names = variables_for((view.key for view in api_views(api, scope, prefix)), os.environ, override=override,
                           allowed=frozenset(allowed))
     values = reveal_keys(api, scope, names.values())  # only the names that passed: a refused key reveals nothing
-    env = dict(os.environ)
+    env = child_environment(os.environ)
     for name, key in names.items():
         value = values[key]
         if "\x00" in value.reveal():  # execve cannot carry it: refuse by name rather than fail unexpectedly
