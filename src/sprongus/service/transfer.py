@@ -94,14 +94,16 @@ class TransferOps:
 
     def admit(self, principal: Principal, items: list[ImportItem] | None = None,
               bundle: dict[str, Any] | None = None, mode: str = "merge", allow_plaintext: bool = False,
-              passphrase: SecretValue | None = None, prefix: str = "", dry_run: bool = False) -> None:
-        """The checks `import_` makes before any expensive step, for an answer given without it (a replay)."""
+              passphrase: SecretValue | None = None, prefix: str = "", dry_run: bool = False,
+              count: bool = True) -> None:
+        """The checks `import_` makes before any expensive step, for an answer given without it (a replay); with
+        `count` False, without counting the write (a check before the import itself runs, which counts it)."""
         with self._d.auditor.failures(principal, AuditAction.IMPORT, None):
-            self._admit(principal, items, bundle, mode, allow_plaintext, passphrase, prefix, dry_run)
+            self._admit(principal, items, bundle, mode, allow_plaintext, passphrase, prefix, dry_run, count)
 
     def _admit(self, principal: Principal, items: list[ImportItem] | None, bundle: dict[str, Any] | None,
                mode: str, allow_plaintext: bool, passphrase: SecretValue | None, prefix: str,
-               dry_run: bool) -> tuple[str, ParsedBundle | None]:
+               dry_run: bool, count: bool = True) -> tuple[str, ParsedBundle | None]:
         """Validate, authorize and count the write, in that order, before any KDF, unwrap or write.
 
         A bundle's scopes are read from its items before its MAC is checked, so they are unauthenticated here.
@@ -130,7 +132,8 @@ class TransferOps:
         _authorize(principal, {scope for scope, _ in places}, mode == "replace")
         for scope, key in places:  # a key-prefix token writes only under its prefix (others look absent)
             authorize(principal, scope, Permission.WRITE, key)
-        self._d.throttle.principal(principal, "write")
+        if count:
+            self._d.throttle.principal(principal, "write")
         return prefix, parsed
 
     def _apply(self, principal: Principal, secrets: list[Incoming], mode: str, prefix: str, dry_run: bool,

@@ -29,6 +29,10 @@ class IdempotencyConflict(Conflict):
 # Called with the stored answer about to be replayed (None when there is none: the first request still runs, or
 # this is another request) and the view's arguments; raises when this caller may not have that answer.
 Precheck = Callable[..., None]
+# Called with the view's arguments before the key is looked up or stored: validation and permissions, without
+# counting the rate limit (the view or the precheck counts it). A caller refused here leaves no row behind, and
+# costs no fingerprint of its body.
+Authorize = Callable[..., None]
 
 
 def _grants() -> bytes:
@@ -70,27 +74,33 @@ class Idempotency:
         salt = hashlib.sha256(subject.encode()).digest()  # no HMAC key configured: a slow, salted digest
         return "scrypt:" + base64.b64encode(hashlib.scrypt(material, salt=salt, n=2**14, r=8, p=1)).decode()
 
-    def guard(self, precheck: Precheck) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+    def guard(self, precheck: Precheck, authorize: Authorize) -> Callable[[Callable[..., Response]],
+                                                                          Callable[..., Response]]:
         """Decorates a view that already returns a serialized Response (place it above @blp.response).
 
-        `precheck` gets the stored answer and the view's arguments: the checks the view's use case would make
-        before acting (permissions, the rate limit), run before anything stored is used.
+        `authorize` gets the view's arguments and runs before the key is stored or looked up. `precheck` gets the
+        stored answer and the view's arguments: the checks the view's use case would make before acting
+        (permissions, the rate limit), run before anything stored is used.
         """
         def decorate(view: Callable[..., Response]) -> Callable[..., Response]:
             @functools.wraps(view)
             def guarded(*args: Any, **kwargs: Any) -> Response:
                 return self.run(g.principal.subject, lambda: view(*args, **kwargs),
-                                lambda stored: precheck(stored, *args, **kwargs))
+                                lambda stored: precheck(stored, *args, **kwargs),
+                                lambda: authorize(*args, **kwargs))
             return guarded
         return decorate
 
     def run(self, subject: str, handler: Callable[[], Response],
-            precheck: Callable[[StoredResponse | None], None] | None = None) -> Response:
+            precheck: Callable[[StoredResponse | None], None] | None = None,
+            authorize: Callable[[], None] | None = None) -> Response:
         key = request.headers.get("Idempotency-Key")
         if key is None:
             return handler()
         if not key or len(key) > MAX_KEY:
             raise ValidationError("Idempotency-Key", f"must be 1-{MAX_KEY} characters")
+        if authorize is not None:
+            authorize()  # before the fingerprint and the stored row: a refused caller leaves nothing behind
         fingerprint = self.fingerprint(subject)
         existing = self._store.begin(subject, key, fingerprint, self._clock.now())
         if existing is not None:

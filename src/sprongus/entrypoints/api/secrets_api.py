@@ -132,6 +132,10 @@ def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: Recent
         # An ETag is what If-Match compares with the current version: an old version's record must not offer one.
         return _with_etag(view) if version is None else (view, 200, {})
 
+    def _put_checks(body: dict[str, Any], owner_type: str, owner_id: str, key_name: str) -> None:
+        secrets.check_set(principal(), Scope.of(owner_type, owner_id), key_name,
+                          conditional="If-Match" in request.headers)
+
     def _put_replay_checks(stored: StoredResponse | None, body: dict[str, Any], owner_type: str, owner_id: str,
                            key_name: str) -> None:
         secrets.check_replay(principal(), Scope.of(owner_type, owner_id), key_name,
@@ -139,7 +143,7 @@ def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: Recent
 
     @blp.route(KEY_PATH, parameters=key_parameters(), methods=["PUT"])
     @blp.arguments(s.PutBody())
-    @idempotency.guard(_put_replay_checks)
+    @idempotency.guard(_put_replay_checks, _put_checks)
     @lean_response(blp, 200, s.SecretRecord, s.record_body, description="Updated (201 when created); masked")
     @blp.alt_response(201, schema=s.SecretRecord, description="Created")
     @document_errors(blp, 401, 403, 404, 409, 412, 422, 429)

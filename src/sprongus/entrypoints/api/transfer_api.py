@@ -27,12 +27,15 @@ def add_transfer_routes(blp: Blueprint, transfer: TransferOps, idempotency: Idem
                 "passphrase": SecretValue(body["passphrase"]) if body.get("passphrase") else None,
                 "prefix": body["prefix"], "dry_run": body["dryRun"]}
 
+    def _checks(body: dict[str, Any]) -> None:
+        transfer.admit(principal(), **_arguments(body), count=False)
+
     def _replay_checks(stored: StoredResponse | None, body: dict[str, Any]) -> None:
         transfer.admit(principal(), **_arguments(body))
 
     @blp.route("/secrets:import", methods=["POST"])
     @blp.arguments(s.ImportBody())
-    @idempotency.guard(_replay_checks)
+    @idempotency.guard(_replay_checks, _checks)
     @blp.response(200, s.ImportResult)
     @document_errors(blp, 401, 403, 404, 409, 422, 429)
     def import_secrets(body: dict[str, Any]) -> ImportReport:
