@@ -43,6 +43,7 @@ class Reply:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    raw: bytes | None = None  # sent as it is instead of `body` as JSON
 
 
 DROP = Reply(status=0)  # no answer at all: the connection is closed
@@ -116,7 +117,8 @@ class FakeApi:
                 if reply.status == 0:
                     self.close_connection = True
                     return
-                payload = b"" if reply.body is None else json.dumps(reply.body).encode()
+                payload = reply.raw if reply.raw is not None else \
+                    b"" if reply.body is None else json.dumps(reply.body).encode()
                 self.send_response(reply.status)
                 headers = {"Content-Type": "application/json", **reply.headers}
                 for name, value in headers.items():

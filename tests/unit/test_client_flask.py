@@ -80,6 +80,31 @@ def test_a_setting_the_app_already_has_is_not_replaced_unless_asked(served: Serv
     assert app.config.get("DEBUG") == "yes" and app.config["SECRET_KEY"] == f"{CANARY}-session"
 
 
+@pytest.mark.parametrize("key", ["secret-key-fallbacks", "session_cookie_domain", "server-name", "trusted_hosts",
+                                 "max-content-length", "propagate_exceptions"])
+def test_a_flask_setting_left_none_is_not_set_by_a_scope_writer(served: ServedApi, client: Client, key: str) -> None:
+    """Flask leaves these None; a key in the scope set them. SECRET_KEY_FALLBACKS = "x" made "x" a session signing
+    key (Flask extends its keys by the string's characters): whoever could write the scope forged sessions."""
+    served.seed("project:flags", {key: "x"})
+    app = Flask("shop")
+    app.config["SECRET_KEY"] = f"{CANARY}-own-key"
+
+    with pytest.raises(ValidationError, match=rf"{key} would replace app.config\['{config_name(key)}'\]"):
+        load_into(app, client, "project:flags", keys=[key])
+    assert app.config.get(config_name(key)) is None
+    assert load_into(app, client, "project:flags", keys=[key], override=True) == [config_name(key)]  # if asked
+
+
+def test_an_own_setting_left_none_and_secret_key_can_be_loaded(served: ServedApi, client: Client) -> None:
+    served.seed("project:flags", {"payments.key": f"{CANARY}-pay", "secret_key": f"{CANARY}-session"})
+    app = Flask("shop")
+    app.config["PAYMENTS_KEY"] = None  # the app's own placeholder: not one of Flask's settings
+
+    assert load_into(app, client, "project:flags", keys=["payments.key", "secret_key"]) == ["PAYMENTS_KEY",
+                                                                                         "SECRET_KEY"]
+    assert app.config["PAYMENTS_KEY"] == f"{CANARY}-pay" and app.config["SECRET_KEY"] == f"{CANARY}-session"
+
+
 def test_two_keys_with_one_config_name_are_refused(served: ServedApi, client: Client) -> None:
     served.seed("project:twins", {"db.url": "a", "db-url": "b"})
     app = Flask("shop")

@@ -7,6 +7,7 @@ the one shared table (adapters/problem_types.py), so the CLI's exit codes serve 
 from __future__ import annotations
 
 import builtins
+import http.client
 import json
 import urllib.error
 import urllib.parse
@@ -63,9 +64,39 @@ class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
         raise ConfigError(self._message(req.full_url, code, newurl))
 
 
+class _VerifiedHttps(urllib.request.HTTPSHandler):
+    """Certificates checked with a context of its own, made at the first https request: the default handler asks
+    `ssl._create_default_https_context` at each connection, which any module of the process (or PYTHONHTTPSVERIFY=0
+    on some distributions' Pythons) can turn into one that checks nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._verified: Any = None
+
+    def https_open(self, req: urllib.request.Request) -> Any:
+        if self._verified is None:
+            import ssl  # here: a command that never speaks https does not load the CA store
+
+            self._verified = ssl.create_default_context()
+        return self.do_open(http.client.HTTPSConnection, req, context=self._verified)
+
+
 def refusing_opener(message: RedirectMessage) -> urllib.request.OpenerDirector:
-    """An opener that follows no redirect: each refusal is a ConfigError with `message`'s text."""
-    return urllib.request.build_opener(_RefuseRedirects(message))
+    """An opener that follows no redirect (each refusal is a ConfigError with `message`'s text) and checks the
+    server's certificate whatever the process's default says."""
+    return urllib.request.build_opener(_RefuseRedirects(message), _VerifiedHttps())
+
+
+# The most of an answer's body that is read: a 2xx answer (a batch reveal of 1,000 values of 64 KiB, as JSON, fits
+# unless most of their characters need escaping), and an error's problem document.
+MAX_ANSWER = 128 * 2**20
+MAX_PROBLEM = 64 * 2**10
+
+
+def read_at_most(response: Any, limit: int) -> bytes | None:
+    """The body, or None when it is longer than `limit` (a broken or hostile server must not fill the memory)."""
+    raw: bytes = response.read(limit + 1)
+    return None if len(raw) > limit else raw
 
 
 def without_query(url: str) -> str:
@@ -109,13 +140,14 @@ class ApiClient:
         request = urllib.request.Request(url, data=data, method=method, headers={  # noqa: S310 - scheme checked
             **({"Authorization": f"Bearer {self._token}"} if self._token is not None else {}),
             "Content-Type": "application/json", "Accept": "application/json"})
+        unsendable = False
         try:
             with _OPENER.open(request, timeout=TIMEOUT) as response:
-                raw, status = response.read(), response.status
+                raw, status = read_at_most(response, MAX_ANSWER), response.status
         except urllib.error.HTTPError as exc:
             try:
-                problem = json.loads(exc.read() or b"{}")
-            except ValueError:
+                problem = json.loads(read_at_most(exc, MAX_PROBLEM) or b"{}")  # too long: read by its status
+            except (ValueError, RecursionError, OSError, http.client.HTTPException):
                 problem = {}
             problem = problem if isinstance(problem, dict) else {}
             if exc.code == 404 and problem.get("type") != TYPE_PREFIX + "not-found":
@@ -125,10 +157,21 @@ class ApiClient:
                                   "API's base URL, e.g. http://127.0.0.1:8000") from None
             headers = {k.lower(): v for k, v in exc.headers.items()}
             raise error_from_problem(exc.code, problem, headers) from None
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             raise RemoteUnavailable(f"cannot reach the API at {self._base}: {reason}") from None
-        return status, json.loads(raw) if raw else None
+        except (ValueError, UnicodeError):  # a header http.client will not send: its message repeats the header
+            unsendable = True
+        if unsendable:  # raised here, with no exception attached that holds the header
+            raise ConfigError("SPRONGUS_TOKEN: holds a character an HTTP header cannot carry")
+        if raw is None:
+            raise RemoteUnavailable(f"the API at {self._base} answered {status} with a body over "
+                                    f"{MAX_ANSWER // 2**20} MiB")
+        try:
+            return status, json.loads(raw) if raw else None
+        except (ValueError, RecursionError):
+            raise RemoteUnavailable(f"the API at {self._base} answered {status} with a body that is not "
+                                    "JSON") from None
 
 
 def _path(scope: Scope, key: str) -> str:

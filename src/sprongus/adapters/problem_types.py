@@ -57,10 +57,26 @@ def problem_type_of(exc: e.SprongusError) -> ProblemType:
     return next((p for p in PROBLEM_TYPES if isinstance(exc, p.error)), UNEXPECTED)
 
 
+MAX_DETAIL = 300  # characters of the server's text repeated in an error (and in a client's retry log line)
+
+
 def error_from_problem(status: int, body: Mapping[str, Any], headers: Mapping[str, str]) -> e.SprongusError:
-    """The domain error a problem+json answer stands for; `headers` with lower-case names."""
+    """The domain error a problem+json answer stands for; `headers` with lower-case names. An answer of the wrong
+    shape (a broken server, a hostile one) is the status's error, never an exception of another kind."""
+    try:
+        return _error_from_problem(status, body, headers)
+    except (TypeError, ValueError, AttributeError, RecursionError):
+        return e.RemoteUnavailable(f"the API answered {status} with a problem document it could not read")
+
+
+def _plain(text: Any) -> str:
+    """The server's text as one short line: no line breaks or control characters to forge a log line with."""
+    return "".join(c if c.isprintable() else " " for c in str(text)[:MAX_DETAIL])
+
+
+def _error_from_problem(status: int, body: Mapping[str, Any], headers: Mapping[str, str]) -> e.SprongusError:
     kind = str(body.get("type", "")).removeprefix(TYPE_PREFIX)
-    detail = str(body.get("detail") or body.get("title") or f"HTTP {status}")
+    detail = _plain(body.get("detail") or body.get("title") or f"HTTP {status}")
     # An answer of another kind (a framework's http-404, a proxy's or gateway's own 401 or 429) goes by its status,
     # so scripts that retry on "rate limited" or stop on "denied" behave the same whoever answered.
     problem = _BY_KIND.get(kind) or _BY_STATUS.get(status)
@@ -68,9 +84,11 @@ def error_from_problem(status: int, body: Mapping[str, Any], headers: Mapping[st
         return e.RemoteUnavailable(f"the API answered {status}: {detail}")
     error = problem.error
     if error is e.ValidationError:
-        errors = body.get("errors") or {}
-        field, rules = next(iter(errors.items()), ("request", [detail]))
-        return e.ValidationError(field, "; ".join(rules) if isinstance(rules, list) else str(rules))
+        errors = body.get("errors")
+        field, rules = next(iter(errors.items()), ("request", [detail])) if isinstance(errors, dict) and errors \
+            else ("request", [detail])
+        text = "; ".join(str(rule) for rule in rules) if isinstance(rules, list) else str(rules)
+        return e.ValidationError(_plain(field), _plain(text))
     if error is e.RateLimited:
         return _rate_limited(headers)
     if error is e.StepUpRequired:
@@ -82,8 +100,8 @@ def _rate_limited(headers: Mapping[str, str]) -> e.RateLimited:
     """The policy and delay the server named (RateLimit-Policy, Retry-After)."""
     policy = _POLICY.match(headers.get("ratelimit-policy") or "")
     retry = (headers.get("retry-after") or "").strip()
-    return e.RateLimited(policy["name"] if policy else "api", limit=int(policy["q"]) if policy else 0,
-                         window_seconds=int(policy["w"]) if policy else 0,
+    return e.RateLimited(_plain(policy["name"]) if policy else "api", limit=int(policy["q"][:10]) if policy else 0,
+                         window_seconds=int(policy["w"][:10]) if policy else 0,
                          retry_after=_seconds(retry))
 
 
@@ -97,4 +115,4 @@ def _seconds(text: str) -> int:
 
 def _max_age(challenge: str) -> int:
     match = re.search(r"max_age=(\d+)", challenge)
-    return int(match[1]) if match else 0
+    return min(int(match[1][:10]), 10**9) if match else 0

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import builtins
 import functools
+import math
 import os
+import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -18,7 +20,14 @@ from sprongus.client.records import SecretInfo
 from sprongus.client.retry import MAX_WAIT, Retrier
 from sprongus.client.transport import Answer, Http, HttpFailure, checked_base
 from sprongus.domain.credentials import token_text
-from sprongus.domain.errors import ConfigError, RemoteUnavailable, StepUpRequired, ValidationError
+from sprongus.domain.errors import (
+    ConfigError,
+    PermissionDenied,
+    RemoteUnavailable,
+    StepUpRequired,
+    Unauthenticated,
+    ValidationError,
+)
 from sprongus.domain.history import History
 from sprongus.domain.meta import validate_meta
 from sprongus.domain.names import validate_key_name, validate_prefix, validate_version
@@ -28,6 +37,8 @@ from sprongus.domain.values import SecretValue
 MAX_BATCH = 1000  # keys per POST /v1/secrets:reveal: the API refuses more
 PAGE = 500  # records per listing request: the API's largest page
 URL_SETTING, TOKEN_SETTING = "SPRONGUS_API_URL", "SPRONGUS_TOKEN"
+API_TOKEN = re.compile(r"spr_[A-Za-z0-9_-]{1,256}")  # what an exchange must answer: it goes into every header
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # the API's rule: 1-255 characters, printable, no spaces
 T = TypeVar("T")
 
 
@@ -64,14 +75,16 @@ class Client:
     def __init__(self, api_url: str, token: str | None = None, *, token_file: str | os.PathLike[str] | None = None,
                  timeout: float = 10, retries: int = 3, cache_ttl: float = 0,
                  max_retry_wait: float = MAX_WAIT) -> None:
-        if not timeout > 0 or isinstance(retries, bool) or not isinstance(retries, int) or retries < 0 \
-                or not cache_ttl >= 0 or not max_retry_wait >= 0:
-            raise ConfigError("timeout must be positive; retries, cache_ttl and max_retry_wait not negative")
+        if not (timeout > 0 and math.isfinite(timeout)) or isinstance(retries, bool) or not isinstance(retries, int) \
+                or retries < 0 or not cache_ttl >= 0 or not max_retry_wait >= 0:
+            raise ConfigError("timeout must be positive and finite; retries, cache_ttl and max_retry_wait not "
+                              "negative")
         self._http = Http(api_url, timeout)
         self._retrier = Retrier(retries, max_retry_wait)
         self._auth: TokenSource
         if token is not None and token_file is None:
-            self._auth = FixedToken(token_text("token", token) if isinstance(token, str) else token)
+            self._auth = FixedToken(token_text("token", token) if isinstance(token, str) else
+                                    SecretValue(token_text("token", token.reveal())))
         elif token_file is not None and token is None:
             self._auth = ExchangedToken(Path(token_file).expanduser(), self._exchange)
         else:
@@ -158,12 +171,17 @@ class Client:
         return _parse(self._call("GET", _path(_scope(scope), key) + "/versions"), history_from_dict)
 
     def set(self, scope: str | Scope, key: str, value: str | SecretValue,
-            meta: Mapping[str, Any] | None = None) -> SecretInfo:
+            meta: Mapping[str, Any] | None = None, *, idempotency_key: str | None = None) -> SecretInfo:
         """Create the secret or write a new version of it; `meta` replaces its tags (None keeps them).
 
-        Sent with a fresh Idempotency-Key, so a retry after a lost answer writes once: the server replays the
-        first answer instead of writing a second version.
+        Sent with an Idempotency-Key (a fresh one unless `idempotency_key` names one), so the client's own retry
+        after a lost answer writes once: the server replays the first answer instead of writing a second version.
+        A RemoteUnavailable after no answer may come from a write that happened: to run the job again safely, pass
+        the same `idempotency_key` (one per job, kept for 24 hours by the API) to the second `set`.
         """
+        if idempotency_key is not None and not (isinstance(idempotency_key, str)
+                                                and IDEMPOTENCY_KEY.fullmatch(idempotency_key)):
+            raise ValidationError("idempotency_key", "must be 1-255 printable ASCII characters, no spaces")
         where = _scope(scope)
         path = _path(where, key)
         secret = value if isinstance(value, SecretValue) else SecretValue(value)  # the size rule, before sending
@@ -171,7 +189,8 @@ class Client:
         if meta is not None:
             body["meta"] = validate_meta(meta)
         try:
-            answer = self._call("PUT", path, body=body, headers={"Idempotency-Key": secrets.token_urlsafe(24)})
+            answer = self._call("PUT", path, body=body,
+                                headers={"Idempotency-Key": idempotency_key or secrets.token_urlsafe(24)})
         finally:
             self._cache.forget(str(where), [key])  # even after a failure: the write may have happened
         return _parse(answer, lambda doc: SecretInfo.from_api(doc, created=answer.status == 201))
@@ -185,6 +204,7 @@ class Client:
 
     def _pages(self, where: Scope, prefix: str) -> Iterator[SecretInfo]:
         cursor: str | None = None
+        seen: set[str] = set()  # a server that hands back a cursor it gave before would be listed forever
         while True:
             answer = self._call("GET", "/secrets", query={**_owner(where), "prefix": prefix or None,
                                                           "withMeta": "true", "limit": PAGE, "cursor": cursor})
@@ -193,6 +213,10 @@ class Client:
             yield from items
             if not cursor:
                 return
+            if not isinstance(cursor, str) or cursor in seen:
+                raise RemoteUnavailable(f"the API at {self._http.base} answered a listing with a cursor it gave "
+                                        "before, or none a client can send")
+            seen.add(cursor)
 
     def _reveal_keys(self, where: Scope, names: builtins.list[str]) -> dict[str, SecretValue]:
         found: dict[str, SecretValue] = {}
@@ -245,6 +269,8 @@ class Client:
             if status == 401 and not renewed and not isinstance(error, StepUpRequired) and self._auth.rejected(token):
                 renewed = True
                 continue
+            if isinstance(error, (Unauthenticated, PermissionDenied)) and not isinstance(error, StepUpRequired):
+                self._cache.clear()  # a revoked or narrowed token: no more values from before, not even cached
             raise error from None
 
     def _exchange(self, jwt: SecretValue) -> tuple[SecretValue, int | None]:
@@ -257,7 +283,7 @@ class Client:
             raise failure.error from None
         doc = answer.body if isinstance(answer.body, dict) else {}
         token, expires = doc.get("access_token"), doc.get("expires_in")
-        if not isinstance(token, str) or not token.startswith("spr_"):
+        if not isinstance(token, str) or not API_TOKEN.fullmatch(token):
             raise RemoteUnavailable(f"the API at {self._http.base} answered the token exchange without an API token")
         lifetime = expires if isinstance(expires, int) and not isinstance(expires, bool) and expires > 0 else None
         return SecretValue(token), lifetime

@@ -40,9 +40,11 @@ def load_into(app: Flask, client: Client, scope: str | Scope, prefix: str | None
     them in `app.config`; the config names set, sorted.
 
     Nothing is set unless everything can be: a requested key that is missing raises NotFound, two keys with one
-    config name raise ValidationError, and so does a key whose name is already set in `app.config` (not None)
-    unless `override`: whoever may write the scope must not be able to switch `DEBUG` or
-    `SESSION_COOKIE_SECURE` of the application by adding a key.
+    config name raise ValidationError, and so does a key whose name is already set in `app.config` (not None), or
+    is one of Flask's own settings whatever its value (`SECRET_KEY` excepted while it is None), unless
+    `override`: whoever may write the scope must not be able to switch `DEBUG` or `SESSION_COOKIE_SECURE` of the
+    application by adding a key, nor one of the settings Flask leaves None (`SECRET_KEY_FALLBACKS` takes each
+    string it is given as a session signing key, `SESSION_COOKIE_DOMAIN`, `SERVER_NAME`, `TRUSTED_HOSTS`).
     """
     if isinstance(keys, str):
         raise ValidationError("keys", "must be a list of key names, not one string")
@@ -57,12 +59,18 @@ def load_into(app: Flask, client: Client, scope: str | Scope, prefix: str | None
         if name in names:
             raise ValidationError("key", f"{names[name]} and {key} both become app.config[{name!r}]")
         names[name] = key
-    taken = [name for name in names if app.config.get(name) is not None]
+    taken = [name for name in names if _taken(app, name)]
     if taken and not override:
         raise ValidationError("key", f"{names[taken[0]]} would replace app.config[{taken[0]!r}], which is already "
                                      "set; refused unless override=True")
     app.config.update({name: values[key] for name, key in names.items()})
     return sorted(names)
+
+
+def _taken(app: Flask, name: str) -> bool:
+    if app.config.get(name) is not None:
+        return True
+    return name in app.default_config and name != "SECRET_KEY"  # the one Flask setting kept in a secrets store
 
 
 def init_app(app: Flask, scope: str | Scope, *, client: Client | None = None, prefix: str | None = None,

@@ -10,10 +10,17 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from sprongus.adapters.http_client import api_base, refusing_opener, without_query
+from sprongus.adapters.http_client import (
+    MAX_ANSWER,
+    MAX_PROBLEM,
+    api_base,
+    read_at_most,
+    refusing_opener,
+    without_query,
+)
 from sprongus.adapters.problem_types import TYPE_PREFIX, error_from_problem
 from sprongus.domain.errors import ConfigError, RemoteUnavailable, SprongusError, Unauthenticated
 from sprongus.domain.values import SecretValue
@@ -22,7 +29,8 @@ from sprongus.domain.values import SecretValue
 @dataclass(frozen=True, slots=True)
 class Answer:
     status: int
-    body: Any  # the parsed JSON, or None for an empty body
+    body: Any = field(repr=False)  # the parsed JSON, or None for an empty body: revealed values, kept out of
+    # tracebacks that print their frames' locals (an error tracker's, pytest --showlocals)
 
 
 MAX_RETRY_AFTER = 10**9  # seconds: a longer Retry-After is passed on as this
@@ -45,8 +53,13 @@ _OPENER = refusing_opener(lambda _url, code, target: (
 
 
 def checked_base(url: str, setting: str = "api_url") -> str:
-    """The API's base URL ending in /v1; an http(s) URL without credentials in it, else ConfigError."""
-    parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
+    """The API's base URL ending in /v1; an http(s) URL without credentials in it, else ConfigError (which never
+    repeats the URL: it may hold a password)."""
+    try:
+        parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
+        _ = parts and parts.port  # a port that is no number, or out of range
+    except ValueError:
+        raise ConfigError(f"{setting}: not a URL the client can use (a bracket, port or character is wrong)") from None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{setting}: the API's http(s) base URL is needed, e.g. https://secrets.example.com")
     if parts.username or parts.password:
@@ -86,17 +99,25 @@ class Http:
         if token is not None:
             sent["Authorization"] = f"Bearer {token.reveal()}"
         request = urllib.request.Request(url, data=data, method=method, headers=sent)  # noqa: S310 - http(s) only
+        unsendable = False
         try:
             with _OPENER.open(request, timeout=self.timeout) as response:
-                raw, status = response.read(), response.status
+                raw, status = read_at_most(response, MAX_ANSWER), response.status
         except urllib.error.HTTPError as exc:
             raise self._failure(exc) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", None) or type(exc).__name__
             raise HttpFailure(RemoteUnavailable(f"cannot reach the API at {self.base}: {reason}"), None) from None
+        except (ValueError, UnicodeError):  # a header http.client will not send: its message repeats the header
+            unsendable = True
+        if unsendable:  # raised here, with no exception attached that holds the header
+            raise HttpFailure(ConfigError("a header of the request holds a character HTTP cannot carry"), None)
+        if raw is None:
+            raise HttpFailure(RemoteUnavailable(f"the API at {self.base} answered {status} with a body over "
+                                                f"{MAX_ANSWER // 2**20} MiB"), status)
         try:
             return Answer(status, json.loads(raw) if raw else None)
-        except ValueError:
+        except (ValueError, RecursionError):
             error = RemoteUnavailable(f"the API at {self.base} answered {status} with a body that is not JSON")
             raise HttpFailure(error, status) from None
 
@@ -106,8 +127,8 @@ class Http:
         if delay is not None:  # as digits the shared table can int() (not `²`, not 5,000 of them)
             headers["retry-after"] = str(int(min(delay, MAX_RETRY_AFTER)))
         try:
-            doc = json.loads(exc.read() or b"{}")
-        except (ValueError, OSError, http.client.HTTPException):
+            doc = json.loads(read_at_most(exc, MAX_PROBLEM) or b"{}")  # too long: None, read by its status
+        except (ValueError, RecursionError, OSError, http.client.HTTPException):
             doc = {}
         doc = doc if isinstance(doc, dict) else {}
         if exc.code == 404 and doc.get("type") != TYPE_PREFIX + "not-found":

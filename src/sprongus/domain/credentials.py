@@ -13,11 +13,11 @@ from sprongus.domain.errors import ConfigError
 
 def token_text(setting: str, raw: str) -> str:
     """A bearer or Vault token without the whitespace around it (a file's or a Kubernetes secret's trailing newline,
-    which HTTP libraries refused by quoting the whole header); whitespace or a control character inside it is
-    refused."""
+    which HTTP libraries refused by quoting the whole header); whitespace, a control character or a character
+    beyond ASCII inside it is refused (http.client refused those too, repeating the whole header in its error)."""
     token = raw.strip()
-    if any(char.isspace() or not char.isprintable() for char in token):
-        raise ConfigError(f"{setting}: a token has no spaces or control characters inside it")
+    if not token.isascii() or any(char.isspace() or not char.isprintable() for char in token):
+        raise ConfigError(f"{setting}: a token has no spaces, control characters or non-ASCII characters inside it")
     return token
 
 

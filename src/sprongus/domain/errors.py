@@ -196,7 +196,8 @@ class StepUpRequired(Unauthenticated):
 
 
 class RemoteUnavailable(Unavailable):
-    """The API could not be reached or answered with a server error."""
+    """The API could not be reached or answered with a server error. Unlike the other outages, a request that got
+    no answer at all may have been carried out (a write: send it again with the same Idempotency-Key)."""
 
 
 class PreconditionFailed(Conflict):
