@@ -119,3 +119,12 @@ def test_set_dash_keeps_the_value_out_of_the_process_arguments(machine: Machine)
     assert proc.returncode == 0, err
     assert CANARY.encode() not in out + err
     assert machine.ok("secrets", "get", SCOPE, "k", "--reveal", "--yes").stdout == CANARY + "\n"
+
+
+def test_a_debug_log_level_opens_sprongus_loggers_only(leaky: Machine) -> None:
+    """The libraries' debug lines carry what the redaction does not know: botocore's request headers hold an AWS
+    session token, peewee's every statement with its parameters. SPRONGUS_LOG_LEVEL=debug leaves them at WARNING."""
+    for command in (("secrets", "get", SCOPE, "leak.stdin"), ("secrets", "list", SCOPE)):
+        proc = leaky.ok(*command, env={"SPRONGUS_LOG_LEVEL": "debug"})
+        assert "peewee" not in proc.stderr and "SELECT" not in proc.stderr, proc.stderr[:500]
+        assert CANARY not in proc.stdout + proc.stderr

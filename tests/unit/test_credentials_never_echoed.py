@@ -56,6 +56,19 @@ def test_a_database_password_with_a_raw_at_sign_is_refused_before_the_driver_rea
     assert one_userinfo("SPRONGUS_DATABASE_URL", encoded) == encoded
 
 
+@pytest.mark.parametrize("url", [f"postgresql://sp_app:{CANARY}/rest@db.internal:5432/sprongus?hostaddr=127.0.0.1",
+                                 f"postgresql://:{CANARY}/rest@db/sprongus", "postgresql://sp_app:1234/rest@db/x",
+                                 f"postgresql://sp_app:p@db:{CANARY}/sprongus"])
+def test_a_database_password_with_a_raw_slash_is_refused_before_libpq_quotes_it_as_a_port(url: str) -> None:
+    """libpq ended the host at the `/`: the user name became the host, the password's first part the port, quoted
+    in "invalid integer value ... for connection option "port"" at start-up and on every request's log line."""
+    message = _refused("SPRONGUS_DATABASE_URL", {"SPRONGUS_DATABASE_URL": url})
+    assert "%2F" in message and CANARY not in message and "1234" not in message
+    for fine in ("postgresql://u:p%2Fq@h:5432,h2:5433/db", "postgresql://u@[::1]:5432,[::2]/db",
+                 "postgresql:///db?host=/cloudsql/project:region:instance", "postgresql://h/db"):
+        assert one_userinfo("SPRONGUS_DATABASE_URL", fine) == fine
+
+
 def test_a_kms_endpoint_with_credentials_in_the_provider_uri_is_refused_too() -> None:
     uri = f"azure://v.vault.azure.net/keys/master?endpoint=https://user:{CANARY}@127.0.0.1:1"
     with pytest.raises(ConfigError, match=r"^SPRONGUS_KMS_ENDPOINT: a user name or password") as info:

@@ -38,7 +38,18 @@ def without_userinfo(setting: str, url: str) -> str:
 
 def one_userinfo(setting: str, url: str) -> str:
     """A database URL whose password holds a raw `@`: the driver took the rest of the password for the host and
-    printed it in every "cannot resolve host" error."""
-    if _netloc(setting, url).count("@") > 1:
+    printed it in every "cannot resolve host" error. A raw `/` ends the host part early: libpq took the user name
+    for the host and the password's first part for the port, and quoted it in "invalid integer value ... for
+    connection option "port"" on every request's log line."""
+    netloc = _netloc(setting, url)
+    if netloc.count("@") > 1:
         raise ConfigError(f"{setting}: write an `@` in the user name or password as %40")
+    path = url.split("://", 1)[-1][len(netloc):]
+    if "@" not in netloc and "@" in path.split("?", 1)[0]:
+        raise ConfigError(f"{setting}: write a `/` in the user name or password as %2F")
+    hosts = netloc.rpartition("@")[2].split(",")  # libpq takes several: host1:5432,host2:5433
+    ports = [host.rpartition("]")[2].partition(":")[2] for host in hosts]  # after an IPv6 literal's brackets
+    if any(port and not (port.isascii() and port.isdigit()) for port in ports):
+        raise ConfigError(f"{setting}: the port is not a number (a `/`, `?` or `#` in the password is written "
+                          "%2F, %3F or %23)")
     return url

@@ -283,6 +283,8 @@ def build_container(settings: Settings | None = None, notice: Callable[[str], No
         except Exception as exc:  # a driver or SDK failing at start-up: say which port, not a traceback
             if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:  # a new key file on a full disk
                 raise StorageUnavailable(DISK_FULL) from exc
-            raise ConfigError(f"cannot start {port.replace('_', ' ')}: {type(exc).__name__}: {exc}") from exc
+            # Its class only: a library's text is not ours to repeat (an AWS credential_process's stderr, say,
+            # which may name a password). The text stays in the chained exception, for a debugger.
+            raise ConfigError(f"cannot start {port.replace('_', ' ')}: {type(exc).__name__}") from exc
     container.vault_keys().check()  # a lost, replaced or wrong master key is refused here, before any write
     return container

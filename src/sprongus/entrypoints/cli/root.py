@@ -111,8 +111,12 @@ def main() -> None:
 
 
 def _configure_logging() -> None:
-    """Warnings to stderr, every record scrubbed of live plaintexts first (SPRONGUS_LOG_LEVEL overrides)."""
+    """Warnings to stderr, every record scrubbed of live plaintexts first. SPRONGUS_LOG_LEVEL sets sprongus' own
+    loggers only: the libraries' stay at WARNING, since their debug lines carry credentials the redaction does not
+    know (botocore's request headers hold an AWS session token)."""
     from sprongus.entrypoints.env_flags import log_level  # not config: its Settings class is not for --help
 
-    logging.basicConfig(level=log_level(), format="%(levelname)s %(name)s: %(message)s")
+    level = logging.getLevelName(log_level())
+    logging.basicConfig(level=max(level, logging.WARNING), format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("sprongus").setLevel(level)
     install_log_redaction()
