@@ -215,3 +215,23 @@ def test_the_cli_on_the_in_memory_keychain(tmp_path: Path, monkeypatch: pytest.M
     assert numbered(status["secretsByMasterKey"]) == {"keychain:v1": 1}
     assert not (tmp_path / "home" / "master.key").exists()
     assert not any(CANARY in text for text in backend.items.values())
+
+
+def test_a_keychain_vault_where_no_keychain_is_reachable_is_an_outage_not_a_lost_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over SSH (no D-Bus session) keyring picks its fail backend: the key file stood in, held nothing, and the
+    vault was reported as having lost its key (exit 7: restore from a backup) while the key sat in the keychain."""
+    backend = DictKeyring()
+    monkeypatch.setattr(keyring, "get_keyring", lambda: backend)
+    vault = Vault(tmp_path / "home", {"SPRONGUS_KEY_PROVIDER": "keychain"})
+    vault.set("k", CANARY)
+    monkeypatch.setattr(keyring, "get_keyring", lambda: fail.Keyring())  # type: ignore[no-untyped-call]
+
+    for command in (("secrets", "get", SCOPE, "k", "--reveal", "--yes"), ("secrets", "set", SCOPE, "k2", "-")):
+        refused = vault(*command, input=b"x\n")
+        assert refused.exit_code == 8, (refused.exit_code, refused.stderr)
+        assert "OS keychain" in refused.stderr and "not reachable here" in refused.stderr
+        assert "restore the key" not in refused.stderr and CANARY not in refused.stdout + refused.stderr
+    assert not (tmp_path / "home" / "master.key").exists()  # no key of its own made beside the keychain's
+    monkeypatch.setattr(keyring, "get_keyring", lambda: backend)
+    assert vault.reveal("k") == CANARY.encode()  # the keychain back: as before

@@ -28,9 +28,10 @@ class Clock:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
-    """time.time() for both storages (limits' reads it through the same module)."""
+    """time.time() for both storages (limits' reads it through the same module), and the sweeps' monotonic clock."""
     fake = Clock()
     monkeypatch.setattr(time, "time", fake)
+    monkeypatch.setattr(time, "monotonic", fake)
     yield fake
 
 
@@ -82,6 +83,30 @@ def test_keys_nobody_uses_again_are_swept(clock: Clock) -> None:
     clock.now += SWEEP_SECONDS + 61
     assert storage.acquire_entry("fresh", 10, 60)
     assert list(storage._windows) == ["fresh"] and storage._counters == {}
+
+
+def test_a_step_back_of_the_wall_clock_does_not_stop_the_sweeps(clock: Clock, monkeypatch: pytest.MonkeyPatch
+                                                                 ) -> None:
+    storage = InProcessWindows()
+    ticks = Clock()
+    monkeypatch.setattr(time, "monotonic", ticks)
+    clock.now -= 86400  # the wall clock steps back a day
+    for n in range(100):
+        storage.acquire_entry(f"addr-{n}", 10, 60)
+    clock.now += 61
+    ticks.now += SWEEP_SECONDS
+    storage.acquire_entry("fresh", 10, 60)
+    assert list(storage._windows) == ["fresh"]
+
+
+def test_a_refusal_with_every_entry_on_the_windows_edge_frees_now(clock: Clock) -> None:
+    """limits counts an entry exactly `expiry` old in for acquiring and out for the window's stats: its reset is
+    then now, not a whole window away."""
+    limiter = LimitsRateLimiter({"reveal": "2/minute"}, "memory://")
+    assert limiter.hit("reveal", "alice").allowed and limiter.hit("reveal", "alice").allowed
+    clock.now += 60
+    refused = limiter.hit("reveal", "alice")
+    assert not refused.allowed and refused.reset_after == 0
 
 
 def test_a_refused_hit_says_when_the_window_frees(clock: Clock) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
-from sprongus.domain.errors import IntegrityError, KeyProviderError
+from sprongus.domain.errors import IntegrityError, KeyProviderError, KeyProviderUnavailable
 from sprongus.ports.crypto import HmacKeyring, MapFn, MasterKeyProvider, WrappedKey, batch_of
 
 
@@ -13,8 +13,11 @@ class CompositeMasterKeyProvider:
     """Wraps with the current provider; unwraps with whichever provider knows the key id (like MultiFernet)."""
 
     def __init__(self, current: MasterKeyProvider, retired: Sequence[MasterKeyProvider] = (),
-                 reload: Callable[[], None] | None = None) -> None:
+                 reload: Callable[[], None] | None = None, unreachable: str | None = None) -> None:
+        """`unreachable`: a provider whose keys cannot be reached here (the OS keychain, when a key file stands in
+        for it): a key id of its own is an outage, not a key that no provider holds."""
         self.current = current
+        self._unreachable = unreachable
         self._all = [current, *retired]
         self._reload = reload
         self._reloaded_for: set[str] = set()
@@ -80,6 +83,10 @@ class CompositeMasterKeyProvider:
         provider = self._holder(key_id)
         if provider is None and self._reload_once(key_id):
             provider = self._holder(key_id)
+        if provider is None and self._unreachable and key_id.startswith(self._unreachable + ":"):
+            raise KeyProviderUnavailable(f"master key {key_id} is in the OS {self._unreachable}, which is not "
+                                         "reachable here (no keychain service or D-Bus session: an SSH or CI "
+                                         "session?)")
         if provider is None:
             raise KeyProviderError(f"no configured key provider holds master key {key_id}")
         return provider

@@ -31,7 +31,7 @@ class InProcessWindows(Storage, MovingWindowSupport):
         self._lock = threading.Lock()
         self._windows: dict[str, tuple[float, deque[float]]] = {}  # key -> (expiry in seconds, entry times)
         self._counters: dict[str, tuple[int, float]] = {}  # key -> (count, expires at): the fixed-window calls
-        self._next_sweep = time.time() + SWEEP_SECONDS
+        self._next_sweep = time.monotonic() + SWEEP_SECONDS  # not the wall clock: a step back must not stop sweeps
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
@@ -42,9 +42,9 @@ class InProcessWindows(Storage, MovingWindowSupport):
     def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
         if amount > limit:
             return False
-        now = time.time()
         with self._lock:
-            self._sweep(now)
+            now = time.time()  # under the lock: each window's entries stay in time order
+            self._sweep()
             held = self._windows.get(key)
             if held is None:
                 held = self._windows[key] = (float(expiry), deque())
@@ -64,14 +64,15 @@ class InProcessWindows(Storage, MovingWindowSupport):
             on_the_edge = 0
             while on_the_edge < len(entries) and entries[on_the_edge] <= now - expiry:
                 on_the_edge += 1
-            if on_the_edge == len(entries):
-                return now, 0
+            if on_the_edge == len(entries):  # none counted: the window frees now (its start is `expiry` ago)
+                return (entries[0] if entries else now), 0
             return entries[on_the_edge], len(entries) - on_the_edge
 
-    def _sweep(self, now: float) -> None:
-        if now < self._next_sweep:
+    def _sweep(self) -> None:
+        if time.monotonic() < self._next_sweep:
             return
-        self._next_sweep = now + SWEEP_SECONDS
+        self._next_sweep = time.monotonic() + SWEEP_SECONDS
+        now = time.time()
         for key, (expiry, entries) in list(self._windows.items()):
             if not _current(entries, now - expiry):
                 del self._windows[key]

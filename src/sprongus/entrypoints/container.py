@@ -106,7 +106,8 @@ def _retired(config: dict[str, Any], kms: dict[str, Any], notice: Any) -> list[k
 
 def _master_keys(current: km.KeyMaterial, retired: list[km.KeyMaterial],
                  dek_cache: dict[str, Any]) -> MasterKeyProvider:
-    keys = CompositeMasterKeyProvider(current.master, [m.master for m in retired], reload=current.reload)
+    keys = CompositeMasterKeyProvider(current.master, [m.master for m in retired], reload=current.reload,
+                                      unreachable=current.stands_in_for)
     if not dek_cache["enabled"]:
         return keys
     from sprongus.adapters.dek_cache import CachingMasterKeyProvider, DekCachePolicy  # opt-in: loaded only then
@@ -131,7 +132,7 @@ def _hmac_keys(current: km.KeyMaterial, retired: list[km.KeyMaterial],
 def _vault_keys(storage: Storage, envelope: Envelope, clock: Any, random: Any, material: km.KeyMaterial,
                 stored_hmac: StoredHmacKeys) -> VaultKeys:
     source = KeySource(material.location, material.has_key, material.reload, material.add_hmac_key,
-                       material.generation)
+                       material.generation, material.stands_in_for)
     return VaultKeys(storage.vault_keys, envelope, clock, random, source,
                      stored_hmac if material.hmac is None else None)
 

@@ -35,6 +35,9 @@ class KeyMaterial:
     add_hmac_key: Callable[[], None] | None = None
     has_key: Callable[[], bool] = lambda: True
     generation: Callable[[], int] = lambda: 0  # grows whenever the keys are re-read: the vault check looks again
+    # The key file standing in for an OS keychain that is not reachable here (no keychain service, no D-Bus session
+    # over SSH): a vault whose keys are the keychain's is then an outage, not a lost key.
+    stands_in_for: str | None = None
 
 
 def memory_keys() -> KeyMaterial:
@@ -108,7 +111,9 @@ def keychain_keys(vault_id: str, timeout: float, fallback_path: str, notice: Not
     if backend is None:
         backend = real_backend(timeout)
     if backend is None or not has_real_backend(backend):
-        return file_keys(fallback_path, notice, "no OS keychain is available", create=create)
+        material = file_keys(fallback_path, notice, "no OS keychain is available", create=create)
+        material.stands_in_for = "keychain"
+        return material
     store = KeychainKeyStore(backend, vault_id, timeout, lock_path=Path(fallback_path))
     return _local("keychain", store, f"OS keychain ({type(backend).__name__})",
                   "the OS keychain holds no sprongus master key", create, None)

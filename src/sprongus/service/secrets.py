@@ -68,10 +68,14 @@ class SecretOps:
                         raise
             raise AssertionError("unreachable")
 
-    def check_set(self, principal: Principal, scope: Scope, key: str, conditional: bool) -> None:
-        """The checks `set` makes before acting, for an answer given without calling it (a malformed If-Match)."""
+    def check_set(self, principal: Principal, scope: Scope, key: str, conditional: bool,
+                  meta: object = None) -> None:
+        """The checks `set` makes before acting, in its order, for an answer given without calling it (a malformed
+        If-Match) or before it is called (an Idempotency-Key's row)."""
         with self._d.auditor.failures(principal, AuditAction.UPDATE, scope, key if isinstance(key, str) else None):
             validate_key_name(key)
+            if meta is not None:
+                validate_meta(meta)
             _authorize_set(principal, scope, key, conditional)
 
     def check_replay(self, principal: Principal, scope: Scope, key: str, conditional: bool,

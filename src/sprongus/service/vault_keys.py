@@ -52,6 +52,7 @@ class KeySource:
     reload: Callable[[], None] | None = None
     add_own_hmac_key: Callable[[], None] | None = None  # file/keychain/memory keep HMAC keys beside the master key
     generation: Callable[[], int] = lambda: 0  # changes when the keys were re-read (a new key may be current)
+    stands_in_for: str | None = None  # a key file used because this provider is not reachable here ("keychain")
 
 
 class VaultKeys:
@@ -139,6 +140,11 @@ class VaultKeys:
             # switch with the old provider retired); a lost key file is never silently replaced.
             if (masters or self._store.data_keys(1)) and not self._others_open(masters):
                 known = ", ".join(sorted(masters)) or "older keys"
+                away = self._source.stands_in_for
+                if away and masters and all(key_id.startswith(away + ":") for key_id in masters):
+                    raise KeyProviderUnavailable(
+                        f"this vault's master key ({known}) is in the OS {away}, which is not reachable here (no "
+                        "keychain service or D-Bus session: an SSH or CI session?); nothing was changed")
                 raise VaultKeyMismatch(f"the master key does not match this vault: {self._source.location} holds "
                                        f"no master key, and this vault holds secrets under {known}; restore the "
                                        "key from a backup (no new key is made for a vault that holds secrets)")

@@ -78,3 +78,16 @@ def test_the_write_limit_counts_a_keyed_request_once(make_api: Any) -> None:
         body = {**ITEMS, "items": [{**ITEMS["items"][0], "value": f"x{n}"}]}
         assert api.call("POST", IMPORT, json=body, headers={"Idempotency-Key": f"i-{n}"}).status_code == 200
     problem(api.put(KEY, "one too many", headers={"Idempotency-Key": "w-1"}), 429)
+
+
+@pytest.mark.parametrize("token", [("alice", (READ,), ("p1",)), ("alice", None, ("p2",))], ids=["reader", "outsider"])
+def test_a_keyed_put_answers_in_the_order_an_unkeyed_one_does(api: ApiClient, token: tuple[str, Any, tuple[str, ...]]
+                                                               ) -> None:
+    """Bad meta from a caller who may not write: 422 with or without an Idempotency-Key, as `set` checks it first."""
+    subject, scopes, projects = token
+    caller = api.token(subject, scopes or ("secrets:read", "secrets:write", "secrets:reveal"), projects)
+    body = {"value": CANARY, "meta": {"bad key!": "x"}}
+    plain = api.call("PUT", KEY, caller, json=body)
+    keyed = api.call("PUT", KEY, caller, json=body, headers={"Idempotency-Key": "m-1"})
+    assert plain.status_code == keyed.status_code == 422
+    assert [e.outcome for e in api.events() if e.action == "update"] == ["invalid", "invalid"]

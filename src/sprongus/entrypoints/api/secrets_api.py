@@ -134,7 +134,7 @@ def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: Recent
 
     def _put_checks(body: dict[str, Any], owner_type: str, owner_id: str, key_name: str) -> None:
         secrets.check_set(principal(), Scope.of(owner_type, owner_id), key_name,
-                          conditional="If-Match" in request.headers)
+                          conditional="If-Match" in request.headers, meta=body["meta"])
 
     def _put_replay_checks(stored: StoredResponse | None, body: dict[str, Any], owner_type: str, owner_id: str,
                            key_name: str) -> None:
