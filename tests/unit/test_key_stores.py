@@ -155,8 +155,9 @@ def test_a_hung_keychain_gives_up_at_the_timeout(tmp_path: Path) -> None:
 
 
 def test_a_locked_keychain_is_unavailable_not_a_crash(tmp_path: Path) -> None:
-    with pytest.raises(KeyProviderUnavailable, match="KeyringLocked"):
+    with pytest.raises(KeyProviderUnavailable, match="KeyringLocked; unlock it") as caught:
         KeychainKeyStore(LockedKeyring(), "vault-a", timeout=2.0).load_or_create()
+    assert "the keychain is locked" not in str(caught.value)  # the backend's own text is not repeated
 
 
 def test_a_corrupt_keychain_item_is_refused(tmp_path: Path) -> None:

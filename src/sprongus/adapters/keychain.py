@@ -31,9 +31,15 @@ def call_with_timeout(fn: Callable[[], T], timeout: float, what: str) -> T:
     if worker.is_alive():
         raise KeyProviderUnavailable(f"the OS keychain did not answer within {timeout:g} s ({what}); is it locked?")
     if "error" in box:
-        raise KeyProviderUnavailable(f"the OS keychain failed ({what}): {type(box['error']).__name__}") \
-            from box["error"]
+        kind = type(box["error"]).__name__
+        hint = "; unlock it (or allow sprongus to use it) and try again" if kind in _REFUSALS else ""
+        raise KeyProviderUnavailable(f"the OS keychain failed ({what}): {kind}{hint}") from box["error"]
     return box["result"]  # type: ignore[no-any-return]
+
+
+# keyring's and SecretStorage's names for a keychain that is locked or whose prompt was dismissed: still an outage to
+# wait out (exit 8), but one the user ends, so the message says how.
+_REFUSALS = frozenset({"KeyringLocked", "LockedException", "PromptDismissedException", "PermissionError"})
 
 
 def has_real_backend(backend: Any) -> bool:
