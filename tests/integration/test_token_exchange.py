@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import jwt as pyjwt
 import pytest
 
+from sprongus.adapters import jwks_gate
 from tests.e2e.api.conftest import problem, www_authenticate
 from tests.harness import CANARY
 from tests.integration.federation import (
@@ -236,7 +238,9 @@ def test_the_exchange_is_rate_limited_per_address_before_any_verification(issuer
     assert outcomes == ["denied"] * 3 + ["rate_limited", "success"]
 
 
-def test_an_unreachable_jwks_is_a_503_outage_not_invalid_grant(fed: Federation) -> None:
+def test_an_unreachable_jwks_is_a_503_outage_not_invalid_grant(fed: Federation,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jwks_gate, "FAILURE_SECONDS", 0.5)
     fed.trust("ci")
     token = fed.issuer.mint()
     fed.issuer.fail_jwks = True
@@ -246,7 +250,11 @@ def test_an_unreachable_jwks_is_a_503_outage_not_invalid_grant(fed: Federation) 
     body = problem(response, 503)
     assert body["type"].endswith(":unavailable") and "error" not in body
     assert [e.outcome.value for e in fed.api.events()] == ["error"]
+    fetched = fed.issuer.jwks_fetches
     fed.issuer.fail_jwks = False
+    problem(fed.exchange(token), 503)  # within the failure's window: answered at once, without a fetch
+    assert fed.issuer.jwks_fetches == fetched
+    time.sleep(0.6)
     assert fed.exchange(token).status_code == 200  # nothing was spent: the same JWT works once the IdP is back
 
 

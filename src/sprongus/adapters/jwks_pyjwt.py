@@ -10,6 +10,7 @@ refuse redirects (a trust pins its URLs), wait at most 5 s and read at most 1 Mi
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import threading
@@ -24,6 +25,7 @@ from typing import Any
 
 import jwt
 
+from sprongus.adapters.jwks_gate import FetchGate
 from sprongus.domain.errors import InvalidGrant, Unavailable
 from sprongus.ports.clock import Clock
 
@@ -70,13 +72,13 @@ def fetch_json_bytes(url: str) -> bytes:
                 size += len(chunk)
             body = b"".join(chunks)
     except urllib.error.HTTPError as exc:
-        log.warning("identity provider fetch of %s answered %s", url, exc.code)
+        log.warning("identity provider fetch of %r answered %s", url, exc.code)
         raise Unavailable(f"identity provider answered {exc.code}") from None
-    except (OSError, ValueError) as exc:  # URLError, timeouts, resets, a malformed URL
-        log.warning("identity provider fetch of %s failed: %s", url, type(exc).__name__)
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # URLError, timeouts, resets, a bad URL
+        log.warning("identity provider fetch of %r failed: %s", url, type(exc).__name__)
         raise Unavailable(f"identity provider unreachable: {type(exc).__name__}") from None
     if len(body) > MAX_DOCUMENT:
-        log.warning("identity provider document at %s is over %d bytes", url, MAX_DOCUMENT)
+        log.warning("identity provider document at %r is over %d bytes", url, MAX_DOCUMENT)
         raise Unavailable("identity provider document too large")
     return body
 
@@ -101,7 +103,7 @@ class PyJwtVerifier:
     def __init__(self, clock: Clock, allow_http: bool, fetch: Fetch = fetch_json_bytes) -> None:
         self._clock = clock
         self._allow_http = allow_http
-        self._fetch = fetch
+        self._fetch = FetchGate(fetch)  # a deadline the request cannot overrun, one fetch per URL (jwks_gate.py)
         self._state = _State()
 
     def issuer_of(self, token: str) -> str:
@@ -160,7 +162,7 @@ class PyJwtVerifier:
         document = self._document(url)
         entries = document.get("keys")
         if not isinstance(entries, list):
-            log.warning("JWKS at %s has no keys list", url)
+            log.warning("JWKS at %r has no keys list", url)
             raise Unavailable("identity provider keys malformed")
         keys: list[tuple[str | None, jwt.PyJWK]] = []
         for entry in entries:
@@ -188,7 +190,7 @@ class PyJwtVerifier:
         document = self._document(issuer.rstrip("/") + "/.well-known/openid-configuration")
         jwks_uri = document.get("jwks_uri")
         if not _same_issuer(document.get("issuer"), issuer) or not isinstance(jwks_uri, str):
-            log.warning("discovery document of %s names another issuer or no jwks_uri", issuer)
+            log.warning("discovery document of %r names another issuer or no jwks_uri", issuer)
             raise Unavailable("identity provider discovery document does not match the trust")
         with self._state.lock:
             self._state.jwks_urls[issuer] = (jwks_uri, now)
@@ -197,15 +199,15 @@ class PyJwtVerifier:
     def _document(self, url: str) -> dict[str, Any]:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in (("https", "http") if self._allow_http else ("https",)) or not parts.hostname:
-            log.warning("refusing to fetch %s: https only (http outside prod)", url)
+            log.warning("refusing to fetch %r: https only (http outside prod)", url)
             raise Unavailable("identity provider URL refused")
         try:
             document = json.loads(self._fetch(url))
         except ValueError:
-            log.warning("identity provider document at %s is not JSON", url)
+            log.warning("identity provider document at %r is not JSON", url)
             raise Unavailable("identity provider document malformed") from None
         if not isinstance(document, dict):
-            log.warning("identity provider document at %s is not a JSON object", url)
+            log.warning("identity provider document at %r is not a JSON object", url)
             raise Unavailable("identity provider document malformed")
         return document
 

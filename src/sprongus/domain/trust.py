@@ -65,7 +65,10 @@ def validate_trust_name(name: object) -> str:
 
 def validate_url(value: object, field_name: str, allow_http: bool) -> str:
     """An absolute https URL (http only outside prod, as for KMS endpoints), without credentials or fragment."""
-    if not isinstance(value, str) or len(value) > 2048:
+    # urlsplit drops tabs and line breaks before parsing, and http.client refuses them when it sends: a URL that
+    # passed here failed every exchange of the trust with a 500. Printable ASCII with no spaces, then.
+    if not isinstance(value, str) or len(value) > 2048 or not value.isascii() or not value.isprintable() \
+            or " " in value:
         raise ValidationError(field_name, "must be an absolute https URL")
     parts = urllib.parse.urlsplit(value)
     schemes = ("https", "http") if allow_http else ("https",)
