@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import stat
 import time
 import urllib.error
@@ -23,6 +24,7 @@ from typing import Any
 
 from sprongus.adapters.http_client import api_base, refusing_opener
 from sprongus.adapters.problem_types import TYPE_PREFIX, error_from_problem
+from sprongus.domain.api_token import TOKEN_TEXT
 from sprongus.domain.errors import ConfigError, RemoteUnavailable, Unauthenticated
 from sprongus.domain.values import SecretValue
 
@@ -30,6 +32,10 @@ TIMEOUT = 10.0
 MAX_BODY = 64 * 1024
 MAX_JWT_FILE = 16 * 1024
 MIN_POLL = 0.1  # seconds between polls when the provider says 0: never a busy loop
+MAX_INTERVAL = 300  # seconds: a provider's interval of 10^9 (or 10^400) would have the CLI sleep for decades
+MAX_EXPIRES = 1800  # seconds a sign-in code is waited for at most (RFC 8628's examples: 1800)
+_USER_CODE = re.compile(r"[A-Za-z0-9-]{1,32}")
+MAX_TOKEN_SECONDS = 7 * 86400  # an exchanged token's lifetime beyond this is not believed: it is not kept
 SLOW_DOWN = 5  # RFC 8628 3.5: every slow_down adds 5 s to the interval
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -134,9 +140,15 @@ class DeviceCode:
 
 
 def _shown(value: object, what: str, allow_http: bool, url: bool = False) -> str:
-    """Text the user is shown: printable, short, and for URLs an http(s) URL (no escape codes from the provider)."""
-    if not isinstance(value, str) or not 0 < len(value) <= 512 or not value.isprintable():
+    """Text the user is shown: for URLs a short http(s) URL without spaces, else a code of letters, digits and `-`
+    (RFC 8628's are 8 or 9 characters): no escape codes, and no room for instructions of the provider's own ("open
+    this other site", "first run this command") dressed up as ours."""
+    fits = isinstance(value, str) and (
+        (url and 0 < len(value) <= 512 and value.isprintable() and not any(c.isspace() for c in value))
+        or (not url and _USER_CODE.fullmatch(value) is not None))
+    if not fits:
         raise ConfigError(f"{PROVIDER} answered the device request without a usable {what}")
+    assert isinstance(value, str)
     return check_url(value, f"its {what}", allow_http) if url else value
 
 
@@ -160,8 +172,8 @@ def start(endpoints: Endpoints, client_id: str, *, step_up: bool = False, allow_
                       _shown(doc.get("verification_uri") or doc.get("verification_url"), "verification URI",
                              allow_http, url=True),
                       None if complete is None else _shown(complete, "verification URI", allow_http, url=True),
-                      expires if isinstance(expires, int) and expires > 0 else 600,
-                      interval if isinstance(interval, int) and interval >= 0 else 5)
+                      min(expires, MAX_EXPIRES) if isinstance(expires, int) and expires > 0 else 600,
+                      min(interval, MAX_INTERVAL) if isinstance(interval, int) and interval >= 0 else 5)
 
 
 def poll(endpoints: Endpoints, client_id: str, code: DeviceCode, *, sleep: Callable[[float], None] = time.sleep,
@@ -208,9 +220,10 @@ def exchange(api_url: str, subject_token: SecretValue, token_type: str) -> Excha
                                           "subject_token_type": token_type}, "the API")
     if status == 200:
         token, expires = doc.get("access_token"), doc.get("expires_in")
-        if not isinstance(token, str) or not token.startswith("spr_"):
+        if not isinstance(token, str) or not TOKEN_TEXT.fullmatch(token):
             raise RemoteUnavailable(f"the API at {_origin(url)} answered the token exchange without an API token")
-        return Exchanged(SecretValue(token), expires if isinstance(expires, int) else None)
+        usable = isinstance(expires, int) and not isinstance(expires, bool) and 0 < expires <= MAX_TOKEN_SECONDS
+        return Exchanged(SecretValue(token), expires if usable else None)  # else: used, not kept
     if status == 400 and "error" in doc:
         error = _error_code(doc)
         if error == "unsupported_grant_type":

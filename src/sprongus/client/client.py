@@ -19,6 +19,7 @@ from sprongus.client.cache import RevealCache
 from sprongus.client.records import SecretInfo
 from sprongus.client.retry import MAX_WAIT, Retrier
 from sprongus.client.transport import Answer, Http, HttpFailure, checked_base
+from sprongus.domain.api_token import TOKEN_TEXT
 from sprongus.domain.credentials import token_text
 from sprongus.domain.errors import (
     ConfigError,
@@ -37,7 +38,6 @@ from sprongus.domain.values import SecretValue
 MAX_BATCH = 1000  # keys per POST /v1/secrets:reveal: the API refuses more
 PAGE = 500  # records per listing request: the API's largest page
 URL_SETTING, TOKEN_SETTING = "SPRONGUS_API_URL", "SPRONGUS_TOKEN"
-API_TOKEN = re.compile(r"spr_[A-Za-z0-9_-]{1,256}")  # what an exchange must answer: it goes into every header
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # the API's rule: 1-255 characters, printable, no spaces
 T = TypeVar("T")
 
@@ -283,7 +283,7 @@ class Client:
             raise failure.error from None
         doc = answer.body if isinstance(answer.body, dict) else {}
         token, expires = doc.get("access_token"), doc.get("expires_in")
-        if not isinstance(token, str) or not API_TOKEN.fullmatch(token):
+        if not isinstance(token, str) or not TOKEN_TEXT.fullmatch(token):
             raise RemoteUnavailable(f"the API at {self._http.base} answered the token exchange without an API token")
         lifetime = expires if isinstance(expires, int) and not isinstance(expires, bool) and expires > 0 else None
         return SecretValue(token), lifetime

@@ -12,6 +12,8 @@ from sprongus.domain.principal import Permission, TokenKind
 from sprongus.domain.times import utc_iso
 
 TOKEN_PREFIX = "spr_"  # noqa: S105 - a prefix, not a token
+# What a client accepts as an API token from a token exchange: it goes into every request's header from then on.
+TOKEN_TEXT = re.compile(r"spr_[A-Za-z0-9_-]{1,256}")
 MAX_TTL = 366 * 86400
 _TTL = re.compile(r"(\d+)([smhd]?)")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
