@@ -50,3 +50,20 @@ def test_a_discovered_jwks_uri_a_request_cannot_carry_is_an_outage(fed: Federati
     monkeypatch.setattr(fed.issuer, "discovery", broken)
     body = problem(fed.exchange(fed.mint()), 503)
     assert "X-Injected" not in str(body)
+
+
+@pytest.mark.parametrize(("verified", "admitted"), [(True, True), (False, False), ("true", True), (None, False),
+                                                    (1, False)])
+def test_an_email_trust_can_require_the_providers_email_verified(fed: Federation, verified: Any,
+                                                                 admitted: bool) -> None:
+    """A JSON boolean claim matches a rule by its JSON spelling: `--claim email_verified=true`. Before, a boolean
+    matched no rule, so an email trust could not require it, and took anyone's unverified `@example.com` email."""
+    fed.trust("people", claims=["email=*@example.com", "email_verified=true"], subject_claim="email")
+    claims: dict[str, Any] = {"email": "ceo@example.com"}
+    if verified is not None:
+        claims["email_verified"] = verified
+    response = fed.exchange(fed.mint(**claims))
+    if admitted:
+        assert response.status_code == 200, response.get_data(as_text=True)
+    else:
+        assert_invalid_grant(response)

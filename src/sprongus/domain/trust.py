@@ -41,10 +41,13 @@ class Trust:
     created_at: datetime | None = field(default=None, compare=False)
 
     def admits(self, claims: dict[str, Any]) -> bool:
-        """Every claim rule matches the claim's string value (a glob, case-sensitive); a missing or non-string
-        claim matches nothing."""
+        """Every claim rule matches the claim's string value (a glob, case-sensitive), or a boolean's JSON spelling
+        (`email_verified=true`: an email trust can require what the IdP verified); a missing claim, or one of
+        another type, matches nothing."""
         for name, pattern in self.claims:
             value = claims.get(name)
+            if isinstance(value, bool):
+                value = "true" if value else "false"
             if not isinstance(value, str) or not fnmatch.fnmatchcase(value, pattern):
                 return False
         return True
