@@ -432,7 +432,8 @@ def test_login_oidc_against_an_api_without_an_issuer(machine: Machine, tmp_path:
     assert login.returncode == 2
     one_error_line(login.stderr, naming="no OIDC sign-in configured")
     assert pasted.returncode == 2
-    assert one_error_line(pasted.stderr) == "error: token: an API token starts with spr_"
+    assert one_error_line(pasted.stderr) == ("error: token: an API token starts with spr_, then letters, digits, "
+                                             "`-` or `_`")
     assert misuse.returncode == 2
     assert one_error_line(misuse.stderr) == "error: step-up: only goes with --oidc"
 

@@ -133,3 +133,39 @@ def test_the_clis_remote_client_reads_answers_the_same_way(fake: FakeApi, monkey
     with pytest.raises(ConfigError) as caught:
         http_client.ApiClient(fake.url, "spr_CANARY\nTOKEN").call("GET", path)
     assert "CANARY" not in str(caught.value) and caught.value.__context__ is None
+
+
+def test_the_remote_clis_transport_errors_repeat_no_server_text() -> None:
+    """http.client's BadStatusLine quotes the server's status line: 64 KiB, escape codes and a forged line."""
+    import socket
+    import threading
+
+    from sprongus.adapters import http_client
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"XTTP/9.9\x1b]0;pwned\x07 200 OK" + b"A" * 60000 + b"\rerror: forged line\r\n\r\n")
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        with pytest.raises(RemoteUnavailable) as caught:
+            http_client.ApiClient(f"http://127.0.0.1:{listener.getsockname()[1]}", TOKEN).call("GET", "/secrets")
+    finally:
+        listener.close()
+    message = str(caught.value)
+    assert "\x1b" not in message and "forged" not in message and len(message) < 200, message
+
+
+def test_the_remote_clis_listing_stops_when_its_cursor_does_not_move_on(fake: FakeApi) -> None:
+    from sprongus.adapters.http_client import ApiClient, HttpSecretsApi
+    from sprongus.domain.scope import Scope
+    from sprongus.service.pages import api_views
+
+    fake.always("GET", "/v1/secrets", Reply(200, {"items": [record("project:shop", "a.key")], "nextCursor": "k1:a"}))
+    with pytest.raises(RemoteUnavailable, match="cursor"):
+        list(api_views(HttpSecretsApi(ApiClient(fake.url, TOKEN)), Scope.parse("project:shop")))
+    assert len(fake.calls("GET", "/v1/secrets")) == 2

@@ -229,3 +229,17 @@ def test_from_env_names_the_setting_to_fix(env: dict[str, str], message: str) ->
     with pytest.raises(ConfigError) as caught:
         reveal(Client.from_env(env))
     assert str(caught.value).startswith(message)
+
+
+def test_a_revoked_token_whose_renewal_fails_still_empties_the_cache(fake: FakeApi, jwt: JwtFile) -> None:
+    """The 401 tries a renewal first, which fails when the file still holds the JWT already exchanged: the cache
+    was emptied only after it, so it never was, and the revoked client kept serving its values."""
+    server = Server(fake, expires_in=3600)
+    client = Client(fake.url, token_file=jwt.path, cache_ttl=300)
+    assert reveal(client) == CANARY
+    server.revoked.add(server.tokens[0])
+    fake.always("GET", "/v1/secrets/project/shop/other", problem(401, "unauthenticated"))
+    with pytest.raises(Unauthenticated):
+        client.get("project:shop", "other")
+    with pytest.raises(Unauthenticated):
+        reveal(client)  # refused (its token is known dead), not served from the cache

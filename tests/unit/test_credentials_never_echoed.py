@@ -57,16 +57,40 @@ def test_a_database_password_with_a_raw_at_sign_is_refused_before_the_driver_rea
 
 
 @pytest.mark.parametrize("url", [f"postgresql://sp_app:{CANARY}/rest@db.internal:5432/sprongus?hostaddr=127.0.0.1",
-                                 f"postgresql://:{CANARY}/rest@db/sprongus", "postgresql://sp_app:1234/rest@db/x",
-                                 f"postgresql://sp_app:p@db:{CANARY}/sprongus"])
+                                 f"postgresql://:{CANARY}/rest@db/sprongus", "postgresql://sp_app:1234/rest@db/x"])
 def test_a_database_password_with_a_raw_slash_is_refused_before_libpq_quotes_it_as_a_port(url: str) -> None:
     """libpq ended the host at the `/`: the user name became the host, the password's first part the port, quoted
     in "invalid integer value ... for connection option "port"" at start-up and on every request's log line."""
-    message = _refused("SPRONGUS_DATABASE_URL", {"SPRONGUS_DATABASE_URL": url})
-    assert "%2F" in message and CANARY not in message and "1234" not in message
-    for fine in ("postgresql://u:p%2Fq@h:5432,h2:5433/db", "postgresql://u@[::1]:5432,[::2]/db",
-                 "postgresql:///db?host=/cloudsql/project:region:instance", "postgresql://h/db"):
-        assert one_userinfo("SPRONGUS_DATABASE_URL", fine) == fine
+    from sprongus.adapters.peewee.postgres import server_database
+
+    with pytest.raises(ConfigError, match="%2F") as info:
+        server_database(url, 5, 5)
+    assert CANARY not in str(info.value) and "1234" not in str(info.value)
+
+
+@pytest.mark.parametrize("url", ["postgresql://u:p%2Fq@h:5432,h2:5433/db", "postgresql://u@[::1]:5432,[::2]/db",
+                                 "postgresql:///db?host=/cloudsql/project:region:instance", "postgresql://h/db",
+                                 "postgresql://u:pa?ss@h/db", "postgresql://u:pa#ss@h/db", "postgresql://h:5432/my@db",
+                                 "sqlite:////home/jdoe@corp.example.com/.local/share/sprongus/vault.db"])
+def test_database_urls_libpq_reads_as_meant_are_accepted(url: str) -> None:
+    from sprongus.adapters.peewee.postgres import server_database
+
+    assert Settings.from_mapping({"SPRONGUS_DATABASE_URL": url}).database_url == url
+    if url.startswith("postgresql"):
+        server_database(url, 5, 5)  # builds the pool (no connection yet): nothing refused
+
+
+@pytest.mark.parametrize("url", [f"https://deploy:{CANARY}/rest@secrets.example.com",
+                                 f"https://deploy:{CANARY}?rest@secrets.example.com",
+                                 f"https://deploy:{CANARY}#rest@secrets.example.com", f"https://host:{CANARY}/v1"])
+def test_an_api_url_with_a_password_cut_short_by_a_slash_is_refused_without_repeating_it(url: str) -> None:
+    """The host part ended at the `/`, `?` or `#`, before the `@`: the URL passed as one without credentials, and
+    the remote CLI printed it, password included, in "cannot reach the API at ...". """
+    from sprongus.entrypoints.cli.remote import checked_api_url
+
+    with pytest.raises(ConfigError) as info:
+        checked_api_url(url)
+    assert CANARY not in str(info.value)
 
 
 def test_a_kms_endpoint_with_credentials_in_the_provider_uri_is_refused_too() -> None:

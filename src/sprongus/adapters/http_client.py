@@ -99,6 +99,18 @@ def read_at_most(response: Any, limit: int) -> bytes | None:
     return None if len(raw) > limit else raw
 
 
+def advancing(cursor: str | None, next_cursor: object, seen: set[str] | None = None) -> str | None:
+    """A listing's next cursor (opaque text), which must differ from the one it answered and, given `seen`, from
+    every one before: a server that hands one back would be listed forever."""
+    if next_cursor is None:
+        return None
+    if not isinstance(next_cursor, str) or next_cursor == cursor or (seen is not None and next_cursor in seen):
+        raise RemoteUnavailable("the API answered a listing with a cursor that does not move on")
+    if seen is not None:
+        seen.add(next_cursor)
+    return next_cursor
+
+
 def without_query(url: str) -> str:
     """A redirect target as an error may name it: its query string could hold a code or a token."""
     target = urllib.parse.urlsplit(url)
@@ -158,7 +170,9 @@ class ApiClient:
             headers = {k.lower(): v for k, v in exc.headers.items()}
             raise error_from_problem(exc.code, problem, headers) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-            reason = getattr(exc, "reason", exc)
+            # http.client's own errors quote what the server sent (a status line of 64 KiB, escape codes): their
+            # class only. An OSError's text is this machine's ("Connection refused").
+            reason = type(exc).__name__ if isinstance(exc, http.client.HTTPException) else getattr(exc, "reason", exc)
             raise RemoteUnavailable(f"cannot reach the API at {self._base}: {reason}") from None
         except (ValueError, UnicodeError):  # a header http.client will not send: its message repeats the header
             unsendable = True
@@ -233,7 +247,7 @@ class HttpSecretsApi:
         page = self._api.call("GET", "/secrets", query={
             **_scope_query(scope, prefix), "withMeta": "true" if with_meta else "false", "limit": limit,
             "cursor": cursor, "deleted": "true" if deleted else None})
-        return Page([view_from_dict(item) for item in page["items"]], page["nextCursor"])
+        return Page([view_from_dict(item) for item in page["items"]], advancing(cursor, page["nextCursor"]))
 
     def import_(self, items: builtins.list[ImportItem] | None = None, bundle: dict[str, Any] | None = None,
                 mode: str = "merge", allow_plaintext: bool = False, passphrase: SecretValue | None = None,

@@ -81,7 +81,7 @@ def _request(url: str, form: Mapping[str, str] | None, who: str) -> tuple[int, d
         raise RemoteUnavailable(f"cannot reach {who} at {_origin(url)}: {reason}") from None
     try:
         doc = json.loads(raw) if raw else {}
-    except ValueError:
+    except (ValueError, RecursionError):  # nesting deeper than the parser goes: no usable answer either
         doc = {}
     return status, doc if isinstance(doc, dict) else {}, {k.lower(): v for k, v in (answer or {}).items()}
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sprongus.adapters.http_client import history_from_dict
+from sprongus.adapters.http_client import advancing, history_from_dict
 from sprongus.adapters.oidc_device import EXCHANGE_GRANT, JWT_TOKEN_TYPE
 from sprongus.client.auth import TOKEN_FILE_SETTING, ExchangedToken, FixedToken, TokenSource
 from sprongus.client.cache import RevealCache
@@ -204,19 +204,16 @@ class Client:
 
     def _pages(self, where: Scope, prefix: str) -> Iterator[SecretInfo]:
         cursor: str | None = None
-        seen: set[str] = set()  # a server that hands back a cursor it gave before would be listed forever
+        seen: set[str] = set()  # a listing's every cursor: one handed back again would list forever
         while True:
             answer = self._call("GET", "/secrets", query={**_owner(where), "prefix": prefix or None,
                                                           "withMeta": "true", "limit": PAGE, "cursor": cursor})
-            items, cursor = _parse(answer, lambda doc: ([SecretInfo.from_api(i) for i in doc["items"]],
-                                                        doc["nextCursor"]))
+            items, given = _parse(answer, lambda doc: ([SecretInfo.from_api(i) for i in doc["items"]],
+                                                       doc["nextCursor"]))
             yield from items
-            if not cursor:
+            cursor = advancing(cursor, given or None, seen)
+            if cursor is None:
                 return
-            if not isinstance(cursor, str) or cursor in seen:
-                raise RemoteUnavailable(f"the API at {self._http.base} answered a listing with a cursor it gave "
-                                        "before, or none a client can send")
-            seen.add(cursor)
 
     def _reveal_keys(self, where: Scope, names: builtins.list[str]) -> dict[str, SecretValue]:
         found: dict[str, SecretValue] = {}
@@ -266,11 +263,11 @@ class Client:
             except HttpFailure as failure:
                 error, status = failure.error, failure.status
             # Outside the `except`: an error of the renewal must not drag the transport's failure along with it.
+            if isinstance(error, (Unauthenticated, PermissionDenied)) and not isinstance(error, StepUpRequired):
+                self._cache.clear()  # a revoked or narrowed token: no more values from before, even if renewing fails
             if status == 401 and not renewed and not isinstance(error, StepUpRequired) and self._auth.rejected(token):
                 renewed = True
                 continue
-            if isinstance(error, (Unauthenticated, PermissionDenied)) and not isinstance(error, StepUpRequired):
-                self._cache.clear()  # a revoked or narrowed token: no more values from before, not even cached
             raise error from None
 
     def _exchange(self, jwt: SecretValue) -> tuple[SecretValue, int | None]:

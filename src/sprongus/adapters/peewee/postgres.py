@@ -237,6 +237,17 @@ def _unreadable_part(exc: Exception) -> str:
     return "a `%` must start a two-digit hex escape: `%25` for a `%` itself, in a password too"
 
 
+def _check_parts(given: dict[str, Any]) -> None:
+    """A raw `/` in the password ends libpq's host part there: the user name becomes the host and the password's
+    first part the port (or, digits, the rest a database name holding the `@` and the host), which libpq then
+    quoted in "invalid integer value ... for connection option "port"" on stderr and every request's log line."""
+    ports = str(given.get("port") or "").split(",")
+    dbname = str(given.get("dbname") or "")
+    if any(port and not (port.isascii() and port.isdigit()) for port in ports) or ("@" in dbname and "/" in dbname):
+        raise ConfigError("SPRONGUS_DATABASE_URL: write a `/` in the user name or password as %2F (the port, or "
+                          "the database name, reads as part of a password)")
+
+
 def server_database(url: str, connect_timeout: float, statement_timeout: float | None) -> ServerDatabase:
     """The pooled database for `url`. Without `statement_timeout` (migrations, whose DDL and lock waits may take
     long) neither the server nor the client bounds a statement; connecting is always bounded."""
@@ -246,6 +257,7 @@ def server_database(url: str, connect_timeout: float, statement_timeout: float |
         # libpq's message quotes the part it could not read, which may be the password: only its kind is said.
         raise ConfigError("SPRONGUS_DATABASE_URL: libpq cannot read it as a connection URL ("
                           + _unreadable_part(exc) + ")") from None
+    _check_parts(given)
     params: dict[str, Any] = {key: value for key, value in KEEPALIVES.items() if key not in given}
     params["connect_timeout"] = str(max(2, math.ceil(connect_timeout)))  # libpq counts whole seconds, 2 at least
     reply_timeout = None

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from sprongus.domain.api_token import TOKEN_TEXT
 from sprongus.domain.errors import Unauthenticated, ValidationError
 from sprongus.entrypoints.cli.output import emit_json, info, table
 from sprongus.entrypoints.cli.state import CliState, LocalGroup, pass_state
@@ -161,8 +162,8 @@ def login_command(state: CliState, api_url: str | None, oidc: bool, step_up: boo
         return
     interactive = sys.stdin.isatty()
     token = click.prompt("API token", hide_input=True, err=True) if interactive else sys.stdin.readline().strip()
-    if not token.startswith("spr_"):
-        raise ValidationError("token", "an API token starts with spr_")
+    if not TOKEN_TEXT.fullmatch(token):  # it goes into every request's header from now on
+        raise ValidationError("token", "an API token starts with spr_, then letters, digits, `-` or `_`")
     where = keep_token(settings, url, token)
     if as_json:  # a pasted token is kept without asking the API, so who it names is not known here
         emit_json({"apiUrl": url, "storedIn": "keychain" if where == KEYCHAIN else "file", "subject": None,
