@@ -145,3 +145,10 @@ def test_a_process_wide_unverified_default_does_not_turn_off_the_certificate_che
         assert seen == []  # the token never reached the server
     finally:
         server.shutdown()
+
+
+@pytest.mark.parametrize("ttl", [float("inf"), float("nan"), -1])
+def test_a_cache_ttl_must_be_finite(ttl: float) -> None:
+    """An endless cache would outlive every revocation and recent-authentication window."""
+    with pytest.raises(ConfigError):
+        Client("http://127.0.0.1:8000", TOKEN, cache_ttl=ttl)

@@ -76,9 +76,9 @@ class Client:
                  timeout: float = 10, retries: int = 3, cache_ttl: float = 0,
                  max_retry_wait: float = MAX_WAIT) -> None:
         if not (timeout > 0 and math.isfinite(timeout)) or isinstance(retries, bool) or not isinstance(retries, int) \
-                or retries < 0 or not cache_ttl >= 0 or not max_retry_wait >= 0:
-            raise ConfigError("timeout must be positive and finite; retries, cache_ttl and max_retry_wait not "
-                              "negative")
+                or retries < 0 or not 0 <= cache_ttl < math.inf or not max_retry_wait >= 0:
+            raise ConfigError("timeout must be positive and finite, cache_ttl finite; retries, cache_ttl and "
+                              "max_retry_wait not negative")
         self._http = Http(api_url, timeout)
         self._retrier = Retrier(retries, max_retry_wait)
         self._auth: TokenSource

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
+from sprongus.domain.errors import RemoteUnavailable
 from sprongus.domain.principal import Principal
-from sprongus.domain.records import SecretRecord, SecretView
+from sprongus.domain.records import Page, SecretRecord, SecretView
 from sprongus.domain.scope import Scope
 from sprongus.ports import UnitOfWork
 from sprongus.ports.secrets_api import SecretsApi
@@ -55,10 +56,19 @@ API_PAGE = 500
 
 def api_views(api: SecretsApi, scope: Scope, prefix: str = "", with_meta: bool = False) -> Iterator[SecretView]:
     """Every secret of a scope through SecretsApi (local or remote), following nextCursor."""
+    return following(lambda cursor: api.list(scope, prefix, with_meta, cursor, API_PAGE))
+
+
+def following(page_at: Callable[[str | None], Page]) -> Iterator[SecretView]:
+    """Each page's items, following nextCursor; a cursor handed back again (a broken or hostile remote server)
+    would list forever: RemoteUnavailable."""
     cursor: str | None = None
+    seen: set[str] = set()
     while True:
-        page = api.list(scope, prefix, with_meta, cursor, API_PAGE)
+        page = page_at(cursor)
         yield from page.items
         if page.next_cursor is None:
             return
-        cursor = page.next_cursor
+        if page.next_cursor in seen:
+            raise RemoteUnavailable("the API answered a listing with a cursor it gave before")
+        seen.add(cursor := page.next_cursor)

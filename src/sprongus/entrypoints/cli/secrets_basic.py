@@ -169,15 +169,9 @@ def list_command(state: CliState, scope: Scope, prefix: str, with_meta: bool, as
 
 def _deleted_views(api: SecretsApi, scope: Scope, prefix: str, with_meta: bool) -> Iterator[SecretView]:
     """Every deleted secret of the scope, following nextCursor (as service/pages.py's api_views does for live ones)."""
-    from sprongus.service.pages import API_PAGE
+    from sprongus.service.pages import API_PAGE, following
 
-    cursor: str | None = None
-    while True:
-        page = api.list(scope, prefix, with_meta, cursor, API_PAGE, deleted=True)
-        yield from page.items
-        if page.next_cursor is None:
-            return
-        cursor = page.next_cursor
+    return following(lambda cursor: api.list(scope, prefix, with_meta, cursor, API_PAGE, deleted=True))
 
 
 def _row(view: SecretView) -> list[str]:
