@@ -143,13 +143,13 @@ def _shown(value: object, what: str, allow_http: bool, url: bool = False) -> str
     """Text the user is shown: for URLs a short http(s) URL without spaces, else a code of letters, digits and `-`
     (RFC 8628's are 8 or 9 characters): no escape codes, and no room for instructions of the provider's own ("open
     this other site", "first run this command") dressed up as ours."""
-    fits = isinstance(value, str) and (
-        (url and 0 < len(value) <= 512 and value.isprintable() and not any(c.isspace() for c in value))
-        or (not url and _USER_CODE.fullmatch(value) is not None))
-    if not fits:
+    if not isinstance(value, str) or not (_plain_url(value) if url else _USER_CODE.fullmatch(value)):
         raise ConfigError(f"{PROVIDER} answered the device request without a usable {what}")
-    assert isinstance(value, str)
     return check_url(value, f"its {what}", allow_http) if url else value
+
+
+def _plain_url(value: str) -> bool:
+    return 0 < len(value) <= 512 and value.isprintable() and not any(c.isspace() for c in value)
 
 
 def start(endpoints: Endpoints, client_id: str, *, step_up: bool = False, allow_http: bool = False) -> DeviceCode:

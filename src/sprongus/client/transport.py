@@ -22,6 +22,7 @@ from sprongus.adapters.http_client import (
     without_query,
 )
 from sprongus.adapters.problem_types import TYPE_PREFIX, error_from_problem
+from sprongus.domain.credentials import without_userinfo
 from sprongus.domain.errors import ConfigError, RemoteUnavailable, SprongusError, Unauthenticated
 from sprongus.domain.values import SecretValue
 
@@ -55,15 +56,12 @@ _OPENER = refusing_opener(lambda _url, code, target: (
 def checked_base(url: str, setting: str = "api_url") -> str:
     """The API's base URL ending in /v1; an http(s) URL without credentials in it, else ConfigError (which never
     repeats the URL: it may hold a password)."""
-    try:
-        parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
-        _ = parts and parts.port  # a port that is no number, or out of range
-    except ValueError:
-        raise ConfigError(f"{setting}: not a URL the client can use (a bracket, port or character is wrong)") from None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+    if not isinstance(url, str):
         raise ConfigError(f"{setting}: the API's http(s) base URL is needed, e.g. https://secrets.example.com")
-    if parts.username or parts.password:
-        raise ConfigError(f"{setting}: credentials do not belong in the URL; pass a token")
+    without_userinfo(setting, url)  # the CLI's rule: no `@` anywhere (a password cut short by a `/`), a numeric port
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{setting}: the API's http(s) base URL is needed, e.g. https://secrets.example.com")
     if parts.query or parts.fragment:  # it would end up inside every path, and in reprs and messages
         raise ConfigError(f"{setting}: the API's base URL takes no query string or fragment")
     return api_base(url)
