@@ -239,6 +239,20 @@ def test_odd_request_bodies_are_invalid_request_and_counted_by_the_limit(issuer:
         fed.api.close()
 
 
+def test_the_exchange_limit_counts_an_ipv6_client_by_its_64(issuer: OidcIssuer) -> None:
+    """Each of a /64's addresses is the same client: rotating through them buys no more exchanges."""
+    fed = make_federation(issuer, {"SPRONGUS_RATE_LIMIT_EXCHANGE": "2/minute"})
+    try:
+        fed.trust("ci")
+        assert [fed.exchange("not-a-jwt", address=f"2001:db8:7::{i}").status_code for i in (1, 2)] == [400, 400]
+        jwt = fed.issuer.mint()
+        assert problem(fed.exchange(jwt, address="2001:db8:7::3"), 429)
+        assert fed.issuer.jwks_fetches == 0  # refused before any JWT work
+        assert fed.exchange(jwt, address="2001:db8:8::1").status_code == 200  # another /64, another budget
+    finally:
+        fed.api.close()
+
+
 # -- outages: 503, and nothing spent ----------------------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""Rate limits as the use cases apply them: per principal, or per client address for anonymous redeems."""
+"""Rate limits as the use cases apply them: per principal, or per client address for anonymous callers (redeems,
+token exchanges)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,30 @@ class Throttle:
             self._hit(policy, principal.subject)
 
     def address(self, policy: str, client_address: str | None) -> None:
-        self._hit(policy, f"addr:{client_address or 'unknown'}")
+        self._hit(policy, f"addr:{address_bucket(client_address)}")
 
     def _hit(self, policy: str, who: str) -> None:
         decision = self._limiter.hit(policy, who)
         if not decision.allowed:
             raise RateLimited(policy, limit=decision.limit, window_seconds=decision.window_seconds,
                               retry_after=max(1, decision.reset_after))
+
+
+def address_bucket(client_address: str | None) -> str:
+    """What a per-address limit counts by. An IPv6 address counts as its /64: one host, or one customer's network,
+    is commonly given a whole /64, so counted one by one each of its 2**64 addresses had a budget of its own. An IPv4
+    address mapped into IPv6 (a dual-stack listener's view of an IPv4 peer) counts as that IPv4 address. Anything
+    that is not an address (none; text a trusted proxy passed on) counts as given."""
+    if not client_address:
+        return "unknown"
+    import ipaddress  # only the API's anonymous endpoints count by address: not on a CLI command's start-up
+
+    try:
+        address = ipaddress.ip_address(client_address)
+    except ValueError:
+        return client_address
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(address), 64), strict=False))
+    return str(address)

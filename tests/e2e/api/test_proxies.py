@@ -25,3 +25,26 @@ def test_without_trusted_proxies_the_header_is_ignored(make_api: Callable[..., A
     api = make_api(roomy_limits=False, SPRONGUS_RATE_LIMIT_REDEEM="2/minute")
     codes = [_redeem_from(api, f"198.51.100.{i}") for i in range(3)]  # a client cannot pick its own bucket
     assert codes == [410, 410, 429]
+
+
+def _redeem_at(api: ApiClient, address: str) -> int:
+    response = api.client.post("/v1/secrets:redeem", json={"token": "sprr_unknown"},
+                               environ_base={"REMOTE_ADDR": address})
+    return response.status_code
+
+
+def test_an_ipv6_client_gets_one_redeem_bucket_for_its_whole_64(make_api: Callable[..., ApiClient]) -> None:
+    """A host given a /64 has 2**64 addresses: one budget each would be no limit at all."""
+    api = make_api(roomy_limits=False, SPRONGUS_RATE_LIMIT_REDEEM="2/minute")
+    codes = [_redeem_at(api, f"2001:db8:aa:bb::{i:x}") for i in range(1, 4)]
+    assert codes == [410, 410, 429]
+    assert _redeem_at(api, "2001:db8:aa:bb:ffff:ffff:ffff:fffe") == 429  # the same /64
+    assert _redeem_at(api, "2001:db8:aa:bc::1") == 410  # the next /64: another client
+    assert {e.client_address for e in api.events()} >= {"2001:db8:aa:bb::1", "2001:db8:aa:bc::1"}  # full addresses
+
+
+def test_an_ipv4_peer_seen_through_a_dual_stack_socket_shares_its_ipv4_bucket(
+        make_api: Callable[..., ApiClient]) -> None:
+    api = make_api(roomy_limits=False, SPRONGUS_RATE_LIMIT_REDEEM="2/minute")
+    codes = [_redeem_at(api, "198.51.100.9"), _redeem_at(api, "::ffff:198.51.100.9"), _redeem_at(api, "198.51.100.9")]
+    assert codes == [410, 410, 429]

@@ -1,0 +1,22 @@
+"""What the per-address limits (redeem, exchange) count by: an IPv6 client's /64, an IPv4 address itself."""
+
+from __future__ import annotations
+
+import pytest
+
+from sprongus.service.throttle import address_bucket
+
+
+@pytest.mark.parametrize(("address", "bucket"), [
+    ("192.0.2.1", "192.0.2.1"),
+    ("2001:db8:1:2:aaaa:bbbb:cccc:1", "2001:db8:1:2::/64"),
+    ("2001:DB8:1:2::ffff", "2001:db8:1:2::/64"),  # any spelling of an address in the /64
+    ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+    ("::ffff:192.0.2.1", "192.0.2.1"),  # an IPv4 peer on a dual-stack socket
+    ("fe80::1%eth0", "fe80::/64"),
+    (None, "unknown"),
+    ("", "unknown"),
+    ("proxy-said-this", "proxy-said-this"),  # not an address: counted as given
+])
+def test_address_bucket(address: str | None, bucket: str) -> None:
+    assert address_bucket(address) == bucket
