@@ -106,3 +106,51 @@ def test_the_cli_says_so_as_a_configuration_error_even_with_debug_tracebacks(tmp
     assert done.returncode == 2, done.stderr
     assert "SPRONGUS_DATABASE_URL: libpq cannot read it" in done.stderr
     assert CANARY not in done.stderr + done.stdout
+
+
+TYPOS = [("sslmode", f"requre{CANARY}"), ("sslmode", "DISABLE"), ("target_session_attrs", "READ-WRITE"),
+         ("gssencmode", CANARY), ("channel_binding", ""), ("load_balance_hosts", "round-robin"),
+         ("sslnegotiation", "tls"), ("sslcertmode", "yes"), ("ssl_min_protocol_version", "TLSv1.4"),
+         ("ssl_max_protocol_version", "SSLv3"), ("keepalives_idle", f"30s{CANARY}"), ("keepalives", "-1"),
+         ("tcp_user_timeout", ""), ("keepalives_count", "\uff11\uff12")]  # full-width digits
+
+
+@pytest.mark.parametrize(("name", "value"), TYPOS)
+def test_a_setting_libpq_refuses_only_when_it_connects_is_a_configuration_error_at_once(name: str, value: str) -> None:
+    """libpq refused these at the first connection, which read as a database outage (exit 8, 503) for ever."""
+    with pytest.raises(ConfigError, match=rf"^SPRONGUS_DATABASE_URL: {name} must be ") as info:
+        open_postgres(f"postgresql://app:{CANARY}@127.0.0.1/db?{name}={value}")
+    assert CANARY not in str(info.value)
+
+
+def test_libpq_accepts_every_setting_the_check_lets_through() -> None:
+    """Against the real libpq and server: no word the check allows is one libpq refuses as invalid (an allowed
+    word may still fail for its own reason, such as sslmode=require on a server without TLS)."""
+    import psycopg
+
+    from sprongus.adapters.peewee.conninfo_values import _WORDS, check_conninfo_values
+    from tests.pg import HOST, PORT, SUPERUSER, require_postgres
+
+    require_postgres()
+    allowed = [(name, word) for name, words in _WORDS.items() for word in words]
+    allowed += [("ssl_min_protocol_version", "tlsv1.2"), ("ssl_max_protocol_version", ""),
+                ("keepalives_idle", " 7 "), ("keepalives", "0"), ("tcp_user_timeout", "1000")]
+    for name, word in allowed:
+        check_conninfo_values({name: word})
+        try:
+            psycopg.connect(f"postgresql://{SUPERUSER}@{HOST}:{PORT}/postgres", connect_timeout=5,
+                            **{name: word}).close()
+        except psycopg.OperationalError as exc:
+            assert "invalid" not in str(exc), (name, word, str(exc))
+
+
+def test_the_cli_calls_a_typo_in_a_setting_a_configuration_error_not_an_outage(tmp_path: object) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPRONGUS_")}
+    env.update(SPRONGUS_HOME=str(tmp_path), SPRONGUS_KEY_PROVIDER="file",
+               SPRONGUS_DATABASE_URL=f"postgresql://app:{CANARY}@127.0.0.1:5432/db?sslmode=verify_full")
+    done = subprocess.run([sys.executable, "-m", "sprongus.entrypoints.cli", "secrets", "list", "project:p1"],
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "SPRONGUS_DATABASE_URL: sslmode must be one of disable, allow, prefer, require, verify-ca, " \
+           "verify-full" in done.stderr
+    assert CANARY not in done.stderr + done.stdout and "verify_full" not in done.stderr

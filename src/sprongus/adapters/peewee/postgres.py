@@ -29,6 +29,7 @@ from playhouse.pool import PoolConnection, PooledDatabase, PooledPostgresqlDatab
 from psycopg.abc import PQGen
 from psycopg.conninfo import conninfo_to_dict
 
+from sprongus.adapters.peewee.conninfo_values import check_conninfo_values
 from sprongus.adapters.peewee.dialect import BeginWith
 from sprongus.adapters.peewee.send_later import SendsLater, driver_errors
 from sprongus.domain.errors import ConfigError
@@ -258,6 +259,7 @@ def server_database(url: str, connect_timeout: float, statement_timeout: float |
         raise ConfigError("SPRONGUS_DATABASE_URL: libpq cannot read it as a connection URL ("
                           + _unreadable_part(exc) + ")") from None
     _check_parts(given)
+    check_conninfo_values(given)
     params: dict[str, Any] = {key: value for key, value in KEEPALIVES.items() if key not in given}
     params["connect_timeout"] = str(max(2, math.ceil(connect_timeout)))  # libpq counts whole seconds, 2 at least
     reply_timeout = None
