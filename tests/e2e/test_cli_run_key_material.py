@@ -5,6 +5,9 @@ vault opened for whatever COMMAND's environment ends up in (a crash report, an e
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -48,3 +51,41 @@ def test_a_sprongus_inside_the_command_is_told_what_it_lacks(machine: Machine) -
     assert nested.returncode == 2, (nested.returncode, nested.stderr)
     assert "SPRONGUS_MASTER_KEYS" in nested.stderr
     assert CANARY not in nested.stdout + nested.stderr and MASTER not in nested.stderr
+
+
+# COMMAND reads what it can of its parent, the `sprongus` that started it: its environment, then its memory.
+PEEK = """import os, sys
+parent = os.getppid()
+found = []
+for part in ("environ", "mem"):
+    try:
+        with open(f"/proc/{parent}/{part}", "rb") as f:
+            found.append(f"{part}:{'MASTER' if sys.argv[1].encode() in f.read(1 << 20) else 'opened'}")
+    except OSError:
+        found.append(f"{part}:refused")
+print(" ".join(found))
+"""
+
+
+def _without_privileges() -> list[str]:
+    """As the superuser, the kernel lets any process read any other's /proc files: run as it with no capabilities
+    (what a same-user process has), parent and COMMAND alike. As anyone else: as is."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as the superuser without setpriv (util-linux): no unprivileged parent to test")
+    return [setpriv, "--bounding-set=-all", "--inh-caps=-all"]
+
+
+def test_the_command_cannot_read_the_keys_out_of_the_runner(machine: Machine) -> None:
+    """Withholding the keys from COMMAND's environment was not enough: the `sprongus` that started it still held
+    them in its own, in /proc/<pid>/environ, which a same-user process may read. The runner is made undumpable
+    before it starts COMMAND, so those files are the superuser's only."""
+    machine.ok("secrets", "set", SCOPE, "api.token", "-", input=CANARY, env=KEYS)
+    done = subprocess.run([*_without_privileges(), *machine.argv("secrets", "run", SCOPE, "--", sys.executable,
+                                                                   "-c", PEEK, MASTER)],
+                          capture_output=True, text=True, env=machine.env(extra=KEYS), cwd=machine.root, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["environ:refused", "mem:refused"]

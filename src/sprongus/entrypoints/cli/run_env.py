@@ -8,6 +8,7 @@ no loader, shell or interpreter hook, and no silent replacement of what the runn
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Collection, Iterable, Mapping
 
 from sprongus.domain.errors import ValidationError
@@ -50,6 +51,22 @@ WITHHELD = frozenset({"SPRONGUS_MASTER_KEYS", "SPRONGUS_HMAC_KEYS"})
 def child_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """The caller's environment as COMMAND gets it, before the secrets are added: without WITHHELD."""
     return {name: value for name, value in environ.items() if name not in WITHHELD}
+
+
+def keep_out_of_reach() -> None:
+    """Linux: make this process undumpable before it starts COMMAND. COMMAND runs as the same user, and the kernel
+    let it read this process's /proc/<pid>/environ (which still holds SPRONGUS_MASTER_KEYS when the `env` provider
+    was given them: withholding them from COMMAND's own environment was not enough) and, where ptrace is allowed,
+    its memory with the revealed values. An undumpable process's /proc files are the superuser's, and a crash
+    leaves no core dump holding the values either. Elsewhere: nothing (macOS has no /proc)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes  # only `secrets run` needs it
+
+    pr_set_dumpable = 4  # <linux/prctl.h>
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(pr_set_dumpable, 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
 
 
 def env_name(key: str) -> str:

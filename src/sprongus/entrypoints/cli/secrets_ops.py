@@ -11,7 +11,7 @@ from sprongus.domain.errors import ValidationError
 from sprongus.domain.scope import Scope
 from sprongus.entrypoints.cli.output import emit_json, info, progress
 from sprongus.entrypoints.cli.params import KEY, PREFIX, SCOPE
-from sprongus.entrypoints.cli.run_env import child_environment, variables_for
+from sprongus.entrypoints.cli.run_env import child_environment, keep_out_of_reach, variables_for
 from sprongus.entrypoints.cli.state import CliState, pass_state, remote_option
 
 
@@ -111,6 +111,7 @@ def run_command(state: CliState, scope: Scope, prefix: str, override: bool, allo
         env[name] = value.reveal()
     import subprocess  # only `secrets run` starts a process
 
+    keep_out_of_reach()
     try:
         completed = subprocess.run(list(command), env=env, check=False)  # noqa: S603 - the user's own command
     except OSError as exc:
