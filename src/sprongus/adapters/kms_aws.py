@@ -14,10 +14,12 @@ Decrypt still works: refused once, the rotation decrypts and encrypts instead (t
 from __future__ import annotations
 
 import base64
+import re
 import threading
 from collections.abc import Sequence
 from typing import Any
 
+from sprongus.adapters.kms_answers import code_word
 from sprongus.domain.errors import (
     IntegrityError,
     KeyAccessDenied,
@@ -30,6 +32,8 @@ from sprongus.ports.crypto import MapFn, WrappedKey
 PREFIX = "aws"
 CONTEXT_KEY = "sprongus:aad"  # encryption-context values are strings, so the AAD travels as base64
 
+# A key ARN as KMS writes it (an alias resolves to one): partition, region, account, key id or mrk- id.
+_KEY_ARN = re.compile(r"arn:aws[a-z-]{0,16}:kms:[a-z0-9-]{1,32}:[0-9]{12}:key/[A-Za-z0-9-]{1,128}")
 _INTEGRITY = {"InvalidCiphertextException", "IncorrectKeyException"}
 _DENIED = {"AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException",
            "ExpiredTokenException", "IncompleteSignature", "InvalidClientTokenId"}
@@ -55,7 +59,10 @@ class AwsKmsMasterKeyProvider:
         if ":key/" in key:
             return cls(client, key)
         metadata = _answer(_call(client, "describe_key", key, KeyId=key), "describe_key", "KeyMetadata")["KeyMetadata"]
-        return cls(client, str(metadata["Arn"]))
+        arn = metadata.get("Arn") if isinstance(metadata, dict) else None
+        if not isinstance(arn, str) or not _KEY_ARN.fullmatch(arn):  # it becomes the key id, stored and printed
+            raise KeyProviderUnavailable(f"AWS KMS describe_key of {key}: the answer named no key ARN; retry later")
+        return cls(client, arn)
 
     def current_key_id(self) -> str:
         return f"{PREFIX}:{self._key_arn}"
@@ -65,7 +72,7 @@ class AwsKmsMasterKeyProvider:
                                  EncryptionContext=_context(aad)), "encrypt", "KeyId", "CiphertextBlob")
         key_id = f"{PREFIX}:{response['KeyId']}"
         if key_id != self.current_key_id():
-            raise KeyProviderError(f"AWS KMS encrypted with {response['KeyId']}, not {self._key_arn}")
+            raise KeyProviderError(f"AWS KMS encrypted with another key, not {self._key_arn}")
         return WrappedKey(key_id, bytes(response["CiphertextBlob"]))
 
     def unwrap(self, wrapped: bytes, key_id: str, aad: bytes) -> bytes:
@@ -135,7 +142,7 @@ def _context(aad: bytes) -> dict[str, str]:
 def _answer(response: Any, op: str, *fields: str) -> Any:
     """botocore hands back `{}` for a 200 that is not KMS's JSON: a body cut off mid-answer, or a proxy's page.
     That is an outage to retry, not a ciphertext KMS refused (a KeyId that is present and wrong still is)."""
-    if not all(name in response for name in fields):
+    if not isinstance(response, dict) or not all(name in response for name in fields):
         raise KeyProviderUnavailable(f"AWS KMS {op}: the answer was cut off or was not KMS's; retry later")
     return response
 
@@ -173,7 +180,7 @@ def _domain_error(exc: Exception, op: str, key: str) -> Exception | None:
         if code == "RequestTimeoutException" or status in (408, 429) or (status or 0) >= 500:
             # A gateway's 502/504 or a 503 with no KMS error code: botocore names the error by its status.
             return KeyProviderUnavailable(f"{where} failed: unavailable or too slow (HTTP {status}); retry later")
-        return KeyProviderError(f"{where} failed ({code or 'unknown error'})")
+        return KeyProviderError(f"{where} failed ({code_word(code) or 'an unknown error'})")
     if isinstance(exc, boto.ParamValidationError) and op in ("decrypt", "re_encrypt"):
         return IntegrityError()  # e.g. an empty blob: not a ciphertext KMS could ever have made
     if isinstance(exc, boto.NoCredentialsError | boto.PartialCredentialsError | boto.CredentialRetrievalError):
@@ -184,4 +191,7 @@ def _domain_error(exc: Exception, op: str, key: str) -> Exception | None:
         return KeyProviderUnavailable(f"{where} failed: unreachable or too slow ({type(exc).__name__}); retry later")
     if isinstance(exc, boto.BotoCoreError):
         return KeyProviderError(f"{where} failed ({type(exc).__name__})")
+    if isinstance(exc, ValueError | TypeError | AttributeError | KeyError | RecursionError):
+        # botocore's parser on an answer of the wrong shape (a list for KMS's object, a number for its error code)
+        return KeyProviderUnavailable(f"{where}: the answer was not KMS's (malformed); retry later")
     return None

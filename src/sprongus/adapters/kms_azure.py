@@ -34,6 +34,7 @@ from azure.core.exceptions import (
 from azure.core.rest import HttpRequest
 from azure.keyvault.keys.crypto import KeyWrapAlgorithm
 
+from sprongus.adapters.kms_answers import code_word, server_words
 from sprongus.domain.errors import (
     IntegrityError,
     KeyAccessDenied,
@@ -98,13 +99,13 @@ class AzureKeyVaultMasterKeyProvider:
         version = self._current_version()
         if version.symmetric:
             result = self._rest(version.key_id, "wrapkey", dek)
-            return WrappedKey(f"{PREFIX}:{result[0]}", result[1])
+            return WrappedKey(self._own_version(result[0], "wrapKey"), result[1])
         assert version.crypto is not None
         try:
             wrapped = version.crypto.wrap_key(KeyWrapAlgorithm.rsa_oaep_256, dek)
         except (AzureError, ValueError) as exc:
             self._fail(exc, "wrapKey", version.key_id)
-        return WrappedKey(f"{PREFIX}:{wrapped.key_id}", wrapped.encrypted_key)
+        return WrappedKey(self._own_version(wrapped.key_id, "wrapKey"), wrapped.encrypted_key)
 
     def unwrap(self, wrapped: bytes, key_id: str, aad: bytes) -> bytes:
         version_name = self._version_of(key_id)
@@ -119,6 +120,15 @@ class AzureKeyVaultMasterKeyProvider:
 
     def can_unwrap(self, key_id: str) -> bool:
         return self._version_of(key_id) is not None
+
+    def _own_version(self, kid: object, operation: str) -> str:
+        """The key id for a `kid` Key Vault answered, checked: it is stored with every wrapped DEK and printed by
+        `keys status`, so a kid that is not a version of this key (another key, escape codes) is not taken."""
+        key_id = f"{PREFIX}:{kid}"
+        if not isinstance(kid, str) or self._version_of(key_id) is None:
+            raise KeyProviderUnavailable(f"Azure Key Vault answered {operation} for {self._name} with a key id that "
+                                         "is not a version of it (not Key Vault's answer); retry later")
+        return key_id
 
     def _version_of(self, key_id: str) -> str | None:
         if not key_id.startswith(f"{PREFIX}:"):
@@ -155,8 +165,7 @@ class AzureKeyVaultMasterKeyProvider:
         if key.properties.enabled is False:
             # Key Vault still accepts wrapKey on a disabled key; those DEKs could not be unwrapped until re-enabled.
             raise KeyDisabled(f"Azure key {url} is disabled")
-        if key.id is None:
-            raise KeyProviderError(f"Azure key {url} has no identifier")
+        self._own_version(key.id, "get")  # it becomes the current key id
         symmetric = getattr(key.key_type, "value", key.key_type) in SYMMETRIC
         return _Version(key.id, symmetric, None if symmetric else self._crypto(key), self._clock())
 
@@ -215,17 +224,19 @@ class AzureKeyVaultMasterKeyProvider:
         if isinstance(exc, ValueError):
             if "useable" in str(exc) or "expired" in str(exc):  # the SDK checks nbf/exp before a local wrap
                 return KeyDisabled(f"{where}: the key is outside its validity period")
-            return KeyProviderError(f"{where}: {str(exc)[:300]}")  # e.g. a challenge for a non-Key Vault domain
+            # e.g. a challenge for a non-Key Vault domain; the SDK's text quotes what the server sent
+            return KeyProviderError(f"{where}: {server_words(exc)}")
         return KeyProviderError(f"{where}: {type(exc).__name__}")
 
 
 def _error_codes(exc: HttpResponseError) -> tuple[str | None, str | None]:
-    """Key Vault's error code and inner code (`ForbiddenByRbac`, `KeyDisabled`, ...), if the body has them."""
+    """Key Vault's error code and inner code (`ForbiddenByRbac`, `KeyDisabled`, ...), if the body has them spelt as
+    codes (kms_answers.code_word: they are repeated in messages)."""
     try:
         error: dict[str, Any] = json.loads(exc.response.text() if exc.response is not None else "")["error"]
         inner = error.get("innererror") or {}
-        return error.get("code"), inner.get("code")
-    except (ValueError, KeyError, TypeError, AttributeError):
+        return code_word(error.get("code")), code_word(inner.get("code"))
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None, None
 
 

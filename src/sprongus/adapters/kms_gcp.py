@@ -63,7 +63,7 @@ class GcpKmsMasterKeyProvider:
             raise self._corrupted("encrypt")
         key_id = f"{PREFIX}:{response.name}"
         if not self.can_unwrap(key_id):
-            raise KeyProviderError(f"Cloud KMS encrypted with {response.name}, not a version of {self._key_name}")
+            raise KeyProviderError(f"Cloud KMS encrypted with another key, not a version of {self._key_name}")
         return WrappedKey(key_id, bytes(response.ciphertext))
 
     def unwrap(self, wrapped: bytes, key_id: str, aad: bytes) -> bytes:

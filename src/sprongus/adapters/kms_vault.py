@@ -28,10 +28,9 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from sprongus.adapters.kms_vault_errors import call_failure, rejected
 from sprongus.domain.errors import (
     IntegrityError,
-    KeyAccessDenied,
-    KeyDisabled,
     KeyProviderError,
     KeyProviderUnavailable,
 )
@@ -43,8 +42,9 @@ if TYPE_CHECKING:
 PREFIX = "vault"
 BATCH = 50  # items per batch_input request: a page of 500 is 10 requests, sent side by side
 AEAD_TYPES = frozenset({"aes256-gcm96", "aes128-gcm96", "chacha20-poly1305"})
-_CIPHERTEXT = re.compile(r"vault:v([1-9][0-9]*):")
+_CIPHERTEXT = re.compile(r"vault:v([1-9][0-9]{0,8}):")  # a version number int() reads whatever the server sent
 _PROBE = b"sprongus.transit-probe.v1"
+_KEY_TYPE = re.compile(r"[a-z0-9-]{1,32}")  # transit's key types: aes256-gcm96, rsa-4096, ecdsa-p256, ...
 
 
 def derivation_context(aad: bytes) -> str:
@@ -74,7 +74,10 @@ class VaultTransitMasterKeyProvider:
         self._lock = threading.Lock()
 
     def current_key_id(self) -> str:
-        return self._key_id(int(self._read_key()["latest_version"]))
+        latest = self._read_key().get("latest_version")
+        if not isinstance(latest, int) or isinstance(latest, bool) or latest < 1:
+            raise KeyProviderError(f"transit key {self._mount}/{self._name}: the server named no latest version")
+        return self._key_id(latest)
 
     def wrap(self, dek: bytes, aad: bytes) -> WrappedKey:
         return self.wrap_many([(dek, aad)], serial_map)[0]
@@ -142,7 +145,7 @@ class VaultTransitMasterKeyProvider:
 
     def _wrapped(self, data: dict[str, Any]) -> WrappedKey:
         ciphertext = data.get("ciphertext")
-        match = _CIPHERTEXT.match(ciphertext) if isinstance(ciphertext, str) else None
+        match = _CIPHERTEXT.match(ciphertext) if isinstance(ciphertext, str) and ciphertext.isascii() else None
         if match is None or ciphertext is None:
             raise KeyProviderError(f"transit key {self._mount}/{self._name} answered without a ciphertext")
         return WrappedKey(self._key_id(int(match.group(1))), ciphertext.encode("ascii"))
@@ -151,7 +154,7 @@ class VaultTransitMasterKeyProvider:
     def _plaintext(data: dict[str, Any]) -> bytes:
         try:
             return base64.b64decode(data["plaintext"], validate=True)
-        except (KeyError, TypeError, binascii.Error):
+        except (KeyError, TypeError, ValueError):  # binascii.Error, and text that is not ASCII, are ValueErrors
             raise IntegrityError() from None
 
     def _chunked(self, operation: str, entries: list[dict[str, str]], map: MapFn) -> list[dict[str, Any]]:
@@ -183,7 +186,7 @@ class VaultTransitMasterKeyProvider:
             if not isinstance(result, dict):
                 raise KeyProviderError(f"transit key {self._mount}/{self._name}: {operation} answered garbage")
             if result.get("error"):
-                raise _rejected(f"transit key {self._mount}/{self._name}", operation, str(result["error"]))
+                raise rejected(f"transit key {self._mount}/{self._name}", operation, str(result["error"]))
         return results
 
     def _read_key(self) -> dict[str, Any]:
@@ -193,7 +196,7 @@ class VaultTransitMasterKeyProvider:
         elif data.get("type") in AEAD_TYPES:
             binding = "associated_data"
         else:
-            raise KeyProviderError(f"transit key {self._mount}/{self._name} is of type {data.get('type')}: use an "
+            raise KeyProviderError(f"transit key {self._mount}/{self._name} is of type {_key_type(data)}: use an "
                                    f"AEAD key ({', '.join(sorted(AEAD_TYPES))}) or a derived one")
         with self._lock:
             self._binding = binding
@@ -236,41 +239,15 @@ class VaultTransitMasterKeyProvider:
                                "so it would not bind the AAD: upgrade it, or use a key created with derived=true")
 
     def _call(self, operation: str, call: Callable[[], Any]) -> dict[str, Any]:
-        import hvac.exceptions as hv  # type: ignore[import-untyped]
-        import requests
-
         key = f"transit key {self._mount}/{self._name}"
         try:
             response = call()
-        except hv.InvalidRequest as exc:
-            if exc.json is None:  # Vault's refusals are JSON: this 400 came from something in front of it
-                raise KeyProviderError(f"{key}: {operation}: refused by something that is not Vault (HTTP 400, "
-                                       "not JSON); check SPRONGUS_KMS_ENDPOINT and any proxy") from None
-            raise _rejected(key, operation, " ".join(str(e) for e in (exc.errors or []))) from None
-        except (hv.Forbidden, hv.Unauthorized) as exc:
-            raise KeyAccessDenied(f"{key}: the Vault token may not {operation} (check VAULT_TOKEN and its "
-                                  "policy)") from exc
-        except hv.InvalidPath as exc:
-            raise KeyProviderError(f"{key} does not exist (or the transit engine is not mounted there)") from exc
-        except requests.exceptions.SSLError as exc:
-            raise KeyProviderError(f"{key}: TLS verification of the Vault server failed (set "
-                                   "SPRONGUS_KMS_CA_FILE to trust a private CA)") from exc
-        except (hv.VaultDown, hv.InternalServerError, hv.BadGateway, hv.RateLimitExceeded, hv.VaultNotInitialized,
-                requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
-            raise KeyProviderUnavailable(f"{key}: Vault is unavailable ({type(exc).__name__})") from exc
-        except hv.UnexpectedError as exc:
-            # A status hvac has no class for. Vault's own answers are JSON; a gateway's 504 or 408 page is not.
-            if exc.json is None:
-                raise KeyProviderUnavailable(f"{key}: {operation}: a gateway answered instead of Vault (not JSON); "
-                                             "retry later") from exc
-            raise KeyProviderError(f"{key}: {operation} failed ({type(exc).__name__})") from exc
-        except hv.VaultError as exc:
-            raise KeyProviderError(f"{key}: {operation} failed ({type(exc).__name__})") from exc
-        except requests.exceptions.RequestException as exc:  # InvalidHeader, InvalidURL: the request was never sent
-            # requests quotes the header or the URL it refused, which may hold the token: not chained either.
-            raise KeyProviderError(f"{key}: {operation}: the request could not be made ({type(exc).__name__})") \
-                from None
+        except Exception as exc:
+            failure = call_failure(exc, key, operation)
+            if failure is None:
+                raise
+            error, chained = failure
+            raise error from (exc if chained else None)
         if not isinstance(response, dict):  # hvac returns the raw response when a 2xx body is not JSON
             raise KeyProviderUnavailable(f"{key}: {operation}: the answer was not Vault's JSON (cut off, or a "
                                          "proxy's page); retry later")
@@ -280,15 +257,9 @@ class VaultTransitMasterKeyProvider:
         return data
 
 
-def _rejected(key: str, operation: str, reason: str) -> Exception:
-    """The domain error for a request (or one batch item) transit refused."""
-    if "disallowed by policy" in reason:
-        return KeyDisabled(f"{key}: this key version is below min_decryption_version")
-    if "encryption key not found" in reason:
-        return KeyProviderError(f"{key} does not exist")
-    if operation in ("decrypt", "rewrap"):
-        return IntegrityError()
-    return KeyProviderError(f"{key}: {operation} was rejected ({reason[:200]})")
+def _key_type(data: dict[str, Any]) -> str:
+    kind = data.get("type")
+    return kind if isinstance(kind, str) and _KEY_TYPE.fullmatch(kind) else "an unknown kind"
 
 
 def _chunks(entries: list[dict[str, str]]) -> list[list[dict[str, str]]]:

@@ -11,6 +11,7 @@ import click
 
 from sprongus.domain import errors as e
 from sprongus.domain.redaction import scrub_text
+from sprongus.domain.text import one_printable_line
 
 (EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_DENIED, EXIT_CONFLICT, EXIT_RATE_LIMITED, EXIT_INTEGRITY,
  EXIT_UNAVAILABLE) = (0, 1, 2, 3, 4, 5, 6, 7, 8)
@@ -44,8 +45,9 @@ def exit_code_for(exc: e.SprongusError) -> int:
 
 
 def fail(exc: e.SprongusError) -> click.exceptions.Exit:
-    """Print the error as one scrubbed line on stderr; return the Exit to raise."""
-    click.echo(f"error: {scrub_text(str(exc))}", err=True)
+    """Print the error as one scrubbed line on stderr (control characters escaped: its text may come from a server);
+    return the Exit to raise."""
+    click.echo(f"error: {one_printable_line(scrub_text(str(exc)))}", err=True)
     return click.exceptions.Exit(exit_code_for(exc))
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 
 import hvac  # type: ignore[import-untyped]
+import requests
 import requests.adapters
 
+from sprongus.adapters.kms_answers import RedirectRefused
 from sprongus.adapters.kms_vault import VaultTransitMasterKeyProvider
 from sprongus.domain.credentials import token_text
 from sprongus.domain.errors import ConfigError
@@ -26,11 +28,19 @@ def build(uri: ProviderUri, options: KmsOptions) -> VaultTransitMasterKeyProvide
     if not token:
         raise ConfigError("VAULT_TOKEN: the vault:// key provider needs a Vault token (VAULT_TOKEN or "
                           "~/.vault-token)")
+    # No redirect is followed: requests forwards the X-Vault-Token header (it drops only Authorization) and the
+    # body (a data key to wrap) to wherever a 307 points, another host or plain http included.
     client = hvac.Client(url=uri.endpoint or f"https://{match['host']}", token=token,
                          verify=options.ca_file or None, timeout=options.timeout,
-                         namespace=os.environ.get("VAULT_NAMESPACE") or None)
+                         namespace=os.environ.get("VAULT_NAMESPACE") or None, allow_redirects=False)
+    client.session.hooks["response"].append(_refuse_redirects)
     # requests keeps 10 connections per host by default: fewer than the calls in flight during a rotation.
     adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=options.pool_size)
     client.session.mount("https://", adapter)
     client.session.mount("http://", adapter)
     return VaultTransitMasterKeyProvider(client, match["mount"], match["name"])
+
+
+def _refuse_redirects(response: requests.Response, *args: object, **kwargs: object) -> None:
+    if response.is_redirect:
+        raise RedirectRefused(response.status_code)
