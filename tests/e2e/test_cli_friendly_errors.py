@@ -111,6 +111,18 @@ def test_a_json_key_error_keeps_the_item_and_says_the_rule_in_words(vault: Vault
     assert CANARY not in result.stderr
 
 
+@pytest.mark.parametrize("name", ["deep.json", "deep.bundle"])
+def test_json_nested_past_the_parser_is_a_json_error_not_an_unexpected_one(vault: Vault, tmp_path: Path,
+                                                                          name: str) -> None:
+    """`[[[[...` a hundred thousand deep: Python's parser gave up with a RecursionError, exit 1 "unexpected"."""
+    result = vault("secrets", "import", "--file", write(tmp_path, name, "[" * 100_000 + "]" * 100_000), "--scope",
+                   SCOPE, "--allow-plaintext")
+
+    assert result.exit_code == 2
+    assert one_error_line(result.stderr).startswith("error: json: the file nests too deep to read")
+    assert not vault.db.exists() or vault.names() == []
+
+
 def test_a_passphrase_bundle_without_passphrase_file_says_what_to_add(machine: Machine, tmp_path: Path) -> None:
     machine.ok("secrets", "set", SCOPE, "k", "-", input=f"{CANARY}\n")
     (tmp_path / "pass.txt").write_text("correct horse battery\n")

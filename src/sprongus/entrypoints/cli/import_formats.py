@@ -33,7 +33,7 @@ def guess_format(path: Path, text: str) -> str:
         return "dotenv"
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes; JSON all the same
         # Broken JSON must fail as JSON: read as dotenv, it would import nothing (or, with --replace, delete).
         return "json" if path.suffix.lower() == ".json" or text.lstrip().startswith(("{", "[")) else "dotenv"
     return "bundle" if isinstance(doc, dict) and doc.get("format") == BUNDLE_FORMAT else "json"
@@ -115,3 +115,6 @@ def _json(text: str) -> Any:
     except ValueError as exc:
         line = getattr(exc, "lineno", "?")
         raise ValidationError("json", f"the file is not valid JSON (line {line})") from None
+    except RecursionError:  # `[[[[...` thousands deep: Python's parser gives up before the file ends
+        raise ValidationError("json", "the file nests too deep to read (no import format nests more than a few "
+                                      "levels)") from None
