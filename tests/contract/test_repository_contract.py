@@ -190,6 +190,8 @@ def test_mark_deleted_and_restore_report_whether_a_row_changed(uow: UnitOfWork, 
         assert len(repo.scan(None, 10)) == 3  # rotate-master and verify still see deleted secrets
         assert [r.scope for r in repo.deleted_before(T0 + timedelta(hours=1), 10)] == [ALICE, SYSTEM]
         assert [r.scope for r in repo.deleted_before(T0 + timedelta(hours=1), 1)] == [ALICE]
+        assert [r.scope for r in repo.deleted_before(T0 + timedelta(hours=1), 1, skip=1)] == [SYSTEM]
+        assert repo.deleted_before(T0 + timedelta(hours=1), 10, skip=2) == []
         assert repo.deleted_before(T0, 10) == []  # strictly before
     with pytest.raises(Conflict), uow.transaction(caller) as repo:
         repo.save(rec(ALICE, "k", id="reborn"), None)  # a deleted secret still holds its place

@@ -72,10 +72,10 @@ class InMemorySecretRepository(InMemoryVersions):
             del self.rows[scope][key]
         return current
 
-    def deleted_before(self, cutoff: datetime, limit: int) -> list[SecretRecord]:
+    def deleted_before(self, cutoff: datetime, limit: int, skip: int = 0) -> list[SecretRecord]:
         found = [r for rows in self.rows.values() for r in rows.values()
                  if r.deleted_at is not None and r.deleted_at < cutoff]
-        return sorted(found, key=lambda r: (r.deleted_at or cutoff, r.id))[:limit]
+        return sorted(found, key=lambda r: (r.deleted_at or cutoff, r.id))[skip:skip + limit]
 
     def list_page(self, scope: Scope, prefix: str, after_key: str | None, limit: int,
                   deleted: bool = False) -> list[SecretRecord]:

@@ -73,8 +73,8 @@ class SecretRepository(Protocol):
         """Every kept version the caller may see, ordered by (secret id, version)."""
         ...
 
-    def deleted_before(self, cutoff: datetime, limit: int) -> list[SecretRecord]:
-        """Soft-deleted secrets deleted before `cutoff`, oldest deletion first."""
+    def deleted_before(self, cutoff: datetime, limit: int, skip: int = 0) -> list[SecretRecord]:
+        """Soft-deleted secrets deleted before `cutoff`, oldest deletion first, after the first `skip` of them."""
         ...
 
     def list_page(self, scope: Scope, prefix: str, after_key: str | None, limit: int,

@@ -142,10 +142,10 @@ class PeeweeSecretRepository(VersionStatements):
             params.append(not_on_master_key)
         return self._query(f"{self._select} WHERE {' AND '.join(where)} ORDER BY id LIMIT {p}", [*params, limit])
 
-    def deleted_before(self, cutoff: datetime, limit: int) -> list[SecretRecord]:
+    def deleted_before(self, cutoff: datetime, limit: int, skip: int = 0) -> list[SecretRecord]:
         p = self._db.param
         return self._query(f"{self._select} WHERE deleted_at IS NOT NULL AND deleted_at < {p} "
-                           f"ORDER BY deleted_at, id LIMIT {p}", [self._time(cutoff), limit])
+                           f"ORDER BY deleted_at, id LIMIT {p} OFFSET {p}", [self._time(cutoff), limit, skip])
 
     def _query(self, sql: str, params: list[Any], place: Scope | None = None) -> list[SecretRecord]:
         rows = self._db.execute_sql(sql, params).fetchall()  # type: ignore[no-untyped-call]
