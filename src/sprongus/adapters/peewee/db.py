@@ -33,6 +33,10 @@ SQLITE_PRAGMAS = {
     "journal_mode": "wal",  # readers never block the writer
     "synchronous": "normal",  # safe with WAL: a power cut may lose the last commits, never corrupt
     "foreign_keys": 1,
+    # A purged version (or any deleted row) is overwritten with zeros, not left in a free page of the file where,
+    # with the master key, it still opened. Debian's SQLite is built with this on; upstream's, and the one Python
+    # bundles on macOS and Windows, are not.
+    "secure_delete": 1,
     # A bounded WAL. Every reveal commits its audit row, and the default checkpoint only every 1,000 pages let one
     # `secrets run` over 400 secrets grow the WAL to 1.76 MB (and fill a small disk by itself). Checkpoint every
     # WAL_PAGES pages, and cut the file back to that size after a bigger transaction. (Run after the writer's turn
