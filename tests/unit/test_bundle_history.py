@@ -179,3 +179,23 @@ def test_a_secret_at_the_last_version_number_refuses_a_new_version_by_name_and_k
         put(h, "db.password", "next")
     assert refused.value.field == "version" and "next" not in str(refused.value)
     assert h.uow.repository.rows[P1]["db.password"].version == MAX_VERSION_NUMBER
+
+
+def test_a_write_between_the_pages_two_reads_does_not_put_a_version_in_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The current rows and their kept versions are two reads: a write in between kept the row read as a version
+    too, and the bundle held version 2 twice, which no import takes (found when the backup was restored)."""
+    from sprongus.service.transfer import TransferOps
+
+    h = make_harness()
+    put(h, "a", CANARY + "1", CANARY + "2")
+    original = TransferOps._with_history
+
+    def another_writer_first(self: TransferOps, principal: Any, rows: Any) -> Any:
+        put(h, "a", CANARY + "3")
+        return original(self, principal, rows)
+    monkeypatch.setattr(TransferOps, "_with_history", another_writer_first)
+    doc = history_bundle(h)
+    assert [item["version"] for item in doc["items"]] == [1, 2]
+    target = make_harness(h.versions)
+    target.transfer.import_(owner(), bundle=doc)
+    assert reveal(target, "a") == CANARY + "2" and numbers(target, "a") == [2, 1]

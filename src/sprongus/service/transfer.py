@@ -69,9 +69,12 @@ class TransferOps:
                 progress(done, None)
 
     def _with_history(self, principal: Principal, rows: list[SecretRecord]) -> list[SecretRecord]:
-        """Each secret's kept versions, oldest first, then its current one (one read for the page)."""
+        """Each secret's kept versions, oldest first, then its current one (one read for the page). The current rows
+        were read in another transaction: a write since then kept the row read as a version too, and it came twice
+        (a bundle no import takes); so only versions older than the row read."""
         with self._d.uow.transaction(principal, readonly=True) as repo:
-            return [r for row in rows for r in [*reversed(repo.versions(row.scope, row.key)), row]]
+            return [r for row in rows for r in [*reversed([kept for kept in repo.versions(row.scope, row.key)
+                                                           if kept.version < row.version]), row]]
 
     def import_(self, principal: Principal, items: list[ImportItem] | None = None,
                 bundle: dict[str, Any] | None = None, mode: str = "merge", allow_plaintext: bool = False,
