@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from sprongus.domain.errors import IntegrityError, PermissionDenied, ValidationError
+from sprongus.domain.errors import IntegrityError, PermissionDenied, ReplayOutdated, ValidationError
 from sprongus.domain.import_item import ImportItem, SealJob
 from sprongus.domain.meta import validate_meta
 from sprongus.domain.names import validate_key_name, validate_prefix
@@ -103,6 +103,19 @@ class TransferOps:
         `count` False, without counting the write (a check before the import itself runs, which counts it)."""
         with self._d.auditor.failures(principal, AuditAction.IMPORT, None):
             self._admit(principal, items, bundle, mode, allow_plaintext, passphrase, prefix, dry_run, count)
+
+    def check_stored(self, principal: Principal, places: list[tuple[str, str]]) -> None:
+        """A replayed import's answer says these (scope, key) were added or updated: ReplayOutdated unless each is
+        still there (as a PUT's replay): "200 added" for a secret purged since would tell the client its value is
+        stored when it is not."""
+        by_scope: dict[str, list[str]] = {}
+        for scope, key in places:
+            by_scope.setdefault(scope, []).append(key)
+        with self._d.uow.transaction(principal, readonly=True) as repo:
+            for scope, keys in by_scope.items():
+                if len(repo.get_many(Scope.parse(scope), sorted(set(keys)))) != len(set(keys)):
+                    raise ReplayOutdated("a secret this import wrote was deleted after the first request with this "
+                                         "Idempotency-Key; send the request again with a new key")
 
     def _admit(self, principal: Principal, items: list[ImportItem] | None, bundle: dict[str, Any] | None,
                mode: str, allow_plaintext: bool, passphrase: SecretValue | None, prefix: str,

@@ -73,6 +73,22 @@ def test_a_repeated_import_replays(any_api: ApiClient) -> None:
     problem(other, 422)
 
 
+def test_a_replayed_import_whose_secrets_were_purged_since_is_409_not_a_stored_200(any_api: ApiClient) -> None:
+    """As a PUT's replay: "200 added" for a secret purged since would tell the client its value is stored."""
+    admin = any_api.token("alice", ("secrets:read", "secrets:write", "secrets:admin"))
+    body = {"allowPlaintext": True, "items": [{"scope": "project:p1", "key": "db.password", "value": CANARY},
+                                              {"scope": "project:p1", "key": "other", "value": "x"}]}
+    assert any_api.call("POST", IMPORT, json=body, headers={"Idempotency-Key": "imp-2"}).status_code == 200
+    assert any_api.call("DELETE", KEY + "?purge=true", admin).status_code == 200
+    again = any_api.call("POST", IMPORT, json=body, headers={"Idempotency-Key": "imp-2"})
+    assert problem(again, 409)["detail"].startswith("a secret this import wrote was deleted after the first request")
+    assert CANARY not in again.get_data(as_text=True)
+    dry = {**body, "dryRun": True}  # a dry run's replay: nothing was written to be there still
+    assert any_api.call("POST", IMPORT, json=dry, headers={"Idempotency-Key": "imp-3"}).status_code == 200
+    replayed = any_api.call("POST", IMPORT, json=dry, headers={"Idempotency-Key": "imp-3"})
+    assert replayed.status_code == 200 and replayed.headers["Idempotent-Replayed"] == "true"
+
+
 def test_an_invalid_idempotency_key_is_422(api: ApiClient) -> None:
     for key in ("", "x" * 256):
         body = problem(_put(api, CANARY, key=key), 422)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import current_app
@@ -32,6 +33,11 @@ def add_transfer_routes(blp: Blueprint, transfer: TransferOps, idempotency: Idem
 
     def _replay_checks(stored: StoredResponse | None, body: dict[str, Any]) -> None:
         transfer.admit(principal(), **_arguments(body))
+        answer = json.loads(stored.body) if stored is not None and stored.status == 200 else {}  # as we stored it
+        if answer and not answer.get("dryRun"):  # a dry run wrote nothing to be there still
+            changes = answer.get("changes") or {}
+            transfer.check_stored(principal(), [(place["scope"], place["keyName"]) for kind in ("added", "updated")
+                                                for place in changes.get(kind, [])])
 
     @blp.route("/secrets:import", methods=["POST"])
     @blp.arguments(s.ImportBody())
