@@ -249,6 +249,22 @@ def test_without_adc_the_builder_says_how_to_provide_credentials(monkeypatch: py
         kms_provider(f"gcp://{KEY}", KmsOptions())
 
 
+@pytest.mark.parametrize("content", [None, "not json", '{"type": "service_account", "private_key": "%s"}'])
+def test_a_credentials_file_that_is_not_one_is_named_without_repeating_it(monkeypatch: pytest.MonkeyPatch,
+                                                                          tmp_path: Path, content: str | None) -> None:
+    """GOOGLE_APPLICATION_CREDENTIALS was set and the message said to set it; google-auth's own text quotes the
+    file's contents (a private key, in a service account key with a field missing)."""
+    canary = "canary-gcp-private-key-4e1b"
+    path = tmp_path / "sa.json"
+    if content is not None:
+        path.write_text(content.replace("%s", canary))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(path))
+    with pytest.raises(ConfigError, match=r"^GOOGLE_APPLICATION_CREDENTIALS: the file it names is missing, "
+                                          r"unreadable or not a Google credentials file") as info:
+        kms_provider(f"gcp://{KEY}", KmsOptions())
+    assert canary not in str(info.value) and info.value.__suppress_context__
+
+
 def test_the_container_from_settings_stores_and_reveals_through_cloud_kms(gcp_kms: FakeCloudKms,
                                                                           tmp_path: Path) -> None:
     vault = vaults.open_vault(tmp_path, **gcp_settings(gcp_kms))

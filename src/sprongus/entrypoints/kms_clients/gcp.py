@@ -6,6 +6,7 @@ in prod), which gets an insecure channel and no credentials at all.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -49,6 +50,11 @@ def client(endpoint: str | None, options: KmsOptions) -> KeyManagementServiceCli
     try:
         transport = KeyManagementServiceGrpcTransport(host=host, ssl_channel_credentials=ssl)
     except DefaultCredentialsError:
+        if os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"):  # set, and the file is missing or not credentials
+            # Not google-auth's text: it quotes the file's contents when they are not what it expects.
+            raise ConfigError("GOOGLE_APPLICATION_CREDENTIALS: the file it names is missing, unreadable or not a "
+                              "Google credentials file (a service account key or an external account "
+                              "configuration, as JSON)") from None
         raise ConfigError("SPRONGUS_KEY_PROVIDER: no Google credentials for the gcp provider: set "
                           "GOOGLE_APPLICATION_CREDENTIALS or run with an attached service account (ADC)") from None
     return KeyManagementServiceClient(transport=transport)
