@@ -154,20 +154,22 @@ def test_purge_expired_destroys_what_the_retention_let_go(three: Machine) -> Non
 
 
 def test_purge_expired_passes_over_a_damaged_row_instead_of_reading_it_for_ever(three: Machine) -> None:
-    """A deleted row whose deletion time does not read back was skipped and read again in the next batch: with a
-    batch of such rows `purge-expired` (and `db upgrade`, which runs it) never ended. It is left as it is now."""
+    """A deleted row whose deletion time or scope does not read back was skipped and read again in the next batch:
+    with a batch of such rows `purge-expired` (and `db upgrade`, which runs it) never ended. It is left as it is."""
     import sqlite3
 
-    for key in ("a", "b", "c"):
+    for key in ("a", "b", "c", "d"):
         three.ok("secrets", "set", SCOPE, key, "-", input="x\n")
         three.ok("secrets", "unset", SCOPE, key)
     db = sqlite3.connect(three.home / "vault.db")
     with db:
         db.execute("UPDATE secret_kv SET deleted_at = '0000 not a time' WHERE key_name = 'a'")
+        db.execute("UPDATE secret_kv SET owner_id = 'bad id/..' WHERE key_name = 'b'")
     db.close()
     now = {"SPRONGUS_DELETE_RETENTION": "0", "SPRONGUS_BATCH_SIZE": "1"}
     done = clean(three.ok("secrets", "purge-expired", "--json", env=now))  # Machine.run's timeout: 60 s
     assert json.loads(done.stdout) == {"secrets": 2, "versions": 2}
     db = sqlite3.connect(three.home / "vault.db")
-    assert [r[0] for r in db.execute("SELECT key_name FROM secret_kv WHERE key_name IN ('a', 'b', 'c')")] == ["a"]
+    kept = db.execute("SELECT key_name FROM secret_kv WHERE key_name IN ('a', 'b', 'c', 'd') ORDER BY key_name")
+    assert [r[0] for r in kept] == ["a", "b"]
     db.close()

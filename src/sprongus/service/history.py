@@ -132,18 +132,16 @@ class HistoryOps:
                                        required=Permission.ADMIN.value)
             cutoff = self._d.clock.now() - self._d.delete_retention
             report = PurgeReport()
-            # Rows left in place (a damaged one: its deletion time does not read back) keep their place at the
-            # front of the listing, which then starts after them: read again from the start, a batch of them was
-            # the same batch for ever (`db upgrade` runs this too).
+            # A damaged row (its deletion time, or its scope, does not read back) may be left in place: it keeps its
+            # place at the front of the listing, which then starts after it. Read again from the start, a batch of
+            # them was the same batch for ever (`db upgrade` runs this too).
             left = 0
             while True:  # one short transaction per secret: a crash leaves each either whole or gone
                 with self._d.uow.transaction(principal, readonly=True) as repo:
                     due = repo.deleted_before(cutoff, self._d.batch_size, skip=left)
                 for row in due:
                     destroyed = self._purge_expired_one(principal, row, cutoff)
-                    if destroyed is None:
-                        left += 1
-                        continue
+                    left += bool(row.defect) and not destroyed  # a sound row not purged has left the listing
                     report.versions += destroyed
                     report.secrets += destroyed > 0  # one restored or set again meanwhile is not counted
                 if len(due) < self._d.batch_size:
@@ -152,13 +150,11 @@ class HistoryOps:
                                    secrets=report.secrets, versions=report.versions)
             return report
 
-    def _purge_expired_one(self, principal: Principal, row: SecretRecord, cutoff: datetime) -> int | None:
-        """Versions destroyed; None for a damaged row whose deletion time does not read back, which is left as it
-        is (never destroyed on a guess: `secrets verify` reports it)."""
+    def _purge_expired_one(self, principal: Principal, row: SecretRecord, cutoff: datetime) -> int:
+        """Versions destroyed. A damaged row whose deletion time or scope does not read back is not found again
+        here, and is left as it is (never destroyed on a guess: `secrets verify` reports it)."""
         with self._d.uow.transaction(principal) as repo:
             again = repo.get_any(row.scope, row.key)
-            if again is not None and again.id == row.id and again.defect and again.deleted_at is None:
-                return None
             if again is None or again.deleted_at is None or again.id != row.id or again.deleted_at >= cutoff:
                 return 0  # restored, set again, or restored and deleted again meanwhile: no longer expired
             destroyed = repo.purge(row.scope, row.key, self._d.clock.now())
