@@ -89,3 +89,19 @@ def test_the_command_cannot_read_the_keys_out_of_the_runner(machine: Machine) ->
                           check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["environ:refused", "mem:refused"]
+
+
+def test_without_ctypes_the_command_still_runs_with_a_warning(machine: Machine, tmp_path: Path) -> None:
+    """Making the runner undumpable is a defence, not a precondition: a Python without ctypes (or a libc it cannot
+    load) runs COMMAND all the same, and says what it could not do."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import sys\nsys.modules['ctypes'] = None  # import ctypes: ImportError\n")
+    machine.ok("secrets", "set", SCOPE, "api.token", "-", input=CANARY, env=KEYS)
+    done = machine.run("secrets", "run", SCOPE, "--", sys.executable, "-c",
+                       "import os; print(os.environ['API_TOKEN'] == " + repr(CANARY) + ")",
+                       env={**KEYS, "PYTHONPATH": str(site)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"
+    assert done.stderr.startswith("warning: could not make this process undumpable (ModuleNotFoundError)")
+    assert CANARY not in done.stderr and MASTER not in done.stderr

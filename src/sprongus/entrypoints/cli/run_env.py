@@ -53,20 +53,27 @@ def child_environment(environ: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in environ.items() if name not in WITHHELD}
 
 
-def keep_out_of_reach() -> None:
+def keep_out_of_reach() -> str | None:
     """Linux: make this process undumpable before it starts COMMAND. COMMAND runs as the same user, and the kernel
     let it read this process's /proc/<pid>/environ (which still holds SPRONGUS_MASTER_KEYS when the `env` provider
     was given them: withholding them from COMMAND's own environment was not enough) and, where ptrace is allowed,
     its memory with the revealed values. An undumpable process's /proc files are the superuser's, and a crash
-    leaves no core dump holding the values either. Elsewhere: nothing (macOS has no /proc)."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes  # only `secrets run` needs it
+    leaves no core dump holding the values either. Elsewhere: nothing (macOS has no /proc).
 
-    pr_set_dumpable = 4  # <linux/prctl.h>
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(pr_set_dumpable, 0, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
+    Returns why it could not (a Python without ctypes, a libc it cannot load): a warning for the caller, not a
+    reason to refuse the run."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes  # only `secrets run` needs it
+
+        pr_set_dumpable = 4  # <linux/prctl.h>
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(pr_set_dumpable, 0, 0, 0, 0) != 0:
+            return f"prctl failed (errno {ctypes.get_errno()})"
+    except (ImportError, OSError, AttributeError) as exc:
+        return type(exc).__name__
+    return None
 
 
 def env_name(key: str) -> str:

@@ -101,6 +101,10 @@ def run_command(state: CliState, scope: Scope, prefix: str, override: bool, allo
     api = state.api
     names = variables_for((view.key for view in api_views(api, scope, prefix)), os.environ, override=override,
                           allowed=frozenset(allowed))
+    why_not = keep_out_of_reach()  # before the values are in this process's memory
+    if why_not is not None:
+        click.echo(f"warning: could not make this process undumpable ({why_not}): COMMAND, running as you, may "
+                   "read its environment and memory", err=True)
     values = reveal_keys(api, scope, names.values())  # only the names that passed: a refused key reveals nothing
     env = child_environment(os.environ)
     for name, key in names.items():
@@ -111,7 +115,6 @@ def run_command(state: CliState, scope: Scope, prefix: str, override: bool, allo
         env[name] = value.reveal()
     import subprocess  # only `secrets run` starts a process
 
-    keep_out_of_reach()
     try:
         completed = subprocess.run(list(command), env=env, check=False)  # noqa: S603 - the user's own command
     except OSError as exc:
