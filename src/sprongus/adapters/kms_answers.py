@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 
-# A word of an error message: letters, with an apostrophe or hyphen inside and punctuation after. Anything else
-# (numbers, tokens, base64, URLs, paths, control characters) is not repeated, nor a word longer than a real one.
-_WORD = re.compile(r"[(\"']?[A-Za-z][A-Za-z'-]{0,23}[,.:;)\"']{0,2}")
+# A word of an error message: letters, with an apostrophe or hyphen inside, or a lower-case name (`key_version`,
+# `aes256-gcm96`, `base64`), with punctuation after. Anything else (tokens and base64, which mix cases or hold
+# `.+/=`, URLs, paths, control characters) is not repeated, nor a word longer than a real one.
+_WORD = re.compile(r"[(\"']?(?:[A-Za-z][A-Za-z'-]{0,23}|[a-z0-9][a-z0-9_-]{0,23})[,.:;)\"']{0,2}")
 _CODE = re.compile(r"[A-Za-z]{1,64}")
 ELIDED = "..."
 MAX_WORDS = 200  # characters
@@ -28,7 +29,9 @@ def server_words(text: object) -> str:
         elif not kept or kept[-1] != ELIDED:
             kept.append(ELIDED)
     shown = " ".join(kept)
-    return shown if len(shown) <= MAX_WORDS else shown[:MAX_WORDS].rsplit(" ", 1)[0] + " " + ELIDED
+    if len(shown) <= MAX_WORDS:
+        return shown
+    return shown[:MAX_WORDS - len(ELIDED)].rsplit(" ", 1)[0] + " " + ELIDED
 
 
 def code_word(value: object) -> str | None:

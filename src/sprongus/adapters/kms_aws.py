@@ -180,7 +180,8 @@ def _domain_error(exc: Exception, op: str, key: str) -> Exception | None:
         if code == "RequestTimeoutException" or status in (408, 429) or (status or 0) >= 500:
             # A gateway's 502/504 or a 503 with no KMS error code: botocore names the error by its status.
             return KeyProviderUnavailable(f"{where} failed: unavailable or too slow (HTTP {status}); retry later")
-        return KeyProviderError(f"{where} failed ({code_word(code) or 'an unknown error'})")
+        shown = code_word(code) or (f"HTTP {code}" if code.isdigit() and len(code) == 3 else "an unknown error")
+        return KeyProviderError(f"{where} failed ({shown})")  # botocore names a code-less error by its status
     if isinstance(exc, boto.ParamValidationError) and op in ("decrypt", "re_encrypt"):
         return IntegrityError()  # e.g. an empty blob: not a ciphertext KMS could ever have made
     if isinstance(exc, boto.NoCredentialsError | boto.PartialCredentialsError | boto.CredentialRetrievalError):

@@ -224,8 +224,10 @@ class AzureKeyVaultMasterKeyProvider:
         if isinstance(exc, ValueError):
             if "useable" in str(exc) or "expired" in str(exc):  # the SDK checks nbf/exp before a local wrap
                 return KeyDisabled(f"{where}: the key is outside its validity period")
-            # e.g. a challenge for a non-Key Vault domain; the SDK's text quotes what the server sent
-            return KeyProviderError(f"{where}: {server_words(exc)}")
+            if "challenge" in str(exc):  # the SDK refused a bearer challenge naming a domain other than the vault's
+                return KeyProviderError(f"{where}: the endpoint's authentication challenge names another domain "
+                                        "than the vault's (check SPRONGUS_KMS_ENDPOINT and any proxy)")
+            return KeyProviderError(f"{where}: {server_words(exc)}")  # the SDK's text quotes what the server sent
         return KeyProviderError(f"{where}: {type(exc).__name__}")
 
 

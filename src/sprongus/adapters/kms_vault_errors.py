@@ -59,6 +59,9 @@ def call_failure(exc: Exception, key: str, operation: str) -> tuple[Exception, b
     if isinstance(exc, requests.exceptions.RequestException):  # InvalidHeader, InvalidURL: never sent
         # requests quotes the header or the URL it refused, which may hold the token: not chained either.
         return KeyProviderError(f"{key}: {operation}: the request could not be made ({type(exc).__name__})"), False
+    if isinstance(exc, UnicodeEncodeError):  # a header this side built (the namespace, the token): never sent
+        return KeyProviderError(f"{key}: {operation}: the request could not be made (a setting holds a character "
+                                "HTTP cannot carry)"), False
     if isinstance(exc, MALFORMED):
         return KeyProviderUnavailable(f"{key}: {operation}: the answer was not Vault's (malformed); retry later"), False
     return None

@@ -196,9 +196,10 @@ def test_a_challenge_for_a_foreign_domain_is_refused(server: FakeKeyVaultServer)
     server.vault.add_version("master")
     # The fake's challenge names vault.azure.net, which 127.0.0.1 is not part of.
     keys = provider(server, client_kwargs={"retry_total": 0, "verify_challenge_resource": True})
-    with pytest.raises(KeyProviderError, match="challenge") as info:
+    with pytest.raises(KeyProviderError, match="challenge names another domain than the vault's") as info:
         keys.wrap(os.urandom(32), AAD)
     assert not isinstance(info.value, IntegrityError | KeyDisabled)
+    assert "Pass" not in str(info.value) and "aka.ms" not in str(info.value)  # not the SDK's advice and link
     assert server.vault.calls == []  # no token was sent
 
 

@@ -289,3 +289,15 @@ def test_gcp_an_encrypt_in_the_name_of_another_key_is_refused_without_repeating_
         assert "evil" not in str(info.value) and "\x1b" not in str(info.value)
     finally:
         kms.stop()
+
+
+def test_a_vault_namespace_http_cannot_carry_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not "the answer was not Vault's; retry later" (exit 8): the request was never sent."""
+    from sprongus.domain.errors import ConfigError
+    from sprongus.entrypoints.kms import KmsOptions, kms_provider
+
+    monkeypatch.setenv("VAULT_TOKEN", TOKEN)
+    monkeypatch.setenv("VAULT_NAMESPACE", "\u56e2\u961f")
+    with pytest.raises(ConfigError, match=r"^VAULT_NAMESPACE: ") as info:
+        kms_provider("vault://127.0.0.1/transit/keys/k?endpoint=http://127.0.0.1:9", KmsOptions())
+    assert "\u56e2" not in str(info.value)

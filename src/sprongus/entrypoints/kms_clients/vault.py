@@ -30,9 +30,12 @@ def build(uri: ProviderUri, options: KmsOptions) -> VaultTransitMasterKeyProvide
                           "~/.vault-token)")
     # No redirect is followed: requests forwards the X-Vault-Token header (it drops only Authorization) and the
     # body (a data key to wrap) to wherever a 307 points, another host or plain http included.
+    namespace = os.environ.get("VAULT_NAMESPACE") or None
+    if namespace is not None and not (namespace.isascii() and namespace.isprintable() and " " not in namespace):
+        raise ConfigError("VAULT_NAMESPACE: a Vault namespace path (printable ASCII, no spaces) is needed")
     client = hvac.Client(url=uri.endpoint or f"https://{match['host']}", token=token,
-                         verify=options.ca_file or None, timeout=options.timeout,
-                         namespace=os.environ.get("VAULT_NAMESPACE") or None, allow_redirects=False)
+                         verify=options.ca_file or None, timeout=options.timeout, namespace=namespace,
+                         allow_redirects=False)
     client.session.hooks["response"].append(_refuse_redirects)
     # requests keeps 10 connections per host by default: fewer than the calls in flight during a rotation.
     adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=options.pool_size)
