@@ -111,8 +111,9 @@ def test_the_cli_says_so_as_a_configuration_error_even_with_debug_tracebacks(tmp
 TYPOS = [("sslmode", f"requre{CANARY}"), ("sslmode", "DISABLE"), ("target_session_attrs", "READ-WRITE"),
          ("gssencmode", CANARY), ("channel_binding", ""), ("load_balance_hosts", "round-robin"),
          ("sslnegotiation", "tls"), ("sslcertmode", "yes"), ("ssl_min_protocol_version", "TLSv1.4"),
-         ("ssl_max_protocol_version", "SSLv3"), ("keepalives_idle", f"30s{CANARY}"), ("keepalives", "-1"),
-         ("tcp_user_timeout", ""), ("keepalives_count", "\uff11\uff12")]  # full-width digits
+         ("ssl_max_protocol_version", "SSLv3"), ("keepalives_idle", f"30s{CANARY}"), ("keepalives_idle", "-1"),
+         ("keepalives_idle", "99999999999"), ("keepalives_count", "128"), ("tcp_user_timeout", ""),
+         ("keepalives_interval", "0x10"), ("keepalives_count", "\uff11\uff12")]  # full-width digits
 
 
 @pytest.mark.parametrize(("name", "value"), TYPOS)
@@ -123,9 +124,10 @@ def test_a_setting_libpq_refuses_only_when_it_connects_is_a_configuration_error_
     assert CANARY not in str(info.value)
 
 
-def test_libpq_accepts_every_setting_the_check_lets_through() -> None:
-    """Against the real libpq and server: no word the check allows is one libpq refuses as invalid (an allowed
-    word may still fail for its own reason, such as sslmode=require on a server without TLS)."""
+def test_libpq_accepts_every_setting_the_check_lets_through_and_refuses_every_typo() -> None:
+    """Against the real libpq and server: no value the check allows is one libpq refuses as invalid (an allowed
+    word may still fail for its own reason, such as sslmode=require on a server without TLS), and every typo the
+    check refuses, libpq refuses too."""
     import psycopg
 
     from sprongus.adapters.peewee.conninfo_values import _WORDS, check_conninfo_values
@@ -134,14 +136,18 @@ def test_libpq_accepts_every_setting_the_check_lets_through() -> None:
     require_postgres()
     allowed = [(name, word) for name, words in _WORDS.items() for word in words]
     allowed += [("ssl_min_protocol_version", "tlsv1.2"), ("ssl_max_protocol_version", ""),
-                ("keepalives_idle", " 7 "), ("keepalives", "0"), ("tcp_user_timeout", "1000")]
+                ("keepalives_idle", " 7 "), ("keepalives_idle", "+30"), ("keepalives", "0"), ("keepalives", "-1"),
+                ("tcp_user_timeout", "1000"), ("tcp_user_timeout", "-5"), ("keepalives_count", "127")]
+    url = f"postgresql://{SUPERUSER}@{HOST}:{PORT}/postgres"
     for name, word in allowed:
         check_conninfo_values({name: word})
         try:
-            psycopg.connect(f"postgresql://{SUPERUSER}@{HOST}:{PORT}/postgres", connect_timeout=5,
-                            **{name: word}).close()
+            psycopg.connect(url, connect_timeout=5, **{name: word}).close()
         except psycopg.OperationalError as exc:
-            assert "invalid" not in str(exc), (name, word, str(exc))
+            assert "invalid" not in str(exc).lower(), (name, word, str(exc))
+    for name, word in TYPOS:
+        with pytest.raises(psycopg.OperationalError, match=r"(?i)invalid"):
+            psycopg.connect(url, connect_timeout=5, **{name: word.replace(CANARY, "")}).close()
 
 
 def test_the_cli_calls_a_typo_in_a_setting_a_configuration_error_not_an_outage(tmp_path: object) -> None:

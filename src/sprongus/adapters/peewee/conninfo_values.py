@@ -7,6 +7,8 @@ setting and what it may be, without the value given (it could be anything pasted
 
 from __future__ import annotations
 
+import re
+import sys
 from typing import Any
 
 from sprongus.domain.errors import ConfigError
@@ -23,8 +25,12 @@ _WORDS: dict[str, tuple[str, ...]] = {
 }
 # These two it reads in any case, and empty means "no bound".
 _PROTOCOLS = ("", "tlsv1", "tlsv1.1", "tlsv1.2", "tlsv1.3")
-# Whole numbers (connect_timeout is not here: the pool sets its own, from SPRONGUS_DB_CONNECT_TIMEOUT).
-_NUMBERS = ("keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout")
+# Whole numbers as libpq reads them (strtol: a sign, decimal digits, a 32-bit int; connect_timeout is not here: the
+# pool sets its own, from SPRONGUS_DB_CONNECT_TIMEOUT), and the range Linux takes for the socket options libpq sets
+# with them while keepalives are on (outside it, setsockopt fails at every connection).
+_NUMBER = re.compile(r"\s*[+-]?[0-9]{1,10}\s*")
+_NUMBERS = {"keepalives": None, "keepalives_idle": (1, 32767), "keepalives_interval": (1, 32767),
+            "keepalives_count": (1, 127), "tcp_user_timeout": None}
 
 
 def check_conninfo_values(given: dict[str, Any]) -> None:
@@ -37,7 +43,15 @@ def check_conninfo_values(given: dict[str, Any]) -> None:
         value = given.get(name)
         if value is not None and str(value).lower() not in _PROTOCOLS:
             raise ConfigError(f"SPRONGUS_DATABASE_URL: {name} must be one of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3")
-    for name in _NUMBERS:
+    keepalives = True
+    for name, bounds in _NUMBERS.items():
         value = given.get(name)
-        if value is not None and not (str(value).strip().isascii() and str(value).strip().isdigit()):
-            raise ConfigError(f"SPRONGUS_DATABASE_URL: {name} must be a whole number of 0 or more")
+        if value is None:
+            continue
+        text = str(value)
+        if not (text.isascii() and _NUMBER.fullmatch(text) and -2**31 <= int(text) < 2**31):
+            raise ConfigError(f"SPRONGUS_DATABASE_URL: {name} must be a whole number")
+        keepalives = keepalives if name != "keepalives" else int(text) != 0
+        if bounds is not None and keepalives and sys.platform.startswith("linux") \
+                and not bounds[0] <= int(text) <= bounds[1]:
+            raise ConfigError(f"SPRONGUS_DATABASE_URL: {name} must be from {bounds[0]} to {bounds[1]}")
