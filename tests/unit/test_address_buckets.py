@@ -20,3 +20,10 @@ from sprongus.service.throttle import address_bucket
 ])
 def test_address_bucket(address: str | None, bucket: str) -> None:
     assert address_bucket(address) == bucket
+
+
+@pytest.mark.parametrize(("prefix", "bucket"), [(128, "2001:db8:1:2:aaaa:bbbb:cccc:1/128"),
+                                                (80, "2001:db8:1:2:aaaa::/80"), (48, "2001:db8:1::/48")])
+def test_the_ipv6_prefix_is_a_setting(prefix: int, bucket: str) -> None:
+    assert address_bucket("2001:db8:1:2:aaaa:bbbb:cccc:1", prefix) == bucket
+    assert address_bucket("192.0.2.1", prefix) == "192.0.2.1"

@@ -52,6 +52,7 @@ class Settings:
     kms_concurrency: int | None = None  # default: profiles.KMS_CONCURRENCY (gcp 24, other KMS 16, local 1)
     dek_cache: DekCachePolicy | None = None  # SPRONGUS_DEK_CACHE: unwrapped DEKs kept in memory (a KMS only)
     trusted_proxies: int = 0
+    ipv6_prefix: int = 64  # what a per-address limit counts an IPv6 client by: its /64 by default
     remote: bool = False
     api_url: str | None = None
     api_token: str | None = field(default=None, repr=False)
@@ -109,6 +110,7 @@ class Settings:
             kms_concurrency=int(_number(env, "SPRONGUS_KMS_CONCURRENCY", 0, 1, 256)) or None,
             dek_cache=_dek_cache(env),
             trusted_proxies=int(_number(env, "SPRONGUS_TRUSTED_PROXIES", 0, 0, 10)),
+            ipv6_prefix=int(_number(env, "SPRONGUS_RATE_LIMIT_IPV6_PREFIX", 64, 32, 128)),
             remote=env.get("SPRONGUS_REMOTE", "") in ("1", "true", "yes"),
             api_url=_url(env, "SPRONGUS_API_URL", without_userinfo),
             api_token=token_text("SPRONGUS_TOKEN", env.get("SPRONGUS_TOKEN", "")) or None,

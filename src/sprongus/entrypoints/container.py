@@ -230,7 +230,8 @@ class Container(containers.DeclarativeContainer):
     vault_keys = providers.Singleton(_vault_keys, storage, envelope, clock, random, key_material, stored_hmac_keys)
     service_deps = providers.Singleton(
         ServiceDeps, uow=unit_of_work, sealer=providers.Singleton(Sealer, envelope, clock, random, vault_keys),
-        auditor=providers.Singleton(Auditor, audit_sink, clock), throttle=providers.Singleton(Throttle, rate_limiter),
+        auditor=providers.Singleton(Auditor, audit_sink, clock),
+        throttle=providers.Singleton(Throttle, rate_limiter, config.rate_limit.ipv6_prefix),
         pool=providers.Singleton(BoundedPool, config.kms.concurrency), clock=clock, random=random,
         batch_size=config.batch_size, audit_trail=audit_trail, max_versions=config.history.max_versions,
         delete_retention=providers.Factory(_seconds, config.history.delete_retention),

@@ -107,7 +107,7 @@ def container_config(settings: Settings) -> dict[str, Any]:
                  "file": str(settings.key_file_path), "vault_id": settings.vault_id,
                  "keychain_timeout": settings.keychain_timeout},
         "rate_limit": {"backend": limits, "storage": settings.rate_limit_storage,
-                       "policies": dict(settings.rate_limits)},
+                       "policies": dict(settings.rate_limits), "ipv6_prefix": settings.ipv6_prefix},
         "batch_size": settings.batch_size,
         "history": {"max_versions": settings.max_versions, "delete_retention": settings.delete_retention},
         "api": {"reveal_max_age": settings.reveal_max_age, "trusted_proxies": settings.trusted_proxies,

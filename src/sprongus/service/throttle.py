@@ -9,8 +9,9 @@ from sprongus.ports import RateLimiter
 
 
 class Throttle:
-    def __init__(self, limiter: RateLimiter) -> None:
+    def __init__(self, limiter: RateLimiter, ipv6_prefix: int = 64) -> None:
         self._limiter = limiter
+        self._ipv6_prefix = ipv6_prefix
 
     def principal(self, principal: Principal, policy: str) -> None:
         """The local vault owner is never limited; everyone else counts against `policy` (single reveals by a
@@ -21,7 +22,7 @@ class Throttle:
             self._hit(policy, principal.subject)
 
     def address(self, policy: str, client_address: str | None) -> None:
-        self._hit(policy, f"addr:{address_bucket(client_address)}")
+        self._hit(policy, f"addr:{address_bucket(client_address, self._ipv6_prefix)}")
 
     def _hit(self, policy: str, who: str) -> None:
         decision = self._limiter.hit(policy, who)
@@ -30,11 +31,13 @@ class Throttle:
                               retry_after=max(1, decision.reset_after))
 
 
-def address_bucket(client_address: str | None) -> str:
-    """What a per-address limit counts by. An IPv6 address counts as its /64: one host, or one customer's network,
-    is commonly given a whole /64, so counted one by one each of its 2**64 addresses had a budget of its own. An IPv4
-    address mapped into IPv6 (a dual-stack listener's view of an IPv4 peer) counts as that IPv4 address. Anything
-    that is not an address (none; text a trusted proxy passed on) counts as given."""
+def address_bucket(client_address: str | None, ipv6_prefix: int = 64) -> str:
+    """What a per-address limit counts by. An IPv6 address counts as its network of `ipv6_prefix` bits, a /64 by
+    default: one host, or one customer's network, is commonly given a whole /64, so counted one by one each of its
+    2**64 addresses had a budget of its own (where many workloads share a /64, as pods on one IPv6 subnet, a
+    longer prefix gives each its own). An IPv4 address mapped into IPv6 (a dual-stack listener's view of an IPv4
+    peer) counts as that IPv4 address. Anything that is not an address (none; text a trusted proxy passed on)
+    counts as given."""
     if not client_address:
         return "unknown"
     import ipaddress  # only the API's anonymous endpoints count by address: not on a CLI command's start-up
@@ -46,5 +49,5 @@ def address_bucket(client_address: str | None) -> str:
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((int(address), 64), strict=False))
+        return str(ipaddress.IPv6Network((int(address), ipv6_prefix), strict=False))
     return str(address)

@@ -48,3 +48,11 @@ def test_an_ipv4_peer_seen_through_a_dual_stack_socket_shares_its_ipv4_bucket(
     api = make_api(roomy_limits=False, SPRONGUS_RATE_LIMIT_REDEEM="2/minute")
     codes = [_redeem_at(api, "198.51.100.9"), _redeem_at(api, "::ffff:198.51.100.9"), _redeem_at(api, "198.51.100.9")]
     assert codes == [410, 410, 429]
+
+
+def test_where_many_workloads_share_a_64_a_longer_prefix_gives_each_its_own_bucket(
+        make_api: Callable[..., ApiClient]) -> None:
+    """Pods on one IPv6 subnet share its /64: SPRONGUS_RATE_LIMIT_IPV6_PREFIX=128 counts each address alone."""
+    api = make_api(roomy_limits=False, SPRONGUS_RATE_LIMIT_REDEEM="2/minute", SPRONGUS_RATE_LIMIT_IPV6_PREFIX="128")
+    assert [_redeem_at(api, "2001:db8:aa:bb::1") for _ in range(3)] == [410, 410, 429]
+    assert _redeem_at(api, "2001:db8:aa:bb::2") == 410
