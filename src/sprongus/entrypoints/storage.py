@@ -80,11 +80,13 @@ def memory_storage() -> Storage:
 
 
 def serve_many_writers(storage: Storage) -> None:
-    """The API server's SQLite connections checkpoint the WAL less often (adapters/peewee/db.py, SERVER_WAL_PAGES):
-    a server's stream of reveals and writes paid a checkpoint every few requests."""
+    """The API server's SQLite connections checkpoint the WAL less often (SERVER_WAL_PAGES, in
+    adapters/peewee/sqlite_pragmas.py): a server's stream of reveals and writes paid a checkpoint every few
+    requests."""
     if storage.database is None:
         return
-    from sprongus.adapters.peewee.db import SERVER_WAL_PAGES, VaultSqliteDatabase
+    from sprongus.adapters.peewee.db import VaultSqliteDatabase
+    from sprongus.adapters.peewee.sqlite_pragmas import SERVER_WAL_PAGES
 
     if isinstance(storage.database.db, VaultSqliteDatabase):
         storage.database.db.checkpoint_every(SERVER_WAL_PAGES)

@@ -113,7 +113,9 @@ class TransferOps:
             by_scope.setdefault(scope, []).append(key)
         with self._d.uow.transaction(principal, readonly=True) as repo:
             for scope, keys in by_scope.items():
-                if len(repo.get_many(Scope.parse(scope), sorted(set(keys)))) != len(set(keys)):
+                names = sorted(set(keys))
+                found = sum(len(repo.get_many(Scope.parse(scope), names[i:i + 500])) for i in range(0, len(names), 500))
+                if found != len(names):  # (500 names per statement: below any SQLite's limit on parameters)
                     raise ReplayOutdated("a secret this import wrote was deleted after the first request with this "
                                          "Idempotency-Key; send the request again with a new key")
 
