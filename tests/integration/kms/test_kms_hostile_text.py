@@ -301,3 +301,103 @@ def test_a_vault_namespace_http_cannot_carry_is_a_configuration_error(monkeypatc
     with pytest.raises(ConfigError, match=r"^VAULT_NAMESPACE: ") as info:
         kms_provider("vault://127.0.0.1/transit/keys/k?endpoint=http://127.0.0.1:9", KmsOptions())
     assert "\u56e2" not in str(info.value)
+
+
+# -- answers that never end, or never stop ---------------------------------------------------------------------------
+
+def drip(handler: BaseHTTPRequestHandler, body: bytes = b"") -> None:
+    """A 200 promising 400 bytes and sending one every 0.2 s: each socket wait is short, the answer never ends."""
+    import time
+
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", "400")
+    handler.end_headers()
+    try:
+        for _ in range(400):
+            handler.wfile.write(b" ")
+            handler.wfile.flush()
+            time.sleep(0.2)
+    except OSError:  # the client hung up: what it should do
+        pass
+
+
+FLOODED: list[int] = []  # bytes each flood got out before the client hung up
+
+
+def flood(handler: BaseHTTPRequestHandler, body: bytes = b"") -> None:
+    """A 200 of 64 MiB, sent as fast as the client reads it."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(64 * 2**20))
+    handler.end_headers()
+    sent = 0
+    try:
+        for _ in range(1024):
+            handler.wfile.write(b" " * 65536)
+            sent += 65536
+    except OSError:
+        pass
+    FLOODED.append(sent)
+
+
+@pytest.mark.parametrize("answer", [drip, flood])
+def test_vault_an_answer_that_never_ends_or_never_stops_is_an_outage_within_the_timeout(
+        servers: list[Hostile], monkeypatch: pytest.MonkeyPatch, answer: Reply) -> None:
+    import time
+
+    from sprongus.entrypoints.kms import KmsOptions, kms_provider
+
+    FLOODED.clear()
+    servers.append(server := Hostile(vault_reply(answer)))
+    monkeypatch.setenv("VAULT_TOKEN", TOKEN)
+    keys = kms_provider(f"vault://127.0.0.1/transit/keys/k?endpoint={server.url}", KmsOptions(timeout=1.0))
+    started = time.monotonic()
+    with pytest.raises(KeyProviderUnavailable):
+        keys.wrap(b"k" * 32, AAD)
+    assert time.monotonic() - started < 5  # one byte every 0.2 s kept each socket wait under the 1 s timeout
+    if answer is flood:  # the handler's writes fail once the client has hung up
+        deadline = time.monotonic() + 10
+        while not FLOODED and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert FLOODED and FLOODED[-1] < 32 * 2**20  # read up to the limit (4 MiB), not all 64
+
+
+@pytest.mark.parametrize("answer", [drip, flood])
+def test_azure_an_answer_that_never_ends_or_never_stops_is_an_outage_within_the_timeout(
+        tmp_path: Path, answer: Callable[[BaseHTTPRequestHandler], None]) -> None:
+    import time
+
+    from azure.keyvault.keys import KeyClient
+    from azure.keyvault.keys.crypto import CryptographyClient
+
+    import sprongus.entrypoints.kms_clients.azure as azure_builder
+    from sprongus.adapters.kms_azure import AzureKeyVaultMasterKeyProvider
+    from sprongus.entrypoints.kms import KmsOptions
+    from tests.integration.kms.azure_fake import FakeCredential
+    from tests.integration.kms.test_azure import VAULT_HOST
+
+    server = FakeKeyVaultServer(tmp_path)
+    try:
+        server.vault.add_version("master", kty="oct-HSM")
+        options = KmsOptions(ca_file=str(server.cert_path), timeout=1.0)
+        kwargs: dict[str, Any] = {**azure_builder.client_options(server.url, VAULT_HOST, options), "retry_total": 0}
+        kwargs["transport"] = azure_builder.pooled_transport(options, **kwargs)
+        credential = FakeCredential()
+        keys = AzureKeyVaultMasterKeyProvider(KeyClient(server.url, credential, **kwargs),
+                                              lambda key: CryptographyClient(key, credential, **kwargs), "master",
+                                              None)
+        keys.wrap(b"k" * 32, AAD)  # the key is looked up
+        FLOODED.clear()
+        server.vault.raw_answer = answer
+        started = time.monotonic()
+        with pytest.raises(KeyProviderUnavailable):
+            keys.wrap(b"k" * 32, AAD)
+        assert time.monotonic() - started < 5
+        if answer is flood:
+            deadline = time.monotonic() + 10
+            while not FLOODED and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert FLOODED and FLOODED[-1] < 32 * 2**20
+    finally:
+        server.close()

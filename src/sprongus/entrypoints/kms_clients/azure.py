@@ -29,6 +29,7 @@ from urllib3.util.retry import Retry
 from sprongus.adapters.kms_azure import AzureKeyVaultMasterKeyProvider
 from sprongus.domain.errors import ConfigError
 from sprongus.entrypoints.kms import KmsOptions, ProviderUri, resource_match
+from sprongus.entrypoints.kms_clients.bounded import BoundedAdapter
 
 
 def default_credential() -> TokenCredential:
@@ -74,8 +75,8 @@ def pooled_transport(options: KmsOptions, **connection: Any) -> RequestsTranspor
     session = requests.Session()
     # what azure-core mounts on a session of its own (no retries or redirects in urllib3: its pipeline retries),
     # with the pool sized
-    adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=options.pool_size,
-                                            max_retries=Retry(total=False, redirect=False, raise_on_status=False))
+    adapter = BoundedAdapter(options.timeout, pool_connections=1, pool_maxsize=options.pool_size,
+                             max_retries=Retry(total=False, redirect=False, raise_on_status=False))
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return RequestsTransport(session=session, session_owner=False, **{

@@ -19,6 +19,7 @@ from sprongus.adapters.kms_vault import VaultTransitMasterKeyProvider
 from sprongus.domain.credentials import token_text
 from sprongus.domain.errors import ConfigError
 from sprongus.entrypoints.kms import KmsOptions, ProviderUri, resource_match
+from sprongus.entrypoints.kms_clients.bounded import BoundedAdapter
 
 
 def build(uri: ProviderUri, options: KmsOptions) -> VaultTransitMasterKeyProvider:
@@ -38,7 +39,7 @@ def build(uri: ProviderUri, options: KmsOptions) -> VaultTransitMasterKeyProvide
                          allow_redirects=False)
     client.session.hooks["response"].append(_refuse_redirects)
     # requests keeps 10 connections per host by default: fewer than the calls in flight during a rotation.
-    adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=options.pool_size)
+    adapter = BoundedAdapter(options.timeout, pool_connections=1, pool_maxsize=options.pool_size)
     client.session.mount("https://", adapter)
     client.session.mount("http://", adapter)
     return VaultTransitMasterKeyProvider(client, match["mount"], match["name"])
