@@ -214,6 +214,32 @@ def test_an_operator_token_steps_up_unless_created_as_a_workload(fed: Federation
     assert fed.api.call("POST", BATCH, workload.reveal(), json=body).status_code == 200
 
 
+def test_a_workload_whose_subject_is_a_persons_id_gets_no_user_scope(fed: Federation) -> None:
+    """A workload trust with no subject prefix and a JWT with `sub=alice`: the token's subject is `alice`, which
+    owned `user:alice` and revealed alice's secrets to a CI job. A person's token (`--kind user`) still owns it."""
+    fed.trust("ci", scopes=("secrets:read", "secrets:reveal", "secrets:write"))
+    fed.trust("people", kind="user", issuer=fed.issuer.url, audience="people", scopes=("secrets:read",
+                                                                                         "secrets:reveal"))
+    fed.api.seed("user:alice", "db.password", CANARY)
+    workload = fed.issued(fed.issuer.mint(sub="alice"))["access_token"]
+    assert fed.whoami(workload)["subject"] == "alice"
+    for method, path in (("GET", "/v1/secrets/user/alice/db.password"),
+                         ("POST", "/v1/secrets/user/alice/db.password:reveal")):
+        answer = fed.api.call(method, path, workload)
+        assert problem(answer, 404) and CANARY not in answer.get_data(as_text=True)
+    assert problem(fed.api.put("/v1/secrets/user/alice/other", "x", workload), 404)
+    person = fed.issued(fed.issuer.mint(sub="alice", aud="people"))["access_token"]
+    shown = fed.api.call("POST", "/v1/secrets/user/alice/db.password:reveal", person)
+    assert shown.status_code == 200 and shown.get_json()["value"] == CANARY
+
+
+def test_no_token_is_issued_in_the_name_of_callers_without_one(fed: Federation) -> None:
+    """`anonymous` is what the audit trail calls a caller without a token: a token of that name passed for one."""
+    fed.trust("ci")
+    assert_invalid_grant(fed.exchange(fed.issuer.mint(sub="anonymous")))
+    assert fed.exchange(fed.issuer.mint(sub="anonymous2")).status_code == 200
+
+
 # -- the token endpoint's request -------------------------------------------------------------------------------
 
 

@@ -25,6 +25,9 @@ class Permission(StrEnum):
     ADMIN = "secrets:admin"
 
 
+ANONYMOUS = "anonymous"  # the subject of a caller without a token (a refused request, a redeem, an exchange)
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """The caller of one request. `owner` is the vault's owner in local mode: every scope, no rate limits."""
@@ -50,7 +53,9 @@ class Principal:
         if self.owner:
             return True
         if scope.owner_type is OwnerType.USER:
-            return scope.owner_id == self.subject
+            # A person's own scope. Never a workload's: an exchanged subject equal to a person's id (a trust with
+            # no subject prefix, a JWT with `sub=alice`) handed that person's secrets to a CI job or a service.
+            return self.kind is not TokenKind.WORKLOAD and scope.owner_id == self.subject
         if scope.owner_type is OwnerType.PROJECT:
             return scope.owner_id in self.projects
         return Permission.ADMIN in self.permissions

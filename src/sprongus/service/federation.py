@@ -25,7 +25,7 @@ from sprongus.domain.errors import (
     UnsupportedGrantType,
     ValidationError,
 )
-from sprongus.domain.principal import Principal, TokenKind
+from sprongus.domain.principal import ANONYMOUS, Principal, TokenKind
 from sprongus.domain.records import AuditAction, Outcome
 from sprongus.domain.trust import MAX_TTL, Trust
 from sprongus.domain.values import SecretValue
@@ -81,7 +81,7 @@ class TokenExchange:
 
     def exchange(self, request: TokenRequest, client_address: str | None,
                  request_id: str | None = None) -> Exchanged:
-        caller = Principal("anonymous", request_id=request_id, client_address=client_address)
+        caller = Principal(ANONYMOUS, request_id=request_id, client_address=client_address)
         chosen: list[str] = []  # the trust the JWT came closest to, for the audit row of a refusal
         try:
             return self._exchange(request, caller, chosen)
@@ -231,7 +231,8 @@ def _subject(trust: Trust, claims: dict[str, Any]) -> str:
         raise InvalidGrant(f"subject claim {trust.subject_claim} missing or not a string")
     subject = trust.subject_prefix + str(value)
     if not valid_exchanged_subject(subject):
-        raise InvalidGrant("the subject is not 1-200 printable characters without whitespace")
+        raise InvalidGrant("the subject is not 1-200 printable characters without whitespace, or is "
+                           f"'{ANONYMOUS}' (reserved)")
     return subject
 
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sprongus.domain.api_token import TOKEN_PREFIX, ApiToken, token_hash
 from sprongus.domain.errors import NotFound, StepUpRequired, Unauthenticated, ValidationError
 from sprongus.domain.names import validate_prefix
-from sprongus.domain.principal import Permission, Principal, TokenKind
+from sprongus.domain.principal import ANONYMOUS, Permission, Principal, TokenKind
 from sprongus.domain.scope import OWNER_ID_RULE
 from sprongus.domain.values import SecretValue
 from sprongus.ports.clock import Clock
@@ -19,9 +19,11 @@ from sprongus.ports.tokens import ApiTokenStore
 
 SUBJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
 # An exchanged token's subject is the trust's prefix and an IdP's claim ("gha:repo:acme/shop:ref:refs/heads/main"):
-# any printable text without whitespace. It is never a valid owner id, so it has no user:<id> scope of its own.
+# any printable text without whitespace. A workload token has no user:<id> scope whatever its subject
+# (Principal.can_see); a person's (`--kind user`) owns user:<subject>.
 EXCHANGED_SUBJECT_MAX = 200
-EXCHANGED_SUBJECT_RULE = f"must be 1-{EXCHANGED_SUBJECT_MAX} printable characters without whitespace"
+EXCHANGED_SUBJECT_RULE = (f"must be 1-{EXCHANGED_SUBJECT_MAX} printable characters without whitespace, and not "
+                          f"'{ANONYMOUS}' (reserved)")
 
 
 class TokenService:
@@ -89,8 +91,9 @@ class TokenService:
 
 
 def valid_exchanged_subject(subject: object) -> bool:
+    """Also never the subject the audit trail gives callers without a token: a token named so would pass for one."""
     return (isinstance(subject, str) and 1 <= len(subject) <= EXCHANGED_SUBJECT_MAX and subject.isprintable()
-            and not any(char.isspace() for char in subject))
+            and not any(char.isspace() for char in subject) and subject != ANONYMOUS)
 
 
 def parse_scopes(scopes: list[str]) -> frozenset[Permission]:
