@@ -82,6 +82,12 @@ class AuditReader:
             return AuditTrailReport(report.checked, report.problems)
         return _without_any_checkpoint(report)
 
+    def admit(self, principal: Principal) -> None:
+        """list's permission check on its own (audited when refused): a caller makes it before reading anything of
+        the request, so a caller without the permission is told that, not what is wrong with its query."""
+        with self._auditor.failures(principal, AuditAction.LIST, None, what="audit"):
+            self._admit(principal)
+
     @staticmethod
     def _admit(principal: Principal) -> None:
         if not principal.has(Permission.ADMIN):

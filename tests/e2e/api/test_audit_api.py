@@ -96,6 +96,33 @@ def test_unknown_and_repeated_parameters_are_refused(api: ApiClient) -> None:
     assert list(problem(repeated, 422)["errors"]) == ["limit"]
 
 
+@pytest.mark.parametrize("query", ["bogus=1", "limit=1&limit=2", "limit=abc", ""])
+def test_without_secrets_admin_any_query_is_403_and_audited(api: ApiClient, query: str) -> None:
+    """The permission first, then the query: an unknown or repeated parameter answered 422, unaudited, to a token
+    that may not read the trail at all."""
+    reader = api.token("reader", (READ,), ("p1",))
+    before = len(api.events())
+    assert problem(api.call("GET", AUDIT + "?" + query, reader), 403)
+    denied = api.events()[before:]
+    assert [(e.actor, e.action, e.outcome) for e in denied] == [("reader", AuditAction.LIST, Outcome.DENIED)]
+
+
+def test_an_admins_unknown_parameter_is_422_and_audited(api: ApiClient) -> None:
+    token = api.token("auditor", (ADMIN,), ("p1",))
+    before = len(api.events())
+    assert list(problem(api.call("GET", AUDIT + "?bogus=1", token), 422)["errors"]) == ["query"]
+    assert [(e.actor, e.action) for e in api.events()[before:]] == [("auditor", AuditAction.LIST)]
+
+
+def test_a_refused_tokens_audit_row_keeps_a_bounded_path(api: ApiClient) -> None:
+    """Anyone can send a request with a bad token: its audit row must not grow with a 4 KiB request line."""
+    path = "/v1/secrets/project/p1/" + "k" * 4000
+    assert problem(api.call("GET", path, token="spr_" + "x" * 43), 401)
+    row = api.events()[-1]
+    assert row.action is AuditAction.AUTHENTICATE and row.actor == "anonymous"
+    assert row.detail["path"] == path[:256] + "..."
+
+
 def test_no_answer_holds_a_value(any_api: ApiClient) -> None:
     token = populate(any_api)
     bodies = [any_api.call("GET", AUDIT, token).get_data(as_text=True),

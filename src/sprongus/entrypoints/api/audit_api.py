@@ -16,10 +16,9 @@ from marshmallow import Schema, fields
 
 from sprongus.adapters.problem_types import PROBLEM_JSON
 from sprongus.domain.errors import Unauthenticated, ValidationError
-from sprongus.domain.principal import Principal
-from sprongus.domain.records import AuditAction, Outcome
+from sprongus.domain.records import AuditAction
 from sprongus.entrypoints.api import schemas as s
-from sprongus.entrypoints.api.context import authenticate, client_address, principal, request_id
+from sprongus.entrypoints.api.context import authenticate, principal, record_refused
 from sprongus.entrypoints.api.docs import document_errors
 from sprongus.entrypoints.api.problems import problem
 from sprongus.service.audit_query import MAX_LIMIT, AuditQuery
@@ -67,10 +66,8 @@ def audit_blueprint(reader: AuditReader, tokens: TokenService, auditor: Auditor)
     def _authenticate() -> None:
         try:
             authenticate(tokens)
-        except Unauthenticated:  # a denied attempt is audited like any other
-            anonymous = Principal("anonymous", request_id=request_id(), client_address=client_address())
-            auditor.record(anonymous, AuditAction.AUTHENTICATE, None, None, None, Outcome.DENIED,
-                           method=request.method, path=request.path)
+        except Unauthenticated:
+            record_refused(auditor)
             raise
 
     @blp.after_request
@@ -87,8 +84,10 @@ def audit_blueprint(reader: AuditReader, tokens: TokenService, auditor: Auditor)
     @document_errors(blp, 401, 403, 503)
     def list_audit() -> Any:
         """Audit events of the system scope and the token's projects (never a value)."""
+        reader.admit(principal())  # 403 (audited) before anything of the query is read
         try:
-            given = _single_values()
+            with auditor.failures(principal(), AuditAction.LIST, None, what="audit"):  # a 422 is audited too
+                given = _single_values()
             page = reader.list(principal(), AuditQuery(**{k: given.get(k) for k in FILTERS}), given.get("cursor"),
                                given.get("limit"))
         except ValidationError as exc:

@@ -20,10 +20,15 @@ from werkzeug.exceptions import BadRequest
 
 from sprongus.adapters.problem_types import PROBLEM_JSON
 from sprongus.domain.errors import InvalidGrant, InvalidTokenRequest, Unauthenticated, ValidationError
-from sprongus.domain.principal import Principal
-from sprongus.domain.records import AuditAction, Outcome
 from sprongus.entrypoints.api import schemas as s
-from sprongus.entrypoints.api.context import authenticate, client_address, principal, request_id, token
+from sprongus.entrypoints.api.context import (
+    authenticate,
+    client_address,
+    principal,
+    record_refused,
+    request_id,
+    token,
+)
 from sprongus.entrypoints.api.input_rules import check_request
 from sprongus.entrypoints.api.problems import problem
 from sprongus.service.auditing import Auditor
@@ -115,9 +120,7 @@ def auth_blueprint(exchange: TokenExchange, self_service: TokenSelfService, toke
         try:
             authenticate(tokens)
         except Unauthenticated:
-            anonymous = Principal("anonymous", request_id=request_id(), client_address=client_address())
-            auditor.record(anonymous, AuditAction.AUTHENTICATE, None, None, None, Outcome.DENIED,
-                           method=request.method, path=request.path)
+            record_refused(auditor)
             raise
 
     @blp.before_request

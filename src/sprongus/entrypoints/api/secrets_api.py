@@ -12,13 +12,12 @@ from flask import Response, g, jsonify, request
 from flask_smorest import Blueprint
 
 from sprongus.domain.errors import Conflict, PreconditionFailed, StepUpRequired, Unauthenticated, ValidationError
-from sprongus.domain.principal import Principal
 from sprongus.domain.records import AuditAction, Outcome, SecretView
 from sprongus.domain.scope import Scope
 from sprongus.domain.values import SecretValue, close_value_scope, open_value_scope
 from sprongus.entrypoints.api import schemas as s
 from sprongus.entrypoints.api.batch_api import add_batch_routes
-from sprongus.entrypoints.api.context import authenticate, principal, request_id, token
+from sprongus.entrypoints.api.context import authenticate, principal, record_refused, request_id, token
 from sprongus.entrypoints.api.docs import KEY_PATH, document_errors, key_parameters
 from sprongus.entrypoints.api.history_api import add_history_routes
 from sprongus.entrypoints.api.idempotency import Idempotency
@@ -98,10 +97,8 @@ def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: Recent
             return
         try:
             authenticate(tokens)
-        except Unauthenticated:  # a denied attempt is audited like any other
-            anonymous = Principal("anonymous", request_id=request_id(), client_address=request.remote_addr)
-            auditor.record(anonymous, AuditAction.AUTHENTICATE, None, None, None, Outcome.DENIED,
-                           method=request.method, path=request.path)
+        except Unauthenticated:
+            record_refused(auditor)
             raise
 
     def _check_recent_auth(scope: Scope, key: str | None) -> None:
