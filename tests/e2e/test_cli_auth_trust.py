@@ -67,6 +67,8 @@ def test_an_empty_list_says_so(vault: Vault) -> None:
     (["t", *GHA, "--key-prefix", "bad prefix"], "key-prefix"),
     (["t", *GHA, "--ttl", "13h"], "ttl"),
     (["t", *GHA, "--ttl", "soon"], "ttl"),
+    (["t", *GHA, "--ttl", "9" * 5000], "ttl"),  # past int()'s 4,300 digits: was "unexpected ValueError", exit 1
+    (["t", *GHA, "--ttl", "\u0661\u0662m"], "ttl"),  # Arabic-Indic digits
 ])
 def test_invalid_input_exits_2_naming_the_field(vault: Vault, args: list[str], field: str) -> None:
     result = vault("auth", "trust", "add", *args)

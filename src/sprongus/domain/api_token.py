@@ -15,7 +15,7 @@ TOKEN_PREFIX = "spr_"  # noqa: S105 - a prefix, not a token
 # What a client accepts as an API token from a token exchange: it goes into every request's header from then on.
 TOKEN_TEXT = re.compile(r"spr_[A-Za-z0-9_-]{1,256}")
 MAX_TTL = 366 * 86400
-_TTL = re.compile(r"(\d+)([smhd]?)")
+_TTL = re.compile(r"([0-9]+)([smhd]?)")  # ASCII digits: \d also takes other scripts' digits
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -52,9 +52,10 @@ def token_hash(token: str) -> str:
 def parse_ttl(text: str) -> int:
     """`90`, `30s`, `15m`, `1h`, `7d` -> seconds."""
     match = _TTL.fullmatch(text.strip())
-    if not match or int(match.group(1)) == 0:
+    if not match or not match.group(1).strip("0"):
         raise ValidationError("ttl", "must be seconds or a number with a unit s, m, h or d (e.g. 90, 15m, 1h, 7d)")
-    seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    # int() of more than 4,300 digits raised a bare ValueError ("unexpected", exit 1): such a number is too long
+    seconds = int(match.group(1)) * _UNITS[match.group(2)] if len(match.group(1)) <= 12 else MAX_TTL + 1
     if seconds > MAX_TTL:
         raise ValidationError("ttl", "must be at most 366 days")
     return seconds
