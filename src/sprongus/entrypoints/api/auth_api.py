@@ -182,7 +182,8 @@ def auth_blueprint(exchange: TokenExchange, self_service: TokenSelfService, toke
     @blp.alt_response(401, schema=s.Problem, content_type=PROBLEM_JSON, description="Missing or invalid token")
     @blp.alt_response(422, schema=s.Problem, content_type=PROBLEM_JSON, description="Invalid input")
     def revoke() -> dict[str, Any]:
-        """Revoke the bearer token (logout), or the token named in `token` (RFC 7009); at once on every worker."""
+        """Revoke the bearer token (logout), or the token named in `token` (RFC 7009): refused at once by this
+        worker, by every other within SPRONGUS_TOKEN_CACHE_TTL (its token cache)."""
         self_service.revoke(principal(), token(), _token_to_revoke())
         return {}
 
