@@ -363,9 +363,10 @@ def test_vault_an_answer_that_never_ends_or_never_stops_is_an_outage_within_the_
         assert FLOODED and FLOODED[-1] < 32 * 2**20  # read up to the limit (4 MiB), not all 64
 
 
-@pytest.mark.parametrize("answer", [drip, flood])
+@pytest.mark.parametrize("answer", ["drip", "flood", "stall", "cut"])
 def test_azure_an_answer_that_never_ends_or_never_stops_is_an_outage_within_the_timeout(
-        tmp_path: Path, answer: Callable[[BaseHTTPRequestHandler], None]) -> None:
+        tmp_path: Path, answer: str) -> None:
+    """Also a stalled or cut-off body (the bounded read's errors are requests' own, which azure-core knows)."""
     import time
 
     from azure.keyvault.keys import KeyClient
@@ -389,15 +390,93 @@ def test_azure_an_answer_that_never_ends_or_never_stops_is_an_outage_within_the_
                                               None)
         keys.wrap(b"k" * 32, AAD)  # the key is looked up
         FLOODED.clear()
-        server.vault.raw_answer = answer
+        server.vault.raw_answer = {"drip": drip, "flood": flood, "stall": stall, "cut": cut}[answer]
         started = time.monotonic()
         with pytest.raises(KeyProviderUnavailable):
             keys.wrap(b"k" * 32, AAD)
         assert time.monotonic() - started < 5
-        if answer is flood:
+        if answer == "flood":
             deadline = time.monotonic() + 10
             while not FLOODED and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert FLOODED and FLOODED[-1] < 32 * 2**20
     finally:
         server.close()
+
+
+def begin_body(handler: BaseHTTPRequestHandler) -> None:
+    """A 200 promising 400 bytes, and the first 7 of them."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", "400")
+    handler.end_headers()
+    handler.wfile.write(b'{"data"')
+    handler.wfile.flush()
+
+
+def stall(handler: BaseHTTPRequestHandler, body: bytes = b"") -> None:
+    """Headers, a few bytes of the body, then nothing (longer than the 1 s timeout)."""
+    import time
+
+    begin_body(handler)
+    time.sleep(3)
+
+
+def cut(handler: BaseHTTPRequestHandler, body: bytes = b"") -> None:
+    """A body cut off: 400 bytes promised, 7 sent, the connection closed."""
+    import socket
+
+    begin_body(handler)
+    handler.close_connection = True
+    handler.connection.shutdown(socket.SHUT_RDWR)
+
+
+def bad_gzip(handler: BaseHTTPRequestHandler, body: bytes = b"") -> None:
+    """A body that says it is gzip and is not."""
+    send_gzip = b"this is not gzip at all"
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Encoding", "gzip")
+    handler.send_header("Content-Length", str(len(send_gzip)))
+    handler.end_headers()
+    handler.wfile.write(send_gzip)
+
+
+@pytest.mark.parametrize("answer", [stall, cut, bad_gzip])
+def test_vault_a_stalled_cut_or_undecodable_body_is_still_an_outage(servers: list[Hostile],
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   answer: Reply) -> None:
+    """The bounded read turns urllib3's errors into requests' own, which the Vault error table knows."""
+    from sprongus.entrypoints.kms import KmsOptions, kms_provider
+
+    servers.append(server := Hostile(vault_reply(answer)))
+    monkeypatch.setenv("VAULT_TOKEN", TOKEN)
+    keys = kms_provider(f"vault://127.0.0.1/transit/keys/k?endpoint={server.url}", KmsOptions(timeout=1.0))
+    with pytest.raises(KeyProviderUnavailable) as info:
+        keys.wrap(b"k" * 32, AAD)
+    assert exit_code_for(info.value) == 8
+
+
+def test_a_slow_server_whose_body_comes_at_once_is_not_an_outage(servers: list[Hostile],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """0.8 s to the headers and 0.4 s more to the body, with a 1 s timeout: each wait is within it, and the body
+    took 0.4 s, so the answer is read (the bound is on the body, from its headers)."""
+    import time
+
+    from sprongus.entrypoints.kms import KmsOptions, kms_provider
+
+    def slow(handler: BaseHTTPRequestHandler, body: bytes) -> None:
+        items = json.loads(body)["batch_input"]
+        data = json.dumps({"data": {"batch_results": [{"ciphertext": "vault:v1:AAAA"} for _ in items]}}).encode()
+        time.sleep(0.8)
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.flush()
+        time.sleep(0.4)
+        handler.wfile.write(data)
+    servers.append(server := Hostile(vault_reply(slow)))
+    monkeypatch.setenv("VAULT_TOKEN", TOKEN)
+    keys = kms_provider(f"vault://127.0.0.1/transit/keys/k?endpoint={server.url}", KmsOptions(timeout=1.0))
+    assert keys.wrap(b"k" * 32, AAD).master_key_id == "vault:transit/k:v1"

@@ -1,4 +1,4 @@
-"""A requests transport adapter that bounds what one KMS answer may cost: its size, and the time to its last byte.
+"""A requests transport adapter that bounds what one KMS answer may cost: its size, and the time its body takes.
 
 requests' timeout bounds each wait on the socket, not the answer: a server (or a proxy in front of it) that sent a
 byte every few seconds held a KMS call, and the API request or command waiting on it, for as long as it liked, and
@@ -22,8 +22,10 @@ _CHUNK = 64 * 1024
 
 
 class BoundedAdapter(requests.adapters.HTTPAdapter):
-    """An answer read whole within `deadline` seconds of the request (ReadTimeout otherwise) and at most
-    `max_answer` bytes long (ContentDecodingError otherwise): both a KMS outage to the adapters' error tables."""
+    """An answer's body read whole within `deadline` seconds of its headers (ReadTimeout otherwise; each wait on the
+    socket is bounded by the request's timeout, so a stall after the last byte in time is caught by that) and at
+    most `max_answer` bytes long (ContentDecodingError otherwise): both a KMS outage to the adapters' error
+    tables."""
 
     def __init__(self, deadline: float, max_answer: int = MAX_ANSWER, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -32,10 +34,25 @@ class BoundedAdapter(requests.adapters.HTTPAdapter):
 
     def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
              verify: Any = True, cert: Any = None, proxies: Any = None) -> requests.Response:
-        started = time.monotonic()
         response = super().send(request, stream=True, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
         if stream:  # the caller reads it (neither KMS client asks for that)
             return response
+        started = time.monotonic()  # from the headers: the server's own time is bounded by the wait for them
+        try:
+            body = self._read(response, started)
+        except BaseException:
+            response.close()  # the rest of the answer is not read: the connection is not reused
+            raise
+        response._content = body  # what requests itself does when it reads the body (Response.content)
+        response._content_consumed = True
+        response.raw.release_conn()
+        return response
+
+    def _read(self, response: requests.Response, started: float) -> bytes:
+        """The body, with urllib3's errors as requests' own (as Response.iter_content turns them), which the KMS
+        clients' error tables know: a cut-off or stalled answer stays an outage, not an unexpected error."""
+        from urllib3 import exceptions as u3
+
         body = bytearray()
         try:
             # read1: what has arrived, at most _CHUNK (read() would wait for all of it, one socket wait at a time)
@@ -47,10 +64,12 @@ class BoundedAdapter(requests.adapters.HTTPAdapter):
                 if time.monotonic() - started > self._deadline:
                     raise requests.exceptions.ReadTimeout(
                         f"the answer took longer than {self._deadline:g} s", response=response)
-        except BaseException:
-            response.close()  # the rest of the answer is not read: the connection is not reused
-            raise
-        response._content = bytes(body)  # what requests itself does when it reads the body (Response.content)
-        response._content_consumed = True
-        response.raw.release_conn()
-        return response
+        except u3.ProtocolError as exc:  # cut off mid-answer (IncompleteRead), connection reset
+            raise requests.exceptions.ChunkedEncodingError(exc) from None
+        except u3.DecodeError as exc:  # a body that is not the gzip or deflate it says
+            raise requests.exceptions.ContentDecodingError(exc) from None
+        except u3.ReadTimeoutError as exc:  # one wait on the socket longer than the timeout
+            raise requests.exceptions.ConnectionError(exc) from None
+        except u3.SSLError as exc:
+            raise requests.exceptions.SSLError(exc) from None
+        return bytes(body)
