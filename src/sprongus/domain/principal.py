@@ -40,6 +40,10 @@ class Principal:
     client_address: str | None = None
     kind: TokenKind = TokenKind.OPERATOR
     key_prefix: str = ""  # only keys starting with it exist for this caller (others answer 404)
+    # Whether user:<subject> is this caller's own scope. Not for a workload's exchanged token: its subject is what
+    # an IdP put in a JWT, and one equal to a person's id (a trust with no subject prefix, `sub=alice`) handed that
+    # person's secrets to a CI job. A token an operator minted, or a person's exchanged one, owns it.
+    personal_scope: bool = True
 
     @classmethod
     def local_owner(cls, os_user: str) -> Principal:
@@ -53,9 +57,7 @@ class Principal:
         if self.owner:
             return True
         if scope.owner_type is OwnerType.USER:
-            # A person's own scope. Never a workload's: an exchanged subject equal to a person's id (a trust with
-            # no subject prefix, a JWT with `sub=alice`) handed that person's secrets to a CI job or a service.
-            return self.kind is not TokenKind.WORKLOAD and scope.owner_id == self.subject
+            return self.personal_scope and scope.owner_id == self.subject
         if scope.owner_type is OwnerType.PROJECT:
             return scope.owner_id in self.projects
         return Permission.ADMIN in self.permissions

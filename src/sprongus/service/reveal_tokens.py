@@ -11,7 +11,7 @@ from sprongus.domain.api_token import token_hash
 from sprongus.domain.envelope import length_prefixed
 from sprongus.domain.errors import Gone, IntegrityError, KeyProviderError, NotFound, ValidationError
 from sprongus.domain.names import validate_key_name
-from sprongus.domain.principal import Permission, Principal, authorize
+from sprongus.domain.principal import ANONYMOUS, Permission, Principal, authorize
 from sprongus.domain.records import AuditAction, SecretView, view_of
 from sprongus.domain.reports import RevealTokenMinted
 from sprongus.domain.scope import OwnerType, Scope
@@ -57,7 +57,7 @@ class RevealTokenOps:
 
     def redeem(self, token: object, client_address: str | None, request_id: str | None = None) -> SecretView:
         """The plaintext exactly once. Used, expired and unknown tokens are indistinguishable (Gone)."""
-        caller = Principal(subject="anonymous", request_id=request_id, client_address=client_address)
+        caller = Principal(subject=ANONYMOUS, request_id=request_id, client_address=client_address)
         with self._d.auditor.failures(caller, AuditAction.REDEEM, None):
             self._d.throttle.address("redeem", client_address)
             if not isinstance(token, str) or not token.startswith(REVEAL_TOKEN_PREFIX):

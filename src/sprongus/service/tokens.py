@@ -19,8 +19,8 @@ from sprongus.ports.tokens import ApiTokenStore
 
 SUBJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
 # An exchanged token's subject is the trust's prefix and an IdP's claim ("gha:repo:acme/shop:ref:refs/heads/main"):
-# any printable text without whitespace. A workload token has no user:<id> scope whatever its subject
-# (Principal.can_see); a person's (`--kind user`) owns user:<subject>.
+# any printable text without whitespace. An exchanged workload token has no user:<id> scope whatever its subject
+# (Principal.personal_scope); a person's (`--kind user`) owns user:<subject>.
 EXCHANGED_SUBJECT_MAX = 200
 EXCHANGED_SUBJECT_RULE = (f"must be 1-{EXCHANGED_SUBJECT_MAX} printable characters without whitespace, and not "
                           f"'{ANONYMOUS}' (reserved)")
@@ -46,6 +46,8 @@ class TokenService:
                                                                                                 ApiToken]:
         """A new token: the only time it exists in plaintext; the store keeps its hash."""
         kind = TokenKind(kind)
+        if subject == ANONYMOUS:  # the audit trail's name for callers without a token: one with it would pass for one
+            raise ValidationError("subject", f"'{ANONYMOUS}' is reserved for callers without a token")
         if kind is TokenKind.OPERATOR and not SUBJECT.fullmatch(subject or ""):
             raise ValidationError("subject", OWNER_ID_RULE)
         if kind is not TokenKind.OPERATOR and not valid_exchanged_subject(subject):
@@ -75,7 +77,8 @@ class TokenService:
             raise Unauthenticated("the bearer token is unknown, revoked or expired")
         principal = Principal(subject=record.subject, permissions=record.permissions, projects=record.projects,
                               request_id=request_id, client_address=client_address, kind=record.kind,
-                              key_prefix=record.key_prefix)
+                              key_prefix=record.key_prefix,
+                              personal_scope=not (record.kind is TokenKind.WORKLOAD and record.trust is not None))
         return principal, record
 
     def revoke_issued(self, record: ApiToken) -> None:

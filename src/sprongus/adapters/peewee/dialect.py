@@ -193,7 +193,9 @@ _CALLER_NOW = ("SELECT current_setting('sprongus.subject', true), current_settin
 
 def _caller_values(caller: Principal) -> tuple[str, str, str, str]:
     admin = "on" if caller.owner or Permission.ADMIN in caller.permissions else "off"
-    return caller.subject, ",".join(sorted(caller.projects)), admin, caller.key_prefix
+    # Row-level security's own check of user:<subject> rows: no subject for a caller without a personal scope.
+    subject = caller.subject if caller.personal_scope else ""
+    return subject, ",".join(sorted(caller.projects)), admin, caller.key_prefix
 
 
 def set_caller(db: peewee.Database, caller: Principal) -> None:
