@@ -52,10 +52,11 @@ def token_hash(token: str) -> str:
 def parse_ttl(text: str) -> int:
     """`90`, `30s`, `15m`, `1h`, `7d` -> seconds."""
     match = _TTL.fullmatch(text.strip())
-    if not match or not match.group(1).strip("0"):
+    digits = match.group(1).lstrip("0") if match else ""
+    if not match or not digits:
         raise ValidationError("ttl", "must be seconds or a number with a unit s, m, h or d (e.g. 90, 15m, 1h, 7d)")
     # int() of more than 4,300 digits raised a bare ValueError ("unexpected", exit 1): such a number is too long
-    seconds = int(match.group(1)) * _UNITS[match.group(2)] if len(match.group(1)) <= 12 else MAX_TTL + 1
+    seconds = int(digits) * _UNITS[match.group(2)] if len(digits) <= 12 else MAX_TTL + 1
     if seconds > MAX_TTL:
         raise ValidationError("ttl", "must be at most 366 days")
     return seconds
