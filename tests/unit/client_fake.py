@@ -44,6 +44,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     raw: bytes | None = None  # sent as it is instead of `body` as JSON
+    drip: float = 0.0  # seconds between the body's bytes, sent one at a time
 
 
 DROP = Reply(status=0)  # no answer at all: the connection is closed
@@ -125,7 +126,16 @@ class FakeApi:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                if not reply.drip:
+                    self.wfile.write(payload)
+                    return
+                try:
+                    for byte in payload:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(reply.drip)
+                except OSError:  # the client hung up
+                    pass
 
             do_GET = do_POST = do_PUT = do_DELETE = _serve
 

@@ -46,6 +46,19 @@ def test_an_error_body_beyond_the_limit_is_read_by_its_status(fake: FakeApi, mon
     assert "y" * 100 not in str(caught.value)  # the document was not read: the status's own error
 
 
+@pytest.mark.parametrize("status", [200, 422])
+def test_a_body_dripped_a_byte_at_a_time_is_an_unavailable_api_within_the_timeout(fake: FakeApi, status: int) -> None:
+    """Each byte came within the socket's timeout, so the client waited for as long as the server liked (here the
+    body would take 40 s); the timeout now bounds the body as a whole too."""
+    import time
+
+    fake.always("POST", REVEAL, Reply(status, raw=b'{"value": "' + b"x" * 200 + b'"}', drip=0.2))
+    started = time.monotonic()
+    with pytest.raises(RemoteUnavailable if status == 200 else SprongusError):
+        Client(fake.url, TOKEN, timeout=1, retries=0).reveal("project:shop", "notion.api_token")
+    assert time.monotonic() - started < 5
+
+
 @pytest.mark.parametrize("status", [200, 503])
 def test_nesting_that_exhausts_the_parser_is_an_unavailable_api(fake: FakeApi, status: int) -> None:
     fake.always("POST", REVEAL, Reply(status, raw=DEEP, headers={"Content-Type": "application/problem+json"}))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 import http.client
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -90,13 +91,22 @@ def refusing_opener(message: RedirectMessage) -> urllib.request.OpenerDirector:
 # The most of an answer's body that is read: a 2xx answer (a batch reveal of 1,000 values of 64 KiB, as JSON, fits
 # unless most of their characters need escaping), and an error's problem document.
 MAX_ANSWER = 128 * 2**20
-MAX_PROBLEM = 64 * 2**10
+MAX_PROBLEM = _CHUNK = 64 * 2**10
 
 
-def read_at_most(response: Any, limit: int) -> bytes | None:
-    """The body, or None when it is longer than `limit` (a broken or hostile server must not fill the memory)."""
-    raw: bytes = response.read(limit + 1)
-    return None if len(raw) > limit else raw
+def read_at_most(response: Any, limit: int, within: float) -> bytes | None:
+    """The body, or None past `limit` bytes (a hostile server must not fill the memory); TimeoutError (an OSError:
+    unreachable) past `within` seconds. The socket's timeout bounds each wait only: a byte every few seconds held
+    the client for ever. read1: what has arrived (read() waits for all of it, one socket wait at a time)."""
+    deadline = time.monotonic() + within
+    body = bytearray()
+    while chunk := response.read1(min(_CHUNK, limit + 1 - len(body))):
+        body += chunk
+        if len(body) > limit:
+            return None
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the answer took longer than {within:g} s")
+    return bytes(body)
 
 
 def advancing(cursor: str | None, next_cursor: object, seen: set[str] | None = None) -> str | None:
@@ -155,10 +165,10 @@ class ApiClient:
         unsendable = False
         try:
             with _OPENER.open(request, timeout=TIMEOUT) as response:
-                raw, status = read_at_most(response, MAX_ANSWER), response.status
+                raw, status = read_at_most(response, MAX_ANSWER, TIMEOUT), response.status
         except urllib.error.HTTPError as exc:
             try:
-                problem = json.loads(read_at_most(exc, MAX_PROBLEM) or b"{}")  # too long: read by its status
+                problem = json.loads(read_at_most(exc, MAX_PROBLEM, TIMEOUT) or b"{}")  # too long: by its status
             except (ValueError, RecursionError, OSError, http.client.HTTPException):
                 problem = {}
             problem = problem if isinstance(problem, dict) else {}

@@ -64,7 +64,8 @@ class Client:
     - `token`: an API token (`spr_...`); or `token_file`: a file holding a JWT the API trusts (a Kubernetes
       projected service-account token, a CI job's ID token), exchanged at POST /v1/auth/token and renewed with the
       file's next JWT before it expires.
-    - `timeout`: seconds to connect, and for each wait on the answer (not a deadline for the whole request).
+    - `timeout`: seconds to connect, for each wait on the answer, and for its body as a whole (a server dripping it
+      is RemoteUnavailable); not a deadline for the whole request, retries included.
       `retries`: how often a call is tried again after a 429 or a 503 (after the server's Retry-After, plus
       jitter, when it names one, else a doubling back-off), and, for reads, reveals and writes (sent with an
       Idempotency-Key), after no answer at all. A server asking to wait longer than

@@ -100,7 +100,7 @@ class Http:
         unsendable = False
         try:
             with _OPENER.open(request, timeout=self.timeout) as response:
-                raw, status = read_at_most(response, MAX_ANSWER), response.status
+                raw, status = read_at_most(response, MAX_ANSWER, self.timeout), response.status
         except urllib.error.HTTPError as exc:
             raise self._failure(exc) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
@@ -125,7 +125,7 @@ class Http:
         if delay is not None:  # as digits the shared table can int() (not `²`, not 5,000 of them)
             headers["retry-after"] = str(int(min(delay, MAX_RETRY_AFTER)))
         try:
-            doc = json.loads(read_at_most(exc, MAX_PROBLEM) or b"{}")  # too long: None, read by its status
+            doc = json.loads(read_at_most(exc, MAX_PROBLEM, self.timeout) or b"{}")  # too long: None, by its status
         except (ValueError, RecursionError, OSError, http.client.HTTPException):
             doc = {}
         doc = doc if isinstance(doc, dict) else {}
