@@ -9,7 +9,6 @@ from __future__ import annotations
 import builtins
 import http.client
 import json
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -17,6 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from sprongus.adapters.bounded_read import read_at_most
 from sprongus.adapters.problem_types import TYPE_PREFIX, error_from_problem
 from sprongus.domain.errors import ConfigError, RemoteUnavailable, ValidationError
 from sprongus.domain.history import History, VersionInfo
@@ -91,22 +91,7 @@ def refusing_opener(message: RedirectMessage) -> urllib.request.OpenerDirector:
 # The most of an answer's body that is read: a 2xx answer (a batch reveal of 1,000 values of 64 KiB, as JSON, fits
 # unless most of their characters need escaping), and an error's problem document.
 MAX_ANSWER = 128 * 2**20
-MAX_PROBLEM = _CHUNK = 64 * 2**10
-
-
-def read_at_most(response: Any, limit: int, within: float) -> bytes | None:
-    """The body, or None past `limit` bytes (a hostile server must not fill the memory); TimeoutError (an OSError:
-    unreachable) past `within` seconds. The socket's timeout bounds each wait only: a byte every few seconds held
-    the client for ever. read1: what has arrived (read() waits for all of it, one socket wait at a time)."""
-    deadline = time.monotonic() + within
-    body = bytearray()
-    while chunk := response.read1(min(_CHUNK, limit + 1 - len(body))):
-        body += chunk
-        if len(body) > limit:
-            return None
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the answer took longer than {within:g} s")
-    return bytes(body)
+MAX_PROBLEM = 64 * 2**10
 
 
 def advancing(cursor: str | None, next_cursor: object, seen: set[str] | None = None) -> str | None:
@@ -165,10 +150,10 @@ class ApiClient:
         unsendable = False
         try:
             with _OPENER.open(request, timeout=TIMEOUT) as response:
-                raw, status = read_at_most(response, MAX_ANSWER, TIMEOUT), response.status
+                raw, status = read_at_most(response.read1, MAX_ANSWER, TIMEOUT), response.status
         except urllib.error.HTTPError as exc:
             try:
-                problem = json.loads(read_at_most(exc, MAX_PROBLEM, TIMEOUT) or b"{}")  # too long: by its status
+                problem = json.loads(read_at_most(exc.read1, MAX_PROBLEM, TIMEOUT) or b"{}")  # too long: by status
             except (ValueError, RecursionError, OSError, http.client.HTTPException):
                 problem = {}
             problem = problem if isinstance(problem, dict) else {}

@@ -13,14 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sprongus.adapters.http_client import (
-    MAX_ANSWER,
-    MAX_PROBLEM,
-    api_base,
-    read_at_most,
-    refusing_opener,
-    without_query,
-)
+from sprongus.adapters.bounded_read import read_at_most
+from sprongus.adapters.http_client import MAX_ANSWER, MAX_PROBLEM, api_base, refusing_opener, without_query
 from sprongus.adapters.problem_types import TYPE_PREFIX, error_from_problem
 from sprongus.domain.credentials import without_userinfo
 from sprongus.domain.errors import ConfigError, RemoteUnavailable, SprongusError, Unauthenticated
@@ -100,7 +94,7 @@ class Http:
         unsendable = False
         try:
             with _OPENER.open(request, timeout=self.timeout) as response:
-                raw, status = read_at_most(response, MAX_ANSWER, self.timeout), response.status
+                raw, status = read_at_most(response.read1, MAX_ANSWER, self.timeout), response.status
         except urllib.error.HTTPError as exc:
             raise self._failure(exc) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
@@ -125,7 +119,7 @@ class Http:
         if delay is not None:  # as digits the shared table can int() (not `²`, not 5,000 of them)
             headers["retry-after"] = str(int(min(delay, MAX_RETRY_AFTER)))
         try:
-            doc = json.loads(read_at_most(exc, MAX_PROBLEM, self.timeout) or b"{}")  # too long: None, by its status
+            doc = json.loads(read_at_most(exc.read1, MAX_PROBLEM, self.timeout) or b"{}")  # too long: by its status
         except (ValueError, RecursionError, OSError, http.client.HTTPException):
             doc = {}
         doc = doc if isinstance(doc, dict) else {}

@@ -11,14 +11,14 @@ after them), which each socket wait's timeout still bounds line by line.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import requests
 import requests.adapters
 
+from sprongus.adapters.bounded_read import read_at_most
+
 MAX_ANSWER = 4 * 2**20  # bytes: a KMS answer is a few KiB; a batch of 50 wrapped keys about 10 KiB
-_CHUNK = 64 * 1024
 
 
 class BoundedAdapter(requests.adapters.HTTPAdapter):
@@ -37,9 +37,8 @@ class BoundedAdapter(requests.adapters.HTTPAdapter):
         response = super().send(request, stream=True, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
         if stream:  # the caller reads it (neither KMS client asks for that)
             return response
-        started = time.monotonic()  # from the headers: the server's own time is bounded by the wait for them
-        try:
-            body = self._read(response, started)
+        try:  # the bound runs from the headers: the server's own time is bounded by the wait for them
+            body = self._read(response)
         except BaseException:
             response.close()  # the rest of the answer is not read: the connection is not reused
             raise
@@ -48,22 +47,17 @@ class BoundedAdapter(requests.adapters.HTTPAdapter):
         response.raw.release_conn()
         return response
 
-    def _read(self, response: requests.Response, started: float) -> bytes:
+    def _read(self, response: requests.Response) -> bytes:
         """The body, with urllib3's errors as requests' own (as Response.iter_content turns them), which the KMS
         clients' error tables know: a cut-off or stalled answer stays an outage, not an unexpected error."""
         from urllib3 import exceptions as u3
 
-        body = bytearray()
         try:
-            # read1: what has arrived, at most _CHUNK (read() would wait for all of it, one socket wait at a time)
-            while chunk := response.raw.read1(_CHUNK, decode_content=True):
-                body += chunk
-                if len(body) > self._max_answer:
-                    raise requests.exceptions.ContentDecodingError(
-                        f"the answer is longer than {self._max_answer // 2**20} MiB", response=response)
-                if time.monotonic() - started > self._deadline:
-                    raise requests.exceptions.ReadTimeout(
-                        f"the answer took longer than {self._deadline:g} s", response=response)
+            body = read_at_most(lambda n: response.raw.read1(n, decode_content=True), self._max_answer,
+                                self._deadline)
+        except TimeoutError:
+            raise requests.exceptions.ReadTimeout(f"the answer took longer than {self._deadline:g} s",
+                                                  response=response) from None
         except u3.ProtocolError as exc:  # cut off mid-answer (IncompleteRead), connection reset
             raise requests.exceptions.ChunkedEncodingError(exc) from None
         except u3.DecodeError as exc:  # a body that is not the gzip or deflate it says
@@ -72,4 +66,7 @@ class BoundedAdapter(requests.adapters.HTTPAdapter):
             raise requests.exceptions.ConnectionError(exc) from None
         except u3.SSLError as exc:
             raise requests.exceptions.SSLError(exc) from None
-        return bytes(body)
+        if body is None:
+            raise requests.exceptions.ContentDecodingError(
+                f"the answer is longer than {self._max_answer // 2**20} MiB", response=response)
+        return body
