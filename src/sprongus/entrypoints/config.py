@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 PROFILES = ("test", "dev", "prod")
 APP_NAME = "sprongus"
 DEFAULT_RATE_LIMITS = {"reveal": "10/minute", "write": "120/minute", "redeem": "30/minute",
-                       "reveal_batch": "60/minute", "reveal_workload": "600/minute", "exchange": "60/minute"}
+                       "reveal_batch": "60/minute", "reveal_workload": "600/minute", "exchange": "60/minute",
+                       "unauthenticated": "60/minute"}
 
 
 @dataclass(frozen=True)

@@ -218,8 +218,9 @@ class Container(containers.DeclarativeContainer):
         shared=providers.Singleton(LimitsRateLimiter, config.rate_limit.policies, config.rate_limit.storage),
         off=providers.Singleton(UnlimitedRateLimiter),
     )
+    throttle = providers.Singleton(Throttle, rate_limiter, config.rate_limit.ipv6_prefix)
     token_service: providers.Singleton[TokenService] = providers.Singleton(
-        _service("tokens:TokenService"), api_token_store, clock, random)
+        _service("tokens:TokenService"), api_token_store, clock, random, throttle)
     recent_auth: providers.Singleton[AuthTimeVerifier] = providers.Singleton(
         _service("tokens:AuthTimeVerifier"), config.api.reveal_max_age, clock)
     trust_ops: providers.Singleton[TrustOps] = providers.Singleton(
@@ -231,7 +232,7 @@ class Container(containers.DeclarativeContainer):
     service_deps = providers.Singleton(
         ServiceDeps, uow=unit_of_work, sealer=providers.Singleton(Sealer, envelope, clock, random, vault_keys),
         auditor=providers.Singleton(Auditor, audit_sink, clock),
-        throttle=providers.Singleton(Throttle, rate_limiter, config.rate_limit.ipv6_prefix),
+        throttle=throttle,
         pool=providers.Singleton(BoundedPool, config.kms.concurrency), clock=clock, random=random,
         batch_size=config.batch_size, audit_trail=audit_trail, max_versions=config.history.max_versions,
         delete_retention=providers.Factory(_seconds, config.history.delete_retention),

@@ -6,6 +6,7 @@ import base64
 import hmac
 import re
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, NoReturn
 
 from sprongus.domain.api_token import TOKEN_PREFIX, ApiToken, token_hash
 from sprongus.domain.errors import NotFound, StepUpRequired, Unauthenticated, ValidationError
@@ -16,6 +17,9 @@ from sprongus.domain.values import SecretValue
 from sprongus.ports.clock import Clock
 from sprongus.ports.random import RandomSource
 from sprongus.ports.tokens import ApiTokenStore
+
+if TYPE_CHECKING:
+    from sprongus.service.throttle import Throttle
 
 SUBJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
 # An exchanged token's subject is the trust's prefix and an IdP's claim ("gha:repo:acme/shop:ref:refs/heads/main"):
@@ -29,10 +33,12 @@ EXCHANGED_SUBJECT_RULE = (f"must be 1-{EXCHANGED_SUBJECT_MAX} printable characte
 class TokenService:
     """Issues, authenticates, lists and revokes API tokens. Issuing is an operator action (local CLI)."""
 
-    def __init__(self, store: ApiTokenStore, clock: Clock, random: RandomSource) -> None:
+    def __init__(self, store: ApiTokenStore, clock: Clock, random: RandomSource,
+                 throttle: Throttle | None = None) -> None:
         self._store = store
         self._clock = clock
         self._random = random
+        self._throttle = throttle
 
     def create(self, subject: str, scopes: list[str], projects: list[str], ttl_seconds: int,
                kind: TokenKind = TokenKind.OPERATOR, key_prefix: str = "") -> tuple[SecretValue, ApiToken]:
@@ -68,18 +74,27 @@ class TokenService:
     def authenticate(self, bearer: str | None, request_id: str | None = None,
                      client_address: str | None = None) -> tuple[Principal, ApiToken]:
         if not bearer or not bearer.startswith(TOKEN_PREFIX):
-            raise Unauthenticated("a valid bearer token is required")
+            self.refuse(client_address, "a valid bearer token is required")
         record = self._store.find(token_hash(bearer))
         now = self._clock.now()
         if record is None or record.revoked_at is not None or record.expires_at <= now:
-            raise Unauthenticated("the bearer token is unknown, revoked or expired")
+            self.refuse(client_address, "the bearer token is unknown, revoked or expired")
         if not hmac.compare_digest(record.token_hash, token_hash(bearer)):
-            raise Unauthenticated("the bearer token is unknown, revoked or expired")
+            self.refuse(client_address, "the bearer token is unknown, revoked or expired")
         principal = Principal(subject=record.subject, permissions=record.permissions, projects=record.projects,
                               request_id=request_id, client_address=client_address, kind=record.kind,
                               key_prefix=record.key_prefix,
                               personal_scope=not (record.kind is TokenKind.WORKLOAD and record.trust is not None))
         return principal, record
+
+    def refuse(self, client_address: str | None, why: str) -> NoReturn:
+        """Raise Unauthenticated(why), once the refusal is counted against `unauthenticated` per client address.
+        The API audits each refusal within that limit. Anyone can send one, so without a bound every request an
+        attacker sent grew the trail by a row. Past the limit the answer is 429 and no row: the trail keeps the
+        first refusals of each window, which are the evidence."""
+        if self._throttle is not None:
+            self._throttle.address("unauthenticated", client_address)
+        raise Unauthenticated(why)
 
     def revoke_issued(self, record: ApiToken) -> None:
         """Revoke a token just issued whose issuing failed after the store kept it (its audit row did not)."""

@@ -34,7 +34,7 @@ TENANT_SCOPES = (READ, WRITE, REVEAL)
 KEY = "/v1/secrets/project/p1/db.password"
 # Generous limits: only the rate-limit tests set tight ones.
 ROOMY_LIMITS = {"SPRONGUS_RATE_LIMIT_REVEAL": "1000/minute", "SPRONGUS_RATE_LIMIT_WRITE": "10000/minute",
-                "SPRONGUS_RATE_LIMIT_REDEEM": "1000/minute"}
+                "SPRONGUS_RATE_LIMIT_REDEEM": "1000/minute", "SPRONGUS_RATE_LIMIT_UNAUTHENTICATED": "1000/minute"}
 SQLITE_KEYS = {"SPRONGUS_MASTER_KEYS": "mk1:" + base64.b64encode(bytes(range(32))).decode(),
                "SPRONGUS_HMAC_KEYS": "hk1:" + base64.b64encode(bytes(range(32, 64))).decode()}
 

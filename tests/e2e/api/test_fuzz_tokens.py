@@ -51,7 +51,7 @@ class Fuzzed:
 
 @pytest.fixture(scope="module")
 def fuzzed() -> Iterator[Fuzzed]:
-    limits = {f"SPRONGUS_RATE_LIMIT_{p}": "1000000/minute" for p in ("REVEAL", "WRITE", "REDEEM")}
+    limits = {f"SPRONGUS_RATE_LIMIT_{p}": "1000000/minute" for p in ("REVEAL", "WRITE", "REDEEM", "UNAUTHENTICATED")}
     clock = ManualClock()
     api = ApiClient(container_with_clock(Settings.from_mapping({"SPRONGUS_ENV": "test", **limits}), clock),
                     clock, None)

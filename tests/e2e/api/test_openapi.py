@@ -57,7 +57,7 @@ NO_INPUT = {("GET", "/v1/health/live"), ("GET", "/v1/health/ready"), ("GET", "/v
 def fuzzed() -> Iterator[tuple[ApiClient, str]]:
     """One app for the whole fuzz run, CANARY stored in every scope the token can see."""
     limits = {f"SPRONGUS_RATE_LIMIT_{p}": "1000000/minute"
-              for p in ("REVEAL", "WRITE", "REDEEM", "REVEAL_BATCH", "EXCHANGE")}
+              for p in ("REVEAL", "WRITE", "REDEEM", "REVEAL_BATCH", "EXCHANGE", "UNAUTHENTICATED")}
     clock = ManualClock()
     api = ApiClient(container_with_clock(Settings.from_mapping({"SPRONGUS_ENV": "test", **limits}), clock),
                     clock, None)

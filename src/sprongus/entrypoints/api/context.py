@@ -9,7 +9,6 @@ from typing import cast
 from flask import g, request
 
 from sprongus.domain.api_token import ApiToken
-from sprongus.domain.errors import Unauthenticated
 from sprongus.domain.principal import ANONYMOUS, Principal
 from sprongus.domain.records import AuditAction, Outcome
 from sprongus.service.auditing import Auditor
@@ -37,7 +36,7 @@ def authenticate(tokens: TokenService) -> None:
     header = request.headers.get("Authorization", "")
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() != "bearer" or not credentials.strip():
-        raise Unauthenticated("a bearer token is required (Authorization: Bearer spr_...)")
+        tokens.refuse(client_address(), "a bearer token is required (Authorization: Bearer spr_...)")
     g.principal, g.token = tokens.authenticate(credentials.strip(), request_id(), client_address())
 
 
