@@ -37,3 +37,25 @@ def test_settings_print_without_the_passwords_their_database_and_redis_urls_may_
                                       "SPRONGUS_RATE_LIMIT_STORAGE": f"redis://:{CANARY}@cache.internal:6379/0"})
     assert CANARY in (settings.database_url or "") and CANARY in settings.rate_limit_storage
     assert CANARY not in repr(settings) and CANARY not in str(settings)
+
+
+def test_sealed_versions_and_wrapped_keys_print_where_they_are_sealed_not_what_they_hold() -> None:
+    from datetime import UTC, datetime
+
+    from sprongus.domain.envelope import Sealed
+    from sprongus.domain.scope import Scope
+    from sprongus.ports.crypto import WrappedKey
+    from sprongus.ports.vault_keys import StoredDataKey, VaultKeyRecord
+
+    marks = [bytes([n]) * 4 + b"sealed-canary-" + bytes([n]) for n in range(4)]
+    sealed = Sealed(marks[0], marks[1], b"nonce-shown", "aes256gcm", "file:k1", "hmac-canary-1f3a")
+    objects = [sealed, WrappedKey("file:k1", marks[2]),
+               VaultKeyRecord("hmac", "hk1", marks[3], "file:k1", datetime.now(UTC)),
+               StoredDataKey(Scope.parse("project:p1"), "k", 1, marks[1], "file:k1")]
+    for thing in objects:
+        shown = repr(thing)
+        assert "file:k1" in shown  # which key sealed it still shows
+        assert "sealed-canary" not in shown and "hmac-canary" not in shown, shown
+        for mark in marks:
+            assert mark.hex() not in shown and base64.b64encode(mark).decode() not in shown
+    assert sealed == Sealed(marks[0], marks[1], b"nonce-shown", "aes256gcm", "file:k1", "hmac-canary-1f3a")

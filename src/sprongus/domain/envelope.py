@@ -10,7 +10,7 @@ import base64
 import hashlib
 import hmac as hmac_lib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from sprongus.domain.errors import IntegrityError, KeyProviderError
 from sprongus.domain.scope import Scope
@@ -47,14 +47,15 @@ def aad_for(scope: Scope, key: str, version: int) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Sealed:
-    """The stored crypto fields of one secret version."""
+    """The stored crypto fields of one secret version. Its repr (a traceback's locals, a debug line) shows where the
+    version is sealed, not what: the ciphertext, the wrapped key and the value's HMAC are left out."""
 
-    ciphertext: bytes
-    dek_wrapped: bytes
+    ciphertext: bytes = field(repr=False)
+    dek_wrapped: bytes = field(repr=False)
     nonce: bytes
     alg: str
     master_key_id: str
-    hmac: str | None
+    hmac: str | None = field(repr=False)
 
 
 def checksum(sealed: Sealed, aad: bytes) -> str:

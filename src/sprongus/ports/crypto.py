@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar, cast
 
 T = TypeVar("T")
@@ -29,10 +29,10 @@ class DataCipher(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class WrappedKey:
-    """A data key wrapped by a master key, and which master key (and version) wrapped it."""
+    """A data key wrapped by a master key, and which master key (and version) wrapped it; a repr leaves the key out."""
 
     master_key_id: str  # provider + key version, e.g. `env:k2` or a KMS key-version name
-    blob: bytes
+    blob: bytes = field(repr=False)
 
 
 class MasterKeyProvider(Protocol):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -20,7 +20,7 @@ class VaultKeyRecord:
 
     kind: str
     key_id: str
-    blob: bytes
+    blob: bytes = field(repr=False)  # the wrapped check value or HMAC key: a repr shows which key, not the key
     master_key_id: str
     created_at: datetime
 
@@ -32,7 +32,7 @@ class StoredDataKey:
     scope: Scope
     key: str
     version: int
-    dek_wrapped: bytes
+    dek_wrapped: bytes = field(repr=False)
     master_key_id: str
 
 
