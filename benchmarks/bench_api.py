@@ -90,6 +90,18 @@ def bare_app() -> Any:
     return app
 
 
+def bare_wsgi() -> Any:
+    """Below Flask: a bare WSGI callable with the same answer (`bench_api:bare_wsgi()`), gunicorn's own cost."""
+    body = json.dumps({"ok": True, "version": 1, "masked": True}).encode()
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+
+    def ping(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", headers)
+        return [body]
+
+    return ping
+
+
 # --- servers ---------------------------------------------------------------------------------------------------
 
 

@@ -42,6 +42,9 @@ op >= 0.8x OpenBao's req/s. They are expected to MISS today: this is a measureme
 - floor: Flask alone (bench_api.bare_app: one small JSON answer) under the same gunicorn config, for the masked
   row only: what a Python server reaches on this machine before any sprongus work. The report gives each
   system's masked reads as a share of it.
+- below Flask: the same answer from a bare WSGI callable (bench_api.bare_wsgi) under the same gunicorn: gunicorn's
+  own cost, the ceiling of anything served by it. The report gives OpenBao's masked reads and the Flask floor as a
+  share of it.
 
 The config's gunicorn gives each worker its own SO_REUSEPORT socket (gunicorn_conf.py, reuse_port): before, wrk's
 16 keep-alive connections sometimes all landed on one worker, and a sprongus row came out at half its value from
@@ -259,16 +262,17 @@ def serve_sprongus(stack: ExitStack, name: str, settings: Mapping[str, str], tok
     return Target(name, server.port, ops)
 
 
-def floor_target(stack: ExitStack, work: Path) -> Target:
+def floor_target(stack: ExitStack, work: Path, name: str = "floor", app: str = "bench_api:bare_app()") -> Target:
     """The framework's floor: Flask alone (bench_api.bare_app, one small JSON answer) under the same gunicorn
-    config, for the masked-read row only: what a Python server on this machine reaches before any sprongus work."""
+    config, for the masked-read row only: what a Python server on this machine reaches before any sprongus work.
+    With `app="bench_api:bare_wsgi()"`, the same answer from a bare WSGI callable: gunicorn's own cost, below Flask."""
     try:
-        server = start_gunicorn("bench_api:bare_app()", {"WEB_CONCURRENCY": "2"}, work / "floor.log", "--pythonpath",
+        server = start_gunicorn(app, {"WEB_CONCURRENCY": "2"}, work / f"{name}.log", "--pythonpath",
                                 str(Path(__file__).parent), ready="/ping")
     except Exception as exc:
-        return Target("floor", note=f"skipped: {str(exc)[:300]}")
+        return Target(name, note=f"skipped: {str(exc)[:300]}")
     stack.callback(server.stop)
-    return Target("floor", server.port, {"masked": Op("GET", "/ping", None, {})})
+    return Target(name, server.port, {"masked": Op("GET", "/ping", None, {})})
 
 
 def sqlite_target(stack: ExitStack, work: Path, extra: Mapping[str, str] | None = None) -> Target:
@@ -440,7 +444,8 @@ def measure(seconds: float, warmup: float) -> tuple[dict[str, dict[str, Measure]
         with ExitStack() as stack:
             bao = stack.enter_context(openbao(work))
             targets = {"openbao": bao, "sqlite": sqlite_target(stack, work), "postgres": postgres_target(stack, work),
-                       "floor": floor_target(stack, work)}
+                       "floor": floor_target(stack, work),
+                       "wsgi": floor_target(stack, work, "wsgi", "bench_api:bare_wsgi()")}
             notes = {name: t.note for name, t in targets.items() if t.note}
             notes["openbao_version"] = bao.name
             lua = work / "lua"
@@ -465,7 +470,7 @@ def measure(seconds: float, warmup: float) -> tuple[dict[str, dict[str, Measure]
 def report(results: dict[str, dict[str, Measure]], notes: dict[str, str], wrk_note: str) -> None:
     print(f"\nPython {platform.python_version()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
           f"{wrk_note}; peer: {notes.get('openbao_version', 'openbao')}")
-    for name in ("openbao", "sqlite", "postgres"):
+    for name in ("openbao", "sqlite", "postgres", "floor", "wsgi"):
         if notes.get(name):
             print(f"{name}: {notes[name]}")
     bao = results.get("openbao", {})
@@ -489,6 +494,12 @@ def report(results: dict[str, dict[str, Measure]], notes: dict[str, str], wrk_no
                            "postgres") if results.get(who, {}).get("masked"))
         print(f"floor: bare Flask GET under the same gunicorn {floor.rate:,.0f} req/s, p99 {floor.p99:.2f} ms; "
               f"masked reads as a share of it: {shares}")
+    wsgi = results.get("wsgi", {}).get("masked")
+    if wsgi and wsgi.rate:
+        beside = ", ".join(f"{who} {results[who]['masked'].rate / wsgi.rate:.0%}" for who in ("openbao", "floor")
+                           if results.get(who, {}).get("masked"))
+        print(f"below Flask: a bare WSGI callable under the same gunicorn {wsgi.rate:,.0f} req/s, p99 "
+              f"{wsgi.p99:.2f} ms; as a share of it: {beside}")
     print()
     for store, goal, with_p99 in (("sqlite", 1.0, True), ("postgres", 0.8, False)):
         mine = results.get(store, {})
