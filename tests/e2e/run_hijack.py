@@ -39,6 +39,10 @@ HOOK_KEYS = [
     ("npm_config_script_shell", "NPM_CONFIG_SCRIPT_SHELL"),
     ("pager", "PAGER"),
     ("https_proxy", "HTTPS_PROXY"),
+    ("ssl.cert_file", "SSL_CERT_FILE"),  # a CA the writer chose; runner and tests often set it: the hook rule is first
+    ("requests-ca-bundle", "REQUESTS_CA_BUNDLE"),
+    ("node.tls_reject_unauthorized", "NODE_TLS_REJECT_UNAUTHORIZED"),
+    ("sslkeylogfile", "SSLKEYLOGFILE"),
 ]
 # The child `secrets run` would start: it leaves a marker, so a test can tell whether anything ran.
 TOUCH = "import sys; open(sys.argv[1], 'w').write('ran')"

@@ -16,13 +16,16 @@ from sprongus.entrypoints.cli.run_env import env_name, is_hook, variables_for
     "GLIBC_TUNABLES", "PERLLIB", "PERL5DB", "JDK_JAVA_OPTIONS", "NODE_PATH", "PROMPT_COMMAND", "ZDOTDIR",
     "GIT_CONFIG_COUNT", "GIT_CONFIG_KEY_0", "GIT_SSH_COMMAND", "NPM_CONFIG_SCRIPT_SHELL", "PAGER", "EDITOR",
     "LESSOPEN", "LUA_INIT_5_4", "DOTNET_STARTUP_HOOKS", "OPENSSL_CONF", "KUBECONFIG", "HTTPS_PROXY",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "SSLKEYLOGFILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "AWS_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS", "NODE_TLS_REJECT_UNAUTHORIZED", "PGSSLMODE",
 ])
 def test_every_denied_family_is_a_hook(name: str) -> None:
     assert is_hook(name)
 
 
 @pytest.mark.parametrize("name", ["OPENAI_API_KEY", "NOTION_API_TOKEN", "ENVIRONMENT", "MYPATH", "PATHS", "LDAP_URL",
-                                  "PS5", "NODE_ENV", "RUBY_VERSION", "DATABASE_URL", "SPRONGUSX"])
+                                  "PS5", "NODE_ENV", "RUBY_VERSION", "DATABASE_URL", "SPRONGUSX",
+                                  "SSL_KEY_PASSWORD", "STRIPE_CA_TOKEN"])
 def test_ordinary_names_are_not(name: str) -> None:
     assert not is_hook(name)
 

@@ -35,6 +35,12 @@ HOOK_NAMES = frozenset({
     "DOTNET_STARTUP_HOOKS", "OPENSSL_CONF", "OPENSSL_ENGINES", "PHPRC", "PHP_INI_SCAN_DIR", "KUBECONFIG",
     "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "DOCKER_CONFIG", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
     "NO_PROXY", "FTP_PROXY", "CURL_HOME", "WGETRC", "HOSTALIASES", "RES_OPTIONS",
+    # Which certificate authorities COMMAND's TLS clients trust, whether they check at all, and where they write
+    # their session keys: a writer's CA (its PEM in another key, the file /proc/self/environ) made COMMAND's HTTPS,
+    # a `sprongus` inside it with the runner's token included, trust whoever holds the network path.
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "SSLKEYLOGFILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "AWS_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS", "NODE_TLS_REJECT_UNAUTHORIZED", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", "PIP_CERT",
+    "HTTPLIB2_CA_CERTS", "CARGO_HTTP_CAINFO", "DENO_CERT", "BUNDLE_SSL_CA_CERT", "PGSSLROOTCERT", "PGSSLMODE",
 })
 # git reads any setting from GIT_CONFIG_COUNT/KEY_n/VALUE_n (core.fsmonitor, core.pager, ... run commands), and
 # npm any config key (a script shell, a registry) from NPM_CONFIG_*.
