@@ -14,6 +14,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
+from sprongus.domain.api_token import token_hash
 from sprongus.domain.errors import PermissionDenied, SprongusError
 from sprongus.domain.principal import TokenKind
 from tests.e2e.api.pg_api import PgApiClient, pg_api_client
@@ -64,6 +65,27 @@ def test_the_app_role_cannot_write_trusts_or_operator_tokens_or_revoke_by_id(pg_
     with pytest.raises(PermissionDenied):
         pg_api.container.trust_ops().remove("ci")
     assert [t.name for t in pg_api.maintenance.trust_ops().list()] == ["ci"]
+
+
+@pytest.mark.parametrize("kind", ["workload", "user"])
+def test_the_app_role_cannot_mint_a_subject_outside_the_trusts_prefix(pg_api: PgApiClient, kind: str) -> None:
+    """Found by an attack review: the policy did not check the subject, so a stolen app login inserted a `user`
+    token named after a person the trust's provider never signed in (its prefix is `corp.`), with a fresh
+    auth_time, and read that person's scope through the API, which decrypts for it."""
+    pg_api.maintenance.trust_ops().add("people", "https://idp.example.com", "sprongus",
+                                       ["secrets:read", "secrets:reveal"], subject_prefix="corp.", ttl_seconds=900,
+                                       kind=kind)
+    pg_api.seed("user:alice", "bank.pin", CANARY)
+    insert = ("INSERT INTO api_token (id, token_hash, subject, scopes, projects, created_at, expires_at, auth_time, "
+              "kind, trust, key_prefix) VALUES (%s, %s, %s, 'secrets:read,secrets:reveal', '', now(), "
+              "now() + interval '10 minutes', now(), %s, 'people', '')")
+    bearer = "spr_" + "A" * 43
+    for n, subject in enumerate(["alice", "corp", "Corp.alice", "xcorp.alice"]):
+        hashed = token_hash(bearer) if n == 0 else f"sha256:outside{n}"
+        assert _refused(pg_api.pg, insert, (f"tok_out{n}", hashed, subject, kind)), subject
+    assert not _refused(pg_api.pg, insert, ("tok_in", "sha256:inside", "corp.alice", kind))  # what it issues
+    response = pg_api.reveal("/v1/secrets/user/alice/bank.pin", bearer)
+    assert response.status_code == 401 and CANARY not in response.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("kind", ["workload", "user"])
