@@ -10,7 +10,7 @@ import click
 
 from sprongus.domain.api_token import TOKEN_TEXT
 from sprongus.domain.errors import Unauthenticated, ValidationError
-from sprongus.entrypoints.cli.output import emit_json, info, table
+from sprongus.entrypoints.cli.output import emit_json, info, plain, table
 from sprongus.entrypoints.cli.state import CliState, LocalGroup, pass_state
 from sprongus.entrypoints.cli.tokens import SCOPES
 
@@ -133,7 +133,7 @@ def _describe(me: dict[str, Any], source: str) -> str:
             ("key prefix", me.get("keyPrefix")), ("token id", me.get("tokenId")), ("expires", me.get("expiresAt")),
             ("signed in", f"{me.get('authTime')} ({age} s ago)" if age is not None else me.get("authTime")),
             ("token from", source)]
-    return "\n".join(f"{name + ':':<11} {value if value not in (None, '') else '-'}" for name, value in rows)
+    return "\n".join(f"{name + ':':<11} {plain(value) if value not in (None, '') else '-'}" for name, value in rows)
 
 
 @click.command("login")

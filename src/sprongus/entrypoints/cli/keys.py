@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from sprongus.entrypoints.cli.errors import EXIT_INTEGRITY
-from sprongus.entrypoints.cli.output import emit_json, info, progress, table
+from sprongus.entrypoints.cli.output import emit_json, info, plain, progress, table
 from sprongus.entrypoints.cli.state import CliState, LocalGroup, pass_state
 
 if TYPE_CHECKING:
@@ -145,7 +145,7 @@ def verify_command(state: CliState, as_json: bool) -> None:
                    "auditProblems": result.audit_problems})
     else:
         for scope, key, reason in result.failures:
-            click.echo(f"{scope} {key}: {reason}")
+            click.echo(plain(f"{scope} {key}: {reason}"))  # names read back from a database that may be damaged
         for problem in result.audit_problems:
             click.echo(problem)
         if result.ok:

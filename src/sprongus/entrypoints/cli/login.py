@@ -12,7 +12,7 @@ import click
 
 from sprongus.adapters.http_client import ApiClient, HttpSecretsApi
 from sprongus.domain import errors as e
-from sprongus.entrypoints.cli.output import info
+from sprongus.entrypoints.cli.output import info, plain
 from sprongus.entrypoints.cli.remote import (
     FROM_ENV,
     FROM_LOGIN,
@@ -94,9 +94,10 @@ def oidc_sign_in(settings: Settings, url: str, *, step_up: bool) -> Exchanged:
     allow_http = settings.env != "prod"
     endpoints = oidc.discover(issuer, allow_http)
     code = oidc.start(endpoints, client_id, step_up=step_up, allow_http=allow_http)
-    click.echo(f"To sign in, open {code.verification_uri} and enter the code {code.user_code}", err=True)
+    # The identity provider's text, from the provider the API names: shown, never obeyed by the terminal.
+    click.echo(f"To sign in, open {plain(code.verification_uri)} and enter the code {plain(code.user_code)}", err=True)
     if code.verification_uri_complete:
-        click.echo(f"  (or open {code.verification_uri_complete}, which fills in the code)", err=True)
+        click.echo(f"  (or open {plain(code.verification_uri_complete)}, which fills in the code)", err=True)
     info("Waiting for the sign-in to be approved...")
     id_token = oidc.poll(endpoints, client_id, code)
     return oidc.exchange(url, id_token, oidc.ID_TOKEN_TYPE)
@@ -128,7 +129,8 @@ def oidc_login(settings: Settings, url: str, *, step_up: bool) -> tuple[str, dic
     token = exchanged.token.reveal()
     where = keep_token(settings, url, token)
     who = signed_in(url, token, exchanged.expires_in)
-    info(f"logged in as {who['subject'] or 'the identity provider user'} (expires {who['expiresAt'] or 'unknown'})")
+    info(f"logged in as {plain(who['subject'] or 'the identity provider user')} "
+         f"(expires {plain(who['expiresAt'] or 'unknown')})")
     return token, {"apiUrl": url, "storedIn": "keychain" if where == KEYCHAIN else "file", **who}
 
 

@@ -19,11 +19,24 @@ def emit_json(data: Any) -> None:
 
 
 def describe(view: SecretView) -> str:
+    """A record for people. Every field but a revealed value goes through `plain`: the value is printed as it is
+    (what was asked for, a PEM's lines included), the rest is text anyone who may write the scope chose (meta) or
+    an API sent."""
     data = view.to_dict()
-    rows = [("scope", data["scope"]), ("key", data["keyName"]), ("value", data["value"]),
-            ("version", str(data["version"])), ("created", data["createdAt"]), ("updated", data["updatedAt"]),
+    rows = [("scope", data["scope"]), ("key", data["keyName"]), ("version", str(data["version"])),
+            ("created", data["createdAt"]), ("updated", data["updatedAt"]),
             ("rotated", data["lastRotatedAt"] or "never"), ("meta", format_meta(view.meta) or "-")]
-    return "\n".join(f"{name + ':':<9} {value}" for name, value in rows)
+    lines = [f"{name + ':':<9} {plain(value)}" for name, value in rows]
+    lines.insert(2, f"{'value:':<9} {data['value']}")
+    return "\n".join(lines)
+
+
+def plain(text: object) -> str:
+    """One line of `text` that a terminal shows and does not obey: control characters (ESC, OSC 52's clipboard
+    writes, a carriage return that redraws the line) and invisible format characters are written as escapes."""
+    from sprongus.domain.text import one_printable_line
+
+    return one_printable_line(str(text))
 
 
 def format_meta(meta: dict[str, Any]) -> str:
@@ -62,7 +75,10 @@ def use_color() -> bool:
 
 def table(headers: list[str], rows: list[list[str]], states: tuple[str, ...] = ()) -> str:
     """Aligned columns, the header in capitals; on a terminal the header is bold and the cells of the `states`
-    columns are coloured by STATE_STYLES. Widths come from the plain text: escape codes take no room on screen."""
+    columns are coloured by STATE_STYLES. Widths come from the plain text: escape codes take no room on screen.
+    Every cell goes through `plain`: a cell is a key's meta, a token's subject or an API's answer, not ours."""
+    headers = [plain(h) for h in headers]
+    rows = [[plain(c) for c in row] for row in rows]
     widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows, strict=False)]
     color = use_color()
     coloured = {i for i, h in enumerate(headers) if h in states} if color else set()
