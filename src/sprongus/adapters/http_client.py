@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sprongus.adapters.bounded_read import read_at_most
+from sprongus.adapters.http_deadline import BoundedHTTPConnection, BoundedHTTPSConnection
 from sprongus.adapters.problem_types import TYPE_PREFIX, error_from_problem
 from sprongus.domain.errors import ConfigError, RemoteUnavailable, ValidationError
 from sprongus.domain.history import History, VersionInfo
@@ -79,13 +80,19 @@ class _VerifiedHttps(urllib.request.HTTPSHandler):
             import ssl  # here: a command that never speaks https does not load the CA store
 
             self._verified = ssl.create_default_context()
-        return self.do_open(http.client.HTTPSConnection, req, context=self._verified)
+        return self.do_open(BoundedHTTPSConnection, req, context=self._verified)
+
+
+class _BoundedHttp(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> Any:
+        return self.do_open(BoundedHTTPConnection, req)
 
 
 def refusing_opener(message: RedirectMessage) -> urllib.request.OpenerDirector:
-    """An opener that follows no redirect (each refusal is a ConfigError with `message`'s text) and checks the
-    server's certificate whatever the process's default says."""
-    return urllib.request.build_opener(_RefuseRedirects(message), _VerifiedHttps())
+    """An opener that follows no redirect (each refusal is a ConfigError with `message`'s text), checks the
+    server's certificate whatever the process's default says, and bounds each answer's headers and body by the
+    request's timeout as a whole (http_deadline.py)."""
+    return urllib.request.build_opener(_RefuseRedirects(message), _BoundedHttp(), _VerifiedHttps())
 
 
 # The most of an answer's body that is read: a 2xx answer (a batch reveal of 1,000 values of 64 KiB, as JSON, fits
