@@ -18,7 +18,7 @@ from sprongus.client.auth import TOKEN_FILE_SETTING, ExchangedToken, FixedToken,
 from sprongus.client.cache import RevealCache
 from sprongus.client.records import SecretInfo
 from sprongus.client.retry import MAX_WAIT, Retrier
-from sprongus.client.transport import Answer, Http, HttpFailure, checked_base
+from sprongus.client.transport import Answer, Http, HttpFailure, Payload, checked_base
 from sprongus.domain.api_token import TOKEN_TEXT
 from sprongus.domain.credentials import token_text
 from sprongus.domain.errors import (
@@ -126,13 +126,13 @@ class Client:
         where = _scope(scope)
         path = _path(where, key)
         if version is not None:
-            answer = self._call("POST", path + ":reveal", body={"version": validate_version(version)})
+            answer = self._call("POST", path + ":reveal", body=Payload({"version": validate_version(version)}))
             return _parse(answer, lambda doc: SecretValue(doc["value"])).reveal()
         cached = self._cache.get(str(where), key)
         if cached is not None:
             return cached.reveal()
         ticket = self._cache.ticket()
-        answer = self._call("POST", path + ":reveal", body={})
+        answer = self._call("POST", path + ":reveal", body=Payload({}))
         value = _parse(answer, lambda doc: SecretValue(doc["value"]))
         self._cache.put(str(where), {key: value}, ticket)
         return value.reveal()
@@ -186,9 +186,8 @@ class Client:
         where = _scope(scope)
         path = _path(where, key)
         secret = value if isinstance(value, SecretValue) else SecretValue(value)  # the size rule, before sending
-        body: dict[str, Any] = {"value": secret.reveal()}
-        if meta is not None:
-            body["meta"] = validate_meta(meta)
+        value = secret  # from here no local of this frame is the plain text (error trackers record frames' locals)
+        body = Payload({"value": secret.reveal(), **({} if meta is None else {"meta": validate_meta(meta)})})
         try:
             answer = self._call("PUT", path, body=body,
                                 headers={"Idempotency-Key": idempotency_key or secrets.token_urlsafe(24)})
@@ -247,10 +246,10 @@ class Client:
         return values
 
     def _batch(self, where: Scope, selector: dict[str, Any]) -> dict[str, SecretValue]:
-        answer = self._call("POST", "/secrets:reveal", body={**_owner(where), **selector})
+        answer = self._call("POST", "/secrets:reveal", body=Payload({**_owner(where), **selector}))
         return _parse(answer, lambda doc: {i["keyName"]: SecretValue(i["value"]) for i in doc["items"]})
 
-    def _call(self, method: str, path: str, *, body: Any = None, query: Mapping[str, Any] | None = None,
+    def _call(self, method: str, path: str, *, body: Payload | None = None, query: Mapping[str, Any] | None = None,
               headers: Mapping[str, str] | None = None) -> Answer:
         """One API call with retries; a 401 renews an exchanged token once and tries again. Every call the client
         makes is safe to repeat: reads, reveals, and PUTs with an Idempotency-Key."""
@@ -273,7 +272,8 @@ class Client:
 
     def _exchange(self, jwt: SecretValue) -> tuple[SecretValue, int | None]:
         """RFC 8693 at POST /v1/auth/token. Not retried after no answer: the API may have used the JWT up."""
-        form = {"grant_type": EXCHANGE_GRANT, "subject_token": jwt.reveal(), "subject_token_type": JWT_TOKEN_TYPE}
+        form = Payload({"grant_type": EXCHANGE_GRANT, "subject_token": jwt.reveal(),
+                        "subject_token_type": JWT_TOKEN_TYPE})
         try:
             answer = self._retrier.run(lambda: self._http.send("POST", "/auth/token", form=form),
                                        what="POST /v1/auth/token", idempotent=False)

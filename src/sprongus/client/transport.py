@@ -28,6 +28,14 @@ class Answer:
     # tracebacks that print their frames' locals (an error tracker's, pytest --showlocals)
 
 
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """What a request sends (a value to write, a JWT to exchange), as the frames that pass it on hold it: no repr
+    of a frame's locals (an error tracker's, a rich traceback's) prints it."""
+
+    content: Any = field(repr=False)
+
+
 MAX_RETRY_AFTER = 10**9  # seconds: a longer Retry-After is passed on as this
 
 
@@ -76,21 +84,12 @@ class Http:
         self.timeout = timeout
         self.setting = setting  # what the messages name: the constructor's argument or SPRONGUS_API_URL
 
-    def send(self, method: str, path: str, *, token: SecretValue | None = None, body: Any = None,
-             form: Mapping[str, str] | None = None, query: Mapping[str, Any] | None = None,
+    def send(self, method: str, path: str, *, token: SecretValue | None = None, body: Payload | None = None,
+             form: Payload | None = None, query: Mapping[str, Any] | None = None,
              headers: Mapping[str, str] | None = None) -> Answer:
-        url = self.base + urllib.parse.quote(path, safe="/:.-_@")
-        if query:
-            url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
-        sent = {"Accept": "application/json", **(headers or {})}
-        data = None
-        if form is not None:
-            data, sent["Content-Type"] = urllib.parse.urlencode(form).encode(), "application/x-www-form-urlencoded"
-        elif body is not None:
-            data, sent["Content-Type"] = json.dumps(body).encode(), "application/json"
-        if token is not None:
-            sent["Authorization"] = f"Bearer {token.reveal()}"
-        request = urllib.request.Request(url, data=data, method=method, headers=sent)  # noqa: S310 - http(s) only
+        """`body`: JSON; `form`: a form's fields. Whatever is raised, this frame names neither the bytes sent nor
+        the bearer token: they live in the urllib Request, built by _request, whose repr shows neither."""
+        request = self._request(method, path, token, body, form, query, headers)
         unsendable = False
         try:
             with _OPENER.open(request, timeout=self.timeout) as response:
@@ -112,6 +111,23 @@ class Http:
         except (ValueError, RecursionError):
             error = RemoteUnavailable(f"the API at {self.base} answered {status} with a body that is not JSON")
             raise HttpFailure(error, status) from None
+
+    def _request(self, method: str, path: str, token: SecretValue | None, body: Payload | None,
+                 form: Payload | None, query: Mapping[str, Any] | None,
+                 headers: Mapping[str, str] | None) -> urllib.request.Request:
+        url = self.base + urllib.parse.quote(path, safe="/:.-_@")
+        if query:
+            url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+        sent = {"Accept": "application/json", **(headers or {})}
+        data = None
+        if form is not None:
+            data = urllib.parse.urlencode(form.content).encode()
+            sent["Content-Type"] = "application/x-www-form-urlencoded"
+        elif body is not None:
+            data, sent["Content-Type"] = json.dumps(body.content).encode(), "application/json"
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token.reveal()}"
+        return urllib.request.Request(url, data=data, method=method, headers=sent)  # noqa: S310 - http(s) only
 
     def _failure(self, exc: urllib.error.HTTPError) -> HttpFailure:
         headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
