@@ -235,7 +235,7 @@ def test_the_exchange_is_rate_limited_per_address_before_any_verification(issuer
     assert issuer.jwks_fetches == 0  # the JWT was not even looked at
     assert fed.exchange(issuer.mint(), address="203.0.113.9").status_code == 200  # another client address
     outcomes = [e.outcome.value for e in fed.api.events() if e.action.value == "exchange"]
-    assert outcomes == ["denied"] * 3 + ["rate_limited", "success"]
+    assert outcomes == ["denied"] * 3 + ["success"]  # past the limit, no row: anyone can send one
 
 
 def test_an_unreachable_jwks_is_a_503_outage_not_invalid_grant(fed: Federation,

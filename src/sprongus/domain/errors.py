@@ -187,6 +187,11 @@ class Unauthenticated(SprongusError):
     """No, an unknown, a revoked or an expired bearer token: the API answers 401."""
 
 
+class RepeatedRefusal(Unauthenticated):
+    """Unauthenticated, from a client address past its budget of audited refusals: answered 401 like any other, not
+    audited (anyone can send one; the window's first refusals are the evidence)."""
+
+
 class StepUpRequired(Unauthenticated):
     """The token's authentication is older than the action's max age (RFC 9470 step-up)."""
 

@@ -58,8 +58,10 @@ class RevealTokenOps:
     def redeem(self, token: object, client_address: str | None, request_id: str | None = None) -> SecretView:
         """The plaintext exactly once. Used, expired and unknown tokens are indistinguishable (Gone)."""
         caller = Principal(subject=ANONYMOUS, request_id=request_id, client_address=client_address)
+        # Counted before the audited part: a redeem past the limit writes no row. Anyone can send one, so a row per
+        # 429 let anyone grow the trail as fast as it could send; the window's audited redeems are the evidence.
+        self._d.throttle.address("redeem", client_address)
         with self._d.auditor.failures(caller, AuditAction.REDEEM, None):
-            self._d.throttle.address("redeem", client_address)
             if not isinstance(token, str) or not token.startswith(REVEAL_TOKEN_PREFIX):
                 raise Gone("the reveal token is used, expired or unknown")
             digest = token_hash(token)

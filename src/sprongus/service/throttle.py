@@ -3,7 +3,7 @@ token exchanges)."""
 
 from __future__ import annotations
 
-from sprongus.domain.errors import RateLimited
+from sprongus.domain.errors import RateLimited, RateLimitStoreUnavailable
 from sprongus.domain.principal import Principal, TokenKind
 from sprongus.ports import RateLimiter
 
@@ -23,6 +23,16 @@ class Throttle:
 
     def address(self, policy: str, client_address: str | None) -> None:
         self._hit(policy, f"addr:{address_bucket(client_address, self._ipv6_prefix)}")
+
+    def within(self, policy: str, client_address: str | None) -> bool:
+        """Whether the address is still within `policy`, this hit counted. A rate-limit store that is down counts
+        as within: the callers decide only whether to audit a refusal, and one audited too often is better than
+        one turned into an outage."""
+        try:
+            decision = self._limiter.hit(policy, f"addr:{address_bucket(client_address, self._ipv6_prefix)}")
+        except RateLimitStoreUnavailable:
+            return True
+        return decision.allowed
 
     def _hit(self, policy: str, who: str) -> None:
         decision = self._limiter.hit(policy, who)

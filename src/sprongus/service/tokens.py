@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, NoReturn
 
 from sprongus.domain.api_token import TOKEN_PREFIX, ApiToken, token_hash
-from sprongus.domain.errors import NotFound, StepUpRequired, Unauthenticated, ValidationError
+from sprongus.domain.errors import NotFound, RepeatedRefusal, StepUpRequired, Unauthenticated, ValidationError
 from sprongus.domain.names import validate_prefix
 from sprongus.domain.principal import ANONYMOUS, Permission, Principal, TokenKind
 from sprongus.domain.scope import OWNER_ID_RULE
@@ -88,12 +88,12 @@ class TokenService:
         return principal, record
 
     def refuse(self, client_address: str | None, why: str) -> NoReturn:
-        """Raise Unauthenticated(why), once the refusal is counted against `unauthenticated` per client address.
-        The API audits each refusal within that limit. Anyone can send one, so without a bound every request an
-        attacker sent grew the trail by a row. Past the limit the answer is 429 and no row: the trail keeps the
-        first refusals of each window, which are the evidence."""
-        if self._throttle is not None:
-            self._throttle.address("unauthenticated", client_address)
+        """Raise Unauthenticated(why), the refusal counted against `unauthenticated` per client address. The API
+        audits each refusal within that limit; past it, RepeatedRefusal: the same 401 (a client renews its token on
+        a 401, whoever shares its address), and no audit row. Anyone can send one, so without a bound every request
+        an attacker sent grew the trail by a row; the first refusals of each window are the evidence."""
+        if self._throttle is not None and not self._throttle.within("unauthenticated", client_address):
+            raise RepeatedRefusal(why)
         raise Unauthenticated(why)
 
     def revoke_issued(self, record: ApiToken) -> None:

@@ -1,5 +1,7 @@
 """Requests refused for their token are counted per client address (`unauthenticated`): within the limit each is a
-401 and an audit row; past it a 429 and no row, so anyone without a token cannot grow the trail at wire speed."""
+401 and an audit row; past it the same 401 and no row, so anyone without a token cannot grow the trail at wire
+speed, and a client that shares the address still gets the 401 it renews its token on. The other endpoints that
+need no token (redeem, token exchange) write no row past their own per-address limits either."""
 
 from __future__ import annotations
 
@@ -11,10 +13,12 @@ from tests.harness import CANARY
 
 ATTACKER, NEIGHBOUR = "203.0.113.7", "198.51.100.20"
 FORGED = "spr_" + CANARY  # a token the attacker made up, carrying the canary
+EXCHANGE = {"grant_type": "urn:ietf:params:oauth:grant-type:token-exchange", "subject_token": "a.b.c",
+            "subject_token_type": "urn:ietf:params:oauth:token-type:jwt"}
 
 
-def _refusals(api: ApiClient) -> int:
-    return sum(1 for e in api.events() if e.action is AuditAction.AUTHENTICATE)
+def _rows(api: ApiClient, action: AuditAction = AuditAction.AUTHENTICATE) -> int:
+    return sum(1 for e in api.events() if e.action is action)
 
 
 def _as(api: ApiClient, address: str, token: str | None, path: str = KEY) -> int:
@@ -22,40 +26,56 @@ def _as(api: ApiClient, address: str, token: str | None, path: str = KEY) -> int
     return response.status_code
 
 
-def test_refusals_past_the_limit_are_429_and_write_no_audit_row(make_api: Callable[..., ApiClient]) -> None:
+def test_refusals_past_the_limit_are_401_and_write_no_audit_row(make_api: Callable[..., ApiClient]) -> None:
     api = make_api(SPRONGUS_RATE_LIMIT_UNAUTHENTICATED="4/minute")
     api.seed("project:p1", "db.password", CANARY)
     # a forged token, no token at all, a bearer without the prefix and another scheme all count as refusals
     basic = api.call("GET", KEY, anonymous=True, headers={"Authorization": "Basic " + CANARY},
                      environ_base={"REMOTE_ADDR": ATTACKER}).status_code
     assert [_as(api, ATTACKER, FORGED), _as(api, ATTACKER, None), _as(api, ATTACKER, "not-a-token"), basic] == [401] * 4
-    assert _refusals(api) == 4
+    assert _rows(api) == 4
     for path in (KEY, "/v1/audit", "/v1/auth/whoami", "/v1/secrets?ownerType=project&ownerId=p1"):
         response = api.call("GET", path, FORGED, environ_base={"REMOTE_ADDR": ATTACKER})
-        body = problem(response, 429)
-        assert body["type"].endswith(":rate-limited") and response.headers["Retry-After"].isdigit()
-        assert response.headers["RateLimit-Policy"] == '"unauthenticated";q=4;w=60'
+        body = problem(response, 401)
+        assert body["type"].endswith(":unauthenticated") and "WWW-Authenticate" in response.headers
         assert CANARY not in response.get_data(as_text=True)
-    assert _refusals(api) == 4, "a refusal past the limit wrote an audit row"
+    assert _rows(api) == 4, "a refusal past the limit wrote an audit row"
     assert all(CANARY not in repr(e) for e in api.events())
 
 
 def test_only_refusals_count_and_only_the_callers_address(make_api: Callable[..., ApiClient]) -> None:
     api = make_api(SPRONGUS_RATE_LIMIT_UNAUTHENTICATED="2/minute")
     api.seed("project:p1", "db.password", CANARY)
-    for _ in range(5):  # a valid token is never counted, before or after the address runs out of refusals
+    for _ in range(5):  # a valid token is never counted, before or after the address runs out of audited refusals
         assert _as(api, ATTACKER, api.alice) == 200
-    assert [_as(api, ATTACKER, FORGED) for _ in range(3)] == [401, 401, 429]
+    assert [_as(api, ATTACKER, FORGED) for _ in range(3)] == [401] * 3
+    assert _rows(api) == 2
     assert _as(api, ATTACKER, api.alice) == 200  # a real client behind the attacker's address still gets in
-    assert _as(api, NEIGHBOUR, FORGED) == 401  # another address has its own budget
-    assert _as(api, "2001:db8:1:2::5", FORGED) == 401
-    assert _as(api, "2001:db8:1:2::6", FORGED) == 401
-    assert _as(api, "2001:db8:1:2::7", FORGED) == 429  # an IPv6 /64 is one budget
-    assert _refusals(api) == 5
+    assert _as(api, NEIGHBOUR, FORGED) == 401 and _rows(api) == 3  # another address has its own budget
+    for host in (5, 6, 7):
+        assert _as(api, f"2001:db8:1:2::{host}", FORGED) == 401
+    assert _rows(api) == 5  # an IPv6 /64 is one budget: its third refusal wrote none
 
 
 def test_the_default_limit_is_sixty_a_minute(make_api: Callable[..., ApiClient]) -> None:
     api = make_api(roomy_limits=False)
-    assert [_as(api, ATTACKER, FORGED) for _ in range(60)] == [401] * 60
-    assert _as(api, ATTACKER, FORGED) == 429
-    assert _refusals(api) == 60
+    assert [_as(api, ATTACKER, FORGED) for _ in range(61)] == [401] * 61
+    assert _rows(api) == 60
+
+
+def test_with_the_limit_store_down_every_refusal_is_a_401_and_audited(make_api: Callable[..., ApiClient]) -> None:
+    """Whether a refusal is audited is all the count decides: a store that is down makes it audited, not a 503."""
+    api = make_api(SPRONGUS_RATE_LIMIT_UNAUTHENTICATED="1/minute", SPRONGUS_RATE_LIMIT_STORAGE="redis://127.0.0.1:9/0")
+    assert [_as(api, ATTACKER, FORGED) for _ in range(3)] == [401] * 3
+    assert _rows(api) == 3
+
+
+def test_redeems_and_exchanges_past_their_limits_write_no_row(make_api: Callable[..., ApiClient]) -> None:
+    api = make_api(SPRONGUS_RATE_LIMIT_REDEEM="2/minute", SPRONGUS_RATE_LIMIT_EXCHANGE="2/minute")
+    redeems = [api.redeem("srt_" + CANARY, address=ATTACKER).status_code for _ in range(5)]
+    assert redeems == [410, 410, 429, 429, 429]
+    exchanges = [api.client.post("/v1/auth/token", data=EXCHANGE, environ_base={"REMOTE_ADDR": ATTACKER}).status_code
+                 for _ in range(5)]
+    assert exchanges[2:] == [429] * 3 and all(status in (400, 401) for status in exchanges[:2]), exchanges
+    assert (_rows(api, AuditAction.REDEEM), _rows(api, AuditAction.EXCHANGE)) == (2, 2)
+    assert all(CANARY not in repr(e) for e in api.events())

@@ -66,8 +66,8 @@ def audit_blueprint(reader: AuditReader, tokens: TokenService, auditor: Auditor)
     def _authenticate() -> None:
         try:
             authenticate(tokens)
-        except Unauthenticated:
-            record_refused(auditor)
+        except Unauthenticated as refusal:
+            record_refused(auditor, refusal)
             raise
 
     @blp.after_request

@@ -119,8 +119,8 @@ def auth_blueprint(exchange: TokenExchange, self_service: TokenSelfService, toke
             return  # the token endpoint's credential is the JWT; the OIDC settings are public
         try:
             authenticate(tokens)
-        except Unauthenticated:
-            record_refused(auditor)
+        except Unauthenticated as refusal:
+            record_refused(auditor, refusal)
             raise
 
     @blp.before_request

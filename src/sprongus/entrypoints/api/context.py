@@ -9,6 +9,7 @@ from typing import cast
 from flask import g, request
 
 from sprongus.domain.api_token import ApiToken
+from sprongus.domain.errors import RepeatedRefusal, Unauthenticated
 from sprongus.domain.principal import ANONYMOUS, Principal
 from sprongus.domain.records import AuditAction, Outcome
 from sprongus.service.auditing import Auditor
@@ -40,9 +41,12 @@ def authenticate(tokens: TokenService) -> None:
     g.principal, g.token = tokens.authenticate(credentials.strip(), request_id(), client_address())
 
 
-def record_refused(auditor: Auditor) -> None:
+def record_refused(auditor: Auditor, refusal: Unauthenticated) -> None:
     """A request refused for its token is audited like any other refusal, its path cut to MAX_AUDITED_PATH
-    characters: anyone can send one, and a 4 KiB request line grew the trail by as much each time."""
+    characters: anyone can send one, and a 4 KiB request line grew the trail by as much each time. Not a
+    RepeatedRefusal: its address is past the audited refusals of the window (TokenService.refuse)."""
+    if isinstance(refusal, RepeatedRefusal):
+        return
     path = request.path if len(request.path) <= MAX_AUDITED_PATH else request.path[:MAX_AUDITED_PATH] + "..."
     auditor.record(Principal(ANONYMOUS, request_id=request_id(), client_address=client_address()),
                    AuditAction.AUTHENTICATE, None, None, None, Outcome.DENIED, method=request.method, path=path)

@@ -97,8 +97,8 @@ def secrets_blueprint(cases: UseCases, tokens: TokenService, recent_auth: Recent
             return
         try:
             authenticate(tokens)
-        except Unauthenticated:
-            record_refused(auditor)
+        except Unauthenticated as refusal:
+            record_refused(auditor, refusal)
             raise
 
     def _check_recent_auth(scope: Scope, key: str | None) -> None:
