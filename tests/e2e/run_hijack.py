@@ -43,6 +43,8 @@ HOOK_KEYS = [
     ("requests-ca-bundle", "REQUESTS_CA_BUNDLE"),
     ("node.tls_reject_unauthorized", "NODE_TLS_REJECT_UNAUTHORIZED"),
     ("sslkeylogfile", "SSLKEYLOGFILE"),
+    ("vault.cacert", "VAULT_CACERT"),  # what a `sprongus` inside COMMAND would trust for Vault transit
+    ("aws.endpoint_url_kms", "AWS_ENDPOINT_URL_KMS"),
 ]
 # The child `secrets run` would start: it leaves a marker, so a test can tell whether anything ran.
 TOUCH = "import sys; open(sys.argv[1], 'w').write('ran')"

@@ -4,12 +4,15 @@ its escape sequences are shown, not obeyed. Before, `secrets list --meta` on a t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sprongus.entrypoints.cli.auth import _describe
 from sprongus.entrypoints.cli.output import table
 from tests.e2e.conftest import SCOPE, Machine, run_on_terminal
 from tests.harness import CANARY
+from tests.unit.client_fake import FakeApi, Reply
 
 HOSTILE = "ops\x1b]0;pwned\x07\x1b[1A\x1b[2Kall good\r\u202e"
 
@@ -36,3 +39,19 @@ def test_an_api_answer_is_shown_as_text_in_tables_and_whoami() -> None:
           "keyPrefix": "", "tokenId": "tok_1", "expiresAt": "\x1b]52;c;ZXZpbA==\x07", "authTime": None}
     described = _describe(me, "SPRONGUS_TOKEN")
     assert "\x1b" not in described and "\x07" not in described and "\\x1b]52;c;" in described
+
+
+def test_an_import_dry_runs_names_from_a_hostile_api_are_shown_not_obeyed(machine: Machine, tmp_path: Path) -> None:
+    evil = {"added": [{"scope": "project:web", "keyName": "k" + HOSTILE}], "updated": [],
+            "removed": [{"scope": "project:web\x1b]52;c;ZXZpbA==\x07", "keyName": "x"}]}
+    source = tmp_path / "a.env"
+    source.write_text("K=v\n")
+    with FakeApi() as api:
+        api.always("POST", "/v1/secrets:import", Reply(200, {"changes": evil, "dryRun": True}))
+        env = machine.env(extra={"SPRONGUS_API_URL": api.url, "SPRONGUS_TOKEN": "spr_" + "t" * 43,
+                                 "SPRONGUS_REMOTE": "1", "NO_COLOR": "1"})
+        code, screen = run_on_terminal(machine, ["secrets", "import", "--file", str(source), "--scope",
+                                                 "project:web", "--allow-plaintext", "--dry-run"], [], env=env)
+    assert code == 0, screen
+    assert b"\x1b" not in screen and b"\x07" not in screen, screen
+    assert b"+ project:web kops\\x1b]0;pwned" in screen and b"- project:web\\x1b]52;c;ZXZpbA==\\x07 x" in screen

@@ -41,10 +41,19 @@ HOOK_NAMES = frozenset({
     "SSL_CERT_FILE", "SSL_CERT_DIR", "SSLKEYLOGFILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "AWS_CA_BUNDLE",
     "NODE_EXTRA_CA_CERTS", "NODE_TLS_REJECT_UNAUTHORIZED", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", "PIP_CERT",
     "HTTPLIB2_CA_CERTS", "CARGO_HTTP_CAINFO", "DENO_CERT", "BUNDLE_SSL_CA_CERT", "PGSSLROOTCERT", "PGSSLMODE",
+    # The same for the KMS clients a `sprongus` inside COMMAND would use (hvac reads VAULT_CACERT and VAULT_CAPATH
+    # itself; boto3 sends its calls to AWS_ENDPOINT_URL*), and for package tools, which also run what they fetch.
+    "VAULT_CACERT", "VAULT_CAPATH", "VAULT_SKIP_VERIFY", "VAULT_ADDR", "BAO_CACERT", "BAO_CAPATH", "BAO_SKIP_VERIFY",
+    "BAO_ADDR", "GOINSECURE", "GOPROXY", "GOFLAGS", "GONOSUMDB", "GONOSUMCHECK", "GOTOOLCHAIN", "GOENV",
+    "BUNDLE_SSL_VERIFY_MODE", "CONDA_SSL_VERIFY", "YARN_CAFILE", "WEBSOCKET_CLIENT_CA_BUNDLE", "NIX_SSL_CERT_FILE",
+    "HELM_KUBECAFILE", "RUSTC_WRAPPER",
 })
-# git reads any setting from GIT_CONFIG_COUNT/KEY_n/VALUE_n (core.fsmonitor, core.pager, ... run commands), and
-# npm any config key (a script shell, a registry) from NPM_CONFIG_*.
-HOOK_PREFIXES = ("LD_", "DYLD_", "BASH_FUNC_", "PYTHON", "SPRONGUS_", "GIT_", "NPM_CONFIG_", "LUA_INIT")
+# git reads any setting from GIT_CONFIG_COUNT/KEY_n/VALUE_n (core.fsmonitor, core.pager, ... run commands), npm any
+# config key (a script shell, a registry) from NPM_CONFIG_*, pip and uv theirs (an index, a trusted host) from PIP_*
+# and UV_*, gcloud any property (a CA file, TLS checks off) from CLOUDSDK_*, cargo its build wrappers from CARGO_*,
+# and boto3 a service's endpoint from AWS_ENDPOINT_URL_*.
+HOOK_PREFIXES = ("LD_", "DYLD_", "BASH_FUNC_", "PYTHON", "SPRONGUS_", "GIT_", "NPM_CONFIG_", "LUA_INIT", "PIP_", "UV_",
+                 "CLOUDSDK_", "CARGO_", "AWS_ENDPOINT_URL")
 
 
 # Raw key material: with the `env` key provider these open every secret of the vault, offline. COMMAND gets the

@@ -12,7 +12,7 @@ import click
 
 from sprongus.domain.errors import ValidationError
 from sprongus.domain.scope import Scope
-from sprongus.entrypoints.cli.output import emit_json, info, progress
+from sprongus.entrypoints.cli.output import emit_json, info, plain, progress
 from sprongus.entrypoints.cli.params import PREFIX, SCOPE
 from sprongus.entrypoints.cli.state import CliState, pass_state, remote_option
 from sprongus.entrypoints.cli.values import read_passphrase
@@ -64,7 +64,7 @@ def import_command(state: CliState, file: Path, format_: str | None, scope: Scop
     if dry_run:
         for sign, pairs in (("+", result.added), ("~", result.updated), ("-", result.removed)):
             for scope_text, key in pairs:
-                click.echo(f"{sign} {scope_text} {key}")
+                click.echo(plain(f"{sign} {scope_text} {key}"))  # the API's names: shown, not obeyed
     summary = f"{len(result.added)} added, {len(result.updated)} changed, {len(result.removed)} removed"
     info(("dry run: would import " if dry_run else "imported: ") + summary, err=dry_run)
 
@@ -139,7 +139,7 @@ def _export_plaintext(state: CliState, scope: Scope, prefix: str, format_: str, 
     values = {key: value.reveal() for key, value in reveal_keys(state.api, scope, names.values()).items()}
     text = fmt.render(format_, names, values)
     if format_ == "dotenv" and (expanding := fmt.interpolated(names, values)):
-        click.echo(f"warning: the values of {', '.join(expanding)} hold ${{: read the file without variable "
+        click.echo(f"warning: the values of {plain(', '.join(expanding))} hold ${{: read the file without variable "
                    "expansion (python-dotenv: interpolate=False), or they change", err=True)
     if out is None:
         click.echo(text, nl=False)
