@@ -331,3 +331,40 @@ def test_an_unreachable_postgres_is_an_outage_not_a_finding(tmp_path: Path) -> N
         vault.verify()
     with pytest.raises(StorageUnavailable):
         vault.reader.list(OWNER, AuditQuery())
+
+
+def test_events_appended_during_a_verify_raise_no_false_alarm(make_vault: Any) -> None:
+    """Found by an attack review: verify read the checkpoints once, then rows until the table ended, so events the
+    API appended meanwhile (a checkpoint among them) were counted against the older checkpoint and reported as
+    "newer checkpoints were deleted": a false page of the on-call. The walk now ends at the head it began with."""
+    vault = make_vault(SPRONGUS_HMAC_KEYS=HMAC)
+    vault.events(1997)  # checkpoints at 1 and 1001: 996 events after the newest
+    trail = vault.container.storage().audit_trail
+    real_rows = trail._rows
+
+    def rows_with_appends(batch: int, *bound: int) -> Iterator[Any]:
+        for n, row in enumerate(real_rows(batch, *bound)):
+            if n == 999:  # another worker serves 5 reveals while verify walks; the 4th is due a checkpoint
+                vault.events(5)
+            yield row
+
+    trail._rows = rows_with_appends
+    try:
+        during = vault.verify()
+    finally:
+        trail._rows = real_rows
+    assert during.problems == [] and during.checked == 1997, during.problems
+    assert [seq for seq, *_ in vault.checkpoints()] == [1, 1001, 2001]  # the appends did write their checkpoint
+    after = vault.verify()
+    assert after.problems == [] and after.checked == 2002
+
+
+def test_a_forged_checkpoint_past_every_row_stops_no_event_and_is_reported(vault: Vault) -> None:
+    """Found by an attack review: one checkpoint row with a seq past every event (the app role may insert one on
+    Postgres) made every later append fail (int(None)): reveals, writes and refusal rows refused for good."""
+    vault.events(3)
+    vault.raw("INSERT INTO audit_checkpoint (seq, count, head_hash, time) VALUES (4000000000000000000, 1, 'x', "
+              "'2000-01-01T00:00:00Z')")
+    vault.clock.advance(301)  # a checkpoint is due by time
+    vault.events(2)  # recorded
+    assert any("4000000000000000000" in problem for problem in vault.verify().problems)

@@ -149,14 +149,30 @@ class PeeweeAuditSink:
 
         signer = self._checkpoints.signer
         signing_key = signer.signing_key() if signer is not None else None
-        return walk(self._rows(batch), self._checkpoints.pages(batch), signer.check if signer else None,
+        # The trail as it stood when the walk began: rows appended while it runs (the API serving on) are left out,
+        # with the checkpoints written with them, or its count passed the newest checkpoint it had read and it
+        # reported a deletion. Appends take the chain's lock and commit in seq order, so every row up to the head
+        # read here is there. A checkpoint past that head whose row does not exist is still walked: a cut tail.
+        with storage_errors():
+            head = self._m.select(peewee.fn.MAX(self._m.seq)).scalar() or 0
+        return walk(self._rows(batch, head), self._checkpoints_to(batch, head), signer.check if signer else None,
                     signing_key)
 
-    def _rows(self, batch: int) -> Iterator[StoredAuditEvent]:
+    def _checkpoints_to(self, batch: int, head: int) -> Iterator[AuditCheckpoint]:
+        m = self._m
+        for checkpoint in self._checkpoints.pages(batch):
+            if checkpoint.seq > head:
+                with storage_errors():
+                    appended_since = m.select(m.seq).where(m.seq == checkpoint.seq).exists()
+                if appended_since:
+                    continue
+            yield checkpoint
+
+    def _rows(self, batch: int, head: int) -> Iterator[StoredAuditEvent]:
         m, after = self._m, 0
         while True:
             with storage_errors():
-                rows = list(m.select().where(m.seq > after).order_by(m.seq).limit(batch))
+                rows = list(m.select().where(m.seq > after, m.seq <= head).order_by(m.seq).limit(batch))
             for event in _stored(rows):
                 yield event
                 after = event.seq
