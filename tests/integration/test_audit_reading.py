@@ -72,6 +72,7 @@ class Vault:
         else:
             self.raw("ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only")
             self.raw("ALTER TABLE audit_checkpoint DISABLE TRIGGER audit_checkpoint_append_only")
+            self.raw("ALTER TABLE audit_checkpoint DROP CONSTRAINT audit_checkpoint_event")
 
     def checkpoints(self) -> list[tuple[Any, ...]]:
         return self.raw("SELECT seq, count, head_hash, key_id, mac FROM audit_checkpoint ORDER BY seq")
@@ -363,8 +364,27 @@ def test_a_forged_checkpoint_past_every_row_stops_no_event_and_is_reported(vault
     """Found by an attack review: one checkpoint row with a seq past every event (the app role may insert one on
     Postgres) made every later append fail (int(None)): reveals, writes and refusal rows refused for good."""
     vault.events(3)
+    vault.drop_guards()  # on Postgres the app role can no longer insert one (0008): an owner still could
     vault.raw("INSERT INTO audit_checkpoint (seq, count, head_hash, time) VALUES (4000000000000000000, 1, 'x', "
               "'2000-01-01T00:00:00Z')")
     vault.clock.advance(301)  # a checkpoint is due by time
     vault.events(2)  # recorded
     assert any("4000000000000000000" in problem for problem in vault.verify().problems)
+
+
+APP_EVENT = ("INSERT INTO audit_event ({seq}time, actor, action, outcome, prev_hash, hash) VALUES ({value}now(), "
+             "'mallory', 'reveal', 'success', 'sha256:x', 'sha256:y')")
+
+
+def test_the_app_role_may_not_choose_an_events_seq_nor_checkpoint_a_missing_one() -> None:
+    """Found by an attack review: the app role inserted an event at seq 4 * 10^18, which every later append then
+    chained to (each reported "does not follow" from then on), or a checkpoint past every row."""
+    with fresh_database(migrated=True) as pg, psycopg.connect(pg.app_url, autocommit=True) as app:
+        for sql, params in ((APP_EVENT.format(seq="seq, ", value="%s, "), (4 * 10**18,)),
+                            ("INSERT INTO audit_checkpoint (seq, count, head_hash, time) VALUES (%s, 1, 'x', now())",
+                             (4 * 10**18,))):
+            with pytest.raises(psycopg.Error):
+                app.execute(sql, params)
+        app.execute(APP_EVENT.format(seq="", value=""))  # a row whose seq the sequence drew goes in, as the API's do
+        (count,) = app.execute("SELECT count(*) FROM audit_event WHERE seq < 1000").fetchone() or (0,)
+        assert count == 1

@@ -64,8 +64,8 @@ def migrated_pg(pg: PgDatabase) -> None:
 
 def test_both_dialects_have_the_same_numbered_migrations() -> None:
     assert MIGRATIONS[0] == "0001_initial"
-    assert MIGRATIONS[:7] == ["0001_initial", "0002_api_tokens", "0003_vault_keys", "0004_identity", "0005_versions",
-                              "0006_audit_checkpoints", "0007_exchanged_subjects"]
+    assert MIGRATIONS[:8] == ["0001_initial", "0002_api_tokens", "0003_vault_keys", "0004_identity", "0005_versions",
+                              "0006_audit_checkpoints", "0007_exchanged_subjects", "0008_audit_seq_guard"]
     assert migration_names("postgres") == MIGRATIONS
     assert [int(name[:4]) for name in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
 
@@ -318,7 +318,7 @@ def test_after_the_bootstrap_the_maintenance_role_applies_later_migrations(pg_em
     maintenance = open_postgres(pg_empty.maintenance_url)
     try:
         assert upgrade(maintenance) == ["0002_api_tokens", "0003_vault_keys", "0004_identity", "0005_versions",
-                                        "0006_audit_checkpoints", "0007_exchanged_subjects"]
+                                        "0006_audit_checkpoints", "0007_exchanged_subjects", "0008_audit_seq_guard"]
         assert upgrade(maintenance) == []
     finally:
         maintenance.close()
