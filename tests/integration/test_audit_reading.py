@@ -385,6 +385,29 @@ def test_the_app_role_may_not_choose_an_events_seq_nor_checkpoint_a_missing_one(
                              (4 * 10**18,))):
             with pytest.raises(psycopg.Error):
                 app.execute(sql, params)
+        # Found by review: a temp table of the same name, whose sequence the app role may move, stood in for it.
+        app.execute("CREATE TEMP TABLE audit_event (seq bigserial)")
+        app.execute("SELECT setval(pg_get_serial_sequence('audit_event', 'seq'), %s)", (4 * 10**18 - 1,))
+        app.execute("SELECT nextval(pg_get_serial_sequence('audit_event', 'seq'))")
+        with pytest.raises(psycopg.Error):
+            app.execute(APP_EVENT.replace("INSERT INTO audit_event", "INSERT INTO public.audit_event").format(
+                seq="seq, ", value="%s, "), (4 * 10**18,))
+        app.execute("DROP TABLE pg_temp.audit_event")
         app.execute(APP_EVENT.format(seq="", value=""))  # a row whose seq the sequence drew goes in, as the API's do
         (count,) = app.execute("SELECT count(*) FROM audit_event WHERE seq < 1000").fetchone() or (0,)
         assert count == 1
+
+
+def test_a_checkpoint_with_a_made_up_count_is_not_built_on(vault: Vault) -> None:
+    """Found by review: the app role may insert a checkpoint at an existing seq (0008 requires only that), unsigned
+    and with a made-up count; the next signed checkpoint added its events to that count, and so did every one after
+    it, so verify reported each of the vault's own checkpoints as "rows deleted". Only the forged one is reported."""
+    vault.events(5)
+    (head,) = vault.raw("SELECT max(seq) FROM audit_event")[0]
+    (head_hash,) = vault.raw("SELECT hash FROM audit_event WHERE seq = ?", (head,))[0]
+    vault.raw("INSERT INTO audit_checkpoint (seq, count, head_hash, time) VALUES (?, 1, ?, '2000-01-01T00:00:00Z')",
+              (head, head_hash))
+    vault.events(1200)
+    problems = vault.verify().problems
+    assert problems and all(f"seq {head}:" in problem for problem in problems), problems
+    assert [seq for seq, *_ in vault.checkpoints()][-1] > head  # the vault went on checkpointing

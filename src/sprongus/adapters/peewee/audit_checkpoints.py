@@ -14,6 +14,7 @@ from sprongus.domain.audit_log import AuditCheckpoint, checkpoint_due
 from sprongus.ports.audit import CheckpointSigner
 
 log = logging.getLogger("sprongus.audit")
+BASE_SEARCH = 50  # earlier checkpoints tried when the newest is not the vault's own: then every event is counted
 SIGN_RETRY = timedelta(seconds=60)  # after a key provider failed to sign: events meanwhile do not wait on it again
 
 
@@ -45,12 +46,12 @@ class PeeweeCheckpoints:
         if self._sign_again_at is not None and now < self._sign_again_at:
             return
         db = self._db
-        since = 0 if newest is None else newest.seq
+        since, counted = self._base(newest)
         seq, added = db.execute_sql(  # type: ignore[no-untyped-call]
             f"SELECT max(seq), count(*) FROM audit_event WHERE seq > {db.param}", (since,)).fetchone()  # noqa: S608
         if seq is None:  # the newest checkpoint names a seq past every row: forged; `audit verify` reports it
             return
-        checkpoint = AuditCheckpoint(int(seq), (0 if newest is None else newest.count) + int(added), head_hash, now)
+        checkpoint = AuditCheckpoint(int(seq), counted + int(added), head_hash, now)
         if self.signer is not None:
             try:
                 checkpoint = self.signer.sign(checkpoint)
@@ -62,6 +63,26 @@ class PeeweeCheckpoints:
         m = self._m
         m.insert(seq=checkpoint.seq, count=checkpoint.count, head_hash=checkpoint.head_hash, time=checkpoint.time,
                  key_id=checkpoint.key_id, mac=checkpoint.mac).execute()
+
+    def _base(self, newest: AuditCheckpoint | None) -> tuple[int, int]:
+        """(seq, count) the next checkpoint counts on: the newest checkpoint, if it is this vault's own (its MAC
+        checks, or nothing signs yet), else the newest of the last BASE_SEARCH that is, else none (every event is
+        counted). A checkpoint the app role inserted with a made-up count was built on by every signed one after it,
+        so verify reported each of those too."""
+        if newest is None or self.signer is None or self.signer.signing_key() is None or self._own(newest):
+            return (0, 0) if newest is None else (newest.seq, newest.count)
+        m = self._m
+        for row in m.select().where(m.seq < newest.seq).order_by(m.seq.desc()).limit(BASE_SEARCH):
+            if self._own(earlier := _checkpoint(row)):
+                return earlier.seq, earlier.count
+        return 0, 0
+
+    def _own(self, checkpoint: AuditCheckpoint) -> bool:
+        assert self.signer is not None
+        try:
+            return self.signer.check(checkpoint) is None
+        except Exception:  # KeyRetired, or a key that will not open: not one to count on
+            return False
 
     def _newest(self) -> AuditCheckpoint | None:
         m = self._m
