@@ -19,7 +19,8 @@ from sprongus.entrypoints.cli.run_env import env_name, is_hook, variables_for
     "SSL_CERT_FILE", "SSL_CERT_DIR", "SSLKEYLOGFILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "AWS_CA_BUNDLE",
     "NODE_EXTRA_CA_CERTS", "NODE_TLS_REJECT_UNAUTHORIZED", "PGSSLMODE", "VAULT_CACERT", "VAULT_SKIP_VERIFY",
     "BAO_CACERT", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KMS", "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE", "PIP_INDEX_URL",
-    "PIP_TRUSTED_HOST", "UV_INSECURE_HOST", "GOINSECURE", "GOFLAGS", "CARGO_BUILD_RUSTC_WRAPPER", "RUSTC_WRAPPER",
+    "PIP_TRUSTED_HOST", "UV_INSECURE_HOST", "UV_INDEX_URL", "GOINSECURE", "GOFLAGS", "GOSUMDB", "CARGO_HOME",
+    "CARGO_BUILD_RUSTC_WRAPPER", "RUSTC_WRAPPER", "BUNDLE_GEMFILE", "MAVEN_OPTS",
 ])
 def test_every_denied_family_is_a_hook(name: str) -> None:
     assert is_hook(name)
@@ -28,7 +29,8 @@ def test_every_denied_family_is_a_hook(name: str) -> None:
 @pytest.mark.parametrize("name", ["OPENAI_API_KEY", "NOTION_API_TOKEN", "ENVIRONMENT", "MYPATH", "PATHS", "LDAP_URL",
                                   "PS5", "NODE_ENV", "RUBY_VERSION", "DATABASE_URL", "SPRONGUSX",
                                   "SSL_KEY_PASSWORD", "STRIPE_CA_TOKEN", "VAULT_TOKEN", "AWS_ACCESS_KEY_ID",
-                                  "GOOGLE_API_KEY", "PIPELINE_TOKEN", "UVICORN_PORT"])
+                                  "GOOGLE_API_KEY", "PIPELINE_TOKEN", "UVICORN_PORT", "CARGO_REGISTRY_TOKEN",
+                                  "UV_PUBLISH_TOKEN", "CARGO_API_KEY", "NPM_TOKEN"])
 def test_ordinary_names_are_not(name: str) -> None:
     assert not is_hook(name)
 

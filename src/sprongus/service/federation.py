@@ -21,6 +21,7 @@ from sprongus.domain.errors import (
     InvalidGrant,
     InvalidTokenRequest,
     RateLimited,
+    RateLimitStoreUnavailable,
     SprongusError,
     UnsupportedGrantType,
     ValidationError,
@@ -165,7 +166,7 @@ class TokenExchange:
             outcome, reason = Outcome.DENIED, exc.message
         else:
             outcome, reason = outcome_of(exc), type(exc).__name__
-        if isinstance(exc, RateLimited):
+        if isinstance(exc, RateLimited | RateLimitStoreUnavailable):
             return  # neither logged nor audited: anyone can send one; the window's audited refusals are the evidence
         log.info("token exchange refused: %s (trust %s, client %s, request %s)", reason, trust,
                  caller.client_address, caller.request_id)

@@ -26,12 +26,12 @@ class Throttle:
 
     def within(self, policy: str, client_address: str | None) -> bool:
         """Whether the address is still within `policy`, this hit counted. A rate-limit store that is down counts
-        as within: the callers decide only whether to audit a refusal, and one audited too often is better than
-        one turned into an outage."""
+        as past it: the callers decide only whether to audit a refusal (never whether to answer it), and with the
+        count gone an audited refusal would again be one row per request anyone sends."""
         try:
             decision = self._limiter.hit(policy, f"addr:{address_bucket(client_address, self._ipv6_prefix)}")
         except RateLimitStoreUnavailable:
-            return True
+            return False
         return decision.allowed
 
     def _hit(self, policy: str, who: str) -> None:

@@ -63,11 +63,16 @@ def test_the_default_limit_is_sixty_a_minute(make_api: Callable[..., ApiClient])
     assert _rows(api) == 60
 
 
-def test_with_the_limit_store_down_every_refusal_is_a_401_and_audited(make_api: Callable[..., ApiClient]) -> None:
-    """Whether a refusal is audited is all the count decides: a store that is down makes it audited, not a 503."""
-    api = make_api(SPRONGUS_RATE_LIMIT_UNAUTHENTICATED="1/minute", SPRONGUS_RATE_LIMIT_STORAGE="redis://127.0.0.1:9/0")
+def test_with_the_limit_store_down_refusals_are_401s_and_write_no_row(make_api: Callable[..., ApiClient]) -> None:
+    """The count decides only whether a refusal is audited: a store that is down leaves it a 401 (not a 503), and
+    unaudited, or anyone could again write a row per request (found by review); token exchanges then answer 503
+    and write no row either."""
+    api = make_api(SPRONGUS_RATE_LIMIT_UNAUTHENTICATED="100/minute", SPRONGUS_RATE_LIMIT_STORAGE="redis://127.0.0.1:9/0")
     assert [_as(api, ATTACKER, FORGED) for _ in range(3)] == [401] * 3
-    assert _rows(api) == 3
+    exchanges = [api.client.post("/v1/auth/token", data=EXCHANGE, environ_base={"REMOTE_ADDR": ATTACKER}).status_code
+                 for _ in range(3)]
+    assert exchanges == [503] * 3
+    assert (_rows(api), _rows(api, AuditAction.EXCHANGE)) == (0, 0)
 
 
 def test_redeems_and_exchanges_past_their_limits_write_no_row(make_api: Callable[..., ApiClient]) -> None:

@@ -44,16 +44,20 @@ HOOK_NAMES = frozenset({
     # The same for the KMS clients a `sprongus` inside COMMAND would use (hvac reads VAULT_CACERT and VAULT_CAPATH
     # itself; boto3 sends its calls to AWS_ENDPOINT_URL*), and for package tools, which also run what they fetch.
     "VAULT_CACERT", "VAULT_CAPATH", "VAULT_SKIP_VERIFY", "VAULT_ADDR", "BAO_CACERT", "BAO_CAPATH", "BAO_SKIP_VERIFY",
-    "BAO_ADDR", "GOINSECURE", "GOPROXY", "GOFLAGS", "GONOSUMDB", "GONOSUMCHECK", "GOTOOLCHAIN", "GOENV",
-    "BUNDLE_SSL_VERIFY_MODE", "CONDA_SSL_VERIFY", "YARN_CAFILE", "WEBSOCKET_CLIENT_CA_BUNDLE", "NIX_SSL_CERT_FILE",
-    "HELM_KUBECAFILE", "RUSTC_WRAPPER",
+    "BAO_ADDR", "GOINSECURE", "GOPROXY", "GOFLAGS", "GONOSUMDB", "GOSUMDB", "GOPRIVATE", "GONOPROXY", "GOTOOLCHAIN",
+    "GOENV", "BUNDLE_SSL_VERIFY_MODE", "BUNDLE_GEMFILE", "CONDA_SSL_VERIFY", "YARN_CAFILE",
+    "WEBSOCKET_CLIENT_CA_BUNDLE", "NIX_SSL_CERT_FILE", "HELM_KUBECAFILE", "MAVEN_OPTS", "GRADLE_OPTS",
+    # uv's indexes and cargo's compiler wrappers and home (its config.toml runs commands); not their tokens
+    # (UV_PUBLISH_TOKEN, CARGO_REGISTRY_TOKEN), which a CI job's `secrets run -- cargo publish` is for.
+    "UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX", "UV_INSECURE_HOST", "UV_FIND_LINKS",
+    "CARGO_HOME", "CARGO_BUILD_RUSTC", "CARGO_BUILD_RUSTC_WRAPPER", "CARGO_BUILD_RUSTDOC", "RUSTC", "RUSTC_WRAPPER",
+    "RUSTDOC",
 })
 # git reads any setting from GIT_CONFIG_COUNT/KEY_n/VALUE_n (core.fsmonitor, core.pager, ... run commands), npm any
-# config key (a script shell, a registry) from NPM_CONFIG_*, pip and uv theirs (an index, a trusted host) from PIP_*
-# and UV_*, gcloud any property (a CA file, TLS checks off) from CLOUDSDK_*, cargo its build wrappers from CARGO_*,
-# and boto3 a service's endpoint from AWS_ENDPOINT_URL_*.
-HOOK_PREFIXES = ("LD_", "DYLD_", "BASH_FUNC_", "PYTHON", "SPRONGUS_", "GIT_", "NPM_CONFIG_", "LUA_INIT", "PIP_", "UV_",
-                 "CLOUDSDK_", "CARGO_", "AWS_ENDPOINT_URL")
+# config key (a script shell, a registry) from NPM_CONFIG_*, pip any (an index, a trusted host) from PIP_*, gcloud any
+# property (a CA file, TLS checks off) from CLOUDSDK_*, and boto3 a service's endpoint from AWS_ENDPOINT_URL_*.
+HOOK_PREFIXES = ("LD_", "DYLD_", "BASH_FUNC_", "PYTHON", "SPRONGUS_", "GIT_", "NPM_CONFIG_", "LUA_INIT", "PIP_",
+                 "CLOUDSDK_", "AWS_ENDPOINT_URL")
 
 
 # Raw key material: with the `env` key provider these open every secret of the vault, offline. COMMAND gets the
