@@ -319,8 +319,8 @@ def test_an_outage_mid_operation_is_unavailable_never_integrity(pg_db: PgDatabas
             sink = s.audit
             real_rows = sink._rows
 
-            def rows_then_cut(batch: int) -> Iterator[Any]:
-                for n, row in enumerate(real_rows(1)):
+            def rows_then_cut(batch: int, head: int) -> Iterator[Any]:
+                for n, row in enumerate(real_rows(1, head)):
                     if n == 2:
                         _terminate_own_backend(s)
                     yield row

@@ -21,6 +21,7 @@ EXPECTED = {
     "ValidationError": 2, "ConfigError": 2,
     "NotFound": 3, "ScopeHidden": 3, "Gone": 3,
     "PermissionDenied": 4, "ConfirmationRequired": 4, "Unauthenticated": 4, "StepUpRequired": 4,
+    "RepeatedRefusal": 4,
     "InvalidTokenRequest": 2, "UnsupportedGrantType": 2, "InvalidGrant": 4,
     "Conflict": 5, "ReplayOutdated": 5, "PreconditionFailed": 5,
     "RateLimited": 6,
