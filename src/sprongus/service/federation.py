@@ -162,12 +162,12 @@ class TokenExchange:
     def _refused(self, caller: Principal, exc: SprongusError, trust: str | None) -> None:
         """Audit a refusal (a denial, for every fault of the request or its JWT) and log its precise reason; one
         past the per-address limit is neither."""
+        if isinstance(exc, RateLimited | RateLimitStoreUnavailable):
+            return  # neither logged nor audited: anyone can send one; the window's audited refusals are the evidence
         if isinstance(exc, InvalidTokenRequest | InvalidGrant):
             outcome, reason = Outcome.DENIED, exc.message
         else:
             outcome, reason = outcome_of(exc), type(exc).__name__
-        if isinstance(exc, RateLimited | RateLimitStoreUnavailable):
-            return  # neither logged nor audited: anyone can send one; the window's audited refusals are the evidence
         log.info("token exchange refused: %s (trust %s, client %s, request %s)", reason, trust,
                  caller.client_address, caller.request_id)
         try:

@@ -22,17 +22,20 @@ class Throttle:
             self._hit(policy, principal.subject)
 
     def address(self, policy: str, client_address: str | None) -> None:
-        self._hit(policy, f"addr:{address_bucket(client_address, self._ipv6_prefix)}")
+        self._hit(policy, self._by_address(client_address))
 
     def within(self, policy: str, client_address: str | None) -> bool:
         """Whether the address is still within `policy`, this hit counted. A rate-limit store that is down counts
         as past it: the callers decide only whether to audit a refusal (never whether to answer it), and with the
         count gone an audited refusal would again be one row per request anyone sends."""
         try:
-            decision = self._limiter.hit(policy, f"addr:{address_bucket(client_address, self._ipv6_prefix)}")
+            decision = self._limiter.hit(policy, self._by_address(client_address))
         except RateLimitStoreUnavailable:
             return False
         return decision.allowed
+
+    def _by_address(self, client_address: str | None) -> str:
+        return f"addr:{address_bucket(client_address, self._ipv6_prefix)}"
 
     def _hit(self, policy: str, who: str) -> None:
         decision = self._limiter.hit(policy, who)
